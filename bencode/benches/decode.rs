@@ -22,7 +22,10 @@ fn torrent() -> Vec<u8> {
                         for i in 0..2000 {
                             e.dict(|d| {
                                 d.entry(b"length", &(i64::from(i) * 1000 + 17));
-                                d.entry(b"path", &vec![format!("dir{}", i % 13), format!("file-{i}.bin")]);
+                                d.entry(
+                                    b"path",
+                                    &vec![format!("dir{}", i % 13), format!("file-{i}.bin")],
+                                );
                             });
                         }
                     })

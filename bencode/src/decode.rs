@@ -183,7 +183,10 @@ impl<'a> Parser<'a> {
             // one that comes later in the input.
             let mut order: Vec<usize> = (0..entries.len()).collect();
             order.sort_by(|&a, &b| entries[a].0.cmp(entries[b].0).then(a.cmp(&b)));
-            if let Some(pair) = order.windows(2).find(|w| entries[w[0]].0 == entries[w[1]].0) {
+            if let Some(pair) = order
+                .windows(2)
+                .find(|w| entries[w[0]].0 == entries[w[1]].0)
+            {
                 return Err(Error::new(key_offsets[pair[1]], ErrorKind::DuplicateKey));
             }
         }
@@ -250,7 +253,9 @@ impl<'a> Parser<'a> {
                     if self.pos > start && self.input[start] == b'0' {
                         return Err(Error::new(start, ErrorKind::LeadingZero));
                     }
-                    length = length.saturating_mul(10).saturating_add(u64::from(b - b'0'));
+                    length = length
+                        .saturating_mul(10)
+                        .saturating_add(u64::from(b - b'0'));
                     self.pos += 1;
                 }
                 found => {

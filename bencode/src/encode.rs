@@ -66,7 +66,8 @@ impl Encoder {
 
     /// Writes a byte string.
     pub fn bytes(&mut self, bytes: &[u8]) {
-        self.out.extend_from_slice(bytes.len().to_string().as_bytes());
+        self.out
+            .extend_from_slice(bytes.len().to_string().as_bytes());
         self.out.push(b':');
         self.out.extend_from_slice(bytes);
     }

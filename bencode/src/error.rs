@@ -89,7 +89,11 @@ impl fmt::Display for ErrorKind {
                 write!(f, "input ended early, expected {expected}")
             }
             ErrorKind::UnexpectedByte { found, expected } => {
-                write!(f, "unexpected byte {}, expected {expected}", Printable(*found))
+                write!(
+                    f,
+                    "unexpected byte {}, expected {expected}",
+                    Printable(*found)
+                )
             }
             ErrorKind::LeadingZero => f.write_str("number with a leading zero"),
             ErrorKind::NegativeZero => f.write_str("negative zero (i-0e) is not allowed"),

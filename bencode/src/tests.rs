@@ -5,30 +5,135 @@ use crate::{Decoder, ErrorKind, OwnedValue, decode, to_vec};
 fn malformed_inputs_name_offset_and_problem() {
     use ErrorKind::*;
     let cases: &[(&[u8], usize, ErrorKind)] = &[
-        (b"", 0, UnexpectedEnd { expected: "a value" }),
-        (b"x", 0, UnexpectedByte { found: b'x', expected: "a value ('i', 'l', 'd' or a digit)" }),
-        (b"i", 1, UnexpectedEnd { expected: "an integer" }),
-        (b"i12", 3, UnexpectedEnd { expected: "a digit or 'e'" }),
-        (b"ie", 1, UnexpectedByte { found: b'e', expected: "a digit" }),
-        (b"i-e", 2, UnexpectedByte { found: b'e', expected: "a digit" }),
+        (
+            b"",
+            0,
+            UnexpectedEnd {
+                expected: "a value",
+            },
+        ),
+        (
+            b"x",
+            0,
+            UnexpectedByte {
+                found: b'x',
+                expected: "a value ('i', 'l', 'd' or a digit)",
+            },
+        ),
+        (
+            b"i",
+            1,
+            UnexpectedEnd {
+                expected: "an integer",
+            },
+        ),
+        (
+            b"i12",
+            3,
+            UnexpectedEnd {
+                expected: "a digit or 'e'",
+            },
+        ),
+        (
+            b"ie",
+            1,
+            UnexpectedByte {
+                found: b'e',
+                expected: "a digit",
+            },
+        ),
+        (
+            b"i-e",
+            2,
+            UnexpectedByte {
+                found: b'e',
+                expected: "a digit",
+            },
+        ),
         (b"i03e", 1, LeadingZero),
         (b"i-03e", 2, LeadingZero),
         (b"i00e", 1, LeadingZero),
         (b"i-0e", 1, NegativeZero),
-        (b"i1.5e", 2, UnexpectedByte { found: b'.', expected: "a digit or 'e'" }),
-        (b"i+1e", 1, UnexpectedByte { found: b'+', expected: "a digit or 'e'" }),
+        (
+            b"i1.5e",
+            2,
+            UnexpectedByte {
+                found: b'.',
+                expected: "a digit or 'e'",
+            },
+        ),
+        (
+            b"i+1e",
+            1,
+            UnexpectedByte {
+                found: b'+',
+                expected: "a digit or 'e'",
+            },
+        ),
         (b"i9223372036854775808e", 1, IntegerOverflow),
         (b"i-9223372036854775809e", 2, IntegerOverflow),
         (b"i99999999999999999999999e", 1, IntegerOverflow),
         (b"01:a", 0, LeadingZero),
-        (b"5:abc", 0, LengthPastEnd { length: 5, remaining: 3 }),
-        (b"99999999999999999999999:x", 0, LengthPastEnd { length: u64::MAX, remaining: 1 }),
-        (b"3abc", 1, UnexpectedByte { found: b'a', expected: "a digit or ':'" }),
-        (b"l", 1, UnexpectedEnd { expected: "a list item or 'e'" }),
-        (b"li1e", 4, UnexpectedEnd { expected: "a list item or 'e'" }),
-        (b"d", 1, UnexpectedEnd { expected: "a dictionary key or 'e'" }),
-        (b"di1ei2ee", 1, UnexpectedByte { found: b'i', expected: "a dictionary key (a byte string) or 'e'" }),
-        (b"d1:a", 4, UnexpectedEnd { expected: "a value" }),
+        (
+            b"5:abc",
+            0,
+            LengthPastEnd {
+                length: 5,
+                remaining: 3,
+            },
+        ),
+        (
+            b"99999999999999999999999:x",
+            0,
+            LengthPastEnd {
+                length: u64::MAX,
+                remaining: 1,
+            },
+        ),
+        (
+            b"3abc",
+            1,
+            UnexpectedByte {
+                found: b'a',
+                expected: "a digit or ':'",
+            },
+        ),
+        (
+            b"l",
+            1,
+            UnexpectedEnd {
+                expected: "a list item or 'e'",
+            },
+        ),
+        (
+            b"li1e",
+            4,
+            UnexpectedEnd {
+                expected: "a list item or 'e'",
+            },
+        ),
+        (
+            b"d",
+            1,
+            UnexpectedEnd {
+                expected: "a dictionary key or 'e'",
+            },
+        ),
+        (
+            b"di1ei2ee",
+            1,
+            UnexpectedByte {
+                found: b'i',
+                expected: "a dictionary key (a byte string) or 'e'",
+            },
+        ),
+        (
+            b"d1:a",
+            4,
+            UnexpectedEnd {
+                expected: "a value",
+            },
+        ),
         (b"d1:bi1e1:ai2ee", 7, UnsortedKey),
         (b"d1:ai1e1:ai2ee", 7, DuplicateKey),
         (b"i1ei2e", 3, TrailingData),
@@ -48,8 +153,14 @@ fn malformed_inputs_name_offset_and_problem() {
 
 #[test]
 fn integer_extremes_decode() {
-    assert_eq!(decode(b"i9223372036854775807e").unwrap().as_int(), Some(i64::MAX));
-    assert_eq!(decode(b"i-9223372036854775808e").unwrap().as_int(), Some(i64::MIN));
+    assert_eq!(
+        decode(b"i9223372036854775807e").unwrap().as_int(),
+        Some(i64::MAX)
+    );
+    assert_eq!(
+        decode(b"i-9223372036854775808e").unwrap().as_int(),
+        Some(i64::MIN)
+    );
     assert_eq!(decode(b"i0e").unwrap().as_int(), Some(0));
     assert_eq!(decode(b"i-7e").unwrap().as_int(), Some(-7));
 }
@@ -69,7 +180,9 @@ fn lenient_accepts_unsorted_keys_and_keeps_raw_bytes() {
 
 #[test]
 fn lenient_still_refuses_duplicate_keys_pointing_at_the_second() {
-    let err = Decoder::lenient().decode(b"d1:bi1e1:ai2e1:bi3ee").unwrap_err();
+    let err = Decoder::lenient()
+        .decode(b"d1:bi1e1:ai2e1:bi3ee")
+        .unwrap_err();
     assert_eq!((err.offset(), err.kind()), (13, &ErrorKind::DuplicateKey));
 }
 
@@ -86,7 +199,10 @@ fn depth_limit_is_enforced_exactly() {
     let decoder = Decoder::strict().max_depth(3);
     assert!(decoder.decode(&nest(3)).is_ok());
     let err = decoder.decode(&nest(4)).unwrap_err();
-    assert_eq!((err.offset(), err.kind()), (3, &ErrorKind::TooDeep { max_depth: 3 }));
+    assert_eq!(
+        (err.offset(), err.kind()),
+        (3, &ErrorKind::TooDeep { max_depth: 3 })
+    );
     // The default limit stops a hostile nesting long before the stack would.
     let err = decode(&nest(100_000)).unwrap_err();
     assert_eq!(err.kind(), &ErrorKind::TooDeep { max_depth: 64 });
@@ -100,7 +216,10 @@ fn every_value_knows_its_raw_bytes_and_offset() {
     assert_eq!((list.raw(), list.offset()), (&b"li1e4:spame"[..], 6));
     let items = list.as_list().unwrap();
     assert_eq!((items[0].raw(), items[0].offset()), (&b"i1e"[..], 7));
-    assert_eq!((items[1].raw(), items[1].as_str()), (&b"4:spam"[..], Some("spam")));
+    assert_eq!(
+        (items[1].raw(), items[1].as_str()),
+        (&b"4:spam"[..], Some("spam"))
+    );
 }
 
 #[test]
@@ -126,13 +245,19 @@ fn error_messages_read_well() {
         "dictionary key is out of order (keys must be sorted) at byte 7"
     );
     let err = decode(b"i1x").unwrap_err();
-    assert_eq!(err.to_string(), "unexpected byte 'x', expected a digit or 'e' at byte 2");
+    assert_eq!(
+        err.to_string(),
+        "unexpected byte 'x', expected a digit or 'e' at byte 2"
+    );
 }
 
 #[test]
 fn owned_values_encode_canonically() {
     let mut dict = std::collections::BTreeMap::new();
     dict.insert(b"z".to_vec(), OwnedValue::Int(-1));
-    dict.insert(b"a".to_vec(), OwnedValue::List(vec![OwnedValue::Bytes(b"x".to_vec())]));
+    dict.insert(
+        b"a".to_vec(),
+        OwnedValue::List(vec![OwnedValue::Bytes(b"x".to_vec())]),
+    );
     assert_eq!(to_vec(&OwnedValue::Dict(dict)), b"d1:al1:xe1:zi-1ee");
 }

@@ -98,7 +98,9 @@ impl<'a> Value<'a> {
         match &self.kind {
             Kind::Int(n) => OwnedValue::Int(*n),
             Kind::Bytes(b) => OwnedValue::Bytes(b.to_vec()),
-            Kind::List(items) => OwnedValue::List(items.iter().map(Value::to_owned_value).collect()),
+            Kind::List(items) => {
+                OwnedValue::List(items.iter().map(Value::to_owned_value).collect())
+            }
             Kind::Dict(d) => OwnedValue::Dict(
                 d.iter()
                     .map(|(k, v)| (k.to_vec(), v.to_owned_value()))
@@ -199,7 +201,11 @@ pub(crate) struct ByteStr<'a>(pub(crate) &'a [u8]);
 
 impl fmt::Display for ByteStr<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let binary = self.0.iter().filter(|b| !(b.is_ascii_graphic() || **b == b' ')).count();
+        let binary = self
+            .0
+            .iter()
+            .filter(|b| !(b.is_ascii_graphic() || **b == b' '))
+            .count();
         if self.0.len() > 32 && binary > self.0.len() / 4 {
             return write!(f, "<{} bytes>", self.0.len());
         }

@@ -124,7 +124,10 @@ fn encodings_snapshot() {
     let mut map = BTreeMap::new();
     map.insert("b", vec![1i64, -2, 0]);
     map.insert("a", vec![]);
-    let info = to_vec(&File { length: 5, path: vec!["dir", "a b.txt"] });
+    let info = to_vec(&File {
+        length: 5,
+        path: vec!["dir", "a b.txt"],
+    });
     let mut e = Encoder::default();
     e.list(|e| {
         e.int(i64::MIN);

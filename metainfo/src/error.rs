@@ -1,0 +1,74 @@
+/// Why a `.torrent` file was refused. Each message names the field at fault
+/// (`info.files[2].path`, say) and what is wrong with it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The bytes are not bencode.
+    #[error("not a torrent file: invalid bencode: {0}")]
+    Bencode(#[from] bencode::Error),
+    /// The bencode is not a dictionary.
+    #[error("not a torrent file: it holds a bencoded {found}, not a dictionary")]
+    NotADictionary {
+        /// What it holds.
+        found: &'static str,
+    },
+    /// A required field is absent.
+    #[error("missing field `{field}`")]
+    Missing {
+        /// Where the field was expected.
+        field: String,
+    },
+    /// A field holds the wrong kind of value.
+    #[error("field `{field}` should be {expected}, found a {found}")]
+    WrongType {
+        /// The field.
+        field: String,
+        /// What it should be.
+        expected: &'static str,
+        /// What it was.
+        found: &'static str,
+    },
+    /// A field has a value out of its range or otherwise unusable.
+    #[error("field `{field}` {problem}")]
+    BadValue {
+        /// The field.
+        field: String,
+        /// What is wrong with its value.
+        problem: String,
+    },
+    /// A file path could lead outside the download folder or cannot be a file
+    /// name.
+    #[error("unsafe file path {path:?} in `{field}`: {reason}")]
+    UnsafePath {
+        /// The field holding the path.
+        field: String,
+        /// The path, `/`-joined, as the torrent gives it.
+        path: String,
+        /// What makes it unsafe.
+        reason: &'static str,
+    },
+    /// Two files have the same path, or one file's path is another's folder.
+    #[error("file path {path:?} {conflict}")]
+    PathConflict {
+        /// The path, `/`-joined.
+        path: String,
+        /// How it conflicts.
+        conflict: &'static str,
+    },
+    /// The number of piece hashes does not fit the total length.
+    #[error(
+        "the torrent has {found} piece hashes, but {total_length} bytes in pieces of {piece_length} need {expected}"
+    )]
+    PieceCount {
+        /// Hashes present.
+        found: u64,
+        /// Hashes needed.
+        expected: u64,
+        /// Sum of the file lengths.
+        total_length: u64,
+        /// The piece length.
+        piece_length: u64,
+    },
+}
+
+pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;
