@@ -17,24 +17,24 @@ use crate::torrent::Metainfo;
 #[non_exhaustive]
 pub enum CreateError {
     /// Reading the content failed.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {}: {error}", path.display())]
     Io {
         /// The file or folder.
         path: PathBuf,
         /// The underlying error.
-        source: io::Error,
+        error: io::Error,
     },
     /// There is nothing to share: no files, or only empty ones.
-    #[error("{0} holds no data to share (no files, or only empty ones)")]
+    #[error("{} holds no data to share (no files, or only empty ones)", .0.display())]
     Empty(PathBuf),
     /// A file changed size while it was being hashed.
-    #[error("{0} changed while it was being read; try again when it is not being written")]
+    #[error("{} changed while it was being read; try again when it is not being written", .0.display())]
     Changed(PathBuf),
     /// A piece length that is not a power of two of at least 16 KiB.
     #[error("piece length {0} is not a power of two between 16 KiB and 64 MiB")]
     BadPieceLength(u64),
     /// A file or folder name cannot be used in a torrent.
-    #[error("cannot put {path} in a torrent: {problem}")]
+    #[error("cannot put {} in a torrent: {problem}", path.display())]
     BadName {
         /// The file.
         path: PathBuf,
@@ -43,7 +43,7 @@ pub enum CreateError {
     },
     /// The torrent made does not pass validation (for example a path conflict).
     #[error("the torrent made is not valid: {0}")]
-    Invalid(#[from] Error),
+    Invalid(Error),
 }
 
 /// Builds a torrent from a file or a folder.
@@ -225,7 +225,7 @@ impl TorrentBuilder {
                 d.entry(b"url-list", &self.web_seeds);
             }
         });
-        Ok(Metainfo::from_bytes(&torrent.into_bytes())?)
+        Metainfo::from_bytes(&torrent.into_bytes()).map_err(CreateError::Invalid)
     }
 }
 
@@ -245,7 +245,7 @@ impl Content {
     fn scan(root: &Path) -> Result<Content, CreateError> {
         let io_err = |source| CreateError::Io {
             path: root.to_path_buf(),
-            source,
+            error: source,
         };
         let absolute = root.canonicalize().map_err(io_err)?;
         let name = utf8_name(&absolute, absolute.file_name())?;
@@ -270,7 +270,7 @@ impl Content {
             let entry = entry.map_err(|e| {
                 let path = e.path().unwrap_or(&absolute).to_path_buf();
                 CreateError::Io {
-                    source: e.into(),
+                    error: e.into(),
                     path,
                 }
             })?;
@@ -286,7 +286,7 @@ impl Content {
                 .metadata()
                 .map_err(|e| CreateError::Io {
                     path: entry.path().to_path_buf(),
-                    source: e.into(),
+                    error: e.into(),
                 })?
                 .len();
             files.push(ContentFile {
@@ -373,7 +373,7 @@ fn read_pieces(
     for file in files {
         let io_err = |source| CreateError::Io {
             path: file.path.clone(),
-            source,
+            error: source,
         };
         let mut reader = File::open(&file.path).map_err(io_err)?.take(file.length);
         let mut read = 0u64;

@@ -4,10 +4,10 @@
 #[non_exhaustive]
 pub enum Error {
     /// The bytes are not bencode.
-    #[error("not a torrent file: invalid bencode: {0}")]
-    Bencode(#[from] bencode::Error),
+    #[error("invalid bencode: {0}")]
+    Bencode(bencode::Error),
     /// The bencode is not a dictionary.
-    #[error("not a torrent file: it holds a bencoded {found}, not a dictionary")]
+    #[error("it holds a bencoded {found}, not a dictionary")]
     NotADictionary {
         /// What it holds.
         found: &'static str,
@@ -69,6 +69,14 @@ pub enum Error {
         /// The piece length.
         piece_length: u64,
     },
+}
+
+// Not `#[from]`: the message already includes the bencode error, so it is not
+// also reported as a source (which would print it twice in a chain).
+impl From<bencode::Error> for Error {
+    fn from(err: bencode::Error) -> Self {
+        Error::Bencode(err)
+    }
 }
 
 pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;

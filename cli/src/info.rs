@@ -1,0 +1,221 @@
+//! `btc info`: what a torrent file or magnet link holds.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use metainfo::{MagnetLink, Metainfo};
+use serde::Serialize;
+
+use crate::format;
+
+/// Show what a torrent file or magnet link describes.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// A .torrent file, or a magnet link (magnet:?xt=urn:btih:…).
+    torrent: String,
+    /// Print JSON with stable keys instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The JSON form. These keys are stable: scripts may rely on them.
+#[derive(Serialize)]
+struct InfoJson<'a> {
+    info_hash: String,
+    name: &'a str,
+    total_length: u64,
+    piece_length: u32,
+    num_pieces: u32,
+    private: bool,
+    trackers: Vec<Vec<String>>,
+    files: Vec<FileJson>,
+    web_seeds: &'a [String],
+    comment: Option<&'a str>,
+    created_by: Option<&'a str>,
+    creation_date: Option<i64>,
+}
+
+#[derive(Serialize)]
+struct FileJson {
+    path: String,
+    length: u64,
+}
+
+/// The JSON form of a magnet link: what is known before the metadata is.
+#[derive(Serialize)]
+struct MagnetJson<'a> {
+    info_hash: String,
+    name: Option<&'a str>,
+    trackers: Vec<Vec<String>>,
+    peers: &'a [String],
+    web_seeds: &'a [String],
+}
+
+pub(crate) fn run(args: &Args) -> Result<()> {
+    let text = if args.torrent.starts_with("magnet:") {
+        let link: MagnetLink = args.torrent.parse()?;
+        if args.json {
+            json(&magnet_json(&link))?
+        } else {
+            magnet_text(&link)
+        }
+    } else {
+        let torrent = read_torrent(&PathBuf::from(&args.torrent))?;
+        if args.json {
+            json(&info_json(&torrent))?
+        } else {
+            torrent_text(&torrent)
+        }
+    };
+    print!("{text}");
+    Ok(())
+}
+
+/// Reads and parses a torrent file, with errors that name the file.
+pub(crate) fn read_torrent(path: &std::path::Path) -> Result<Metainfo> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Metainfo::from_bytes(&bytes)
+        .with_context(|| format!("{} is not a valid torrent", path.display()))
+}
+
+fn json<T: Serialize>(value: &T) -> Result<String> {
+    Ok(serde_json::to_string_pretty(value)? + "\n")
+}
+
+fn info_json(t: &Metainfo) -> InfoJson<'_> {
+    let info = &t.info;
+    InfoJson {
+        info_hash: t.info_hash().to_hex(),
+        name: &info.name,
+        total_length: info.total_length(),
+        piece_length: info.piece_length,
+        num_pieces: t.layout().num_pieces(),
+        private: info.private,
+        trackers: t.trackers(),
+        files: info
+            .files
+            .iter()
+            .map(|f| FileJson {
+                path: f.display_path(),
+                length: f.length,
+            })
+            .collect(),
+        web_seeds: &t.url_list,
+        comment: t.comment.as_deref(),
+        created_by: t.created_by.as_deref(),
+        creation_date: t.creation_date,
+    }
+}
+
+fn magnet_json(link: &MagnetLink) -> MagnetJson<'_> {
+    MagnetJson {
+        info_hash: link.info_hash.to_hex(),
+        name: link.display_name.as_deref(),
+        // Trackers in a magnet link have no tiers; each is its own.
+        trackers: link.trackers.iter().map(|t| vec![t.clone()]).collect(),
+        peers: &link.peers,
+        web_seeds: &link.web_seeds,
+    }
+}
+
+/// Appends `label: value` lines, values aligned.
+struct Lines(String);
+
+impl Lines {
+    fn field(&mut self, label: &str, value: impl std::fmt::Display) {
+        let label = if label.is_empty() {
+            String::new()
+        } else {
+            format!("{label}:")
+        };
+        let _ = writeln!(self.0, "{label:<12}{value}");
+    }
+
+    fn list<'a>(&mut self, label: &str, items: impl IntoIterator<Item = &'a String>) {
+        for (i, item) in items.into_iter().enumerate() {
+            self.field(if i == 0 { label } else { "" }, item);
+        }
+    }
+}
+
+fn trackers_text(out: &mut Lines, tiers: &[Vec<String>]) {
+    if tiers.is_empty() {
+        out.field("trackers", "none (peers must come from elsewhere)");
+    }
+    for (i, tier) in tiers.iter().enumerate() {
+        let label = if tiers.len() == 1 {
+            "trackers".to_string()
+        } else {
+            format!("tier {}", i + 1)
+        };
+        out.list(&label, tier);
+    }
+}
+
+fn torrent_text(t: &Metainfo) -> String {
+    let info = &t.info;
+    let layout = t.layout();
+    let mut out = Lines(String::new());
+    out.field("name", &info.name);
+    out.field("info-hash", t.info_hash());
+    out.field(
+        "size",
+        format!(
+            "{} ({} bytes)",
+            format::size(info.total_length()),
+            format::grouped(info.total_length())
+        ),
+    );
+    out.field(
+        "pieces",
+        format!(
+            "{} of {}",
+            format::grouped(u64::from(layout.num_pieces())),
+            format::size(u64::from(info.piece_length))
+        ),
+    );
+    out.field("private", if info.private { "yes" } else { "no" });
+    trackers_text(&mut out, &t.trackers());
+    out.list("web seeds", &t.url_list);
+    if let Some(comment) = &t.comment {
+        out.field("comment", comment);
+    }
+    if let Some(created_by) = &t.created_by {
+        out.field("created by", created_by);
+    }
+    if let Some(date) = t.creation_date {
+        out.field("created on", format::utc(date));
+    }
+    let mut text = out.0;
+    let _ = writeln!(text, "files ({}):", info.files.len());
+    let width = info
+        .files
+        .iter()
+        .map(|f| format::size(f.length).len())
+        .max()
+        .unwrap_or(0);
+    for file in &info.files {
+        let _ = writeln!(
+            text,
+            "  {:>width$}  {}",
+            format::size(file.length),
+            file.display_path()
+        );
+    }
+    text
+}
+
+fn magnet_text(link: &MagnetLink) -> String {
+    let mut out = Lines(String::new());
+    out.field(
+        "name",
+        link.display_name.as_deref().unwrap_or("(not given)"),
+    );
+    out.field("info-hash", link.info_hash);
+    let tiers: Vec<Vec<String>> = link.trackers.iter().map(|t| vec![t.clone()]).collect();
+    trackers_text(&mut out, &tiers);
+    out.list("peers", &link.peers);
+    out.list("web seeds", &link.web_seeds);
+    out.0 + "files:      unknown until the metadata is fetched from peers\n"
+}

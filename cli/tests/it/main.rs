@@ -1,0 +1,202 @@
+//! The `btc` binary as a user runs it: output, errors and exit codes.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn btc(args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_btc"))
+        .args(args)
+        .current_dir(dir)
+        .env("COLUMNS", "100")
+        .output()
+        .expect("btc runs")
+}
+
+fn fixture(name: &str) -> String {
+    let path: PathBuf = [
+        env!("CARGO_MANIFEST_DIR"),
+        "..",
+        "metainfo",
+        "tests",
+        "it",
+        "fixtures",
+        name,
+    ]
+    .iter()
+    .collect();
+    path.to_string_lossy().into_owned()
+}
+
+/// Exit status, then stdout and stderr, for a snapshot.
+fn transcript(output: &Output) -> String {
+    format!(
+        "status: {}\n--- stdout\n{}--- stderr\n{}",
+        output
+            .status
+            .code()
+            .map_or("signal".into(), |c| c.to_string()),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    )
+}
+
+fn here() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn help_texts() {
+    for (name, args) in [
+        ("help_btc", &["--help"][..]),
+        ("help_info", &["info", "--help"]),
+        ("help_create", &["create", "--help"]),
+    ] {
+        let output = btc(args, &here());
+        assert!(output.status.success());
+        insta::assert_snapshot!(name, String::from_utf8_lossy(&output.stdout));
+    }
+}
+
+#[test]
+fn info_on_real_torrents() {
+    for name in ["mktorrent-multi", "transmission-single"] {
+        let output = btc(&["info", &fixture(&format!("{name}.torrent"))], &here());
+        assert!(output.status.success());
+        insta::assert_snapshot!(
+            format!("info_{name}"),
+            String::from_utf8_lossy(&output.stdout)
+        );
+    }
+}
+
+#[test]
+fn info_json_has_the_stable_keys() {
+    let output = btc(
+        &["info", "--json", &fixture("mktorrent-multi.torrent")],
+        &here(),
+    );
+    assert!(output.status.success());
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("valid JSON");
+    for key in [
+        "info_hash",
+        "name",
+        "total_length",
+        "piece_length",
+        "num_pieces",
+        "private",
+        "trackers",
+        "files",
+    ] {
+        assert!(json.get(key).is_some(), "missing key {key}");
+    }
+    insta::assert_snapshot!(String::from_utf8_lossy(&output.stdout));
+}
+
+#[test]
+fn info_on_a_magnet_link() {
+    let link = "magnet:?xt=urn:btih:c12fe1c06bba254a9dc9f519b335aa7c1367a88a&dn=Some+Name&tr=http%3A%2F%2F127.0.0.1%3A6969%2Fannounce&x.pe=127.0.0.1:6881";
+    let output = btc(&["info", link], &here());
+    insta::assert_snapshot!(transcript(&output));
+}
+
+#[test]
+fn unusable_input_gets_one_sentence_and_status_1() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("page.html"), "<html>not found</html>").unwrap();
+    std::fs::write(
+        dir.path().join("evil.torrent"),
+        b"d4:infod5:filesld6:lengthi5e4:pathl2:..6:passwdeee4:name4:root12:piece lengthi16384e6:pieces20:aaaaaaaaaaaaaaaaaaaaee",
+    )
+    .unwrap();
+    let mut report = String::new();
+    for args in [
+        &["info", "missing.torrent"][..],
+        &["info", "page.html"],
+        &["info", "evil.torrent"],
+        &["info", "magnet:?xt=urn:btih:nothex"],
+        &["create", "nothing-here"],
+        &["info"],
+        &["frobnicate"],
+    ] {
+        let output = btc(args, dir.path());
+        let code = output.status.code();
+        assert!(code == Some(1) || code == Some(2), "{args:?}: {code:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            !stderr.contains("panicked") && !stderr.contains("{ "),
+            "{args:?}: {stderr}"
+        );
+        report += &format!("$ btc {}\n{}", args.join(" "), transcript(&output));
+    }
+    insta::assert_snapshot!(report);
+}
+
+#[test]
+fn create_then_info_round_trips() {
+    let dir = tempfile::tempdir().unwrap();
+    let content = dir.path().join("share");
+    std::fs::create_dir_all(content.join("sub")).unwrap();
+    std::fs::write(content.join("a.bin"), vec![1u8; 50_000]).unwrap();
+    std::fs::write(content.join("sub/b.bin"), vec![2u8; 20_000]).unwrap();
+    let created = btc(
+        &[
+            "create",
+            "share",
+            "-t",
+            "http://127.0.0.1:6969/announce,http://127.0.0.2:6969/announce",
+            "-t",
+            "udp://127.0.0.1:6969",
+            "--piece-length",
+            "16KiB",
+            "--private",
+            "--comment",
+            "test content",
+            "--web-seed",
+            "http://127.0.0.1:8080/",
+        ],
+        dir.path(),
+    );
+    assert!(created.status.success(), "{}", transcript(&created));
+    let info = btc(&["info", "--json", "share.torrent"], dir.path());
+    let json: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
+    assert_eq!(json["name"], "share");
+    assert_eq!(json["total_length"], 70_000);
+    assert_eq!(json["piece_length"], 16_384);
+    assert_eq!(json["num_pieces"], 5);
+    assert_eq!(json["private"], true);
+    assert_eq!(json["comment"], "test content");
+    assert_eq!(
+        json["web_seeds"],
+        serde_json::json!(["http://127.0.0.1:8080/"])
+    );
+    assert_eq!(
+        json["trackers"],
+        serde_json::json!([
+            [
+                "http://127.0.0.1:6969/announce",
+                "http://127.0.0.2:6969/announce"
+            ],
+            ["udp://127.0.0.1:6969"]
+        ])
+    );
+    assert_eq!(
+        json["files"],
+        serde_json::json!([{"path": "share/a.bin", "length": 50_000}, {"path": "share/sub/b.bin", "length": 20_000}])
+    );
+    // The info-hash printed by create is the one info reads back.
+    let stdout = String::from_utf8_lossy(&created.stdout);
+    assert!(
+        stdout.contains(json["info_hash"].as_str().unwrap()),
+        "{stdout}"
+    );
+
+    // A second create refuses to overwrite, and leaves the file alone.
+    let before = std::fs::read(dir.path().join("share.torrent")).unwrap();
+    let again = btc(&["create", "share"], dir.path());
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+    assert_eq!(
+        std::fs::read(dir.path().join("share.torrent")).unwrap(),
+        before
+    );
+}
