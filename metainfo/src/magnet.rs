@@ -168,10 +168,8 @@ mod tests {
 
     #[test]
     fn parses_every_parameter() {
-        let link: MagnetLink = format!(
-            "magnet:?xt=urn:btih:YEX6DQDLXISUVHOJ6UM3GNNKPQJWPKEK&dn=a%20b%2Bc&tr=udp%3A%2F%2Ft1%3A80&tr.2=http://t2/announce\
+        let link: MagnetLink = "magnet:?xt=urn:btih:YEX6DQDLXISUVHOJ6UM3GNNKPQJWPKEK&dn=a%20b%2Bc&tr=udp%3A%2F%2Ft1%3A80&tr.2=http://t2/announce\
              &x.pe=[::1]:6881&x.pe=127.0.0.1:1&ws=http%3A%2F%2Fw%2Ff&xl=123&so=0"
-        )
         .parse()
         .unwrap();
         assert_eq!(link.info_hash.to_hex(), HASH);

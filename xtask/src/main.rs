@@ -1,1 +1,88 @@
-fn main() {}
+//! `cargo xtask`: the project's developer tasks.
+//!
+//! - `tidy`: checks that every crate depends only on crates to its left in
+//!   the design's order, and that the sans-IO crates use no async runtime.
+//!   `cargo test` runs the same check.
+//! - `fuzz [TARGET] [--seconds N]`: runs the cargo-fuzz targets in `fuzz/`
+//!   (needs `cargo install cargo-fuzz` and a nightly toolchain).
+//! - `testnet`: the swarm simulation, arriving with the testnet issue.
+
+mod tidy;
+
+use std::process::{Command, ExitCode};
+
+use anyhow::{Context, Result, bail};
+
+const USAGE: &str = "usage: cargo xtask <tidy | fuzz [TARGET] [--seconds N] | testnet>";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("tidy") => tidy::metadata()
+            .and_then(|m| tidy::check(&m))
+            .map(|()| println!("tidy: ok")),
+        Some("fuzz") => fuzz(&args[1..]),
+        Some("testnet") => Err(anyhow::anyhow!(
+            "the testnet is not built yet: it arrives with the testnet issue (see `issues`), \
+             after the tracker, peer wire, storage and engine crates"
+        )),
+        _ => {
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The fuzz targets, each run for the same time.
+const FUZZ_TARGETS: &[&str] = &["bencode_decode", "metainfo_parse"];
+
+fn fuzz(args: &[String]) -> Result<()> {
+    let mut seconds = 60u64;
+    let mut targets = Vec::new();
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        if arg == "--seconds" {
+            let value = args.next().context("--seconds needs a number")?;
+            seconds = value
+                .parse()
+                .with_context(|| format!("--seconds {value:?} is not a number"))?;
+        } else if FUZZ_TARGETS.contains(&arg.as_str()) {
+            targets.push(arg.as_str());
+        } else {
+            bail!(
+                "unknown fuzz target {arg:?}; the targets are {}",
+                FUZZ_TARGETS.join(", ")
+            );
+        }
+    }
+    if targets.is_empty() {
+        targets = FUZZ_TARGETS.to_vec();
+    }
+    let fuzz_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz");
+    for target in targets {
+        println!("fuzzing {target} for {seconds} s");
+        let status = Command::new("cargo")
+            .args([
+                "+nightly",
+                "fuzz",
+                "run",
+                target,
+                "--",
+                &format!("-max_total_time={seconds}"),
+            ])
+            .current_dir(&fuzz_dir)
+            .status()
+            .context("cannot run cargo fuzz (install it with `cargo install cargo-fuzz`)")?;
+        if !status.success() {
+            bail!("fuzz target {target} failed; see fuzz/artifacts/{target}/");
+        }
+    }
+    Ok(())
+}

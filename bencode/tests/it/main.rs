@@ -1,5 +1,7 @@
 //! Property tests, snapshots and the comparison with bendy.
 
+#![allow(clippy::unwrap_used)] // test code: a panic is a failure report
+
 mod oracle;
 
 use std::collections::BTreeMap;

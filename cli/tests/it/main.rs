@@ -1,5 +1,7 @@
 //! The `btc` binary as a user runs it: output, errors and exit codes.
 
+#![allow(clippy::unwrap_used)] // test code: a panic is a failure report
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
