@@ -1,5 +1,5 @@
 use crate::error::{Error, ErrorKind};
-use crate::value::{Dict, Kind, Value};
+use crate::value::Value;
 
 /// The nesting depth a [`Decoder`] accepts unless told otherwise.
 ///
@@ -16,13 +16,35 @@ pub const DEFAULT_MAX_DEPTH: usize = 64;
 /// stay an error, since two clients could read different values from them.
 ///
 /// Hostile input cannot get past the limits: nesting is bounded by
-/// [`Decoder::max_depth`], integers must fit an `i64`, byte strings must fit in
-/// the input, and the decoder allocates at most a small constant per input
-/// byte (list and dictionary entries), never in proportion to a declared length.
+/// [`Decoder::max_depth`], integers must fit an `i64`, and byte strings must fit
+/// in the input. Strict decoding allocates nothing at all: it validates the
+/// input in one pass and the [`Value`] it returns is a view of the input.
+/// Lenient decoding allocates only to find duplicate keys, 4 bytes per key of
+/// one dictionary at a time, which is less than the bytes those keys occupy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Decoder {
-    sorted_keys: bool,
+    rules: Rules,
+}
+
+/// What the parser checks. `TRUSTED` walks input validated before.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Rules {
+    keys: KeyRule,
     max_depth: usize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum KeyRule {
+    SortedUnique,
+    Unique,
+    Unchecked,
+}
+
+impl Rules {
+    pub(crate) const TRUSTED: Rules = Rules {
+        keys: KeyRule::Unchecked,
+        max_depth: usize::MAX,
+    };
 }
 
 impl Default for Decoder {
@@ -35,8 +57,10 @@ impl Decoder {
     /// A decoder that enforces every rule of BEP 3.
     pub fn strict() -> Self {
         Decoder {
-            sorted_keys: true,
-            max_depth: DEFAULT_MAX_DEPTH,
+            rules: Rules {
+                keys: KeyRule::SortedUnique,
+                max_depth: DEFAULT_MAX_DEPTH,
+            },
         }
     }
 
@@ -46,16 +70,15 @@ impl Decoder {
     /// exactly what the input held, so an info-hash computed from a lenient
     /// decode is the one other clients compute.
     pub fn lenient() -> Self {
-        Decoder {
-            sorted_keys: false,
-            ..Decoder::strict()
-        }
+        let mut decoder = Decoder::strict();
+        decoder.rules.keys = KeyRule::Unique;
+        decoder
     }
 
     /// Sets how deeply lists and dictionaries may nest. A bare integer or
     /// string has depth 0; `li1ee` has depth 1.
     pub fn max_depth(mut self, max_depth: usize) -> Self {
-        self.max_depth = max_depth;
+        self.rules.max_depth = max_depth;
         self
     }
 
@@ -72,13 +95,8 @@ impl Decoder {
     /// number of bytes it took. Anything after it is left alone: some messages
     /// (BEP 9's metadata pieces) put a payload after a bencoded dictionary.
     pub fn decode_prefix<'a>(&self, input: &'a [u8]) -> Result<(Value<'a>, usize), Error> {
-        let mut parser = Parser {
-            input,
-            pos: 0,
-            options: *self,
-        };
-        let value = parser.value(0)?;
-        Ok((value, parser.pos))
+        let end = Parser::new(input, self.rules).value(0, 0)?;
+        Ok((Value::new(&input[..end], 0), end))
     }
 }
 
@@ -87,193 +105,216 @@ pub fn decode(input: &[u8]) -> Result<Value<'_>, Error> {
     Decoder::strict().decode(input)
 }
 
-struct Parser<'a> {
+/// A validating walk over bencode that builds nothing: each step returns
+/// where the value it checked ends.
+pub(crate) struct Parser<'a> {
     input: &'a [u8],
-    pos: usize,
-    options: Decoder,
+    rules: Rules,
 }
 
 impl<'a> Parser<'a> {
-    fn peek(&self, expected: &'static str) -> Result<u8, Error> {
+    pub(crate) fn new(input: &'a [u8], rules: Rules) -> Self {
+        Parser { input, rules }
+    }
+
+    /// Where the value starting at `pos` ends.
+    pub(crate) fn skip_value(&self, pos: usize) -> Result<usize, Error> {
+        self.value(pos, 0)
+    }
+
+    fn peek(&self, pos: usize, expected: &'static str) -> Result<u8, Error> {
         self.input
-            .get(self.pos)
+            .get(pos)
             .copied()
-            .ok_or_else(|| self.error(ErrorKind::UnexpectedEnd { expected }))
+            .ok_or_else(|| Error::new(pos, ErrorKind::UnexpectedEnd { expected }))
     }
 
-    fn error(&self, kind: ErrorKind) -> Error {
-        Error::new(self.pos, kind)
-    }
-
-    /// Decodes the value at `pos`; `depth` counts the containers around it.
-    fn value(&mut self, depth: usize) -> Result<Value<'a>, Error> {
-        let start = self.pos;
-        let kind = match self.peek("a value")? {
-            b'i' => Kind::Int(self.int()?),
-            b'0'..=b'9' => Kind::Bytes(self.bytes()?),
+    /// Checks the value at `pos`, which sits inside `depth` containers.
+    fn value(&self, pos: usize, depth: usize) -> Result<usize, Error> {
+        match self.peek(pos, "a value")? {
+            b'i' => self.int(pos),
+            b'0'..=b'9' => self.bytes(pos).map(|(_, end)| end),
             b'l' => {
-                self.enter(depth)?;
-                let mut items = Vec::new();
-                while self.peek("a list item or 'e'")? != b'e' {
-                    items.push(self.value(depth + 1)?);
+                self.enter(pos, depth)?;
+                let mut pos = pos + 1;
+                while self.peek(pos, "a list item or 'e'")? != b'e' {
+                    pos = self.value(pos, depth + 1)?;
                 }
-                self.pos += 1;
-                Kind::List(items)
+                Ok(pos + 1)
             }
             b'd' => {
-                self.enter(depth)?;
-                Kind::Dict(self.dict(depth)?)
+                self.enter(pos, depth)?;
+                self.dict(pos, depth)
             }
-            found => {
-                return Err(self.error(ErrorKind::UnexpectedByte {
+            found => Err(Error::new(
+                pos,
+                ErrorKind::UnexpectedByte {
                     found,
                     expected: "a value ('i', 'l', 'd' or a digit)",
-                }));
-            }
-        };
-        Ok(Value::new(&self.input[start..self.pos], start, kind))
+                },
+            )),
+        }
     }
 
-    /// Steps over a container's opening byte, if the depth limit allows.
-    fn enter(&mut self, depth: usize) -> Result<(), Error> {
-        if depth >= self.options.max_depth {
-            return Err(self.error(ErrorKind::TooDeep {
-                max_depth: self.options.max_depth,
-            }));
+    fn enter(&self, pos: usize, depth: usize) -> Result<(), Error> {
+        if depth >= self.rules.max_depth {
+            return Err(Error::new(
+                pos,
+                ErrorKind::TooDeep {
+                    max_depth: self.rules.max_depth,
+                },
+            ));
         }
-        self.pos += 1;
         Ok(())
     }
 
-    fn dict(&mut self, depth: usize) -> Result<Dict<'a>, Error> {
-        let mut entries: Vec<(&'a [u8], Value<'a>)> = Vec::new();
-        // Key start offsets, kept only to point at a duplicate in lenient mode.
-        let mut key_offsets = Vec::new();
+    /// Checks the dictionary at `start` and returns where it ends.
+    fn dict(&self, start: usize, depth: usize) -> Result<usize, Error> {
+        let mut pos = start + 1;
+        let mut previous: Option<&[u8]> = None;
+        let mut entries = 0usize;
         loop {
-            let key_start = self.pos;
-            match self.peek("a dictionary key or 'e'")? {
+            let key_start = pos;
+            match self.peek(pos, "a dictionary key or 'e'")? {
                 b'e' => break,
                 b'0'..=b'9' => {}
                 found => {
-                    return Err(self.error(ErrorKind::UnexpectedByte {
-                        found,
-                        expected: "a dictionary key (a byte string) or 'e'",
-                    }));
+                    return Err(Error::new(
+                        pos,
+                        ErrorKind::UnexpectedByte {
+                            found,
+                            expected: "a dictionary key (a byte string) or 'e'",
+                        },
+                    ));
                 }
             }
-            let key = self.bytes()?;
-            if self.options.sorted_keys {
-                if let Some((previous, _)) = entries.last() {
-                    if key == *previous {
+            let (key, key_end) = self.bytes(pos)?;
+            if self.rules.keys == KeyRule::SortedUnique {
+                if let Some(previous) = previous {
+                    if key == previous {
                         return Err(Error::new(key_start, ErrorKind::DuplicateKey));
                     }
-                    if key < *previous {
+                    if key < previous {
                         return Err(Error::new(key_start, ErrorKind::UnsortedKey));
                     }
                 }
-            } else {
-                key_offsets.push(key_start);
+                previous = Some(key);
             }
-            let value = self.value(depth + 1)?;
-            entries.push((key, value));
+            pos = self.value(key_end, depth + 1)?;
+            entries += 1;
         }
-        self.pos += 1;
-        if !self.options.sorted_keys {
-            // Sort positions by key; equal neighbours are duplicates. Report the
-            // one that comes later in the input.
-            let mut order: Vec<usize> = (0..entries.len()).collect();
-            order.sort_by(|&a, &b| entries[a].0.cmp(entries[b].0).then(a.cmp(&b)));
-            if let Some(pair) = order
-                .windows(2)
-                .find(|w| entries[w[0]].0 == entries[w[1]].0)
-            {
-                return Err(Error::new(key_offsets[pair[1]], ErrorKind::DuplicateKey));
-            }
+        if self.rules.keys == KeyRule::Unique && entries > 1 {
+            self.check_unique_keys(start, entries)?;
         }
-        Ok(Dict::from_entries(entries))
+        Ok(pos + 1)
     }
 
-    /// Decodes `i<digits>e` at `pos`.
-    fn int(&mut self) -> Result<i64, Error> {
-        self.pos += 1; // 'i'
-        let negative = self.peek("an integer")? == b'-';
-        if negative {
-            self.pos += 1;
+    /// Finds a key that appears twice in the (already checked) dictionary
+    /// at `start`, and reports its later occurrence.
+    fn check_unique_keys(&self, start: usize, entries: usize) -> Result<(), Error> {
+        let trusted = Parser::new(self.input, Rules::TRUSTED);
+        // Key offsets fit u32 unless the input is over 4 GiB; a dictionary
+        // beyond that is refused rather than checked with wider offsets.
+        let too_large = || Error::new(start, ErrorKind::InputTooLarge);
+        let mut offsets: Vec<u32> = Vec::with_capacity(entries);
+        let mut pos = start + 1;
+        while self.input.get(pos).is_some_and(|&b| b != b'e') {
+            offsets.push(u32::try_from(pos).map_err(|_| too_large())?);
+            let (_, key_end) = self.bytes(pos)?;
+            pos = trusted.skip_value(key_end)?;
         }
-        let first_digit = self.pos;
+        let key = |offset: u32| self.bytes(offset as usize).map_or(&[][..], |(key, _)| key);
+        offsets.sort_unstable_by(|&a, &b| key(a).cmp(key(b)).then(a.cmp(&b)));
+        match offsets.windows(2).find(|w| key(w[0]) == key(w[1])) {
+            Some(pair) => Err(Error::new(pair[1] as usize, ErrorKind::DuplicateKey)),
+            None => Ok(()),
+        }
+    }
+
+    /// Checks `i<digits>e` at `pos`; returns where it ends.
+    fn int(&self, pos: usize) -> Result<usize, Error> {
+        let mut pos = pos + 1; // 'i'
+        let negative = self.peek(pos, "an integer")? == b'-';
+        if negative {
+            pos += 1;
+        }
+        let first_digit = pos;
         // Accumulate as a negative number so that i64::MIN fits.
         let mut n: i64 = 0;
         loop {
-            match self.peek("a digit or 'e'")? {
+            match self.peek(pos, "a digit or 'e'")? {
                 b'e' => break,
                 b @ b'0'..=b'9' => {
-                    if self.pos > first_digit && self.input[first_digit] == b'0' {
+                    if pos > first_digit && self.input[first_digit] == b'0' {
                         return Err(Error::new(first_digit, ErrorKind::LeadingZero));
                     }
                     n = n
                         .checked_mul(10)
                         .and_then(|n| n.checked_sub(i64::from(b - b'0')))
                         .ok_or_else(|| Error::new(first_digit, ErrorKind::IntegerOverflow))?;
-                    self.pos += 1;
+                    pos += 1;
                 }
                 found => {
-                    return Err(self.error(ErrorKind::UnexpectedByte {
-                        found,
-                        expected: "a digit or 'e'",
-                    }));
+                    return Err(Error::new(
+                        pos,
+                        ErrorKind::UnexpectedByte {
+                            found,
+                            expected: "a digit or 'e'",
+                        },
+                    ));
                 }
             }
         }
-        if self.pos == first_digit {
-            return Err(self.error(ErrorKind::UnexpectedByte {
-                found: b'e',
-                expected: "a digit",
-            }));
+        if pos == first_digit {
+            return Err(Error::new(
+                pos,
+                ErrorKind::UnexpectedByte {
+                    found: b'e',
+                    expected: "a digit",
+                },
+            ));
         }
-        self.pos += 1; // 'e'
-        if negative {
-            if n == 0 {
-                return Err(Error::new(first_digit - 1, ErrorKind::NegativeZero));
-            }
-            Ok(n)
-        } else {
-            n.checked_neg()
-                .ok_or_else(|| Error::new(first_digit, ErrorKind::IntegerOverflow))
+        if negative && n == 0 {
+            return Err(Error::new(first_digit - 1, ErrorKind::NegativeZero));
         }
+        if !negative && n == i64::MIN {
+            return Err(Error::new(first_digit, ErrorKind::IntegerOverflow));
+        }
+        Ok(pos + 1)
     }
 
-    /// Decodes `<length>:<bytes>` at `pos`, which holds a digit.
-    fn bytes(&mut self) -> Result<&'a [u8], Error> {
-        let start = self.pos;
+    /// Checks `<length>:<bytes>` at `pos`, which holds a digit; returns the
+    /// string's contents and where it ends.
+    fn bytes(&self, start: usize) -> Result<(&'a [u8], usize), Error> {
+        let mut pos = start;
         let mut length: u64 = 0;
         loop {
-            match self.peek("a digit or ':'")? {
+            match self.peek(pos, "a digit or ':'")? {
                 b':' => break,
                 b @ b'0'..=b'9' => {
-                    if self.pos > start && self.input[start] == b'0' {
+                    if pos > start && self.input[start] == b'0' {
                         return Err(Error::new(start, ErrorKind::LeadingZero));
                     }
                     length = length
                         .saturating_mul(10)
                         .saturating_add(u64::from(b - b'0'));
-                    self.pos += 1;
+                    pos += 1;
                 }
                 found => {
-                    return Err(self.error(ErrorKind::UnexpectedByte {
-                        found,
-                        expected: "a digit or ':'",
-                    }));
+                    return Err(Error::new(
+                        pos,
+                        ErrorKind::UnexpectedByte {
+                            found,
+                            expected: "a digit or ':'",
+                        },
+                    ));
                 }
             }
         }
-        self.pos += 1; // ':'
-        let remaining = self.input.len() - self.pos;
+        pos += 1; // ':'
+        let remaining = self.input.len() - pos;
         match usize::try_from(length) {
-            Ok(len) if len <= remaining => {
-                let bytes = &self.input[self.pos..self.pos + len];
-                self.pos += len;
-                Ok(bytes)
-            }
+            Ok(len) if len <= remaining => Ok((&self.input[pos..pos + len], pos + len)),
             _ => Err(Error::new(
                 start,
                 ErrorKind::LengthPastEnd { length, remaining },

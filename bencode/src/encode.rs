@@ -229,10 +229,10 @@ impl Encode for OwnedValue {
 impl Encode for Value<'_> {
     fn encode(&self, e: &mut Encoder) {
         match self.kind() {
-            Kind::Int(n) => e.int(*n),
+            Kind::Int(n) => e.int(n),
             Kind::Bytes(b) => e.bytes(b),
-            Kind::List(items) => items.encode(e),
-            Kind::Dict(d) => e.dict(|de| d.iter().for_each(|(k, v)| de.entry(k, v))),
+            Kind::List(list) => e.list(|e| list.iter().for_each(|item| item.encode(e))),
+            Kind::Dict(dict) => e.dict(|d| dict.iter().for_each(|(k, v)| d.entry(k, &v))),
         }
     }
 }

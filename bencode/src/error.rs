@@ -80,6 +80,8 @@ pub enum ErrorKind {
     },
     /// Bytes after the end of the top-level value.
     TrailingData,
+    /// A lenient decode of a dictionary lying past the first 4 GiB of input.
+    InputTooLarge,
 }
 
 impl fmt::Display for ErrorKind {
@@ -110,6 +112,7 @@ impl fmt::Display for ErrorKind {
                 write!(f, "lists and dictionaries nested deeper than {max_depth}")
             }
             ErrorKind::TrailingData => f.write_str("unexpected data after the end of the value"),
+            ErrorKind::InputTooLarge => f.write_str("input over 4 GiB"),
         }
     }
 }

@@ -1,10 +1,12 @@
 //! Bencode, the encoding of BitTorrent's `.torrent` files, tracker responses
 //! and extension messages, decoded strictly and within bounds.
 //!
-//! - [`decode`] (or a configured [`Decoder`]) turns bytes into a [`Value`]
-//!   tree that borrows from the input. Every value remembers the exact bytes
-//!   it was decoded from ([`Value::raw`]), so a torrent's info-hash is computed
-//!   over what was received, never over a re-encoding.
+//! - [`decode`] (or a configured [`Decoder`]) validates bytes in one pass and
+//!   gives back a [`Value`]: a view of the input whose lists ([`List`]) and
+//!   dictionaries ([`Dict`]) are walked on demand. Decoding allocates nothing.
+//!   Every value remembers the exact bytes it was decoded from
+//!   ([`Value::raw`]), so a torrent's info-hash is computed over what was
+//!   received, never over a re-encoding.
 //! - [`Encode`], [`Encoder`] and [`to_vec`] write canonical bencode from Rust
 //!   types, from [`OwnedValue`] trees, or from decoded [`Value`]s.
 //! - Errors ([`Error`]) carry the byte offset and what was expected there.
@@ -48,7 +50,7 @@ mod value;
 pub use decode::{DEFAULT_MAX_DEPTH, Decoder, decode};
 pub use encode::{Bytes, DictEncoder, Encode, Encoder, Raw, to_vec};
 pub use error::{Error, ErrorKind};
-pub use value::{Dict, Kind, OwnedValue, Value};
+pub use value::{Dict, Kind, List, OwnedValue, Value};
 
 #[cfg(test)]
 mod tests;

@@ -214,7 +214,7 @@ fn every_value_knows_its_raw_bytes_and_offset() {
     let value = decode(input).unwrap();
     let list = value.as_dict().unwrap().get(b"key").unwrap();
     assert_eq!((list.raw(), list.offset()), (&b"li1e4:spame"[..], 6));
-    let items = list.as_list().unwrap();
+    let items: Vec<_> = list.as_list().unwrap().iter().collect();
     assert_eq!((items[0].raw(), items[0].offset()), (&b"i1e"[..], 7));
     assert_eq!(
         (items[1].raw(), items[1].as_str()),

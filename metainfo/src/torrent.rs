@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use bencode::{Dict, Encoder, OwnedValue, Raw, Value};
+use bencode::{Dict, Encoder, List, OwnedValue, Raw, Value};
 
 use crate::error::{Error, Result};
 use crate::ids::InfoHash;
@@ -203,7 +203,7 @@ impl Metainfo {
 }
 
 impl Info {
-    fn from_value(value: &Value<'_>) -> Result<Info> {
+    fn from_value(value: Value<'_>) -> Result<Info> {
         let info = dict(value, "info")?;
         let name = match opt_string(info, b"name.utf-8", "info.name.utf-8")? {
             Some(name) => name,
@@ -325,7 +325,7 @@ impl Info {
     }
 }
 
-fn parse_files(value: &Value<'_>, name: &str) -> Result<Vec<FileEntry>> {
+fn parse_files(value: Value<'_>, name: &str) -> Result<Vec<FileEntry>> {
     let items = list(value, "info.files")?;
     let mut files = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
@@ -356,7 +356,7 @@ fn parse_files(value: &Value<'_>, name: &str) -> Result<Vec<FileEntry>> {
     Ok(files)
 }
 
-fn parse_tiers(value: &Value<'_>) -> Result<Vec<Vec<String>>> {
+fn parse_tiers(value: Value<'_>) -> Result<Vec<Vec<String>>> {
     let mut tiers = Vec::new();
     for (i, tier) in list(value, "announce-list")?.iter().enumerate() {
         let field = format!("announce-list[{i}]");
@@ -373,7 +373,7 @@ fn parse_tiers(value: &Value<'_>) -> Result<Vec<Vec<String>>> {
     Ok(tiers)
 }
 
-fn extra_keys(dict: &Dict<'_>, known: &[&[u8]]) -> BTreeMap<Vec<u8>, OwnedValue> {
+fn extra_keys(dict: Dict<'_>, known: &[&[u8]]) -> BTreeMap<Vec<u8>, OwnedValue> {
     dict.iter()
         .filter(|(k, _)| !known.contains(k))
         .map(|(k, v)| (k.to_vec(), v.to_owned_value()))
@@ -395,7 +395,7 @@ fn bad(field: &str, problem: String) -> Error {
     }
 }
 
-fn wrong(value: &Value<'_>, field: &str, expected: &'static str) -> Error {
+fn wrong(value: Value<'_>, field: &str, expected: &'static str) -> Error {
     Error::WrongType {
         field: field.into(),
         expected,
@@ -403,57 +403,57 @@ fn wrong(value: &Value<'_>, field: &str, expected: &'static str) -> Error {
     }
 }
 
-fn required<'v, 'a>(dict: &'v Dict<'a>, key: &[u8], field: &str) -> Result<&'v Value<'a>> {
+fn required<'a>(dict: Dict<'a>, key: &[u8], field: &str) -> Result<Value<'a>> {
     dict.get(key).ok_or_else(|| missing(field))
 }
 
-fn dict<'v, 'a>(value: &'v Value<'a>, field: &str) -> Result<&'v Dict<'a>> {
+fn dict<'a>(value: Value<'a>, field: &str) -> Result<Dict<'a>> {
     value
         .as_dict()
         .ok_or_else(|| wrong(value, field, "a dictionary"))
 }
 
-fn list<'v, 'a>(value: &'v Value<'a>, field: &str) -> Result<&'v [Value<'a>]> {
+fn list<'a>(value: Value<'a>, field: &str) -> Result<List<'a>> {
     value.as_list().ok_or_else(|| wrong(value, field, "a list"))
 }
 
-fn bytes<'a>(value: &Value<'a>, field: &str) -> Result<&'a [u8]> {
+fn bytes<'a>(value: Value<'a>, field: &str) -> Result<&'a [u8]> {
     value
         .as_bytes()
         .ok_or_else(|| wrong(value, field, "a byte string"))
 }
 
-fn int(value: &Value<'_>, field: &str) -> Result<i64> {
+fn int(value: Value<'_>, field: &str) -> Result<i64> {
     value
         .as_int()
         .ok_or_else(|| wrong(value, field, "an integer"))
 }
 
-fn length_of(value: &Value<'_>, field: &str) -> Result<u64> {
+fn length_of(value: Value<'_>, field: &str) -> Result<u64> {
     let n = int(value, field)?;
     u64::try_from(n).map_err(|_| bad(field, format!("must not be negative, not {n}")))
 }
 
 /// A string that must be UTF-8 (URLs).
-fn string(value: &Value<'_>, field: &str) -> Result<String> {
+fn string(value: Value<'_>, field: &str) -> Result<String> {
     let b = bytes(value, field)?;
     String::from_utf8(b.to_vec()).map_err(|_| bad(field, "is not valid UTF-8".into()))
 }
 
 /// A string for display or a file name: invalid UTF-8 becomes U+FFFD, as
 /// other clients show it, rather than refusing the whole torrent.
-fn lossy(value: &Value<'_>, field: &str) -> Result<String> {
+fn lossy(value: Value<'_>, field: &str) -> Result<String> {
     Ok(String::from_utf8_lossy(bytes(value, field)?).into_owned())
 }
 
-fn opt_string(dict: &Dict<'_>, key: &[u8], field: &str) -> Result<Option<String>> {
+fn opt_string(dict: Dict<'_>, key: &[u8], field: &str) -> Result<Option<String>> {
     dict.get(key).map(|v| string(v, field)).transpose()
 }
 
-fn opt_lossy(dict: &Dict<'_>, key: &[u8], field: &str) -> Result<Option<String>> {
+fn opt_lossy(dict: Dict<'_>, key: &[u8], field: &str) -> Result<Option<String>> {
     dict.get(key).map(|v| lossy(v, field)).transpose()
 }
 
-fn opt_int(dict: &Dict<'_>, key: &[u8], field: &str) -> Result<Option<i64>> {
+fn opt_int(dict: Dict<'_>, key: &[u8], field: &str) -> Result<Option<i64>> {
     dict.get(key).map(|v| int(v, field)).transpose()
 }

@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used)] // test code: a panic is a failure report
 
+mod alloc;
 mod oracle;
 
 use std::collections::BTreeMap;
