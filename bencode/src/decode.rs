@@ -7,6 +7,10 @@ use crate::value::Value;
 /// room for anything real while keeping recursion shallow.
 pub const DEFAULT_MAX_DEPTH: usize = 64;
 
+/// The deepest nesting [`Decoder::max_depth`] can allow, so that no setting
+/// lets hostile input exhaust the stack.
+pub const MAX_DEPTH_LIMIT: usize = 512;
+
 /// A configured bencode decoder.
 ///
 /// The default is strict, as BEP 3 says: integers without leading zeros or
@@ -75,10 +79,11 @@ impl Decoder {
         decoder
     }
 
-    /// Sets how deeply lists and dictionaries may nest. A bare integer or
-    /// string has depth 0; `li1ee` has depth 1.
+    /// Sets how deeply lists and dictionaries may nest, at most
+    /// [`MAX_DEPTH_LIMIT`]. A bare integer or string has depth 0; `li1ee` has
+    /// depth 1.
     pub fn max_depth(mut self, max_depth: usize) -> Self {
-        self.rules.max_depth = max_depth;
+        self.rules.max_depth = max_depth.min(MAX_DEPTH_LIMIT);
         self
     }
 

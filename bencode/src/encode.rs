@@ -57,7 +57,9 @@ impl Encoder {
         self.out.push(b'e');
     }
 
-    /// Writes an unsigned integer (bencode integers have no fixed width).
+    /// Writes an unsigned integer. Bencode integers have no fixed width, but
+    /// this crate's decoder (like most) reads only what fits an `i64`, so
+    /// values above `i64::MAX` are best avoided.
     pub fn uint(&mut self, n: u64) {
         self.out.push(b'i');
         self.out.extend_from_slice(n.to_string().as_bytes());

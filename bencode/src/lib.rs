@@ -47,7 +47,7 @@ mod encode;
 mod error;
 mod value;
 
-pub use decode::{DEFAULT_MAX_DEPTH, Decoder, decode};
+pub use decode::{DEFAULT_MAX_DEPTH, Decoder, MAX_DEPTH_LIMIT, decode};
 pub use encode::{Bytes, DictEncoder, Encode, Encoder, Raw, to_vec};
 pub use error::{Error, ErrorKind};
 pub use value::{Dict, Kind, List, OwnedValue, Value};

@@ -203,6 +203,17 @@ fn depth_limit_is_enforced_exactly() {
         (err.offset(), err.kind()),
         (3, &ErrorKind::TooDeep { max_depth: 3 })
     );
+    // No setting lifts the limit past MAX_DEPTH_LIMIT.
+    let err = Decoder::strict()
+        .max_depth(usize::MAX)
+        .decode(&nest(100_000))
+        .unwrap_err();
+    assert_eq!(
+        err.kind(),
+        &ErrorKind::TooDeep {
+            max_depth: crate::MAX_DEPTH_LIMIT
+        }
+    );
     // The default limit stops a hostile nesting long before the stack would.
     let err = decode(&nest(100_000)).unwrap_err();
     assert_eq!(err.kind(), &ErrorKind::TooDeep { max_depth: 64 });

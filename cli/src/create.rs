@@ -1,7 +1,9 @@
 //! `btc create`: make a torrent from a file or folder.
 
+use std::fmt::Write as _;
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use metainfo::{MagnetLink, TorrentBuilder};
@@ -38,7 +40,7 @@ pub(crate) struct Args {
     force: bool,
 }
 
-pub(crate) fn run(args: &Args) -> Result<()> {
+pub(crate) fn run(args: &Args) -> Result<String> {
     let mut builder = TorrentBuilder::new(&args.path).private(args.private);
     for tier in &args.trackers {
         let tier: Vec<String> = tier
@@ -58,49 +60,67 @@ pub(crate) fn run(args: &Args) -> Result<()> {
     for url in &args.web_seeds {
         builder = builder.web_seed(url);
     }
+    // Refuse early when the output is named, rather than after hashing.
+    if let Some(output) = &args.output {
+        refuse_overwrite(output, args.force)?;
+    }
     let torrent = builder.build(|_, _| {})?;
+    let info = torrent.info();
     let output = args
         .output
         .clone()
-        .unwrap_or_else(|| PathBuf::from(format!("{}.torrent", torrent.info.name)));
-    if output.exists() && !args.force {
+        .unwrap_or_else(|| PathBuf::from(format!("{}.torrent", info.name())));
+    refuse_overwrite(&output, args.force)?;
+    write_atomically(&output, &torrent.to_bytes(), args.force)?;
+
+    let mut magnet = MagnetLink::new(torrent.info_hash());
+    magnet.display_name = Some(info.name().to_string());
+    magnet.trackers = torrent.trackers().into_iter().flatten().collect();
+    let layout = torrent.layout();
+    let mut out = format!("created {}\n", output.display());
+    let _ = writeln!(
+        out,
+        "  {} in {} files, {} pieces of {}",
+        format::size(layout.total_length()),
+        info.files().len(),
+        format::grouped(u64::from(layout.num_pieces())),
+        format::size(u64::from(info.piece_length())),
+    );
+    let _ = writeln!(out, "  info-hash {}", torrent.info_hash());
+    let _ = writeln!(out, "  {magnet}");
+    Ok(out)
+}
+
+fn refuse_overwrite(output: &Path, force: bool) -> Result<()> {
+    if output.exists() && !force {
         bail!(
             "{} already exists; choose another name with -o or pass --force",
             output.display()
         );
     }
-    write_atomically(&output, &torrent.to_bytes())?;
-
-    let mut magnet = MagnetLink::new(torrent.info_hash());
-    magnet.display_name = Some(torrent.info.name.clone());
-    magnet.trackers = torrent.trackers().into_iter().flatten().collect();
-    let layout = torrent.layout();
-    println!("created {}", output.display());
-    println!(
-        "  {} in {} files, {} pieces of {}",
-        format::size(layout.total_length()),
-        torrent.info.files.len(),
-        format::grouped(u64::from(layout.num_pieces())),
-        format::size(u64::from(torrent.info.piece_length)),
-    );
-    println!("  info-hash {}", torrent.info_hash());
-    println!("  {magnet}");
     Ok(())
 }
 
 /// Writes through a temporary file in the same folder, so a crash never
-/// leaves half a torrent under the final name.
-fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+/// leaves half a torrent under the final name. Without `overwrite`, a file
+/// that appeared meanwhile is left alone.
+fn write_atomically(path: &Path, bytes: &[u8], overwrite: bool) -> Result<()> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
-        _ => std::path::Path::new("."),
+        _ => Path::new("."),
     };
     let context = || format!("cannot write {}", path.display());
-    let mut file = tempfile::NamedTempFile::new_in(dir).with_context(context)?;
+    let mut file = tempfile::Builder::new()
+        .permissions(std::fs::Permissions::from_mode(0o644))
+        .tempfile_in(dir)
+        .with_context(context)?;
     file.write_all(bytes).with_context(context)?;
     file.as_file().sync_all().with_context(context)?;
-    file.persist(path)
-        .map_err(|e| e.error)
-        .with_context(context)?;
+    let persisted = if overwrite {
+        file.persist(path)
+    } else {
+        file.persist_noclobber(path)
+    };
+    persisted.map_err(|e| e.error).with_context(context)?;
     Ok(())
 }

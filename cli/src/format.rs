@@ -56,6 +56,25 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
     (y, m, d)
 }
 
+/// Text from a torrent or link, safe to print on a terminal: control
+/// characters (escape sequences, carriage returns, newlines) are shown as
+/// `\u{1b}` and the like instead of being acted on.
+pub(crate) fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return text.into();
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect::<String>()
+        .into()
+}
+
 /// Parses a size such as `262144`, `256K`, `256KiB`, `1m`, `4 MiB`.
 pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
     let text = text.trim();
@@ -99,6 +118,15 @@ mod tests {
         assert_eq!(utc(951_782_400), "2000-02-29 00:00:00 UTC");
         assert_eq!(utc(1_795_494_829), "2026-11-24 04:33:49 UTC");
         assert_eq!(utc(-1), "1969-12-31 23:59:59 UTC");
+    }
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(printable("plain ünïcode"), "plain ünïcode");
+        assert_eq!(
+            printable("a\x1b]0;pwned\x07b\r\n"),
+            "a\\u{1b}]0;pwned\\u{7}b\\u{d}\\u{a}"
+        );
     }
 
     #[test]

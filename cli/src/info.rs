@@ -1,6 +1,7 @@
 //! `btc info`: what a torrent file or magnet link holds.
 
 use std::fmt::Write as _;
+use std::io::Read as _;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
@@ -52,8 +53,12 @@ struct MagnetJson<'a> {
     web_seeds: &'a [String],
 }
 
-pub(crate) fn run(args: &Args) -> Result<()> {
-    let text = if args.torrent.starts_with("magnet:") {
+pub(crate) fn run(args: &Args) -> Result<String> {
+    let is_magnet = args
+        .torrent
+        .get(..7)
+        .is_some_and(|p| p.eq_ignore_ascii_case("magnet:"));
+    let text = if is_magnet {
         let link: MagnetLink = args.torrent.parse()?;
         if args.json {
             json(&magnet_json(&link))?
@@ -68,13 +73,28 @@ pub(crate) fn run(args: &Args) -> Result<()> {
             torrent_text(&torrent)
         }
     };
-    print!("{text}");
-    Ok(())
+    Ok(text)
 }
+
+/// No real torrent file is this large; a bigger "torrent" is refused before it
+/// is read into memory.
+const MAX_TORRENT_FILE: u64 = 64 << 20;
 
 /// Reads and parses a torrent file, with errors that name the file.
 pub(crate) fn read_torrent(path: &std::path::Path) -> Result<Metainfo> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let context = || format!("cannot read {}", path.display());
+    let file = std::fs::File::open(path).with_context(context)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_TORRENT_FILE + 1)
+        .read_to_end(&mut bytes)
+        .with_context(context)?;
+    if bytes.len() as u64 > MAX_TORRENT_FILE {
+        anyhow::bail!(
+            "{} is larger than {}, too large to be a torrent file",
+            path.display(),
+            format::size(MAX_TORRENT_FILE)
+        );
+    }
     Metainfo::from_bytes(&bytes)
         .with_context(|| format!("{} is not a valid torrent", path.display()))
 }
@@ -84,20 +104,20 @@ fn json<T: Serialize>(value: &T) -> Result<String> {
 }
 
 fn info_json(t: &Metainfo) -> InfoJson<'_> {
-    let info = &t.info;
+    let info = t.info();
     InfoJson {
         info_hash: t.info_hash().to_hex(),
-        name: &info.name,
+        name: info.name(),
         total_length: info.total_length(),
-        piece_length: info.piece_length,
+        piece_length: info.piece_length(),
         num_pieces: t.layout().num_pieces(),
-        private: info.private,
+        private: info.is_private(),
         trackers: t.trackers(),
         files: info
-            .files
+            .files()
             .iter()
             .map(|f| FileJson {
-                path: f.display_path(),
+                path: info.display_path(f),
                 length: f.length,
             })
             .collect(),
@@ -123,7 +143,11 @@ fn magnet_json(link: &MagnetLink) -> MagnetJson<'_> {
 struct Lines(String);
 
 impl Lines {
+    /// Adds a line; control characters in the value are escaped, since
+    /// torrents and magnet links are written by strangers.
     fn field(&mut self, label: &str, value: impl std::fmt::Display) {
+        let value = value.to_string();
+        let value = format::printable(&value);
         let label = if label.is_empty() {
             String::new()
         } else {
@@ -154,10 +178,10 @@ fn trackers_text(out: &mut Lines, tiers: &[Vec<String>]) {
 }
 
 fn torrent_text(t: &Metainfo) -> String {
-    let info = &t.info;
+    let info = t.info();
     let layout = t.layout();
     let mut out = Lines(String::new());
-    out.field("name", &info.name);
+    out.field("name", info.name());
     out.field("info-hash", t.info_hash());
     out.field(
         "size",
@@ -172,10 +196,10 @@ fn torrent_text(t: &Metainfo) -> String {
         format!(
             "{} of {}",
             format::grouped(u64::from(layout.num_pieces())),
-            format::size(u64::from(info.piece_length))
+            format::size(u64::from(info.piece_length()))
         ),
     );
-    out.field("private", if info.private { "yes" } else { "no" });
+    out.field("private", if info.is_private() { "yes" } else { "no" });
     trackers_text(&mut out, &t.trackers());
     out.list("web seeds", &t.url_list);
     if let Some(comment) = &t.comment {
@@ -188,19 +212,19 @@ fn torrent_text(t: &Metainfo) -> String {
         out.field("created on", format::utc(date));
     }
     let mut text = out.0;
-    let _ = writeln!(text, "files ({}):", info.files.len());
+    let _ = writeln!(text, "files ({}):", info.files().len());
     let width = info
-        .files
+        .files()
         .iter()
         .map(|f| format::size(f.length).len())
         .max()
         .unwrap_or(0);
-    for file in &info.files {
+    for file in info.files() {
         let _ = writeln!(
             text,
             "  {:>width$}  {}",
             format::size(file.length),
-            file.display_path()
+            format::printable(&info.display_path(file))
         );
     }
     text

@@ -4,6 +4,7 @@ mod create;
 mod format;
 mod info;
 
+use std::io::Write as _;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -28,13 +29,26 @@ fn main() -> ExitCode {
         Command::Info(args) => info::run(&args),
         Command::Create(args) => create::run(&args),
     };
-    match result {
+    match result.and_then(|text| print(&text)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             // `{:#}` joins the chain of causes into one sentence.
             eprintln!("error: {err:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Writes a command's output. A reader that went away (`btc info … | head`)
+/// is not an error: the output was wanted only that far.
+fn print(text: &str) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
     }
 }
 

@@ -15,14 +15,15 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(torrent.info_hash(), InfoHash::of_info_bytes(torrent.raw_info()));
     let again = Metainfo::from_bytes(&torrent.to_bytes()).expect("written torrent parses");
     assert_eq!(again.info_hash(), torrent.info_hash());
-    for file in &torrent.info.files {
-        for component in &file.path {
+    let info = torrent.info();
+    for file in info.files() {
+        for component in info.file_path(file) {
             assert!(!component.is_empty() && component != "." && component != "..");
             assert!(!component.contains(['/', '\\', '\0']));
         }
     }
     let layout = torrent.layout();
-    assert_eq!(layout.num_pieces() as usize, torrent.info.pieces.len());
+    assert_eq!(layout.num_pieces() as usize, info.pieces().len());
     let last = layout.num_pieces() - 1;
     let covered: u64 = layout.piece_slices(last).map(|s| s.length).sum();
     assert_eq!(covered, u64::from(layout.piece_len(last).expect("last piece")));

@@ -41,6 +41,9 @@ pub enum CreateError {
         /// Why not.
         problem: &'static str,
     },
+    /// The content is larger than a torrent may describe.
+    #[error("the content is larger than the {0} bytes a torrent may describe")]
+    TooLarge(u64),
     /// The torrent made does not pass validation (for example a path conflict).
     #[error("the torrent made is not valid: {0}")]
     Invalid(Error),
@@ -169,7 +172,7 @@ impl TorrentBuilder {
     /// called with bytes hashed so far and the total, after each piece.
     pub fn build(&self, mut progress: impl FnMut(u64, u64)) -> Result<Metainfo, CreateError> {
         let content = Content::scan(&self.path)?;
-        let total: u64 = content.files.iter().map(|f| f.length).sum();
+        let total = content.total;
         if total == 0 {
             return Err(CreateError::Empty(self.path.clone()));
         }
@@ -239,16 +242,19 @@ struct Content {
     name: String,
     single_file: bool,
     files: Vec<ContentFile>,
+    total: u64,
 }
 
 impl Content {
     fn scan(root: &Path) -> Result<Content, CreateError> {
-        let io_err = |source| CreateError::Io {
+        let io_err = |error| CreateError::Io {
             path: root.to_path_buf(),
-            error: source,
+            error,
         };
         let absolute = root.canonicalize().map_err(io_err)?;
-        let name = utf8_name(&absolute, absolute.file_name())?;
+        // The name of the path as given, as mktorrent takes it: a symbolic
+        // link keeps its own name. Only `.` and `..` need the resolved one.
+        let name = utf8_name(root, root.file_name().or(absolute.file_name()))?;
         let meta = std::fs::metadata(&absolute).map_err(io_err)?;
         if meta.is_file() {
             let file = ContentFile {
@@ -256,11 +262,7 @@ impl Content {
                 components: vec![name.clone()],
                 length: meta.len(),
             };
-            return Ok(Content {
-                name,
-                single_file: true,
-                files: vec![file],
-            });
+            return Content::new(name, true, vec![file]);
         }
         let mut files = Vec::new();
         for entry in walkdir::WalkDir::new(&absolute)
@@ -282,25 +284,48 @@ impl Content {
                 .components()
                 .map(|c| utf8_name(entry.path(), Some(c.as_os_str())))
                 .collect::<Result<Vec<_>, _>>()?;
-            let length = entry
-                .metadata()
-                .map_err(|e| CreateError::Io {
-                    path: entry.path().to_path_buf(),
-                    error: e.into(),
-                })?
-                .len();
+            let metadata = entry.metadata().map_err(|e| CreateError::Io {
+                path: entry.path().to_path_buf(),
+                error: e.into(),
+            })?;
             files.push(ContentFile {
                 path: entry.path().to_path_buf(),
                 components,
-                length,
+                length: metadata.len(),
             });
         }
         // mktorrent's order: byte order of the joined path.
         files.sort_by_cached_key(|f| f.components.join("/"));
+        Content::new(name, false, files)
+    }
+
+    /// Checks, before any reading, what would make the torrent invalid.
+    fn new(
+        name: String,
+        single_file: bool,
+        files: Vec<ContentFile>,
+    ) -> Result<Content, CreateError> {
+        let too_large = || CreateError::TooLarge(crate::MAX_TOTAL_LENGTH);
+        let total = files
+            .iter()
+            .try_fold(0u64, |sum, f| sum.checked_add(f.length))
+            .filter(|&t| t <= crate::MAX_TOTAL_LENGTH)
+            .ok_or_else(too_large)?;
+        for file in &files {
+            for component in &file.components {
+                crate::path::check_component(component).map_err(|problem| {
+                    CreateError::BadName {
+                        path: file.path.clone(),
+                        problem,
+                    }
+                })?;
+            }
+        }
         Ok(Content {
             name,
-            single_file: false,
+            single_file,
             files,
+            total,
         })
     }
 }
@@ -317,7 +342,9 @@ fn utf8_name(path: &Path, name: Option<&std::ffi::OsStr>) -> Result<String, Crea
 }
 
 /// Reads the files as one stream cut into pieces and hashes the pieces on
-/// `threads` threads. At most two pieces per thread are in memory at once.
+/// `threads` threads, reporting progress as pieces are hashed. At most
+/// `2 × threads + 1` pieces are in memory at once: one being read, `threads`
+/// waiting in the queue, and one per hashing thread.
 fn hash_pieces(
     files: &[ContentFile],
     piece_length: u64,
@@ -328,7 +355,7 @@ fn hash_pieces(
     let num_pieces = usize::try_from(total.div_ceil(piece_length)).unwrap_or(usize::MAX);
     let piece_len = usize::try_from(piece_length).unwrap_or(usize::MAX);
     let mut hashes = vec![0u8; num_pieces.saturating_mul(20)];
-    let (job_tx, job_rx) = mpsc::sync_channel::<(usize, Vec<u8>)>(threads * 2);
+    let (job_tx, job_rx) = mpsc::sync_channel::<(usize, Vec<u8>)>(threads);
     let (done_tx, done_rx) = mpsc::channel::<(usize, [u8; 20], usize)>();
     let job_rx = Arc::new(Mutex::new(job_rx));
     thread::scope(|scope| {
@@ -346,23 +373,31 @@ fn hash_pieces(
             });
         }
         drop(done_tx);
-        let read = read_pieces(files, piece_len, |index, piece| {
-            job_tx.send((index, piece)).is_ok()
+        let reader = scope.spawn(move || {
+            read_pieces(files, piece_len, |index, piece| {
+                job_tx.send((index, piece)).is_ok()
+            })
         });
-        drop(job_tx);
+        // Results arrive while the reader runs; the loop ends when every
+        // hashing thread has stopped, which is after the reader has.
         let mut hashed = 0u64;
         for (index, hash, len) in done_rx {
-            hashes[index * 20..index * 20 + 20].copy_from_slice(&hash);
+            if let Some(slot) = hashes.get_mut(index * 20..index * 20 + 20) {
+                slot.copy_from_slice(&hash);
+            }
             hashed += len as u64;
             progress(hashed, total);
         }
-        read
+        reader
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     })?;
     Ok(hashes)
 }
 
 /// Reads the files in order, handing each full piece (and the short last one)
-/// to `emit`, which returns false to stop.
+/// to `emit`, which returns false to stop. A file that is shorter or longer
+/// than when it was listed is an error: the torrent would not match it.
 fn read_pieces(
     files: &[ContentFile],
     piece_len: usize,
@@ -371,19 +406,22 @@ fn read_pieces(
     let mut index = 0;
     let mut piece = Vec::with_capacity(piece_len);
     for file in files {
-        let io_err = |source| CreateError::Io {
+        let io_err = |error| CreateError::Io {
             path: file.path.clone(),
-            error: source,
+            error,
         };
-        let mut reader = File::open(&file.path).map_err(io_err)?.take(file.length);
-        let mut read = 0u64;
-        loop {
-            let want = piece_len - piece.len();
+        let mut reader = File::open(&file.path).map_err(io_err)?;
+        let mut left = file.length;
+        while left > 0 {
+            let want = (piece_len - piece.len()) as u64;
             let n = (&mut reader)
-                .take(want as u64)
+                .take(want.min(left))
                 .read_to_end(&mut piece)
                 .map_err(io_err)?;
-            read += n as u64;
+            if n == 0 {
+                return Err(CreateError::Changed(file.path.clone()));
+            }
+            left -= n as u64;
             if piece.len() == piece_len {
                 let full = std::mem::replace(&mut piece, Vec::with_capacity(piece_len));
                 if !emit(index, full) {
@@ -391,11 +429,8 @@ fn read_pieces(
                 }
                 index += 1;
             }
-            if n == 0 || read == file.length {
-                break;
-            }
         }
-        if read != file.length {
+        if reader.read(&mut [0u8; 1]).map_err(io_err)? != 0 {
             return Err(CreateError::Changed(file.path.clone()));
         }
     }

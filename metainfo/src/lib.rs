@@ -22,8 +22,8 @@
 //!     .tracker_tier(vec!["http://127.0.0.1:6969/announce".into()])
 //!     .build(|_, _| {})?;
 //! let torrent = Metainfo::from_bytes(&made.to_bytes())?;
-//! assert_eq!(torrent.info.name, "hello.txt");
-//! assert_eq!(torrent.info.total_length(), 12);
+//! assert_eq!(torrent.info().name(), "hello.txt");
+//! assert_eq!(torrent.info().total_length(), 12);
 //! assert_eq!(torrent.info_hash(), made.info_hash());
 //! assert_eq!(torrent.layout().num_pieces(), 1);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -31,7 +31,9 @@
 
 mod create;
 mod error;
+mod fields;
 mod ids;
+mod info;
 mod layout;
 mod magnet;
 mod path;
@@ -40,6 +42,7 @@ mod torrent;
 pub use create::{CreateError, TorrentBuilder, auto_piece_length};
 pub use error::Error;
 pub use ids::{CLIENT_PREFIX, InfoHash, ParseInfoHashError, PeerId};
+pub use info::{FileEntry, Info, MAX_PIECE_LENGTH, MAX_TOTAL_LENGTH};
 pub use layout::{BLOCK_SIZE, BlockRef, FileSlice, FileSlices, Layout};
 pub use magnet::{MagnetError, MagnetLink};
-pub use torrent::{FileEntry, Info, MAX_PIECE_LENGTH, MAX_TOTAL_LENGTH, Metainfo};
+pub use torrent::Metainfo;

@@ -202,3 +202,51 @@ fn create_then_info_round_trips() {
         before
     );
 }
+
+#[test]
+fn a_reader_that_goes_away_is_not_an_error() {
+    use std::io::Read as _;
+    // Enough files that `btc info` prints far more than a pipe holds.
+    let dir = tempfile::tempdir().unwrap();
+    let content = dir.path().join("many");
+    std::fs::create_dir(&content).unwrap();
+    for i in 0..3000 {
+        std::fs::write(
+            content.join(format!("file-with-a-long-name-{i:05}.txt")),
+            b"x",
+        )
+        .unwrap();
+    }
+    assert!(btc(&["create", "many"], dir.path()).status.success());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_btc"))
+        .args(["info", "many.torrent"])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 5];
+    child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+    // The read end is now closed, as `| head -c 5` would.
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(&first, b"name:");
+    assert!(output.status.success(), "{}", transcript(&output));
+    assert!(output.stderr.is_empty(), "{}", transcript(&output));
+}
+
+#[test]
+fn control_characters_from_a_torrent_are_not_sent_to_the_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let name = "evil\u{1b}]0;owned\u{7}\r";
+    std::fs::write(
+        dir.path().join("t.torrent"),
+        format!("d7:comment4:\u{1b}[2J4:infod6:lengthi1e4:name{}:{name}12:piece lengthi16384e6:pieces20:aaaaaaaaaaaaaaaaaaaaee", name.len()),
+    )
+    .unwrap();
+    let output = btc(&["info", "t.torrent"], dir.path());
+    assert!(output.status.success(), "{}", transcript(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(!stdout.contains(['\u{1b}', '\u{7}', '\r']), "{stdout:?}");
+    assert!(stdout.contains(r"evil\u{1b}]0;owned\u{7}\u{d}"), "{stdout}");
+    assert!(stdout.contains(r"\u{1b}[2J"), "{stdout}");
+}

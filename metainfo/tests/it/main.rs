@@ -27,15 +27,15 @@ fn fixture(name: &str) -> Vec<u8> {
 /// What btc reads from a torrent, in a form a reviewer can check by eye.
 fn summary(t: &Metainfo) -> String {
     let mut out = String::new();
-    let info = &t.info;
-    out += &format!("name: {}\ninfo-hash: {}\n", info.name, t.info_hash());
+    let info = t.info();
+    out += &format!("name: {}\ninfo-hash: {}\n", info.name(), t.info_hash());
     out += &format!(
         "total: {} bytes in {} pieces of {} (multi-file: {}, private: {})\n",
         info.total_length(),
         t.layout().num_pieces(),
-        info.piece_length,
-        info.multi_file,
-        info.private
+        info.piece_length(),
+        info.is_multi_file(),
+        info.is_private()
     );
     out += &format!(
         "trackers: {:?}\nweb seeds: {:?}\n",
@@ -49,16 +49,16 @@ fn summary(t: &Metainfo) -> String {
     let extra: Vec<_> = t
         .extra
         .keys()
-        .chain(info.extra.keys())
+        .chain(info.extra().keys())
         .map(|k| String::from_utf8_lossy(k))
         .collect();
     out += &format!("other keys: {extra:?}\nfiles:\n");
-    for (i, f) in info.files.iter().enumerate() {
+    for (i, f) in info.files().iter().enumerate() {
         let pieces = t.layout().file_pieces(i);
         out += &format!(
             "  {:>6}  {}  (pieces {:?})\n",
             f.length,
-            f.display_path(),
+            info.display_path(f),
             pieces
         );
     }

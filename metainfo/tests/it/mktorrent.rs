@@ -96,32 +96,34 @@ fn single_file_info_hash_matches_mktorrent() {
         .build(|_, _| {})
         .unwrap();
     assert_eq!(ours.raw_info(), theirs.raw_info());
-    assert!(!ours.info.multi_file);
+    assert!(!ours.info().is_multi_file());
 }
 
 #[test]
 fn progress_reaches_the_total_and_pieces_verify() {
     let dir = tempfile::tempdir().unwrap();
     tricky_content(dir.path());
-    let mut last = (0, 0);
+    let mut calls = Vec::new();
     let torrent = TorrentBuilder::new(dir.path())
         .piece_length(1 << 14)
-        .build(|done, total| last = (done, total))
+        .build(|done, total| calls.push((done, total)))
         .unwrap();
-    assert_eq!(last, (115_022, 115_022));
+    assert_eq!(calls.len(), 8, "once per piece");
+    assert!(calls.windows(2).all(|w| w[0].0 < w[1].0), "{calls:?}");
+    assert_eq!(calls.last(), Some(&(115_022, 115_022)));
     // Every piece hash matches the bytes its file slices cover.
     let layout = torrent.layout();
     for piece in 0..layout.num_pieces() {
         let mut hasher = sha1_smol::Sha1::new();
         for slice in layout.piece_slices(piece) {
-            let rel = &torrent.info.files[slice.file].path[1..];
+            let rel = &torrent.info().files()[slice.file].path;
             let bytes =
                 std::fs::read(rel.iter().fold(dir.path().to_path_buf(), |p, c| p.join(c))).unwrap();
             hasher.update(&bytes[slice.offset as usize..(slice.offset + slice.length) as usize]);
         }
         assert_eq!(
             hasher.digest().bytes(),
-            torrent.info.pieces[piece as usize],
+            torrent.info().pieces()[piece as usize],
             "piece {piece}"
         );
     }
@@ -154,7 +156,7 @@ fn trackers_comment_and_web_seeds_are_written() {
     );
     assert_eq!(again.url_list, ["http://w/f"]);
     assert_eq!(
-        again.info.piece_length,
+        again.info().piece_length(),
         32 * 1024,
         "auto piece length for tiny content"
     );
@@ -217,4 +219,36 @@ fn info_hash_matches_transmission_create() {
         .build(|_, _| {})
         .unwrap();
     assert_eq!(ours.raw_info(), theirs.raw_info());
+}
+
+#[test]
+fn a_symlinked_folder_keeps_its_own_name_as_mktorrent_does() {
+    let dir = tempfile::tempdir().unwrap();
+    tricky_content(&dir.path().join("real"));
+    std::os::unix::fs::symlink(dir.path().join("real"), dir.path().join("link")).unwrap();
+    let theirs = mktorrent(
+        &dir.path().join("link"),
+        &dir.path().join("m.torrent"),
+        &["-l", "15"],
+    );
+    let ours = TorrentBuilder::new(dir.path().join("link"))
+        .tracker_tier(vec![TRACKER.into()])
+        .piece_length(1 << 15)
+        .build(|_, _| {})
+        .unwrap();
+    assert_eq!(ours.info().name(), "link");
+    assert_eq!(ours.info_hash(), theirs.info_hash());
+    // A trailing slash or `.` does not change the name.
+    let slash = TorrentBuilder::new(format!("{}/", dir.path().join("real").display()));
+    assert_eq!(slash.build(|_, _| {}).unwrap().info().name(), "real");
+}
+
+#[test]
+fn names_that_cannot_be_in_a_torrent_are_refused_before_hashing() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("back\\slash"), b"x").unwrap();
+    let err = TorrentBuilder::new(dir.path())
+        .build(|_, _| panic!("hashed"))
+        .unwrap_err();
+    assert!(err.to_string().contains("inside a path component"), "{err}");
 }
