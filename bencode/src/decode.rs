@@ -238,92 +238,82 @@ impl<'a> Parser<'a> {
 
     /// Checks `i<digits>e` at `pos`; returns where it ends.
     fn int(&self, pos: usize) -> Result<usize, Error> {
-        let mut pos = pos + 1; // 'i'
-        let negative = self.peek(pos, "an integer")? == b'-';
+        let mut start = pos + 1; // 'i'
+        let negative = self.peek(start, "an integer")? == b'-';
         if negative {
-            pos += 1;
+            start += 1;
         }
-        let first_digit = pos;
-        // Accumulate as a negative number so that i64::MIN fits.
-        let mut n: i64 = 0;
-        loop {
-            match self.peek(pos, "a digit or 'e'")? {
-                b'e' => break,
-                b @ b'0'..=b'9' => {
-                    if pos > first_digit && self.input[first_digit] == b'0' {
-                        return Err(Error::new(first_digit, ErrorKind::LeadingZero));
-                    }
-                    n = n
-                        .checked_mul(10)
-                        .and_then(|n| n.checked_sub(i64::from(b - b'0')))
-                        .ok_or_else(|| Error::new(first_digit, ErrorKind::IntegerOverflow))?;
-                    pos += 1;
-                }
-                found => {
-                    return Err(Error::new(
-                        pos,
-                        ErrorKind::UnexpectedByte {
-                            found,
-                            expected: "a digit or 'e'",
-                        },
-                    ));
-                }
-            }
-        }
-        if pos == first_digit {
+        let (magnitude, end) = self.digits(start, b'e', "a digit or 'e'")?;
+        if end == start {
+            let expected = "a digit";
             return Err(Error::new(
-                pos,
+                end,
                 ErrorKind::UnexpectedByte {
                     found: b'e',
-                    expected: "a digit",
+                    expected,
                 },
             ));
         }
-        if negative && n == 0 {
-            return Err(Error::new(first_digit - 1, ErrorKind::NegativeZero));
+        let limit = if negative {
+            i64::MIN.unsigned_abs()
+        } else {
+            i64::MAX as u64
+        };
+        match magnitude {
+            Some(0) if negative => Err(Error::new(start - 1, ErrorKind::NegativeZero)),
+            Some(n) if n <= limit => Ok(end + 1),
+            _ => Err(Error::new(start, ErrorKind::IntegerOverflow)),
         }
-        if !negative && n == i64::MIN {
-            return Err(Error::new(first_digit, ErrorKind::IntegerOverflow));
-        }
-        Ok(pos + 1)
     }
 
-    /// Checks `<length>:<bytes>` at `pos`, which holds a digit; returns the
+    /// Checks `<length>:<bytes>` at `start`, which holds a digit; returns the
     /// string's contents and where it ends.
     fn bytes(&self, start: usize) -> Result<(&'a [u8], usize), Error> {
+        let (length, colon) = self.digits(start, b':', "a digit or ':'")?;
+        let pos = colon + 1;
+        let remaining = self.input.len() - pos;
+        match length.and_then(|l| usize::try_from(l).ok()) {
+            Some(len) if len <= remaining => Ok((&self.input[pos..pos + len], pos + len)),
+            _ => {
+                let length = length.unwrap_or(u64::MAX);
+                Err(Error::new(
+                    start,
+                    ErrorKind::LengthPastEnd { length, remaining },
+                ))
+            }
+        }
+    }
+
+    /// Reads decimal digits from `start` up to `terminator`, refusing a
+    /// leading zero. Returns their value (`None` past `u64::MAX`) and where
+    /// the terminator is.
+    fn digits(
+        &self,
+        start: usize,
+        terminator: u8,
+        expected: &'static str,
+    ) -> Result<(Option<u64>, usize), Error> {
         let mut pos = start;
-        let mut length: u64 = 0;
+        let mut value = Some(0u64);
         loop {
-            match self.peek(pos, "a digit or ':'")? {
-                b':' => break,
+            match self.peek(pos, expected)? {
+                b if b == terminator => return Ok((value, pos)),
                 b @ b'0'..=b'9' => {
                     if pos > start && self.input[start] == b'0' {
                         return Err(Error::new(start, ErrorKind::LeadingZero));
                     }
-                    length = length
-                        .saturating_mul(10)
-                        .saturating_add(u64::from(b - b'0'));
+                    value = value
+                        .and_then(|v| v.checked_mul(10))
+                        .and_then(|v| v.checked_add(u64::from(b - b'0')));
                     pos += 1;
                 }
                 found => {
                     return Err(Error::new(
                         pos,
-                        ErrorKind::UnexpectedByte {
-                            found,
-                            expected: "a digit or ':'",
-                        },
+                        ErrorKind::UnexpectedByte { found, expected },
                     ));
                 }
             }
-        }
-        pos += 1; // ':'
-        let remaining = self.input.len() - pos;
-        match usize::try_from(length) {
-            Ok(len) if len <= remaining => Ok((&self.input[pos..pos + len], pos + len)),
-            _ => Err(Error::new(
-                start,
-                ErrorKind::LengthPastEnd { length, remaining },
-            )),
         }
     }
 }
