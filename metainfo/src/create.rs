@@ -111,7 +111,8 @@ impl TorrentBuilder {
             creation_date: None,
             private: false,
             web_seeds: Vec::new(),
-            threads: thread::available_parallelism().map_or(1, |n| n.get()),
+            // More threads than this only add memory: reading is the bottleneck.
+            threads: thread::available_parallelism().map_or(1, |n| n.get().min(8)),
         }
     }
 
@@ -162,7 +163,7 @@ impl TorrentBuilder {
         self
     }
 
-    /// How many threads hash pieces (default: one per core).
+    /// How many threads hash pieces (default: one per core, at most 8).
     pub fn threads(mut self, threads: usize) -> Self {
         self.threads = threads.max(1);
         self
