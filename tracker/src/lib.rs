@@ -1,6 +1,42 @@
 //! Everything btc says to BitTorrent trackers, and a tracker btc can run itself.
 //!
-//! Not built yet. This crate will hold HTTP(S) and UDP (BEP 15) announce and
-//! scrape clients with multitracker tiers (BEP 12), and an in-process tracker
-//! server whose state is a plain data structure with no I/O, so that tests,
-//! the testnet and `btc tracker` can all run one on 127.0.0.1.
+//! The protocol lives in sans-IO types that touch no socket:
+//! - [`AnnounceRequest`] builds announce URLs (client) and reads announce
+//!   query strings (server); [`scrape_url`] derives a scrape URL.
+//! - [`AnnounceResponse`] and [`ScrapeResponse`] read and write tracker
+//!   answers: compact (BEP 23) and dictionary peer lists, `peers6` (BEP 7).
+//! - [`Tracker`] is a tracker's whole state as a plain value: swarms, peers,
+//!   expiry, counts and the allow-list.
+//!
+//! ```
+//! use std::time::Instant;
+//! use metainfo::{InfoHash, PeerId};
+//! use tracker::{AnnounceRequest, AnnounceResponse, Tracker, TrackerConfig};
+//!
+//! let mut tracker = Tracker::new(TrackerConfig::default());
+//! let hash = InfoHash([7; 20]);
+//! let seeder = AnnounceRequest::new(hash, PeerId::generate(), 6881, 0);
+//! let leecher = AnnounceRequest::new(hash, PeerId::generate(), 6882, 1000);
+//! let now = Instant::now();
+//! tracker.announce(&seeder, "127.0.0.1".parse()?, now)?;
+//! let answer = tracker.announce(&leecher, "127.0.0.1".parse()?, now)?;
+//! assert_eq!(answer.peers.len(), 1);
+//! assert_eq!(answer.peers[0].addr, "127.0.0.1:6881".parse()?);
+//! // The answer as the HTTP server would send it, and as a client reads it.
+//! let body = answer.to_bytes(true, false);
+//! assert_eq!(AnnounceResponse::from_bytes(&body)?.peers.len(), 1);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod request;
+mod response;
+mod swarm;
+
+pub use request::{
+    AnnounceRequest, Event, RequestError, scrape_info_hashes, scrape_request_url, scrape_url,
+};
+pub use response::{
+    AnnounceResponse, MAX_INTERVAL, MAX_PEERS, Peer, ResponseError, ScrapeResponse, ScrapeStats,
+    failure_bytes,
+};
+pub use swarm::{Tracker, TrackerConfig};

@@ -1,0 +1,6 @@
+//! The tracker protocol without sockets: URLs, responses, and the swarm state.
+
+#![allow(clippy::unwrap_used)] // test code: a panic is a failure report
+
+mod messages;
+mod swarm;

@@ -1,0 +1,168 @@
+//! The tracker's state, driven with fake time and no sockets.
+
+use std::collections::HashSet;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use metainfo::{InfoHash, PeerId};
+use tracker::{AnnounceRequest, Event, RequestError, ScrapeStats, Tracker, TrackerConfig};
+
+const HASH: InfoHash = InfoHash([0xab; 20]);
+
+fn peer(n: u8, left: u64) -> AnnounceRequest {
+    let mut id = [b'x'; 20];
+    id[19] = n;
+    AnnounceRequest::new(HASH, PeerId(id), 6000 + u16::from(n), left)
+}
+
+fn lo() -> IpAddr {
+    "127.0.0.1".parse().unwrap()
+}
+
+fn addrs(peers: &[tracker::Peer]) -> HashSet<SocketAddr> {
+    peers.iter().map(|p| p.addr).collect()
+}
+
+#[test]
+fn a_peer_is_never_given_itself() {
+    let mut t = Tracker::new(TrackerConfig::default());
+    let now = Instant::now();
+    let alone = t.announce(&peer(1, 0), lo(), now).unwrap();
+    assert!(alone.peers.is_empty());
+    t.announce(&peer(2, 10), lo(), now).unwrap();
+    let again = t.announce(&peer(1, 0), lo(), now).unwrap();
+    assert_eq!(
+        addrs(&again.peers),
+        HashSet::from(["127.0.0.1:6002".parse().unwrap()])
+    );
+    // Nor another id at its own address and port (a restarted client).
+    let mut restarted = peer(1, 0);
+    restarted.peer_id = PeerId([b'z'; 20]);
+    let r = t.announce(&restarted, lo(), now).unwrap();
+    assert!(!addrs(&r.peers).contains(&"127.0.0.1:6001".parse().unwrap()));
+}
+
+#[test]
+fn seeders_and_leechers_are_counted_and_completions_recorded() {
+    let mut t = Tracker::new(TrackerConfig::default());
+    let now = Instant::now();
+    t.announce(&peer(1, 0), lo(), now).unwrap();
+    t.announce(&peer(2, 100), lo(), now).unwrap();
+    let r = t.announce(&peer(3, 100), lo(), now).unwrap();
+    assert_eq!((r.complete, r.incomplete), (Some(1), Some(2)));
+    let mut done = peer(2, 0);
+    done.event = Some(Event::Completed);
+    t.announce(&done, lo(), now).unwrap();
+    assert_eq!(
+        t.stats(&HASH),
+        Some(ScrapeStats {
+            complete: 2,
+            downloaded: 1,
+            incomplete: 1
+        })
+    );
+    let mut gone = peer(3, 100);
+    gone.event = Some(Event::Stopped);
+    let r = t.announce(&gone, lo(), now).unwrap();
+    assert!(r.peers.is_empty());
+    assert_eq!(t.stats(&HASH).unwrap().incomplete, 0);
+}
+
+#[test]
+fn numwant_is_honoured_and_capped() {
+    let config = TrackerConfig {
+        default_numwant: 5,
+        max_numwant: 8,
+        ..TrackerConfig::default()
+    };
+    let mut t = Tracker::new(config);
+    let now = Instant::now();
+    for n in 1..=20 {
+        t.announce(&peer(n, 0), lo(), now).unwrap();
+    }
+    let mut asker = peer(100, 1);
+    assert_eq!(t.announce(&asker, lo(), now).unwrap().peers.len(), 5);
+    asker.numwant = Some(3);
+    assert_eq!(t.announce(&asker, lo(), now).unwrap().peers.len(), 3);
+    asker.numwant = Some(1000);
+    let r = t.announce(&asker, lo(), now).unwrap();
+    assert_eq!(r.peers.len(), 8);
+    assert_eq!(addrs(&r.peers).len(), 8, "no duplicates");
+}
+
+#[test]
+fn silent_peers_expire() {
+    let config = TrackerConfig {
+        peer_timeout: Duration::from_secs(100),
+        ..TrackerConfig::default()
+    };
+    let mut t = Tracker::new(config);
+    let start = Instant::now();
+    t.announce(&peer(1, 0), lo(), start).unwrap();
+    t.announce(&peer(2, 5), lo(), start + Duration::from_secs(60))
+        .unwrap();
+    // At 120 s peer 1 has been silent for 120 s, peer 2 for 60 s.
+    let r = t
+        .announce(&peer(3, 5), lo(), start + Duration::from_secs(120))
+        .unwrap();
+    assert_eq!(
+        addrs(&r.peers),
+        HashSet::from(["127.0.0.1:6002".parse().unwrap()])
+    );
+    t.expire(start + Duration::from_secs(1000));
+    assert_eq!(t.stats(&HASH), None, "empty swarms are forgotten");
+    assert!(t.scrape(&[]).files.is_empty());
+}
+
+#[test]
+fn the_allow_list_and_limits_refuse_with_reasons() {
+    let config = TrackerConfig {
+        allow_list: Some(HashSet::from([HASH])),
+        max_peers_per_torrent: 2,
+        ..TrackerConfig::default()
+    };
+    let mut t = Tracker::new(config);
+    let now = Instant::now();
+    let mut other = peer(1, 0);
+    other.info_hash = InfoHash([1; 20]);
+    assert_eq!(t.announce(&other, lo(), now), Err(RequestError::NotAllowed));
+    t.announce(&peer(1, 0), lo(), now).unwrap();
+    t.announce(&peer(2, 0), lo(), now).unwrap();
+    let full = t.announce(&peer(3, 0), lo(), now).unwrap_err();
+    assert!(full.to_string().contains("full"), "{full}");
+    // Known peers still get through.
+    assert!(t.announce(&peer(1, 0), lo(), now).is_ok());
+    let mut zero = peer(4, 0);
+    zero.port = 0;
+    assert!(t.announce(&zero, lo(), now).is_err());
+}
+
+#[test]
+fn scrape_names_only_known_torrents() {
+    let mut t = Tracker::new(TrackerConfig::default());
+    let now = Instant::now();
+    t.announce(&peer(1, 0), lo(), now).unwrap();
+    let unknown = InfoHash([0; 20]);
+    let s = t.scrape(&[HASH, unknown]);
+    assert_eq!(s.files.keys().collect::<Vec<_>>(), [&HASH]);
+    assert_eq!(t.scrape(&[]).files.len(), 1);
+}
+
+#[test]
+fn ipv6_peers_are_kept_apart_from_ipv4_ones() {
+    let mut t = Tracker::new(TrackerConfig::default());
+    let now = Instant::now();
+    t.announce(&peer(1, 0), "::1".parse().unwrap(), now)
+        .unwrap();
+    let r = t.announce(&peer(2, 5), lo(), now).unwrap();
+    assert_eq!(
+        addrs(&r.peers),
+        HashSet::from(["[::1]:6001".parse().unwrap()])
+    );
+    let body = r.to_bytes(true, false);
+    assert!(
+        body.windows(8).any(|w| w == b"6:peers6"),
+        "{}",
+        body.escape_ascii()
+    );
+}
