@@ -8,6 +8,10 @@
 //! - [`Tracker`] is a tracker's whole state as a plain value: swarms, peers,
 //!   expiry, counts and the allow-list.
 //!
+//! Thin tokio layers put them on the network: [`HttpClient`] announces and
+//! scrapes over HTTP and HTTPS (hyper, rustls) with timeouts, bounded
+//! redirects and a bounded body; [`HttpTracker`] serves a [`Tracker`].
+//!
 //! ```
 //! use std::time::Instant;
 //! use metainfo::{InfoHash, PeerId};
@@ -28,10 +32,14 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod http_client;
+mod http_server;
 mod request;
 mod response;
 mod swarm;
 
+pub use http_client::{HttpClient, HttpOptions, TrackerError};
+pub use http_server::HttpTracker;
 pub use request::{
     AnnounceRequest, Event, RequestError, scrape_info_hashes, scrape_request_url, scrape_url,
 };

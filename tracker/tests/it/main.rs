@@ -2,5 +2,6 @@
 
 #![allow(clippy::unwrap_used)] // test code: a panic is a failure report
 
+mod http;
 mod messages;
 mod swarm;

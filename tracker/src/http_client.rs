@@ -1,0 +1,207 @@
+//! Announcing and scraping over HTTP and HTTPS.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper::StatusCode;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use metainfo::InfoHash;
+
+use crate::request::{AnnounceRequest, scrape_request_url, scrape_url};
+use crate::response::{AnnounceResponse, ResponseError, ScrapeResponse};
+
+/// Limits for talking to HTTP trackers.
+#[derive(Clone, Debug)]
+pub struct HttpOptions {
+    /// The whole request, redirects included, must finish within this.
+    pub timeout: Duration,
+    /// How many redirects are followed.
+    pub max_redirects: usize,
+    /// The largest response body read; a larger one is an error.
+    pub max_body: usize,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        HttpOptions {
+            timeout: Duration::from_secs(30),
+            max_redirects: 5,
+            // 10,000 peers as dictionaries fit in well under a megabyte.
+            max_body: 2 << 20,
+        }
+    }
+}
+
+/// Why an announce or scrape failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TrackerError {
+    /// The URL cannot be used.
+    #[error("invalid tracker URL {url:?}: {problem}")]
+    BadUrl {
+        /// The URL.
+        url: String,
+        /// What is wrong.
+        problem: String,
+    },
+    /// No answer in time.
+    #[error("the tracker did not answer within {0:?}")]
+    Timeout(Duration),
+    /// Connecting or talking failed.
+    #[error("cannot reach the tracker: {0}")]
+    Unreachable(String),
+    /// An HTTP status other than success.
+    #[error("the tracker answered HTTP {0}")]
+    Status(StatusCode),
+    /// Too many redirects.
+    #[error("the tracker redirected more than {0} times")]
+    TooManyRedirects(usize),
+    /// A body larger than allowed.
+    #[error("the tracker's answer is larger than {0} bytes")]
+    TooLarge(usize),
+    /// The tracker has no scrape URL by the usual convention.
+    #[error("this tracker has no scrape (its announce URL does not end in /announce)")]
+    NoScrape,
+    /// The answer arrived but cannot be used, or is a refusal.
+    #[error(transparent)]
+    Response(#[from] ResponseError),
+}
+
+/// An HTTP(S) tracker client; cheap to clone, connections are pooled.
+#[derive(Clone, Debug)]
+pub struct HttpClient {
+    client: Client<HttpsConnector<HttpConnector>, Empty<Bytes>>,
+    options: HttpOptions,
+}
+
+impl Default for HttpClient {
+    fn default() -> Self {
+        HttpClient::new(HttpOptions::default())
+    }
+}
+
+impl HttpClient {
+    /// A client with these limits. HTTPS uses rustls with the Mozilla roots.
+    pub fn new(options: HttpOptions) -> Self {
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_webpki_roots()
+            .https_or_http()
+            .enable_http1()
+            .build();
+        let client = Client::builder(TokioExecutor::new()).build(connector);
+        HttpClient { client, options }
+    }
+
+    /// Announces to the tracker at `announce_url`.
+    pub async fn announce(
+        &self,
+        announce_url: &str,
+        request: &AnnounceRequest,
+    ) -> Result<AnnounceResponse, TrackerError> {
+        let body = self.get(&request.url(announce_url)).await?;
+        Ok(AnnounceResponse::from_bytes(&body)?)
+    }
+
+    /// Scrapes the tracker whose announce URL is `announce_url`.
+    pub async fn scrape(
+        &self,
+        announce_url: &str,
+        info_hashes: &[InfoHash],
+    ) -> Result<ScrapeResponse, TrackerError> {
+        let scrape = scrape_url(announce_url).ok_or(TrackerError::NoScrape)?;
+        let body = self.get(&scrape_request_url(&scrape, info_hashes)).await?;
+        Ok(ScrapeResponse::from_bytes(&body)?)
+    }
+
+    /// GETs `url`, following redirects, within the time and size limits.
+    async fn get(&self, url: &str) -> Result<Vec<u8>, TrackerError> {
+        let timeout = self.options.timeout;
+        tokio::time::timeout(timeout, self.get_following(url))
+            .await
+            .map_err(|_| TrackerError::Timeout(timeout))?
+    }
+
+    async fn get_following(&self, url: &str) -> Result<Vec<u8>, TrackerError> {
+        let mut uri = parse_uri(url)?;
+        for _ in 0..=self.options.max_redirects {
+            let response = self
+                .client
+                .get(uri.clone())
+                .await
+                .map_err(|e| TrackerError::Unreachable(error_chain(&e)))?;
+            let status = response.status();
+            if status.is_redirection() {
+                let location = response
+                    .headers()
+                    .get(hyper::header::LOCATION)
+                    .and_then(|l| l.to_str().ok())
+                    .ok_or(TrackerError::Status(status))?;
+                uri = resolve(&uri, location)?;
+                continue;
+            }
+            if !status.is_success() {
+                return Err(TrackerError::Status(status));
+            }
+            let limit = self.options.max_body;
+            let body = Limited::new(response.into_body(), limit)
+                .collect()
+                .await
+                .map_err(
+                    |e| match e.downcast_ref::<http_body_util::LengthLimitError>() {
+                        Some(_) => TrackerError::TooLarge(limit),
+                        None => TrackerError::Unreachable(e.to_string()),
+                    },
+                )?;
+            return Ok(body.to_bytes().to_vec());
+        }
+        Err(TrackerError::TooManyRedirects(self.options.max_redirects))
+    }
+}
+
+fn parse_uri(url: &str) -> Result<hyper::Uri, TrackerError> {
+    let bad = |problem: String| TrackerError::BadUrl {
+        url: url.to_string(),
+        problem,
+    };
+    let uri: hyper::Uri = url
+        .parse()
+        .map_err(|e: hyper::http::uri::InvalidUri| bad(e.to_string()))?;
+    match uri.scheme_str() {
+        Some("http" | "https") if uri.host().is_some() => Ok(uri),
+        _ => Err(bad(
+            "only http:// and https:// URLs with a host are HTTP trackers".into(),
+        )),
+    }
+}
+
+/// A redirect target, absolute or relative to the current URL.
+fn resolve(base: &hyper::Uri, location: &str) -> Result<hyper::Uri, TrackerError> {
+    if location.contains("://") {
+        return parse_uri(location);
+    }
+    let authority = base.authority().map(|a| a.as_str()).unwrap_or_default();
+    let scheme = base.scheme_str().unwrap_or("http");
+    let path = if location.starts_with('/') {
+        location.to_string()
+    } else {
+        let dir = base.path().rsplit_once('/').map_or("", |(d, _)| d);
+        format!("{dir}/{location}")
+    };
+    parse_uri(&format!("{scheme}://{authority}{path}"))
+}
+
+/// An error and its causes in one line (hyper's top-level message is vague).
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -1,0 +1,200 @@
+//! The HTTP tracker server: a thin layer of hyper over [`Tracker`].
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::request::{AnnounceRequest, RequestError, scrape_info_hashes};
+use crate::response::failure_bytes;
+use crate::swarm::{Tracker, TrackerConfig};
+
+/// The most connections served at once; more wait to be accepted.
+const MAX_CONNECTIONS: usize = 1024;
+
+/// How long a client may take to send its request headers.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// An HTTP tracker running in this process, answering `/announce` and
+/// `/scrape` until [`HttpTracker::stop`] is called or it is dropped.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
+/// use tracker::{HttpTracker, TrackerConfig};
+///
+/// let server = HttpTracker::bind("127.0.0.1:0".parse().unwrap(), TrackerConfig::default()).await?;
+/// println!("announce to {}", server.announce_url());
+/// server.stop().await;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct HttpTracker {
+    local_addr: SocketAddr,
+    state: Arc<Mutex<Tracker>>,
+    shutdown: CancellationToken,
+    task: Option<JoinHandle<()>>,
+}
+
+impl HttpTracker {
+    /// Listens on `addr` (port 0 picks a free one) and starts serving.
+    pub async fn bind(addr: SocketAddr, config: TrackerConfig) -> std::io::Result<HttpTracker> {
+        let listener = TcpListener::bind(addr).await?;
+        let local_addr = listener.local_addr()?;
+        let expire_every = config.peer_timeout / 2;
+        let state = Arc::new(Mutex::new(Tracker::new(config)));
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(serve(
+            listener,
+            Arc::clone(&state),
+            shutdown.clone(),
+            expire_every,
+        ));
+        Ok(HttpTracker {
+            local_addr,
+            state,
+            shutdown,
+            task: Some(task),
+        })
+    }
+
+    /// The address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The URL clients announce to.
+    pub fn announce_url(&self) -> String {
+        format!("http://{}/announce", self.local_addr)
+    }
+
+    /// The tracker's state, to inspect (for tests and statistics). Hold the
+    /// lock briefly: requests wait for it.
+    pub fn state(&self) -> &Arc<Mutex<Tracker>> {
+        &self.state
+    }
+
+    /// Stops accepting, lets requests in progress finish, and returns when
+    /// the server has stopped.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for HttpTracker {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+async fn serve(
+    listener: TcpListener,
+    state: Arc<Mutex<Tracker>>,
+    shutdown: CancellationToken,
+    expire_every: Duration,
+) {
+    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut expiry = tokio::time::interval(expire_every.max(Duration::from_secs(1)));
+    loop {
+        let permit = tokio::select! {
+            () = shutdown.cancelled() => break,
+            _ = expiry.tick() => {
+                lock(&state).expire(Instant::now());
+                continue;
+            }
+            permit = Arc::clone(&permits).acquire_owned() => permit,
+        };
+        let Ok(permit) = permit else { break };
+        let (stream, remote) = tokio::select! {
+            () = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    // Out of descriptors, say: wait a little rather than spin.
+                    tracing::warn!("tracker: accept failed: {err}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let state = Arc::clone(&state);
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let service = service_fn(move |request| {
+                let state = Arc::clone(&state);
+                async move { Ok::<_, Infallible>(handle(&state, &request, remote)) }
+            });
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => {}
+                () = shutdown.cancelled() => connection.as_mut().graceful_shutdown(),
+            }
+        });
+    }
+}
+
+/// Answers one request. Every answer is bencode with status 200, as clients
+/// expect: a refusal is a `failure reason` they show to their user.
+fn handle(
+    state: &Mutex<Tracker>,
+    request: &Request<Incoming>,
+    remote: SocketAddr,
+) -> Response<Full<Bytes>> {
+    let query = request.uri().query().unwrap_or("");
+    // A dual-stack socket reports IPv4 clients as ::ffff:a.b.c.d.
+    let ip = remote.ip().to_canonical();
+    let body = match request.uri().path() {
+        "/announce" => AnnounceRequest::from_query(query).and_then(|announce| {
+            let mut tracker = lock(state);
+            let answer = tracker.announce(&announce, ip, Instant::now())?;
+            tracing::debug!(
+                info_hash = %announce.info_hash, peer = %SocketAddr::new(ip, announce.port),
+                event = ?announce.event, left = announce.left, "announce"
+            );
+            Ok(answer.to_bytes(announce.compact, announce.no_peer_id))
+        }),
+        "/scrape" => scrape_info_hashes(query).and_then(|hashes| {
+            let tracker = lock(state);
+            Ok(tracker.scrape(&hashes).to_bytes())
+        }),
+        _ => Err(RequestError::UnknownPath),
+    };
+    let body = body.unwrap_or_else(|err| {
+        tracing::debug!(%remote, "refused: {err}");
+        failure_bytes(&err.to_string())
+    });
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("text/plain"),
+    );
+    response
+}
+
+/// The state, even if a request panicked while holding it: the tracker's data
+/// stays consistent between statements, so serving on is the better choice.
+fn lock(state: &Mutex<Tracker>) -> std::sync::MutexGuard<'_, Tracker> {
+    state
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
