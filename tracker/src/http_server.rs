@@ -173,10 +173,7 @@ fn handle(
             );
             Ok(answer.to_bytes(announce.compact, announce.no_peer_id))
         }),
-        "/scrape" => scrape_info_hashes(query).and_then(|hashes| {
-            let tracker = lock(state);
-            Ok(tracker.scrape(&hashes).to_bytes())
-        }),
+        "/scrape" => scrape_info_hashes(query).map(|hashes| lock(state).scrape(&hashes).to_bytes()),
         _ => Err(RequestError::UnknownPath),
     };
     let body = body.unwrap_or_else(|err| {
