@@ -75,8 +75,10 @@ async fn client_and_server_agree_compact_and_not_over_ipv4_and_ipv6() {
 
 #[tokio::test]
 async fn refusals_reach_the_client_and_the_server_keeps_serving() {
-    let mut config = TrackerConfig::default();
-    config.allow_list = Some([HASH].into());
+    let config = TrackerConfig {
+        allow_list: Some([HASH].into()),
+        ..TrackerConfig::default()
+    };
     let server = HttpTracker::bind("127.0.0.1:0".parse().unwrap(), config)
         .await
         .unwrap();
