@@ -4,4 +4,5 @@
 
 mod http;
 mod messages;
+mod real;
 mod swarm;
