@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::request::{AnnounceRequest, RequestError, scrape_info_hashes};
 use crate::response::failure_bytes;
-use crate::swarm::{Tracker, TrackerConfig};
+use crate::swarm::{Tracker, TrackerConfig, lock};
 
 /// The most connections served at once; more wait to be accepted.
 const MAX_CONNECTIONS: usize = 1024;
@@ -51,10 +51,18 @@ pub struct HttpTracker {
 impl HttpTracker {
     /// Listens on `addr` (port 0 picks a free one) and starts serving.
     pub async fn bind(addr: SocketAddr, config: TrackerConfig) -> std::io::Result<HttpTracker> {
+        HttpTracker::bind_shared(addr, Arc::new(Mutex::new(Tracker::new(config)))).await
+    }
+
+    /// Listens on `addr`, serving the given tracker state (shared with a
+    /// [`UdpTracker`](crate::UdpTracker), say).
+    pub async fn bind_shared(
+        addr: SocketAddr,
+        state: Arc<Mutex<Tracker>>,
+    ) -> std::io::Result<HttpTracker> {
         let listener = TcpListener::bind(addr).await?;
         let local_addr = listener.local_addr()?;
-        let expire_every = config.peer_timeout / 2;
-        let state = Arc::new(Mutex::new(Tracker::new(config)));
+        let expire_every = lock(&state).config().peer_timeout / 2;
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(serve(
             listener,
@@ -186,12 +194,4 @@ fn handle(
         hyper::header::HeaderValue::from_static("text/plain"),
     );
     response
-}
-
-/// The state, even if a request panicked while holding it: the tracker's data
-/// stays consistent between statements, so serving on is the better choice.
-fn lock(state: &Mutex<Tracker>) -> std::sync::MutexGuard<'_, Tracker> {
-    state
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }

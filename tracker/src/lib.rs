@@ -8,9 +8,14 @@
 //! - [`Tracker`] is a tracker's whole state as a plain value: swarms, peers,
 //!   expiry, counts and the allow-list.
 //!
+//! - [`UdpRequest`] and [`UdpResponse`] are BEP 15's packets.
+//!
 //! Thin tokio layers put them on the network: [`HttpClient`] announces and
 //! scrapes over HTTP and HTTPS (hyper, rustls) with timeouts, bounded
-//! redirects and a bounded body; [`HttpTracker`] serves a [`Tracker`].
+//! redirects and a bounded body; [`UdpClient`] does so over UDP with
+//! BEP 15's retransmissions and connection ids; [`TrackerClient`] picks by
+//! URL, and [`TrackerTiers`] walks a torrent's tiers (BEP 12).
+//! [`HttpTracker`] and [`UdpTracker`] serve one [`Tracker`] state.
 //!
 //! ```
 //! use std::time::Instant;
@@ -32,12 +37,17 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod client;
 mod http_client;
 mod http_server;
 mod request;
 mod response;
 mod swarm;
+mod udp;
+mod udp_client;
+mod udp_server;
 
+pub use client::{TrackerClient, TrackerTiers};
 pub use http_client::{HttpClient, HttpOptions, TrackerError};
 pub use http_server::HttpTracker;
 pub use request::{
@@ -48,3 +58,6 @@ pub use response::{
     failure_bytes,
 };
 pub use swarm::{Tracker, TrackerConfig};
+pub use udp::{MAX_SCRAPE, PROTOCOL_ID, PacketError, UdpRequest, UdpResponse};
+pub use udp_client::{UdpClient, UdpOptions};
+pub use udp_server::UdpTracker;

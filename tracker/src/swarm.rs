@@ -229,3 +229,12 @@ impl Tracker {
         peers
     }
 }
+
+/// The state behind a mutex, even if a request panicked while holding it:
+/// the tracker's data stays consistent between statements, so serving on is
+/// the better choice.
+pub(crate) fn lock(state: &std::sync::Mutex<Tracker>) -> std::sync::MutexGuard<'_, Tracker> {
+    state
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}

@@ -6,3 +6,4 @@ mod http;
 mod messages;
 mod real;
 mod swarm;
+mod udp;

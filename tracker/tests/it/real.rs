@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use metainfo::{InfoHash, PeerId, TorrentBuilder};
-use tracker::{AnnounceRequest, HttpClient, HttpTracker, TrackerConfig};
+use tracker::{AnnounceRequest, HttpClient, HttpTracker, TrackerConfig, UdpClient, UdpOptions};
 
 /// A child process in its own process group, killed with its group on drop
 /// (also when the test fails).
@@ -104,6 +104,20 @@ async fn our_client_announces_to_opentracker() {
     );
     let scrape = client.scrape(&url, &[hash]).await.unwrap();
     assert_eq!(scrape.files[&hash].complete, 1);
+
+    // The same tracker over UDP (BEP 15).
+    let udp_url = format!("udp://{addr}/announce");
+    let udp = UdpClient::new(UdpOptions {
+        base_timeout: Duration::from_millis(500),
+        max_retries: 3,
+    });
+    let udp_leecher = AnnounceRequest::new(hash, PeerId::generate(), 7104, 100);
+    let answer = udp.announce(&udp_url, &udp_leecher).await.unwrap();
+    let ports: Vec<u16> = answer.peers.iter().map(|p| p.addr.port()).collect();
+    assert!(ports.contains(&7101), "{ports:?}");
+    assert_eq!(answer.complete, Some(1));
+    let scrape = udp.scrape(&udp_url, &[hash]).await.unwrap();
+    assert_eq!(scrape.files[&hash].incomplete, 2);
     // A torrent it does not track: opentracker's refusal comes through.
     let stranger = AnnounceRequest::new(InfoHash([1; 20]), PeerId::generate(), 7103, 0);
     let err = client.announce(&url, &stranger).await.unwrap_err();
