@@ -71,7 +71,7 @@ pub enum TrackerError {
     Response(#[from] ResponseError),
 }
 
-/// An HTTP(S) tracker client; cheap to clone, connections are pooled.
+/// An HTTP(S) tracker client; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct HttpClient {
     client: Client<HttpsConnector<HttpConnector>, Empty<Bytes>>,
@@ -92,7 +92,12 @@ impl HttpClient {
             .https_or_http()
             .enable_http1()
             .build();
-        let client = Client::builder(TokioExecutor::new()).build(connector);
+        // No pooled connections: announces are minutes apart, and trackers
+        // such as opentracker close a connection after each answer without
+        // saying so, so a reused one is often already reset.
+        let client = Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(0)
+            .build(connector);
         HttpClient { client, options }
     }
 

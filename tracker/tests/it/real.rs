@@ -87,8 +87,18 @@ async fn our_client_announces_to_opentracker() {
     let url = format!("http://{addr}/announce");
     let client = HttpClient::default();
 
+    // It loads the whitelist in the background after it starts listening:
+    // until then it refuses every torrent. Ready is when it accepts ours.
     let seeder = AnnounceRequest::new(hash, PeerId::generate(), 7101, 0);
-    let first = client.announce(&url, &seeder).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let first = loop {
+        match client.announce(&url, &seeder).await {
+            Err(err) if Instant::now() < deadline && err.to_string().contains("not authorized") => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            result => break result.unwrap(),
+        }
+    };
     assert!(first.interval > 0);
     let mut leecher = AnnounceRequest::new(hash, PeerId::generate(), 7102, 100);
     let answer = client.announce(&url, &leecher).await.unwrap();
