@@ -3,6 +3,7 @@
 mod create;
 mod format;
 mod info;
+mod tracker;
 
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -15,19 +16,26 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Say more about what happens: -v for events such as announces, -vv
+    /// for details.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
     Info(info::Args),
     Create(create::Args),
+    Tracker(tracker::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_logging(cli.verbose);
     let result = match cli.command {
         Command::Info(args) => info::run(&args),
         Command::Create(args) => create::run(&args),
+        Command::Tracker(args) => tracker::run(&args),
     };
     match result.and_then(|text| print(&text)) {
         Ok(()) => ExitCode::SUCCESS,
@@ -39,9 +47,26 @@ fn main() -> ExitCode {
     }
 }
 
+/// Logs to stderr: warnings by default, then info and debug with -v and -vv.
+/// `RUST_LOG` overrides this.
+fn init_logging(verbose: u8) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
 /// Writes a command's output. A reader that went away (`btc info … | head`)
 /// is not an error: the output was wanted only that far.
-fn print(text: &str) -> anyhow::Result<()> {
+pub(crate) fn print(text: &str) -> anyhow::Result<()> {
     let mut stdout = std::io::stdout().lock();
     match stdout
         .write_all(text.as_bytes())

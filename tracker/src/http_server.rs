@@ -175,7 +175,7 @@ fn handle(
         "/announce" => AnnounceRequest::from_query(query).and_then(|announce| {
             let mut tracker = lock(state);
             let answer = tracker.announce(&announce, ip, Instant::now())?;
-            tracing::debug!(
+            tracing::info!(
                 info_hash = %announce.info_hash, peer = %SocketAddr::new(ip, announce.port),
                 event = ?announce.event, left = announce.left, "announce"
             );

@@ -139,6 +139,10 @@ fn answer(
             announce.key = Some(key);
             announce.numwant = numwant;
             let ip = from.ip().to_canonical();
+            tracing::info!(
+                info_hash = %info_hash, peer = %SocketAddr::new(ip, port),
+                event = ?event, left, "announce (udp)"
+            );
             match lock(state).announce(&announce, ip, Instant::now()) {
                 Ok(answer) => UdpResponse::Announce {
                     transaction_id,

@@ -52,6 +52,7 @@ fn help_texts() {
         ("help_btc", &["--help"][..]),
         ("help_info", &["info", "--help"]),
         ("help_create", &["create", "--help"]),
+        ("help_tracker", &["tracker", "--help"]),
     ] {
         let output = btc(args, &here());
         assert!(output.status.success());
@@ -249,4 +250,64 @@ fn control_characters_from_a_torrent_are_not_sent_to_the_terminal() {
     assert!(!stdout.contains(['\u{1b}', '\u{7}', '\r']), "{stdout:?}");
     assert!(stdout.contains(r"evil\u{1b}]0;owned\u{7}\u{d}"), "{stdout}");
     assert!(stdout.contains(r"\u{1b}[2J"), "{stdout}");
+}
+
+/// `btc tracker` serves HTTP and UDP announces, logs them at -v, and stops
+/// cleanly on SIGTERM.
+#[test]
+fn the_tracker_command_serves_and_stops() {
+    use std::io::BufRead as _;
+    use std::process::Stdio;
+
+    struct Guard(std::process::Child);
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = Guard(
+        Command::new(env!("CARGO_BIN_EXE_btc"))
+            .args(["tracker", "--bind", "127.0.0.1:0", "--interval", "60", "-v"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut stdout = std::io::BufReader::new(child.0.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    let urls: Vec<&str> = first
+        .split_whitespace()
+        .filter(|w| w.contains("://"))
+        .collect();
+    assert_eq!(urls.len(), 2, "{first}");
+    let hash = metainfo::InfoHash([3; 20]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let client = tracker::TrackerClient::default();
+        let seeder = tracker::AnnounceRequest::new(hash, metainfo::PeerId::generate(), 7301, 0);
+        let leecher = tracker::AnnounceRequest::new(hash, metainfo::PeerId::generate(), 7302, 10);
+        client.announce(urls[1], &seeder).await.unwrap();
+        let answer = client.announce(urls[0], &leecher).await.unwrap();
+        assert_eq!(answer.interval, 60);
+        assert_eq!(answer.peers.len(), 1);
+        assert_eq!(answer.peers[0].addr.port(), 7301);
+    });
+    let status = Command::new("kill")
+        .args(["-TERM", &child.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    let exit = child.0.wait().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.0.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(exit.success(), "{exit:?} {stderr}");
+    assert!(rest.contains("tracker stopped"), "{rest}");
+    assert!(
+        stderr.contains("announce") && stderr.contains("7302"),
+        "{stderr}"
+    );
 }

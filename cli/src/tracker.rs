@@ -1,0 +1,75 @@
+//! `btc tracker`: an HTTP and UDP tracker for your own network.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use metainfo::InfoHash;
+use tracker::{HttpTracker, Tracker, TrackerConfig, UdpTracker};
+
+/// Run a BitTorrent tracker (HTTP and UDP on the same port) until stopped.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Address and port to listen on, for both TCP (HTTP) and UDP.
+    #[arg(long, value_name = "ADDR:PORT", default_value = "0.0.0.0:6969")]
+    bind: SocketAddr,
+    /// Seconds clients are told to wait between announces.
+    #[arg(long, value_name = "SECONDS", default_value_t = 1800)]
+    interval: u32,
+    /// Track only this torrent (an info-hash, 40 hex digits). Repeatable;
+    /// without it every torrent is tracked.
+    #[arg(long = "allow", value_name = "INFO_HASH")]
+    allow: Vec<InfoHash>,
+}
+
+pub(crate) fn run(args: &Args) -> Result<String> {
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(serve(args))
+}
+
+async fn serve(args: &Args) -> Result<String> {
+    let config = TrackerConfig {
+        interval: args.interval,
+        min_interval: args.interval.min(60),
+        peer_timeout: Duration::from_secs(u64::from(args.interval) * 2 + 60),
+        allow_list: (!args.allow.is_empty())
+            .then(|| args.allow.iter().copied().collect::<HashSet<_>>()),
+        ..TrackerConfig::default()
+    };
+    let state = Arc::new(Mutex::new(Tracker::new(config)));
+    let in_use = |proto: &str| {
+        format!(
+            "cannot listen on {} ({proto}); is another tracker running there?",
+            args.bind
+        )
+    };
+    let http = HttpTracker::bind_shared(args.bind, Arc::clone(&state))
+        .await
+        .with_context(|| in_use("TCP"))?;
+    // Port 0 asks for any free port: take the one TCP got for UDP too.
+    let udp = UdpTracker::bind_shared(http.local_addr(), state)
+        .await
+        .with_context(|| in_use("UDP"))?;
+    crate::print(&format!(
+        "tracker running: {} and {}\nstop with Ctrl-C\n",
+        http.announce_url(),
+        udp.announce_url()
+    ))?;
+    wait_for_stop().await?;
+    http.stop().await;
+    udp.stop().await;
+    Ok("tracker stopped\n".into())
+}
+
+/// Ctrl-C, or SIGTERM as a service manager sends.
+async fn wait_for_stop() -> Result<()> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot listen for SIGTERM")?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result.context("cannot listen for Ctrl-C")?,
+        _ = terminate.recv() => {}
+    }
+    Ok(())
+}
