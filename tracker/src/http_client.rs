@@ -1,5 +1,6 @@
 //! Announcing and scraping over HTTP and HTTPS.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -23,6 +24,10 @@ pub struct HttpOptions {
     pub max_redirects: usize,
     /// The largest response body read; a larger one is an error.
     pub max_body: usize,
+    /// Certificates (DER) to trust for HTTPS besides the Mozilla roots: a
+    /// private tracker's own certificate authority, say. Ones that do not
+    /// parse are ignored.
+    pub extra_roots: Vec<Vec<u8>>,
 }
 
 impl Default for HttpOptions {
@@ -32,6 +37,7 @@ impl Default for HttpOptions {
             max_redirects: 5,
             // 10,000 peers as dictionaries fit in well under a megabyte.
             max_body: 2 << 20,
+            extra_roots: Vec::new(),
         }
     }
 }
@@ -85,13 +91,26 @@ impl Default for HttpClient {
 }
 
 impl HttpClient {
-    /// A client with these limits. HTTPS uses rustls with the Mozilla roots.
+    /// A client with these limits. HTTPS uses rustls (with ring) and the
+    /// Mozilla roots, plus [`HttpOptions::extra_roots`].
     pub fn new(options: HttpOptions) -> Self {
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_webpki_roots()
-            .https_or_http()
-            .enable_http1()
-            .build();
+        let mut roots = rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        };
+        roots.add_parsable_certificates(options.extra_roots.iter().map(|der| der.clone().into()));
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map(|builder| builder.with_root_certificates(roots).with_no_client_auth());
+        let builder = hyper_rustls::HttpsConnectorBuilder::new();
+        let builder = match tls {
+            Ok(config) => builder.with_tls_config(config),
+            // ring supports the default versions; this cannot happen, but
+            // falling back keeps HTTPS working if it did.
+            Err(_) => builder.with_webpki_roots(),
+        };
+        let connector = builder.https_or_http().enable_http1().build();
         // No pooled connections: announces are minutes apart, and trackers
         // such as opentracker close a connection after each answer without
         // saying so, so a reused one is often already reset.

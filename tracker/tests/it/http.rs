@@ -29,6 +29,7 @@ fn quick() -> HttpClient {
         timeout: Duration::from_secs(3),
         max_redirects: 2,
         max_body: 64 * 1024,
+        ..HttpOptions::default()
     })
 }
 
@@ -262,4 +263,55 @@ async fn dead_and_silent_trackers_fail_in_bounded_time() {
         .await
         .unwrap_err();
     assert!(matches!(err, TrackerError::NoScrape), "{err}");
+}
+
+#[tokio::test]
+async fn https_trackers_are_reached_over_tls_and_verified() {
+    use std::sync::Arc;
+    use tokio_rustls::rustls;
+
+    let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    let cert_der = certified.cert.der().to_vec();
+    let key_der = certified.signing_key.serialize_der();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![cert_der.clone().into()],
+        rustls::pki_types::PrivateKeyDer::Pkcs8(key_der.into()),
+    )
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("https://{}/announce", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let mut buf = [0u8; 4096];
+                let _ = tls.read(&mut buf).await;
+                let body = b"d8:intervali900e5:peers6:\x7f\x00\x00\x01\x1a\xe1e";
+                let _ = tls.write_all(&http("200 OK", "", body)).await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    let trusting = HttpClient::new(HttpOptions {
+        extra_roots: vec![cert_der],
+        ..HttpOptions::default()
+    });
+    let answer = trusting.announce(&url, &announce(7010, 1)).await.unwrap();
+    assert_eq!((answer.interval, answer.peers.len()), (900, 1));
+    // A certificate nobody vouches for is refused.
+    let err = quick()
+        .announce(&url, &announce(7010, 1))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("certificate"), "{err}");
 }
