@@ -41,7 +41,7 @@ fn main() -> ExitCode {
 }
 
 /// The fuzz targets, each run for the same time.
-const FUZZ_TARGETS: &[&str] = &["bencode_decode", "metainfo_parse"];
+const FUZZ_TARGETS: &[&str] = &["bencode_decode", "metainfo_parse", "tracker_messages"];
 
 fn fuzz(args: &[String]) -> Result<()> {
     let mut seconds = 60u64;
