@@ -15,8 +15,9 @@ pub(crate) struct Args {
     /// Address and port to listen on, for both TCP (HTTP) and UDP.
     #[arg(long, value_name = "ADDR:PORT", default_value = "0.0.0.0:6969")]
     bind: SocketAddr,
-    /// Seconds clients are told to wait between announces.
-    #[arg(long, value_name = "SECONDS", default_value_t = 1800)]
+    /// Seconds clients are told to wait between announces (1 to 604800).
+    #[arg(long, value_name = "SECONDS", default_value_t = 1800,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(tracker::MAX_INTERVAL)))]
     interval: u32,
     /// Track only this torrent (an info-hash, 40 hex digits). Repeatable;
     /// without it every torrent is tracked.
@@ -38,6 +39,9 @@ async fn serve(args: &Args) -> Result<String> {
             .then(|| args.allow.iter().copied().collect::<HashSet<_>>()),
         ..TrackerConfig::default()
     };
+    // Listen for the stop signals before saying we run, so that a signal
+    // sent as soon as we say so is handled cleanly.
+    let stop = stop_signals()?;
     let state = Arc::new(Mutex::new(Tracker::new(config)));
     let in_use = |proto: &str| {
         format!(
@@ -57,19 +61,21 @@ async fn serve(args: &Args) -> Result<String> {
         http.announce_url(),
         udp.announce_url()
     ))?;
-    wait_for_stop().await?;
+    stop.await;
     http.stop().await;
     udp.stop().await;
     Ok("tracker stopped\n".into())
 }
 
-/// Ctrl-C, or SIGTERM as a service manager sends.
-async fn wait_for_stop() -> Result<()> {
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("cannot listen for SIGTERM")?;
-    tokio::select! {
-        result = tokio::signal::ctrl_c() => result.context("cannot listen for Ctrl-C")?,
-        _ = terminate.recv() => {}
-    }
-    Ok(())
+/// A future that ends on Ctrl-C, or SIGTERM as a service manager sends.
+fn stop_signals() -> Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for Ctrl-C")?;
+    Ok(async move {
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = interrupt.recv() => {}
+        }
+    })
 }

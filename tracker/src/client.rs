@@ -123,3 +123,40 @@ impl TrackerTiers {
         Err(errors)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn urls(tier: &[&str]) -> Vec<String> {
+        tier.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn an_answering_tracker_moves_to_the_front_of_its_tier_only() {
+        // Built directly, so the order is known rather than shuffled.
+        let mut tiers = TrackerTiers {
+            tiers: vec![urls(&["a", "b"]), urls(&["c", "d", "e"])],
+        };
+        tiers.answered(1, 2);
+        assert_eq!(tiers.tiers(), [urls(&["a", "b"]), urls(&["e", "c", "d"])]);
+        tiers.answered(1, 0);
+        assert_eq!(tiers.tiers()[1], urls(&["e", "c", "d"]));
+        tiers.answered(0, 1);
+        assert_eq!(tiers.tiers()[0], urls(&["b", "a"]));
+        // Out of range does nothing.
+        tiers.answered(5, 0);
+        tiers.answered(0, 9);
+        assert_eq!(tiers.in_order().len(), 5);
+        assert_eq!(tiers.in_order()[0], (0, 0, "b".to_string()));
+    }
+
+    #[test]
+    fn new_keeps_every_tracker_and_drops_empty_tiers() {
+        let tiers = TrackerTiers::new(vec![urls(&["a", "b", "c"]), vec![], urls(&["d"])]);
+        assert_eq!(tiers.tiers().len(), 2);
+        let mut first = tiers.tiers()[0].clone();
+        first.sort();
+        assert_eq!(first, urls(&["a", "b", "c"]));
+    }
+}

@@ -15,6 +15,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::request::{AnnounceRequest, RequestError, scrape_info_hashes};
 use crate::response::failure_bytes;
@@ -25,6 +26,9 @@ const MAX_CONNECTIONS: usize = 1024;
 
 /// How long a client may take to send its request headers.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long one connection may stay open, keep-alive included.
+const CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
 
 /// An HTTP tracker running in this process, answering `/announce` and
 /// `/scrape` until [`HttpTracker::stop`] is called or it is dropped.
@@ -46,6 +50,7 @@ pub struct HttpTracker {
     state: Arc<Mutex<Tracker>>,
     shutdown: CancellationToken,
     task: Option<JoinHandle<()>>,
+    connections: TaskTracker,
 }
 
 impl HttpTracker {
@@ -62,19 +67,21 @@ impl HttpTracker {
     ) -> std::io::Result<HttpTracker> {
         let listener = TcpListener::bind(addr).await?;
         let local_addr = listener.local_addr()?;
-        let expire_every = lock(&state).config().peer_timeout / 2;
         let shutdown = CancellationToken::new();
-        let task = tokio::spawn(serve(
+        let connections = TaskTracker::new();
+        let serving = serve(
             listener,
             Arc::clone(&state),
             shutdown.clone(),
-            expire_every,
-        ));
+            connections.clone(),
+        );
+        let task = tokio::spawn(serving);
         Ok(HttpTracker {
             local_addr,
             state,
             shutdown,
             task: Some(task),
+            connections,
         })
     }
 
@@ -94,13 +101,15 @@ impl HttpTracker {
         &self.state
     }
 
-    /// Stops accepting, lets requests in progress finish, and returns when
-    /// the server has stopped.
+    /// Stops accepting, lets requests in progress finish (for up to five
+    /// seconds), and returns when every connection has closed.
     pub async fn stop(mut self) {
         self.shutdown.cancel();
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
+        self.connections.close();
+        self.connections.wait().await;
     }
 }
 
@@ -114,17 +123,12 @@ async fn serve(
     listener: TcpListener,
     state: Arc<Mutex<Tracker>>,
     shutdown: CancellationToken,
-    expire_every: Duration,
+    connections: TaskTracker,
 ) {
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    let mut expiry = tokio::time::interval(expire_every.max(Duration::from_secs(1)));
     loop {
         let permit = tokio::select! {
             () = shutdown.cancelled() => break,
-            _ = expiry.tick() => {
-                lock(&state).expire(Instant::now());
-                continue;
-            }
             permit = Arc::clone(&permits).acquire_owned() => permit,
         };
         let Ok(permit) = permit else { break };
@@ -142,7 +146,7 @@ async fn serve(
         };
         let state = Arc::clone(&state);
         let shutdown = shutdown.clone();
-        tokio::spawn(async move {
+        connections.spawn(async move {
             let _permit = permit;
             let service = service_fn(move |request| {
                 let state = Arc::clone(&state);
@@ -151,12 +155,20 @@ async fn serve(
             let connection = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_TIMEOUT)
+                .max_buf_size(16 * 1024)
                 .serve_connection(TokioIo::new(stream), service);
             tokio::pin!(connection);
+            // A connection lives at most CONNECTION_LIFETIME, so a client that
+            // never reads its answer cannot keep a slot forever.
+            let lifetime = tokio::time::sleep(CONNECTION_LIFETIME);
             tokio::select! {
-                _ = connection.as_mut() => {}
-                () = shutdown.cancelled() => connection.as_mut().graceful_shutdown(),
+                _ = connection.as_mut() => return,
+                () = lifetime => {}
+                () = shutdown.cancelled() => {}
             }
+            // Let a request in progress finish, briefly.
+            connection.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(Duration::from_secs(5), connection).await;
         });
     }
 }
@@ -171,17 +183,22 @@ fn handle(
     let query = request.uri().query().unwrap_or("");
     // A dual-stack socket reports IPv4 clients as ::ffff:a.b.c.d.
     let ip = remote.ip().to_canonical();
+    let now = Instant::now();
     let body = match request.uri().path() {
         "/announce" => AnnounceRequest::from_query(query).and_then(|announce| {
-            let mut tracker = lock(state);
-            let answer = tracker.announce(&announce, ip, Instant::now())?;
+            // The lock is held only for the state change; logging and
+            // encoding happen after.
+            let answer = lock(state).announce(&announce, ip, now)?;
             tracing::info!(
                 info_hash = %announce.info_hash, peer = %SocketAddr::new(ip, announce.port),
                 event = ?announce.event, left = announce.left, "announce"
             );
             Ok(answer.to_bytes(announce.compact, announce.no_peer_id))
         }),
-        "/scrape" => scrape_info_hashes(query).map(|hashes| lock(state).scrape(&hashes).to_bytes()),
+        "/scrape" => scrape_info_hashes(query).map(|hashes| {
+            let answer = lock(state).scrape(&hashes, now);
+            answer.to_bytes()
+        }),
         _ => Err(RequestError::UnknownPath),
     };
     let body = body.unwrap_or_else(|err| {

@@ -51,7 +51,8 @@ pub use client::{TrackerClient, TrackerTiers};
 pub use http_client::{HttpClient, HttpOptions, TrackerError};
 pub use http_server::HttpTracker;
 pub use request::{
-    AnnounceRequest, Event, RequestError, scrape_info_hashes, scrape_request_url, scrape_url,
+    AnnounceRequest, Event, MAX_SCRAPE_HASHES, RequestError, scrape_info_hashes,
+    scrape_request_url, scrape_url,
 };
 pub use response::{
     AnnounceResponse, MAX_INTERVAL, MAX_PEERS, Peer, ResponseError, ScrapeResponse, ScrapeStats,

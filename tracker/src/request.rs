@@ -239,12 +239,28 @@ pub fn scrape_request_url(scrape: &str, info_hashes: &[InfoHash]) -> String {
     url
 }
 
-/// The info-hashes a scrape's query string asks about.
+/// The most torrents one HTTP scrape may ask about.
+pub const MAX_SCRAPE_HASHES: usize = 100;
+
+/// The info-hashes a scrape's query string asks about, each once.
 pub fn scrape_info_hashes(query: &str) -> Result<Vec<InfoHash>, RequestError> {
-    query_pairs(query)
-        .filter(|(key, _)| *key == "info_hash")
-        .map(|(_, value)| twenty_bytes("info_hash", &value).map(InfoHash))
-        .collect()
+    let mut hashes: Vec<InfoHash> = Vec::new();
+    for (key, value) in query_pairs(query) {
+        if key != "info_hash" {
+            continue;
+        }
+        let hash = InfoHash(twenty_bytes("info_hash", &value)?);
+        if !hashes.contains(&hash) {
+            if hashes.len() == MAX_SCRAPE_HASHES {
+                return Err(RequestError::Invalid {
+                    param: "info_hash",
+                    problem: "is repeated more than 100 times",
+                });
+            }
+            hashes.push(hash);
+        }
+    }
+    Ok(hashes)
 }
 
 /// Everything but RFC 3986's unreserved characters is escaped.

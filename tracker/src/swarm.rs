@@ -29,6 +29,14 @@ pub struct TrackerConfig {
     pub max_torrents: usize,
     /// The most peers in one swarm; new peers are refused beyond.
     pub max_peers_per_torrent: usize,
+    /// The most peers one IP address may have in one swarm, so that one host
+    /// cannot fill a swarm with made-up peers. Many clients on one machine
+    /// (a test swarm on 127.0.0.1) need it well above 1.
+    pub max_peers_per_ip: usize,
+    /// The most peers in all swarms together.
+    pub max_peers: usize,
+    /// The most torrents a full scrape (one naming none) lists.
+    pub max_full_scrape: usize,
     /// When set, only these torrents are tracked.
     pub allow_list: Option<HashSet<InfoHash>>,
 }
@@ -43,21 +51,34 @@ impl Default for TrackerConfig {
             peer_timeout: Duration::from_secs(2 * 1800 + 60),
             max_torrents: 100_000,
             max_peers_per_torrent: 10_000,
+            max_peers_per_ip: 100,
+            max_peers: 1_000_000,
+            max_full_scrape: 1000,
             allow_list: None,
         }
     }
 }
 
+/// How often silent peers are looked for across all swarms, at most.
+const EXPIRY_PERIOD: Duration = Duration::from_secs(60);
+
 /// The swarms a tracker knows.
+///
+/// Silent peers are dropped as requests come in: the swarm asked about at
+/// once, every swarm at most once a minute. No timer is needed.
 #[derive(Debug, Default)]
 pub struct Tracker {
     config: TrackerConfig,
     swarms: HashMap<InfoHash, Swarm>,
+    total_peers: usize,
+    last_expiry: Option<Instant>,
 }
 
 #[derive(Debug, Default)]
 struct Swarm {
     peers: HashMap<PeerId, PeerEntry>,
+    /// Kept up to date as peers come, change and go, so scrapes cost O(1).
+    seeders: usize,
     /// Completed events seen, for scrape's `downloaded`.
     completed: u32,
 }
@@ -66,23 +87,46 @@ struct Swarm {
 struct PeerEntry {
     addr: SocketAddr,
     left: u64,
+    key: Option<u32>,
     last_seen: Instant,
 }
 
 impl Swarm {
     fn stats(&self) -> ScrapeStats {
-        let seeders = self.peers.values().filter(|p| p.left == 0).count();
         let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
         ScrapeStats {
-            complete: count(seeders),
+            complete: count(self.seeders),
             downloaded: self.completed,
-            incomplete: count(self.peers.len() - seeders),
+            incomplete: count(self.peers.len() - self.seeders),
         }
     }
 
-    fn expire(&mut self, now: Instant, timeout: Duration) {
+    /// Removes silent peers; returns how many.
+    fn expire(&mut self, now: Instant, timeout: Duration) -> usize {
+        let before = self.peers.len();
         self.peers
             .retain(|_, p| now.saturating_duration_since(p.last_seen) < timeout);
+        self.seeders = self.peers.values().filter(|p| p.left == 0).count();
+        before - self.peers.len()
+    }
+
+    fn remove(&mut self, id: &PeerId) -> bool {
+        match self.peers.remove(id) {
+            Some(old) => {
+                self.seeders -= usize::from(old.left == 0);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn insert(&mut self, id: PeerId, entry: PeerEntry) -> bool {
+        let old = self.peers.insert(id, entry);
+        self.seeders += usize::from(entry.left == 0);
+        if let Some(old) = old {
+            self.seeders -= usize::from(old.left == 0);
+        }
+        old.is_none()
     }
 }
 
@@ -91,7 +135,7 @@ impl Tracker {
     pub fn new(config: TrackerConfig) -> Self {
         Tracker {
             config,
-            swarms: HashMap::new(),
+            ..Tracker::default()
         }
     }
 
@@ -104,13 +148,27 @@ impl Tracker {
     ///
     /// The peer is recorded at `ip` and the port it announced: the `ip`
     /// parameter a client may send is not trusted, since anyone could point
-    /// a swarm at a third party with it. The peer list never includes the
-    /// announcing peer.
+    /// a swarm at a third party with it. For the same reason a peer id
+    /// already in the swarm can be updated or stopped only from its address,
+    /// or with the `key` it first announced. The peer list never includes
+    /// the announcing peer.
     pub fn announce(
         &mut self,
         request: &AnnounceRequest,
         ip: IpAddr,
         now: Instant,
+    ) -> Result<AnnounceResponse, RequestError> {
+        self.announce_from(request, ip, now, false)
+    }
+
+    /// [`Tracker::announce`], listing only peers of the asker's address
+    /// family when `same_family` (UDP answers carry one family).
+    pub fn announce_from(
+        &mut self,
+        request: &AnnounceRequest,
+        ip: IpAddr,
+        now: Instant,
+        same_family: bool,
     ) -> Result<AnnounceResponse, RequestError> {
         if self
             .config
@@ -126,8 +184,10 @@ impl Tracker {
                 problem: "must not be 0",
             });
         }
-        let full = self.swarms.len() >= self.config.max_torrents;
-        if full && !self.swarms.contains_key(&request.info_hash) {
+        self.expire_now_and_then(now);
+        if self.swarms.len() >= self.config.max_torrents
+            && !self.swarms.contains_key(&request.info_hash)
+        {
             return Err(RequestError::Invalid {
                 param: "info_hash",
                 problem: "is a new torrent, and this tracker is full",
@@ -135,46 +195,68 @@ impl Tracker {
         }
         let config = &self.config;
         let swarm = self.swarms.entry(request.info_hash).or_default();
-        swarm.expire(now, config.peer_timeout);
+        self.total_peers -= swarm.expire(now, config.peer_timeout);
         let addr = SocketAddr::new(ip, request.port);
-        let numwant = request
-            .numwant
-            .map_or(config.default_numwant, |n| n as usize)
-            .min(config.max_numwant);
-        let peers = match request.event {
-            Some(Event::Stopped) => {
-                swarm.peers.remove(&request.peer_id);
-                Vec::new()
+        let known = swarm.peers.get(&request.peer_id).copied();
+        if let Some(old) = known {
+            let same_key = old.key.is_some() && old.key == request.key;
+            if old.addr.ip() != ip && !same_key {
+                return Err(RequestError::Invalid {
+                    param: "peer_id",
+                    problem: "is in use by a peer at another address",
+                });
             }
-            event => {
-                let known = swarm.peers.contains_key(&request.peer_id);
-                if !known && swarm.peers.len() >= config.max_peers_per_torrent {
+        }
+        let peers = if request.event == Some(Event::Stopped) {
+            self.total_peers -= usize::from(swarm.remove(&request.peer_id));
+            Vec::new()
+        } else {
+            if known.is_none() {
+                let from_ip = swarm.peers.values().filter(|p| p.addr.ip() == ip).count();
+                let refusal = if swarm.peers.len() >= config.max_peers_per_torrent {
+                    Some("names a swarm that is full")
+                } else if from_ip >= config.max_peers_per_ip {
+                    Some("names a swarm that already has the most peers allowed from your address")
+                } else if self.total_peers >= config.max_peers {
+                    Some("cannot be tracked: this tracker is full")
+                } else {
+                    None
+                };
+                if let Some(problem) = refusal {
                     return Err(RequestError::Invalid {
                         param: "info_hash",
-                        problem: "names a swarm that is full",
+                        problem,
                     });
                 }
-                if event == Some(Event::Completed) {
-                    swarm.completed = swarm.completed.saturating_add(1);
-                }
-                swarm.peers.insert(
-                    request.peer_id,
-                    PeerEntry {
-                        addr,
-                        left: request.left,
-                        last_seen: now,
-                    },
-                );
-                swarm
-                    .peers
-                    .iter()
-                    .filter(|(id, p)| **id != request.peer_id && p.addr != addr)
-                    .map(|(id, p)| Peer {
-                        addr: p.addr,
-                        peer_id: Some(*id),
-                    })
-                    .choose_multiple(&mut rand::rng(), numwant)
             }
+            // A completion counts once: when a leecher becomes a seeder.
+            if request.event == Some(Event::Completed)
+                && request.left == 0
+                && known.is_none_or(|old| old.left > 0)
+            {
+                swarm.completed = swarm.completed.saturating_add(1);
+            }
+            let entry = PeerEntry {
+                addr,
+                left: request.left,
+                key: request.key,
+                last_seen: now,
+            };
+            self.total_peers += usize::from(swarm.insert(request.peer_id, entry));
+            let numwant = request
+                .numwant
+                .map_or(config.default_numwant, |n| n as usize);
+            let numwant = numwant.min(config.max_numwant).min(swarm.peers.len());
+            swarm
+                .peers
+                .iter()
+                .filter(|(id, p)| **id != request.peer_id && p.addr != addr)
+                .filter(|(_, p)| !same_family || p.addr.is_ipv4() == ip.is_ipv4())
+                .map(|(id, p)| Peer {
+                    addr: p.addr,
+                    peer_id: Some(*id),
+                })
+                .choose_multiple(&mut rand::rng(), numwant)
         };
         let stats = swarm.stats();
         if swarm.peers.is_empty() {
@@ -191,10 +273,16 @@ impl Tracker {
         })
     }
 
-    /// Numbers for the torrents asked about; all torrents when none are named.
-    pub fn scrape(&self, info_hashes: &[InfoHash]) -> ScrapeResponse {
+    /// Numbers for the torrents asked about (each once; unknown ones are left
+    /// out); when none are named, for up to `max_full_scrape` torrents.
+    pub fn scrape(&mut self, info_hashes: &[InfoHash], now: Instant) -> ScrapeResponse {
+        self.expire_now_and_then(now);
         let files = if info_hashes.is_empty() {
-            self.swarms.iter().map(|(h, s)| (*h, s.stats())).collect()
+            self.swarms
+                .iter()
+                .take(self.config.max_full_scrape)
+                .map(|(h, s)| (*h, s.stats()))
+                .collect()
         } else {
             info_hashes
                 .iter()
@@ -207,15 +295,32 @@ impl Tracker {
     /// Drops every peer not heard from within the timeout, and empty swarms.
     pub fn expire(&mut self, now: Instant) {
         let timeout = self.config.peer_timeout;
+        let mut dropped = 0;
         self.swarms.retain(|_, swarm| {
-            swarm.expire(now, timeout);
+            dropped += swarm.expire(now, timeout);
             !swarm.peers.is_empty()
         });
+        self.total_peers -= dropped;
+        self.last_expiry = Some(now);
+    }
+
+    fn expire_now_and_then(&mut self, now: Instant) {
+        let due = self
+            .last_expiry
+            .is_none_or(|last| now.saturating_duration_since(last) >= EXPIRY_PERIOD);
+        if due {
+            self.expire(now);
+        }
     }
 
     /// Numbers for one torrent, if it has peers.
     pub fn stats(&self, info_hash: &InfoHash) -> Option<ScrapeStats> {
         self.swarms.get(info_hash).map(Swarm::stats)
+    }
+
+    /// How many torrents have peers.
+    pub fn torrents(&self) -> usize {
+        self.swarms.len()
     }
 
     /// The addresses of a torrent's peers, for tests and logs.

@@ -10,7 +10,7 @@ use tokio::net::UdpSocket;
 
 use crate::http_client::TrackerError;
 use crate::request::AnnounceRequest;
-use crate::response::{AnnounceResponse, ResponseError, ScrapeResponse};
+use crate::response::{AnnounceResponse, MAX_INTERVAL, ResponseError, ScrapeResponse};
 use crate::udp::{MAX_SCRAPE, UdpRequest, UdpResponse};
 
 /// Timing for UDP trackers.
@@ -21,6 +21,10 @@ pub struct UdpOptions {
     pub base_timeout: Duration,
     /// Retransmissions before giving up; BEP 15 says 8 (up to 3,840 s).
     pub max_retries: u32,
+    /// The longest one announce or scrape may wait in all. BEP 15's full
+    /// schedule takes over two hours, which would hold up every tracker in
+    /// later tiers; retransmissions stop once the next wait would pass this.
+    pub max_wait: Duration,
 }
 
 impl Default for UdpOptions {
@@ -28,6 +32,7 @@ impl Default for UdpOptions {
         UdpOptions {
             base_timeout: Duration::from_secs(15),
             max_retries: 8,
+            max_wait: Duration::from_secs(120),
         }
     }
 }
@@ -74,6 +79,14 @@ impl UdpClient {
             })
             .await?;
         match response {
+            UdpResponse::Announce { interval, .. } if interval > MAX_INTERVAL => {
+                let problem = "longer than a week";
+                Err(ResponseError::BadField {
+                    field: "interval",
+                    problem,
+                }
+                .into())
+            }
             UdpResponse::Announce {
                 interval,
                 leechers,
@@ -142,6 +155,9 @@ impl UdpClient {
                 .options
                 .base_timeout
                 .saturating_mul(1 << attempt.min(16));
+            if attempt > 0 && waited + timeout > self.options.max_wait {
+                break;
+            }
             waited += timeout;
             let (connection_id, fresh) = match self.cached_connection(addr) {
                 Some(id) => (id, false),
@@ -216,7 +232,8 @@ async fn send_and_wait(
     let unreachable = |e: std::io::Error| TrackerError::Unreachable(e.to_string());
     socket.send(&request.encode()).await.map_err(unreachable)?;
     let deadline = tokio::time::Instant::now() + timeout;
-    let mut buf = vec![0u8; 2048];
+    // Room for any datagram: a long peer list must not be cut short.
+    let mut buf = vec![0u8; 65_536];
     loop {
         let received = match tokio::time::timeout_at(deadline, socket.recv(&mut buf)).await {
             Err(_) => return Ok(None),
@@ -241,7 +258,9 @@ async fn resolve(url: &str) -> Result<SocketAddr, TrackerError> {
         problem: problem.to_string(),
     };
     let rest = url
-        .strip_prefix("udp://")
+        .get(..6)
+        .filter(|scheme| scheme.eq_ignore_ascii_case("udp://"))
+        .map(|_| &url[6..])
         .ok_or_else(|| bad("a UDP tracker URL starts with udp://"))?;
     let host_port = rest.split(['/', '?']).next().unwrap_or_default();
     let mut addrs = tokio::net::lookup_host(host_port)

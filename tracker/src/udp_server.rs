@@ -77,6 +77,10 @@ impl Drop for UdpTracker {
     }
 }
 
+/// Bytes of peers in one announce answer: with the 20-byte header, within
+/// the 1,400 bytes that pass everywhere without fragmenting.
+const MAX_PAYLOAD: usize = 1380;
+
 async fn serve(socket: UdpSocket, state: Arc<Mutex<Tracker>>, shutdown: CancellationToken) {
     let ids = ConnectionIds::new();
     let mut buf = vec![0u8; 2048];
@@ -118,7 +122,9 @@ fn answer(
         UdpRequest::Announce { connection_id, .. } | UdpRequest::Scrape { connection_id, .. }
             if !ids.valid(connection_id, from) =>
         {
-            refuse("connection id expired or unknown; connect again")
+            // Short on purpose: no answer to a spoofable packet may be longer
+            // than the packet (16 bytes here, against at least 36).
+            refuse("stale id")
         }
         UdpRequest::Announce {
             info_hash,
@@ -137,24 +143,24 @@ fn answer(
             announce.uploaded = uploaded;
             announce.event = event;
             announce.key = Some(key);
-            announce.numwant = numwant;
             let ip = from.ip().to_canonical();
             tracing::info!(
                 info_hash = %info_hash, peer = %SocketAddr::new(ip, port),
                 event = ?event, left, "announce (udp)"
             );
-            match lock(state).announce(&announce, ip, Instant::now()) {
+            // One address family per answer, the asker's, and few enough peers
+            // that the datagram stays within a common MTU.
+            let limit = MAX_PAYLOAD / if ip.is_ipv4() { 6 } else { 18 };
+            let wanted = numwant.map_or(limit, |n| (n as usize).min(limit));
+            announce.numwant = Some(u32::try_from(wanted).unwrap_or(u32::MAX));
+            let answer = lock(state).announce_from(&announce, ip, Instant::now(), true);
+            match answer {
                 Ok(answer) => UdpResponse::Announce {
                     transaction_id,
                     interval: answer.interval,
                     leechers: answer.incomplete.unwrap_or(0),
                     seeders: answer.complete.unwrap_or(0),
-                    // One address family per answer: the asker's.
-                    peers: answer
-                        .peers
-                        .into_iter()
-                        .filter(|p| p.addr.is_ipv4() == ip.is_ipv4())
-                        .collect(),
+                    peers: answer.peers,
                 },
                 Err(err) => refuse(&err.to_string()),
             }
@@ -173,9 +179,10 @@ fn answer(
     }
 }
 
-/// Connection ids that need no table: a keyed hash of the client's address
+/// Connection ids that need no table: a keyed hash of the client's IP address
 /// and the current minute. An id is good in the minute it was issued and the
-/// next, so at least a full minute.
+/// next, so at least a full minute. The port is left out: clients may send
+/// each request from a new socket.
 struct ConnectionIds {
     secret: [u8; 16],
     start: Instant,
@@ -196,7 +203,7 @@ impl ConnectionIds {
     fn id(&self, addr: SocketAddr, minute: u64) -> u64 {
         let mut hasher = sha1_smol::Sha1::new();
         hasher.update(&self.secret);
-        hasher.update(addr.to_string().as_bytes());
+        hasher.update(addr.ip().to_canonical().to_string().as_bytes());
         hasher.update(&minute.to_be_bytes());
         let digest = hasher.digest().bytes();
         u64::from_be_bytes([

@@ -120,6 +120,7 @@ async fn our_client_announces_to_opentracker() {
     let udp = UdpClient::new(UdpOptions {
         base_timeout: Duration::from_millis(500),
         max_retries: 3,
+        ..UdpOptions::default()
     });
     let udp_leecher = AnnounceRequest::new(hash, PeerId::generate(), 7104, 100);
     let answer = udp.announce(&udp_url, &udp_leecher).await.unwrap();

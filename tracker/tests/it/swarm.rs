@@ -111,7 +111,11 @@ fn silent_peers_expire() {
     );
     t.expire(start + Duration::from_secs(1000));
     assert_eq!(t.stats(&HASH), None, "empty swarms are forgotten");
-    assert!(t.scrape(&[]).files.is_empty());
+    assert!(
+        t.scrape(&[], start + Duration::from_secs(1000))
+            .files
+            .is_empty()
+    );
 }
 
 #[test]
@@ -143,9 +147,9 @@ fn scrape_names_only_known_torrents() {
     let now = Instant::now();
     t.announce(&peer(1, 0), lo(), now).unwrap();
     let unknown = InfoHash([0; 20]);
-    let s = t.scrape(&[HASH, unknown]);
+    let s = t.scrape(&[HASH, unknown, HASH], now);
     assert_eq!(s.files.keys().collect::<Vec<_>>(), [&HASH]);
-    assert_eq!(t.scrape(&[]).files.len(), 1);
+    assert_eq!(t.scrape(&[], now).files.len(), 1);
 }
 
 #[test]
@@ -165,4 +169,87 @@ fn ipv6_peers_are_kept_apart_from_ipv4_ones() {
         "{}",
         body.escape_ascii()
     );
+}
+
+#[test]
+fn idle_swarms_expire_when_any_request_comes() {
+    let config = TrackerConfig {
+        peer_timeout: Duration::from_secs(100),
+        max_torrents: 3,
+        ..TrackerConfig::default()
+    };
+    let mut t = Tracker::new(config);
+    let start = Instant::now();
+    for n in 0..3u8 {
+        let mut r = peer(n, 0);
+        r.info_hash = InfoHash([n; 20]);
+        t.announce(&r, lo(), start).unwrap();
+    }
+    // Full: a fourth torrent is refused while the others are alive...
+    let mut fourth = peer(9, 0);
+    fourth.info_hash = InfoHash([9; 20]);
+    assert!(
+        t.announce(&fourth, lo(), start + Duration::from_secs(50))
+            .is_err()
+    );
+    // ...and accepted once they have gone silent, with no timer running.
+    assert!(
+        t.announce(&fourth, lo(), start + Duration::from_secs(200))
+            .is_ok()
+    );
+    assert_eq!(t.torrents(), 1);
+}
+
+#[test]
+fn a_peer_cannot_be_moved_or_stopped_from_another_address() {
+    let mut t = Tracker::new(TrackerConfig::default());
+    let now = Instant::now();
+    let mut victim = peer(1, 0);
+    victim.key = Some(42);
+    t.announce(&victim, lo(), now).unwrap();
+    let elsewhere: IpAddr = "127.0.0.2".parse().unwrap();
+    let mut forged = victim.clone();
+    forged.key = None;
+    forged.event = Some(Event::Stopped);
+    assert!(t.announce(&forged, elsewhere, now).is_err());
+    forged.event = None;
+    assert!(t.announce(&forged, elsewhere, now).is_err());
+    assert_eq!(t.peers(&HASH), ["127.0.0.1:6001".parse().unwrap()]);
+    // The real peer, moved to a new address, proves itself with its key.
+    let mut moved = victim.clone();
+    moved.event = None;
+    t.announce(&moved, elsewhere, now).unwrap();
+    assert_eq!(t.peers(&HASH), ["127.0.0.2:6001".parse().unwrap()]);
+}
+
+#[test]
+fn one_address_cannot_fill_a_swarm() {
+    let config = TrackerConfig {
+        max_peers_per_ip: 3,
+        ..TrackerConfig::default()
+    };
+    let mut t = Tracker::new(config);
+    let now = Instant::now();
+    for n in 0..3 {
+        t.announce(&peer(n, 0), lo(), now).unwrap();
+    }
+    let err = t.announce(&peer(3, 0), lo(), now).unwrap_err();
+    assert!(err.to_string().contains("from your address"), "{err}");
+    assert!(
+        t.announce(&peer(3, 0), "127.0.0.9".parse().unwrap(), now)
+            .is_ok()
+    );
+}
+
+#[test]
+fn a_completion_counts_once() {
+    let mut t = Tracker::new(TrackerConfig::default());
+    let now = Instant::now();
+    t.announce(&peer(1, 10), lo(), now).unwrap();
+    let mut done = peer(1, 0);
+    done.event = Some(Event::Completed);
+    for _ in 0..5 {
+        t.announce(&done, lo(), now).unwrap();
+    }
+    assert_eq!(t.stats(&HASH).unwrap().downloaded, 1);
 }

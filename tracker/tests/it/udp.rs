@@ -21,6 +21,7 @@ fn fast() -> UdpClient {
     UdpClient::new(UdpOptions {
         base_timeout: Duration::from_millis(100),
         max_retries: 3,
+        ..UdpOptions::default()
     })
 }
 
@@ -140,18 +141,29 @@ fn honest(request: &UdpRequest) -> UdpResponse {
 
 #[tokio::test]
 async fn lost_packets_are_retransmitted() {
-    // Drops the first connect and the first announce.
-    let (url, seen) = fake(|n, r| {
-        if n == 0 || n == 2 {
-            vec![]
-        } else {
-            vec![honest(r)]
-        }
+    // Drops the first connect and the first announce it sees, whenever they
+    // come; answers everything after.
+    let dropped = Arc::new(Mutex::new((false, false)));
+    let (url, seen) = fake(move |_, r| {
+        let mut dropped = dropped.lock().unwrap();
+        let first = match r {
+            UdpRequest::Connect { .. } => !std::mem::replace(&mut dropped.0, true),
+            _ => !std::mem::replace(&mut dropped.1, true),
+        };
+        if first { vec![] } else { vec![honest(r)] }
     })
     .await;
-    let answer = fast().announce(&url, &announce(7205, 1)).await.unwrap();
+    let client = UdpClient::new(UdpOptions {
+        base_timeout: Duration::from_millis(200),
+        max_retries: 4,
+        ..UdpOptions::default()
+    });
+    let answer = client.announce(&url, &announce(7205, 1)).await.unwrap();
     assert_eq!((answer.interval, answer.complete), (900, Some(3)));
-    assert_eq!(seen.load(Ordering::SeqCst), 4);
+    assert!(
+        seen.load(Ordering::SeqCst) >= 4,
+        "both requests were sent again"
+    );
 }
 
 #[tokio::test]
@@ -176,7 +188,7 @@ async fn answers_to_other_transactions_are_ignored() {
     })
     .await;
     let answer = fast().announce(&url, &announce(7206, 1)).await.unwrap();
-    assert_eq!(answer.peers.len(), 1);
+    assert_eq!((answer.interval, answer.peers.len()), (900, 1));
 }
 
 #[tokio::test]
@@ -229,6 +241,7 @@ async fn dead_and_silent_udp_trackers_fail_in_bounded_time() {
     let client = UdpClient::new(UdpOptions {
         base_timeout: Duration::from_millis(20),
         max_retries: 2,
+        ..UdpOptions::default()
     });
     let err = client
         .announce(&silent, &announce(7210, 1))
@@ -279,8 +292,12 @@ async fn the_server_ignores_garbage_and_stale_ids_then_serves_on() {
         .unwrap();
     let reply = UdpResponse::decode(&buf[..n], false).unwrap();
     assert!(
-        matches!(&reply, UdpResponse::Error { transaction_id: 99, message } if message.contains("connection id")),
+        matches!(&reply, UdpResponse::Error { transaction_id: 99, message } if message == "stale id"),
         "{reply:?}"
+    );
+    assert!(
+        reply.encode().len() <= forged.encode().len(),
+        "no amplification"
     );
     assert!(
         fast()
@@ -308,6 +325,7 @@ async fn tiers_fall_through_to_a_live_tracker_and_promote_it() {
         UdpOptions {
             base_timeout: Duration::from_millis(50),
             max_retries: 1,
+            ..UdpOptions::default()
         },
     );
     let (url, _) = tiers.announce(&client, &announce(7212, 0)).await.unwrap();
@@ -484,4 +502,53 @@ fn malformed_packets_are_refused_with_reasons() {
         );
     }
     insta::assert_snapshot!(report);
+}
+
+#[tokio::test]
+async fn our_server_honours_connection_ids_across_client_sockets() {
+    // With no retransmission allowed, a refused kept id would fail the
+    // second announce: the client uses a new socket (port) for each.
+    let server = UdpTracker::bind("127.0.0.1:0".parse().unwrap(), TrackerConfig::default())
+        .await
+        .unwrap();
+    let client = UdpClient::new(UdpOptions {
+        base_timeout: Duration::from_secs(2),
+        max_retries: 0,
+        ..UdpOptions::default()
+    });
+    for port in [7213, 7214, 7215] {
+        client
+            .announce(&server.announce_url(), &announce(port, 1))
+            .await
+            .unwrap();
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn large_ipv6_answers_fit_one_datagram() {
+    let config = TrackerConfig {
+        max_numwant: 500,
+        max_peers_per_ip: 500,
+        ..TrackerConfig::default()
+    };
+    let server = UdpTracker::bind("[::1]:0".parse().unwrap(), config)
+        .await
+        .unwrap();
+    let client = fast();
+    for port in 1..=150 {
+        client
+            .announce(&server.announce_url(), &announce(10_000 + port, 0))
+            .await
+            .unwrap();
+    }
+    let mut greedy = announce(9999, 5);
+    greedy.numwant = Some(500);
+    let answer = client
+        .announce(&server.announce_url(), &greedy)
+        .await
+        .unwrap();
+    assert_eq!(answer.peers.len(), 1380 / 18);
+    assert!(answer.peers.iter().all(|p| p.addr.is_ipv6()));
+    server.stop().await;
 }
