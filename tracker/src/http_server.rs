@@ -13,12 +13,12 @@ use hyper::{Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::request::{AnnounceRequest, RequestError, scrape_info_hashes};
 use crate::response::failure_bytes;
+use crate::running::Running;
 use crate::swarm::{Tracker, TrackerConfig, lock};
 
 /// The most connections served at once; more wait to be accepted.
@@ -46,10 +46,7 @@ const CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
 /// ```
 #[derive(Debug)]
 pub struct HttpTracker {
-    local_addr: SocketAddr,
-    state: Arc<Mutex<Tracker>>,
-    shutdown: CancellationToken,
-    task: Option<JoinHandle<()>>,
+    running: Running,
     connections: TaskTracker,
 }
 
@@ -67,55 +64,39 @@ impl HttpTracker {
     ) -> std::io::Result<HttpTracker> {
         let listener = TcpListener::bind(addr).await?;
         let local_addr = listener.local_addr()?;
-        let shutdown = CancellationToken::new();
         let connections = TaskTracker::new();
-        let serving = serve(
-            listener,
-            Arc::clone(&state),
-            shutdown.clone(),
-            connections.clone(),
-        );
-        let task = tokio::spawn(serving);
+        let (serving, tracked) = (Arc::clone(&state), connections.clone());
+        let running = Running::spawn(local_addr, state, |shutdown| {
+            serve(listener, serving, shutdown, tracked)
+        });
         Ok(HttpTracker {
-            local_addr,
-            state,
-            shutdown,
-            task: Some(task),
+            running,
             connections,
         })
     }
 
     /// The address it listens on.
     pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+        self.running.local_addr
     }
 
     /// The URL clients announce to.
     pub fn announce_url(&self) -> String {
-        format!("http://{}/announce", self.local_addr)
+        format!("http://{}/announce", self.running.local_addr)
     }
 
     /// The tracker's state, to inspect (for tests and statistics). Hold the
     /// lock briefly: requests wait for it.
     pub fn state(&self) -> &Arc<Mutex<Tracker>> {
-        &self.state
+        &self.running.state
     }
 
     /// Stops accepting, lets requests in progress finish (for up to five
     /// seconds), and returns when every connection has closed.
     pub async fn stop(mut self) {
-        self.shutdown.cancel();
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
-        }
+        self.running.stop().await;
         self.connections.close();
         self.connections.wait().await;
-    }
-}
-
-impl Drop for HttpTracker {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
     }
 }
 

@@ -42,6 +42,7 @@ mod http_client;
 mod http_server;
 mod request;
 mod response;
+mod running;
 mod swarm;
 mod udp;
 mod udp_client;

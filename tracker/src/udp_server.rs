@@ -7,20 +7,17 @@ use std::time::Instant;
 
 use metainfo::PeerId;
 use tokio::net::UdpSocket;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::request::AnnounceRequest;
+use crate::running::Running;
 use crate::swarm::{Tracker, TrackerConfig, lock};
 use crate::udp::{UdpRequest, UdpResponse};
 
 /// A UDP tracker running in this process until stopped or dropped.
 #[derive(Debug)]
 pub struct UdpTracker {
-    local_addr: SocketAddr,
-    state: Arc<Mutex<Tracker>>,
-    shutdown: CancellationToken,
-    task: Option<JoinHandle<()>>,
+    running: Running,
 }
 
 impl UdpTracker {
@@ -37,43 +34,31 @@ impl UdpTracker {
     ) -> std::io::Result<UdpTracker> {
         let socket = UdpSocket::bind(addr).await?;
         let local_addr = socket.local_addr()?;
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn(serve(socket, Arc::clone(&state), shutdown.clone()));
-        Ok(UdpTracker {
-            local_addr,
-            state,
-            shutdown,
-            task: Some(task),
-        })
+        let serving = Arc::clone(&state);
+        let running = Running::spawn(local_addr, state, |shutdown| {
+            serve(socket, serving, shutdown)
+        });
+        Ok(UdpTracker { running })
     }
 
     /// The address it listens on.
     pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+        self.running.local_addr
     }
 
     /// The URL clients announce to.
     pub fn announce_url(&self) -> String {
-        format!("udp://{}/announce", self.local_addr)
+        format!("udp://{}/announce", self.running.local_addr)
     }
 
     /// The tracker's state.
     pub fn state(&self) -> &Arc<Mutex<Tracker>> {
-        &self.state
+        &self.running.state
     }
 
     /// Stops serving and returns when it has.
     pub async fn stop(mut self) {
-        self.shutdown.cancel();
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
-        }
-    }
-}
-
-impl Drop for UdpTracker {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
+        self.running.stop().await;
     }
 }
 
