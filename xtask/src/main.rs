@@ -41,7 +41,12 @@ fn main() -> ExitCode {
 }
 
 /// The fuzz targets, each run for the same time.
-const FUZZ_TARGETS: &[&str] = &["bencode_decode", "metainfo_parse", "tracker_messages"];
+const FUZZ_TARGETS: &[&str] = &[
+    "bencode_decode",
+    "metainfo_parse",
+    "tracker_messages",
+    "peerwire_decode",
+];
 
 fn fuzz(args: &[String]) -> Result<()> {
     let mut seconds = 60u64;
