@@ -6,7 +6,8 @@ use metainfo::BlockRef;
 /// A peer wire message.
 ///
 /// Block data and bitfields are [`Bytes`] that share the buffer they were
-/// read into: decoding copies no payload.
+/// read into: decoding copies no payload. Encoding copies a payload once,
+/// into the outgoing buffer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Message {
     /// An empty frame, sent to keep the connection open.
