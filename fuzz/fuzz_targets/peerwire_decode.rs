@@ -1,4 +1,4 @@
-//! Any byte stream from a peer: no panic, a bounded buffer, and every
+//! Any byte stream from a peer: no panic, a buffer bounded by one frame, and every
 //! message decoded re-encodes to the frame it came from.
 #![no_main]
 
@@ -34,6 +34,7 @@ fuzz_target!(|data: &[u8]| {
             Ok(None) | Err(_) => break,
         }
     }
-    assert!(buf.capacity() <= stream.len().max(4 + codec.max_len()) + 64);
+    // At most one frame's worth is reserved; the allocator may double it.
+    assert!(buf.capacity() <= 2 * stream.len().max(4 + codec.max_len()) + 64);
     let _ = UtMetadata::decode(&Bytes::copy_from_slice(data));
 });

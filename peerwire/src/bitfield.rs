@@ -65,22 +65,28 @@ impl Bitfield {
                 pieces: len,
             });
         }
-        let field = Bitfield {
-            bits: bytes.to_vec(),
-            len,
-        };
-        let mut clean = field.clone();
-        clean.clear_spare_bits();
-        if clean != field {
+        if bytes
+            .last()
+            .is_some_and(|&last| last & !Self::last_byte_mask(len) != 0)
+        {
             return Err(BitfieldError::SpareBitsSet);
         }
-        Ok(field)
+        Ok(Bitfield {
+            bits: bytes.to_vec(),
+            len,
+        })
+    }
+
+    /// The bits of the last byte that stand for pieces.
+    fn last_byte_mask(len: u32) -> u8 {
+        let spare = (8 - len % 8) % 8;
+        0xffu8.checked_shl(spare).unwrap_or(0)
     }
 
     fn clear_spare_bits(&mut self) {
-        let spare = self.bits.len() * 8 - self.len as usize;
+        let mask = Self::last_byte_mask(self.len);
         if let Some(last) = self.bits.last_mut() {
-            *last &= 0xffu8.checked_shl(spare as u32).unwrap_or(0);
+            *last &= mask;
         }
     }
 

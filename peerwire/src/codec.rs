@@ -50,10 +50,12 @@ pub enum WireError {
 /// Frames peer messages: a 4-byte big-endian length, an id, a payload.
 ///
 /// Every length is checked before anything is buffered for it: a frame may
-/// be no longer than the largest message legal for the torrent (a 16 KiB
-/// block, the torrent's bitfield, or [`MAX_EXTENDED_LEN`]). Messages with a
-/// fixed size must have exactly it. Unknown ids within the limit decode to
-/// [`Message::Unknown`] and are otherwise skipped.
+/// be no longer than the largest message of its kind legal for the torrent
+/// (a 16 KiB block, the torrent's bitfield, [`MAX_EXTENDED_LEN`] for
+/// extended and unknown messages), and messages with a fixed size must have
+/// exactly it. So the read buffer holds at most one such frame (and the
+/// allocator may round that up to twice). Unknown ids within the limit decode
+/// to [`Message::Unknown`] and are otherwise skipped.
 #[derive(Clone, Debug)]
 pub struct PeerCodec {
     num_pieces: Option<u32>,
@@ -99,6 +101,14 @@ impl Decoder for PeerCodec {
                 max: self.max_len,
             });
         }
+        // With the id in hand, hold the frame to that message's own limit
+        // before buffering any of it.
+        if let Some(&message_id) = src.get(4) {
+            let limit = self.limit_for(message_id);
+            if len as usize > limit {
+                return Err(WireError::FrameTooLong { len, max: limit });
+            }
+        }
         let frame_len = 4 + len as usize;
         if src.len() < frame_len {
             src.reserve(frame_len - src.len());
@@ -111,6 +121,28 @@ impl Decoder for PeerCodec {
         }
         let message_id = frame.get_u8();
         parse(message_id, frame, self.num_pieces).map(Some)
+    }
+}
+
+impl PeerCodec {
+    /// The longest frame (after the length prefix) a message with this id
+    /// may have.
+    fn limit_for(&self, message_id: u8) -> usize {
+        match message_id {
+            id::CHOKE
+            | id::UNCHOKE
+            | id::INTERESTED
+            | id::NOT_INTERESTED
+            | id::HAVE_ALL
+            | id::HAVE_NONE => 1,
+            id::HAVE | id::SUGGEST | id::ALLOWED_FAST => 5,
+            id::REQUEST | id::CANCEL | id::REJECT => 13,
+            id::PORT => 3,
+            id::PIECE => 9 + BLOCK_SIZE as usize,
+            id::BITFIELD => self.max_len,
+            // Extended and unknown messages.
+            _ => MAX_EXTENDED_LEN,
+        }
     }
 }
 
@@ -218,8 +250,9 @@ impl Encoder<&Message> for PeerCodec {
 /// Appends one framed message to `dst`.
 pub fn encode(message: &Message, dst: &mut BytesMut) {
     let len = message.encoded_len();
+    debug_assert!(u32::try_from(len).is_ok(), "a frame over 4 GiB");
     dst.reserve(4 + len);
-    dst.put_u32(len as u32);
+    dst.put_u32(u32::try_from(len).unwrap_or(u32::MAX));
     let block = |dst: &mut BytesMut, b: &BlockRef| {
         dst.put_u32(b.piece);
         dst.put_u32(b.offset);

@@ -17,8 +17,13 @@ pub const METADATA_PIECE: usize = 16 * 1024;
 /// The largest info dictionary accepted: more than any real torrent needs,
 /// little enough to hold in memory.
 pub const MAX_METADATA_SIZE: u32 = 16 << 20;
-/// The most peers one PEX message may add or drop.
+/// The most peers of each list read from one PEX message. The convention is
+/// 50; this is lenient with clients that send more.
 pub const MAX_PEX_PEERS: usize = 500;
+/// The most peers of each list written in one PEX message: the convention
+/// of µTorrent and libtorrent, some of which disconnect a peer that sends
+/// more.
+pub const PEX_PER_MESSAGE: usize = 50;
 
 /// A bad extension message.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -63,8 +68,9 @@ fn uint<T: TryFrom<i64>>(dict: Dict<'_>, field: &'static str) -> Result<Option<T
 /// The extension handshake (extended message id 0).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ExtensionHandshake {
-    /// Extension names and the ids the sender wants them sent with; names it
-    /// disabled (id 0) are left out.
+    /// Extension names and the ids the sender wants them sent with. Id 0
+    /// means the sender disables that extension (in a later handshake);
+    /// [`ExtensionHandshake::id`] reads an enabled one.
     pub m: BTreeMap<String, u8>,
     /// The sender's listening port.
     pub p: Option<u16>,
@@ -79,28 +85,30 @@ pub struct ExtensionHandshake {
 }
 
 impl ExtensionHandshake {
-    /// Reads a handshake payload. Unknown keys and malformed optional ones
-    /// that other clients are known to send are tolerated; `m` must be a
-    /// dictionary of names to ids.
+    /// The id to send extension `name` with, if the peer has it enabled.
+    pub fn id(&self, name: &str) -> Option<u8> {
+        self.m.get(name).copied().filter(|&id| id != 0)
+    }
+
+    /// Reads a handshake payload. `m` must be a dictionary; entries in it
+    /// whose id is not 0 to 255 are skipped and at most 128 are read. Other
+    /// fields that are malformed or out of range (a `metadata_size` of 0 or
+    /// over 16 MiB, say) read as absent, as other clients treat them.
     pub fn decode(payload: &[u8]) -> Result<Self, ExtensionError> {
         let d = dict(payload)?;
         let mut m = BTreeMap::new();
         if let Some(value) = d.get(b"m") {
             let entries = value.as_dict().ok_or(bad("m", "not a dictionary"))?;
-            for (name, id) in entries.iter() {
-                let id = id
-                    .as_int()
-                    .and_then(|n| u8::try_from(n).ok())
-                    .ok_or(bad("m", "has an id that is not 0 to 255"))?;
-                if id != 0 {
+            for (name, id) in entries.iter().take(128) {
+                if let Some(id) = id.as_int().and_then(|n| u8::try_from(n).ok()) {
                     m.insert(String::from_utf8_lossy(name).into_owned(), id);
                 }
             }
         }
-        let metadata_size = uint::<u32>(d, "metadata_size")?;
-        if metadata_size.is_some_and(|s| s == 0 || s > MAX_METADATA_SIZE) {
-            return Err(bad("metadata_size", "is 0 or larger than 16 MiB"));
-        }
+        let metadata_size = uint::<u32>(d, "metadata_size")
+            .ok()
+            .flatten()
+            .filter(|&s| s != 0 && s <= MAX_METADATA_SIZE);
         let yourip = d
             .get(b"yourip")
             .and_then(|v| v.as_bytes())
@@ -175,6 +183,11 @@ pub enum UtMetadata {
         /// The piece.
         piece: u32,
     },
+    /// A message type BEP 9 does not define; BEP 9 says to ignore it.
+    Unknown {
+        /// The type.
+        msg_type: i64,
+    },
 }
 
 impl UtMetadata {
@@ -187,8 +200,14 @@ impl UtMetadata {
         let d = value
             .as_dict()
             .ok_or(bad("(top level)", "not a dictionary"))?;
+        let msg_type = d
+            .get(b"msg_type")
+            .and_then(|v| v.as_int())
+            .ok_or(bad("msg_type", "missing"))?;
+        if !(0..=2).contains(&msg_type) {
+            return Ok(UtMetadata::Unknown { msg_type });
+        }
         let piece = uint::<u32>(d, "piece")?.ok_or(bad("piece", "missing"))?;
-        let msg_type = uint::<u8>(d, "msg_type")?.ok_or(bad("msg_type", "missing"))?;
         let trailing = payload.slice(used..);
         let only_dict = |m: UtMetadata| {
             if trailing.is_empty() {
@@ -215,7 +234,7 @@ impl UtMetadata {
                     data: trailing,
                 })
             }
-            _ => Err(bad("msg_type", "is not 0, 1 or 2")),
+            _ => Ok(UtMetadata::Unknown { msg_type }),
         }
     }
 
@@ -223,13 +242,14 @@ impl UtMetadata {
     pub fn encode(&self) -> Bytes {
         let mut e = Encoder::default();
         let (msg_type, piece) = match self {
-            UtMetadata::Request { piece } => (0, piece),
-            UtMetadata::Data { piece, .. } => (1, piece),
-            UtMetadata::Reject { piece } => (2, piece),
+            UtMetadata::Request { piece } => (0, Some(piece)),
+            UtMetadata::Data { piece, .. } => (1, Some(piece)),
+            UtMetadata::Reject { piece } => (2, Some(piece)),
+            UtMetadata::Unknown { msg_type } => (*msg_type, None),
         };
         e.dict(|d| {
             d.entry(b"msg_type", &msg_type);
-            d.entry(b"piece", piece);
+            d.entry_opt(b"piece", piece);
             if let UtMetadata::Data { total_size, .. } = self {
                 d.entry(b"total_size", total_size);
             }
@@ -278,10 +298,11 @@ impl UtPex {
         Ok(pex)
     }
 
-    /// The payload.
+    /// The payload, with at most [`PEX_PER_MESSAGE`] added and as many
+    /// dropped peers: the rest belong in later messages.
     pub fn encode(&self) -> Bytes {
         let mut fields: BTreeMap<&[u8], Vec<u8>> = BTreeMap::new();
-        for (addr, flags) in &self.added {
+        for (addr, flags) in self.added.iter().take(PEX_PER_MESSAGE) {
             let (key, flags_key): (&[u8], &[u8]) = if addr.is_ipv4() {
                 (b"added", b"added.f")
             } else {
@@ -290,7 +311,7 @@ impl UtPex {
             put_compact(fields.entry(key).or_default(), addr);
             fields.entry(flags_key).or_default().push(*flags);
         }
-        for addr in &self.dropped {
+        for addr in self.dropped.iter().take(PEX_PER_MESSAGE) {
             let key: &[u8] = if addr.is_ipv4() {
                 b"dropped"
             } else {

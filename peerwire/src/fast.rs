@@ -9,12 +9,12 @@ use metainfo::InfoHash;
 /// `num_pieces` pieces, by BEP 6's algorithm. IPv4 addresses are masked to
 /// their /24, as the BEP says; IPv6 ones to their /48 (the BEP leaves IPv6
 /// open; this follows libtorrent).
+///
+/// `k` is capped at 1,024 (BEP 6 suggests 10), which keeps the work small
+/// whatever the torrent.
 pub fn allowed_fast_set(ip: IpAddr, info_hash: &InfoHash, num_pieces: u32, k: usize) -> Vec<u32> {
+    let k = k.min(num_pieces as usize).min(1024);
     let mut set = Vec::with_capacity(k);
-    if num_pieces == 0 {
-        return set;
-    }
-    let k = k.min(num_pieces as usize);
     let mut x: Vec<u8> = match ip.to_canonical() {
         IpAddr::V4(v4) => (u32::from(v4) & 0xffff_ff00).to_be_bytes().to_vec(),
         IpAddr::V6(v6) => {

@@ -7,7 +7,8 @@ use metainfo::BlockRef;
 ///
 /// Block data and bitfields are [`Bytes`] that share the buffer they were
 /// read into: decoding copies no payload. Encoding copies a payload once,
-/// into the outgoing buffer.
+/// into the outgoing buffer. A kept `Bytes` keeps its whole read buffer
+/// alive: copy small payloads that live long (a bitfield) into their own.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Message {
     /// An empty frame, sent to keep the connection open.
@@ -60,7 +61,8 @@ pub enum Message {
     },
     /// A message with an id this crate does not know. Its payload is
     /// dropped; the connection goes on, since new extensions appear over
-    /// time. Only decoded, never encoded.
+    /// time. Meant to be decoded, not sent: encoding one writes a frame of
+    /// the id alone.
     Unknown {
         /// The message id.
         id: u8,

@@ -106,14 +106,26 @@ proptest! {
         prop_assert!(buf.is_empty());
     }
 
-    /// Arbitrary bytes: a message, a request for more, or an error; never a
-    /// panic, and never a buffer grown past the limit.
+    /// Frames of any id with any payload (plausible lengths, so they reach
+    /// the parser): a message or an error, never a panic, and a message
+    /// re-encodes to the frame it came from.
     #[test]
-    fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..400)) {
+    fn arbitrary_frames_never_panic(frames in prop::collection::vec((any::<u8>(), prop::collection::vec(any::<u8>(), 0..40)), 1..20)) {
+        let mut stream = BytesMut::new();
+        for (id, payload) in &frames {
+            stream.extend_from_slice(&((payload.len() + 1) as u32).to_be_bytes());
+            stream.extend_from_slice(&[*id]);
+            stream.extend_from_slice(payload);
+        }
         let mut codec = PeerCodec::new(Some(PIECES));
-        let mut buf = BytesMut::from(&bytes[..]);
-        while let Ok(Some(_)) = codec.decode(&mut buf) {}
-        prop_assert!(buf.capacity() <= 4 + codec.max_len() + 400);
+        loop {
+            let before = stream.len();
+            match codec.decode(&mut stream) {
+                Ok(Some(Message::Unknown { .. })) => {}
+                Ok(Some(message)) => prop_assert_eq!(message.encoded_len() + 4, before - stream.len()),
+                Ok(None) | Err(_) => break,
+            }
+        }
     }
 }
 
@@ -184,8 +196,20 @@ fn malformed_frames_are_refused() {
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("length past the limit", u32::MAX.to_be_bytes().to_vec()),
         (
-            "length just past a block",
-            (9 + 16384 + 1 + 8192 + 1024u32).to_be_bytes().to_vec(),
+            "length past every limit",
+            (2 + 16384 + 8192 + 1u32).to_be_bytes().to_vec(),
+        ),
+        (
+            "piece frame one past a block",
+            [&(9 + 16384 + 1u32).to_be_bytes()[..], &[7]].concat(),
+        ),
+        (
+            "have frame announced long",
+            [&100u32.to_be_bytes()[..], &[4]].concat(),
+        ),
+        (
+            "unknown id past the extended limit",
+            [&(2 + 16384 + 8192 + 1u32).to_be_bytes()[..], &[99]].concat(),
         ),
         ("choke with a payload", frame(0, b"x")),
         ("have too short", frame(4, &[0, 0, 1])),
@@ -198,6 +222,10 @@ fn malformed_frames_are_refused() {
         ("bitfield of the wrong size", frame(5, &[0xff; 4])),
         ("bitfield with spare bits", frame(5, &[0xff, 0xff, 0xff])),
         ("port too short", frame(9, &[1])),
+        ("port too long", frame(9, &[1, 2, 3])),
+        ("suggest too short", frame(13, &[1])),
+        ("allowed fast too long", frame(17, &[0; 5])),
+        ("reject too short", frame(16, &[0; 12 - 1])),
         ("have all with a payload", frame(14, &[0])),
         ("extended without an id", frame(20, &[])),
     ];
@@ -209,6 +237,43 @@ fn malformed_frames_are_refused() {
         report += &format!("{name}: {err}\n");
     }
     insta::assert_snapshot!(report);
+}
+
+#[test]
+fn the_limits_are_exact() {
+    let mut codec = PeerCodec::new(Some(PIECES));
+    // A full block is accepted; its frame is the largest for piece messages.
+    let block = Message::Piece {
+        piece: 0,
+        offset: 0,
+        data: Bytes::from(vec![1; 16384]),
+    };
+    let mut buf = encode_all(std::slice::from_ref(&block));
+    assert_eq!(codec.decode(&mut buf).unwrap(), Some(block));
+    // An extended message at exactly the limit is accepted; one byte more is not.
+    let at_limit = Message::Extended {
+        id: 1,
+        payload: Bytes::from(vec![0; peerwire::MAX_EXTENDED_LEN - 2]),
+    };
+    let mut buf = encode_all(std::slice::from_ref(&at_limit));
+    assert_eq!(codec.decode(&mut buf).unwrap(), Some(at_limit));
+    let over = Message::Extended {
+        id: 1,
+        payload: Bytes::from(vec![0; peerwire::MAX_EXTENDED_LEN - 1]),
+    };
+    let mut buf = encode_all(std::slice::from_ref(&over));
+    assert!(codec.decode(&mut buf).is_err());
+    // Before the piece count is known, a bitfield may reach 1 MiB, not more.
+    let mut unknown = PeerCodec::new(None);
+    let mut buf = BytesMut::new();
+    peerwire::encode(
+        &Message::Bitfield(Bytes::from(vec![0; peerwire::MAX_UNKNOWN_BITFIELD + 1])),
+        &mut buf,
+    );
+    assert!(unknown.decode(&mut buf).is_err());
+    // Nor may any other message be that long then.
+    let mut buf = BytesMut::from(&[&(100_000u32).to_be_bytes()[..], &[20, 0]].concat()[..]);
+    assert!(unknown.decode(&mut buf).is_err());
 }
 
 #[test]

@@ -55,7 +55,7 @@ async fn aria2_seeder_completes_handshakes_and_sends_a_verified_block() {
     std::fs::write(&torrent_file, torrent.to_bytes()).unwrap();
 
     let port = free_port();
-    let _aria2 = Process(
+    let mut aria2 = Process(
         Command::new("aria2c")
             .args([
                 "-V",
@@ -77,33 +77,28 @@ async fn aria2_seeder_completes_handshakes_and_sends_a_verified_block() {
             .expect("aria2c must be installed: apt-get install aria2"),
     );
 
-    // Ready when it accepts connections (after checking its copy).
+    // Ready when it accepts a connection and answers the handshake (after
+    // checking its copy); an early close is retried until the deadline.
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut stream = loop {
-        match TcpStream::connect(addr).await {
-            Ok(stream) => break stream,
-            Err(_) if Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(50)).await
-            }
-            Err(err) => panic!("aria2 never listened on {addr}: {err}"),
-        }
-    };
-
     let hash = torrent.info_hash();
     let ours = Reserved::default()
         .with_extension_protocol(true)
         .with_fast(true);
-    stream
-        .write_all(&Handshake::new(hash, PeerId::generate(), ours).encode())
-        .await
-        .unwrap();
-    let mut reply = [0u8; HANDSHAKE_LEN];
-    tokio::time::timeout(Duration::from_secs(10), stream.read_exact(&mut reply))
-        .await
-        .unwrap()
-        .unwrap();
-    let theirs = Handshake::decode_for(&reply, hash).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (stream, theirs) = loop {
+        if let Some(status) = aria2.0.try_wait().unwrap() {
+            panic!("aria2 exited early: {status}");
+        }
+        match handshake(addr, Handshake::new(hash, PeerId::generate(), ours)).await {
+            Ok(done) => break done,
+            Err(err) if Instant::now() < deadline => {
+                let _ = err;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(err) => panic!("no handshake with aria2 at {addr}: {err}"),
+        }
+    };
+    let theirs = Handshake::decode_for(&theirs, hash).unwrap();
     assert!(
         theirs.reserved.extension_protocol(),
         "aria2 offers BEP 10: {:?}",
@@ -150,6 +145,9 @@ async fn aria2_seeder_completes_handshakes_and_sends_a_verified_block() {
             Message::HaveAll => have = Some(Bitfield::full(num_pieces)),
             Message::Unchoke => unchoked = true,
             Message::AllowedFast(0) => unchoked = true,
+            // Choked or refused after asking: ask again when allowed.
+            Message::Choke => (unchoked, requested) = (false, false),
+            Message::Reject(block) if block == wanted => requested = false,
             Message::Piece {
                 piece,
                 offset,
@@ -178,4 +176,18 @@ async fn aria2_seeder_completes_handshakes_and_sends_a_verified_block() {
         torrent.info().pieces()[0]
     );
     assert_eq!(&block[..], &bytes[..16 * 1024]);
+}
+
+/// Connects and exchanges handshakes; returns the stream and their 68 bytes.
+async fn handshake(
+    addr: SocketAddr,
+    ours: Handshake,
+) -> std::io::Result<(TcpStream, [u8; HANDSHAKE_LEN])> {
+    let mut stream = TcpStream::connect(addr).await?;
+    stream.write_all(&ours.encode()).await?;
+    let mut reply = [0u8; HANDSHAKE_LEN];
+    tokio::time::timeout(Duration::from_secs(10), stream.read_exact(&mut reply))
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no handshake in 10 s"))??;
+    Ok((stream, reply))
 }
