@@ -366,7 +366,7 @@ fn hash_pieces(
                 loop {
                     let job = job_rx.lock().map(|rx| rx.recv());
                     let Ok(Ok((index, piece))) = job else { break };
-                    let hash = sha1_smol::Sha1::from(&piece).digest().bytes();
+                    let hash = crate::sha1(&piece);
                     if done_tx.send((index, hash, piece.len())).is_err() {
                         break;
                     }

@@ -15,7 +15,7 @@ pub struct InfoHash(pub [u8; 20]);
 impl InfoHash {
     /// The SHA-1 of `info_bytes`, which must be the raw bencoded info dictionary.
     pub fn of_info_bytes(info_bytes: &[u8]) -> Self {
-        InfoHash(sha1_smol::Sha1::from(info_bytes).digest().bytes())
+        InfoHash(crate::sha1(info_bytes))
     }
 
     /// The 20 raw bytes, as sent in handshakes and tracker requests.

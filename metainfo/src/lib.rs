@@ -10,6 +10,7 @@
 //! - [`PeerId`] generates and reads Azureus-style peer ids.
 //! - [`MagnetLink`] parses and formats `magnet:?xt=urn:btih:…` links.
 //! - [`TorrentBuilder`] creates torrents that agree with `mktorrent`.
+//! - [`Sha1`] is the one seam every SHA-1 goes through ([`Sha1Backend`]).
 //!
 //! Nothing here does network I/O; only [`TorrentBuilder`] reads files.
 //!
@@ -37,6 +38,7 @@ mod info;
 mod layout;
 mod magnet;
 mod path;
+mod sha1;
 mod torrent;
 
 pub use create::{CreateError, TorrentBuilder, auto_piece_length};
@@ -45,4 +47,5 @@ pub use ids::{CLIENT_PREFIX, InfoHash, ParseInfoHashError, PeerId};
 pub use info::{FileEntry, Info, MAX_PIECE_LENGTH, MAX_TOTAL_LENGTH};
 pub use layout::{BLOCK_SIZE, BlockRef, FileSlice, FileSlices, Layout};
 pub use magnet::{MagnetError, MagnetLink};
+pub use sha1::{Sha1, Sha1Backend, sha1};
 pub use torrent::Metainfo;

@@ -25,7 +25,7 @@ pub fn allowed_fast_set(ip: IpAddr, info_hash: &InfoHash, num_pieces: u32, k: us
     };
     x.extend_from_slice(info_hash.as_bytes());
     while set.len() < k {
-        x = sha1_smol::Sha1::from(&x).digest().bytes().to_vec();
+        x = metainfo::sha1(&x).to_vec();
         for chunk in x.chunks_exact(4) {
             if set.len() >= k {
                 break;

@@ -186,11 +186,11 @@ impl ConnectionIds {
     }
 
     fn id(&self, addr: SocketAddr, minute: u64) -> u64 {
-        let mut hasher = sha1_smol::Sha1::new();
+        let mut hasher = metainfo::Sha1::new(metainfo::Sha1Backend::Fast);
         hasher.update(&self.secret);
         hasher.update(addr.ip().to_canonical().to_string().as_bytes());
         hasher.update(&minute.to_be_bytes());
-        let digest = hasher.digest().bytes();
+        let digest = hasher.finish();
         u64::from_be_bytes([
             digest[0], digest[1], digest[2], digest[3], digest[4], digest[5], digest[6], digest[7],
         ])
