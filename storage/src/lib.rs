@@ -1,6 +1,46 @@
 //! Where downloaded bytes become files and seeded bytes come from.
 //!
-//! Not built yet. This crate will accept blocks in any order, verify each piece
-//! before counting it as had, write multi-file torrents through a bounded cache
-//! of file handles without ever blocking the async runtime or writing outside
-//! the download folder, and resume a stopped download from a resume file.
+//! - [`Assembler`] takes 16 KiB blocks in any order, from any number of
+//!   peers, and hands back whole pieces, holding at most a configured number
+//!   of bytes of unfinished pieces ([`AssemblyError::Full`] is the
+//!   back-pressure signal).
+//! - [`Storage`] writes a verified piece across the files it spans, reads
+//!   blocks for seeding, and rechecks pieces on disk. Files are created when
+//!   first written, sparse; zero-length ones at the end. At most
+//!   `max_open_files` handles are open at once.
+//! - Nothing is written outside the download folder: paths come from
+//!   `metainfo`'s checks, a folder on the way that is a symbolic link must
+//!   still lead inside, and a file that is a symbolic link is not opened.
+//! - Errors ([`StorageError`]) say what to do: disk full, permission denied,
+//!   a file missing or truncated underneath us.
+//!
+//! This crate is synchronous: it blocks, and is meant to run on threads of
+//! its own, not on the async runtime.
+//!
+//! ```
+//! use metainfo::TorrentBuilder;
+//! use storage::{Added, Assembler, Storage, StorageConfig};
+//!
+//! let source = tempfile::tempdir()?;
+//! std::fs::write(source.path().join("a.bin"), vec![7u8; 40_000])?;
+//! let torrent = TorrentBuilder::new(source.path().join("a.bin")).piece_length(32 * 1024).build(|_, _| {})?;
+//! let download = tempfile::tempdir()?;
+//! let mut storage = Storage::new(torrent.info(), download.path(), StorageConfig::default())?;
+//! let mut assembler = Assembler::new(torrent.layout().clone(), 1 << 20);
+//! for block in torrent.layout().blocks(0) {
+//!     if let Added::Complete(piece) = assembler.add(block, &vec![7u8; block.length as usize])? {
+//!         assert!(storage.write_verified(0, &piece)?);
+//!     }
+//! }
+//! assert!(storage.verify(0)?);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod assembler;
+mod error;
+mod files;
+mod store;
+
+pub use assembler::{Added, Assembler, AssemblyError};
+pub use error::StorageError;
+pub use store::{Storage, StorageConfig};

@@ -1,0 +1,138 @@
+//! Blocks in, whole pieces out: pieces are assembled in memory, within a
+//! bound on the bytes held.
+
+use std::collections::HashMap;
+
+use metainfo::{BLOCK_SIZE, BlockRef, Layout};
+
+/// What adding a block did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Added {
+    /// Stored; the piece still lacks blocks.
+    Partial,
+    /// This block was already there (endgame duplicates); nothing changed.
+    Duplicate,
+    /// The piece is whole: here are its bytes, to verify and write.
+    Complete(Vec<u8>),
+}
+
+/// A block that cannot be taken.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AssemblyError {
+    /// Not a block of this torrent (wrong piece, offset or length), or data
+    /// of another length than the block's.
+    #[error("not a block of this torrent: {0:?}")]
+    NotABlock(BlockRef),
+    /// Starting this piece would pass the memory bound: finish or drop other
+    /// pieces first. This is the back-pressure signal.
+    #[error("{held} bytes of unfinished pieces are held; the limit is {limit}")]
+    Full {
+        /// Bytes held now.
+        held: usize,
+        /// The limit.
+        limit: usize,
+    },
+}
+
+#[derive(Debug)]
+struct Pending {
+    data: Vec<u8>,
+    have: Vec<bool>,
+    missing: usize,
+}
+
+/// Unfinished pieces in memory.
+///
+/// Pieces are assembled in memory rather than written block by block and
+/// read back: a piece is hashed from the bytes received, with no read, and
+/// written in one pass; the cost is memory, bounded here by `limit`.
+#[derive(Debug)]
+pub struct Assembler {
+    layout: Layout,
+    pending: HashMap<u32, Pending>,
+    held: usize,
+    limit: usize,
+}
+
+impl Assembler {
+    /// An assembler that holds at most `limit` bytes of unfinished pieces
+    /// (at least one piece, whatever the limit).
+    pub fn new(layout: Layout, limit: usize) -> Self {
+        Assembler {
+            layout,
+            pending: HashMap::new(),
+            held: 0,
+            limit,
+        }
+    }
+
+    /// Adds a block received from a peer.
+    pub fn add(&mut self, block: BlockRef, data: &[u8]) -> Result<Added, AssemblyError> {
+        let index = block.offset / BLOCK_SIZE;
+        let valid = block.offset.is_multiple_of(BLOCK_SIZE)
+            && self.layout.block(block.piece, index) == Some(block)
+            && data.len() == block.length as usize;
+        if !valid {
+            return Err(AssemblyError::NotABlock(block));
+        }
+        if !self.pending.contains_key(&block.piece) {
+            let len = self.layout.piece_len(block.piece).unwrap_or(0) as usize;
+            if self.held > 0 && self.held + len > self.limit {
+                return Err(AssemblyError::Full {
+                    held: self.held,
+                    limit: self.limit,
+                });
+            }
+            let blocks = self.layout.num_blocks(block.piece).unwrap_or(0) as usize;
+            self.pending.insert(
+                block.piece,
+                Pending {
+                    data: vec![0; len],
+                    have: vec![false; blocks],
+                    missing: blocks,
+                },
+            );
+            self.held += len;
+        }
+        let Some(pending) = self.pending.get_mut(&block.piece) else {
+            return Err(AssemblyError::NotABlock(block));
+        };
+        if pending.have[index as usize] {
+            return Ok(Added::Duplicate);
+        }
+        let start = block.offset as usize;
+        pending.data[start..start + data.len()].copy_from_slice(data);
+        pending.have[index as usize] = true;
+        pending.missing -= 1;
+        if pending.missing > 0 {
+            return Ok(Added::Partial);
+        }
+        let done = self
+            .pending
+            .remove(&block.piece)
+            .map(|p| p.data)
+            .unwrap_or_default();
+        self.held -= done.len();
+        Ok(Added::Complete(done))
+    }
+
+    /// Drops an unfinished piece (its peer left, or it is being given up).
+    pub fn discard(&mut self, piece: u32) {
+        if let Some(p) = self.pending.remove(&piece) {
+            self.held -= p.data.len();
+        }
+    }
+
+    /// Bytes held for unfinished pieces.
+    pub fn held(&self) -> usize {
+        self.held
+    }
+
+    /// Whether a block is already held.
+    pub fn has(&self, block: BlockRef) -> bool {
+        self.pending
+            .get(&block.piece)
+            .is_some_and(|p| p.have.get((block.offset / BLOCK_SIZE) as usize) == Some(&true))
+    }
+}

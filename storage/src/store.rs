@@ -1,0 +1,173 @@
+//! Reading and writing whole pieces and blocks across the torrent's files.
+
+use std::os::unix::fs::FileExt as _;
+use std::path::Path;
+
+use metainfo::{Info, Layout, Sha1, Sha1Backend};
+
+use crate::error::StorageError;
+use crate::files::FileSet;
+
+/// How a [`Storage`] behaves.
+#[derive(Clone, Debug)]
+pub struct StorageConfig {
+    /// The most files open at once.
+    pub max_open_files: usize,
+    /// The SHA-1 implementation pieces are verified with.
+    pub hasher: Sha1Backend,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            max_open_files: 128,
+            hasher: Sha1Backend::Fast,
+        }
+    }
+}
+
+/// A torrent's data on disk, under one download folder.
+///
+/// Synchronous and blocking: the engine runs it on its own threads, never
+/// on the async runtime. Pieces are written whole, after their hash was
+/// checked ([`Storage::write_verified`]), so a piece on disk is either what
+/// the torrent says or not there yet.
+#[derive(Debug)]
+pub struct Storage {
+    files: FileSet,
+    layout: Layout,
+    hashes: Vec<[u8; 20]>,
+    hasher: Sha1Backend,
+}
+
+impl Storage {
+    /// Storage for `info` under `root` (created if missing). Files are
+    /// created only when first written.
+    pub fn new(info: &Info, root: &Path, config: StorageConfig) -> Result<Storage, StorageError> {
+        Ok(Storage {
+            files: FileSet::new(info, root, config.max_open_files)?,
+            layout: info.layout().clone(),
+            hashes: info.pieces().to_vec(),
+            hasher: config.hasher,
+        })
+    }
+
+    /// The geometry.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// Checks `data` against piece `piece`'s hash and, if it matches, writes
+    /// it. Returns whether it matched; a piece that does not is not written.
+    pub fn write_verified(&mut self, piece: u32, data: &[u8]) -> Result<bool, StorageError> {
+        if !self.matches(piece, data)? {
+            return Ok(false);
+        }
+        self.write_piece(piece, data)?;
+        Ok(true)
+    }
+
+    /// True if `data` is piece `piece` as the torrent describes it.
+    pub fn matches(&self, piece: u32, data: &[u8]) -> Result<bool, StorageError> {
+        let expected = self
+            .hashes
+            .get(piece as usize)
+            .ok_or(StorageError::BadRequest {
+                piece,
+                problem: "no such piece",
+            })?;
+        let mut hasher = Sha1::new(self.hasher);
+        hasher.update(data);
+        Ok(&hasher.finish() == expected)
+    }
+
+    /// Writes a whole piece, unchecked (see [`Storage::write_verified`]).
+    pub fn write_piece(&mut self, piece: u32, data: &[u8]) -> Result<(), StorageError> {
+        let len = self
+            .layout
+            .piece_len(piece)
+            .ok_or(StorageError::BadRequest {
+                piece,
+                problem: "no such piece",
+            })?;
+        if data.len() != len as usize {
+            return Err(StorageError::BadRequest {
+                piece,
+                problem: "data is not the piece's length",
+            });
+        }
+        let mut at = 0usize;
+        let slices: Vec<_> = self.layout.piece_slices(piece).collect();
+        for slice in slices {
+            let part = &data[at..at + slice.length as usize];
+            at += slice.length as usize;
+            if self.files.files[slice.file].padding {
+                continue;
+            }
+            let path = self.files.files[slice.file].path.clone();
+            let file = self.files.get(slice.file, true)?;
+            file.write_all_at(part, slice.offset)
+                .map_err(|e| StorageError::io("write", &path, e))?;
+        }
+        Ok(())
+    }
+
+    /// Reads `buf.len()` bytes at `offset` in piece `piece`: a block to send
+    /// to a peer, or a whole piece to check. Padding files read as zeros.
+    pub fn read(&mut self, piece: u32, offset: u32, buf: &mut [u8]) -> Result<(), StorageError> {
+        let length = u32::try_from(buf.len()).map_err(|_| StorageError::BadRequest {
+            piece,
+            problem: "read too long",
+        })?;
+        if self.layout.check_range(piece, offset, length).is_none() {
+            return Err(StorageError::BadRequest {
+                piece,
+                problem: "range outside the piece",
+            });
+        }
+        let mut at = 0usize;
+        let slices: Vec<_> = self.layout.slices(piece, offset, length).collect();
+        for slice in slices {
+            let part = &mut buf[at..at + slice.length as usize];
+            at += slice.length as usize;
+            if self.files.files[slice.file].padding {
+                part.fill(0);
+                continue;
+            }
+            let path = self.files.files[slice.file].path.clone();
+            let file = self.files.get(slice.file, false)?;
+            file.read_exact_at(part, slice.offset)
+                .map_err(|e| StorageError::io("read", &path, e))?;
+        }
+        Ok(())
+    }
+
+    /// Reads piece `piece` back and checks it against its hash: whether the
+    /// disk holds it. Missing or short files count as not holding it.
+    pub fn verify(&mut self, piece: u32) -> Result<bool, StorageError> {
+        let len = self
+            .layout
+            .piece_len(piece)
+            .ok_or(StorageError::BadRequest {
+                piece,
+                problem: "no such piece",
+            })?;
+        let mut buf = vec![0u8; len as usize];
+        match self.read(piece, 0, &mut buf) {
+            Ok(()) => self.matches(piece, &buf),
+            Err(StorageError::Missing { .. }) => Ok(false),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Creates the torrent's zero-length files, which hold no piece and so
+    /// are never written: call once the download is complete.
+    pub fn create_empty_files(&mut self) -> Result<(), StorageError> {
+        self.files.create_empty_files()
+    }
+
+    /// How many files are open now (at most `max_open_files`).
+    pub fn open_files(&self) -> usize {
+        self.files.open_count()
+    }
+}

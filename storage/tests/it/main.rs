@@ -1,0 +1,359 @@
+//! Storage on a real file system (tempfile): layouts, verification, bounds,
+//! and hostile paths.
+
+#![allow(clippy::unwrap_used)] // test code: a panic is a failure report
+
+use std::path::Path;
+
+use metainfo::{BlockRef, Metainfo, TorrentBuilder};
+use proptest::prelude::*;
+use storage::{Added, Assembler, AssemblyError, Storage, StorageConfig, StorageError};
+
+/// Writes files of these lengths under `dir/content` and makes a torrent.
+fn make(dir: &Path, lengths: &[usize], piece_length: u64) -> (Metainfo, Vec<Vec<u8>>) {
+    let content = dir.join("content");
+    std::fs::create_dir_all(&content).unwrap();
+    let mut datas = Vec::new();
+    for (i, len) in lengths.iter().enumerate() {
+        // Sub-folders too, so that files land in several directories.
+        let path = content.join(format!("d{}", i % 3)).join(format!("f{i:03}"));
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let data: Vec<u8> = (0..*len).map(|j| (j * 7 + i * 13) as u8).collect();
+        std::fs::write(&path, &data).unwrap();
+        datas.push(data);
+    }
+    let torrent = TorrentBuilder::new(&content)
+        .piece_length(piece_length)
+        .build(|_, _| {})
+        .unwrap();
+    // Return the contents in torrent order (sorted paths).
+    let ordered = torrent
+        .info()
+        .files()
+        .iter()
+        .map(|f| {
+            std::fs::read(
+                torrent
+                    .info()
+                    .file_path(f)
+                    .fold(dir.to_path_buf(), |p, c| p.join(c)),
+            )
+            .unwrap()
+        })
+        .collect();
+    (torrent, ordered)
+}
+
+/// The source bytes of a block.
+fn source_block(torrent: &Metainfo, files: &[Vec<u8>], block: BlockRef) -> Vec<u8> {
+    torrent
+        .layout()
+        .block_slices(block)
+        .flat_map(|s| files[s.file][s.offset as usize..(s.offset + s.length) as usize].to_vec())
+        .collect()
+}
+
+/// Downloads every block, in the given order (with repeats), through an
+/// assembler into storage under `into`.
+fn download(
+    torrent: &Metainfo,
+    files: &[Vec<u8>],
+    into: &Path,
+    order: &[BlockRef],
+    config: StorageConfig,
+) -> Storage {
+    let mut storage = Storage::new(torrent.info(), into, config).unwrap();
+    let mut assembler = Assembler::new(torrent.layout().clone(), usize::MAX);
+    for &block in order {
+        match assembler
+            .add(block, &source_block(torrent, files, block))
+            .unwrap()
+        {
+            Added::Complete(piece) => assert!(storage.write_verified(block.piece, &piece).unwrap()),
+            Added::Partial | Added::Duplicate => {}
+        }
+    }
+    assert_eq!(assembler.held(), 0);
+    storage.create_empty_files().unwrap();
+    storage
+}
+
+fn all_blocks(torrent: &Metainfo) -> Vec<BlockRef> {
+    (0..torrent.layout().num_pieces())
+        .flat_map(|p| torrent.layout().blocks(p).collect::<Vec<_>>())
+        .collect()
+}
+
+fn assert_same_files(torrent: &Metainfo, files: &[Vec<u8>], root: &Path) {
+    for (file, expected) in torrent.info().files().iter().zip(files) {
+        let path = torrent
+            .info()
+            .file_path(file)
+            .fold(root.to_path_buf(), |p, c| p.join(c));
+        assert_eq!(
+            &std::fs::read(&path).unwrap(),
+            expected,
+            "{}",
+            path.display()
+        );
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// Any layout (empty files, one-byte files, files shorter than a piece,
+    /// pieces over three or more files), blocks in any order with
+    /// duplicates: the files come out byte for byte, every piece verifies,
+    /// and every block reads back.
+    #[test]
+    fn any_layout_any_order(
+        lengths in prop::collection::vec(prop_oneof![Just(0usize), Just(1), 1usize..40_000, 1usize..200_000], 1..7),
+        seed in any::<u64>(),
+    ) {
+        prop_assume!(lengths.iter().sum::<usize>() > 0);
+        let source = tempfile::tempdir().unwrap();
+        let (torrent, files) = make(source.path(), &lengths, 16 * 1024);
+        let mut order = all_blocks(&torrent);
+        // Shuffle and repeat a few, deterministically from the seed.
+        let n = order.len();
+        for i in 0..n {
+            order.swap(i, (seed as usize).wrapping_mul(i + 1) % n);
+        }
+        let repeats: Vec<BlockRef> = order.iter().step_by(5).copied().collect();
+        order.extend(repeats);
+        let target = tempfile::tempdir().unwrap();
+        let mut storage = download(&torrent, &files, target.path(), &order, StorageConfig::default());
+        assert_same_files(&torrent, &files, target.path());
+        for piece in 0..torrent.layout().num_pieces() {
+            prop_assert!(storage.verify(piece).unwrap());
+            for block in torrent.layout().blocks(piece) {
+                let mut buf = vec![0u8; block.length as usize];
+                storage.read(piece, block.offset, &mut buf).unwrap();
+                prop_assert_eq!(buf, source_block(&torrent, &files, block));
+            }
+        }
+    }
+}
+
+#[test]
+fn a_corrupted_byte_is_caught_on_recheck() {
+    let source = tempfile::tempdir().unwrap();
+    let (torrent, files) = make(source.path(), &[50_000, 30_000], 16 * 1024);
+    let target = tempfile::tempdir().unwrap();
+    let mut storage = download(
+        &torrent,
+        &files,
+        target.path(),
+        &all_blocks(&torrent),
+        StorageConfig::default(),
+    );
+    // Flip one byte of the second file, at its offset 1000.
+    let file = &torrent.info().files()[1];
+    let path = torrent
+        .info()
+        .file_path(file)
+        .fold(target.path().to_path_buf(), |p, c| p.join(c));
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[1000] ^= 0xff;
+    std::fs::write(&path, bytes).unwrap();
+    let bad_piece = ((50_000 + 1000) / (16 * 1024)) as u32;
+    for piece in 0..torrent.layout().num_pieces() {
+        assert_eq!(
+            storage.verify(piece).unwrap(),
+            piece != bad_piece,
+            "piece {piece}"
+        );
+    }
+}
+
+#[test]
+fn a_piece_that_does_not_match_is_not_written() {
+    let source = tempfile::tempdir().unwrap();
+    let (torrent, _) = make(source.path(), &[20_000], 16 * 1024);
+    let target = tempfile::tempdir().unwrap();
+    let mut storage =
+        Storage::new(torrent.info(), target.path(), StorageConfig::default()).unwrap();
+    assert!(!storage.write_verified(0, &vec![0u8; 16 * 1024]).unwrap());
+    assert!(!target.path().join("content").exists(), "nothing created");
+    assert!(!storage.verify(0).unwrap(), "missing files hold nothing");
+    let err = storage.write_piece(0, &[1, 2, 3]).unwrap_err();
+    assert!(
+        matches!(err, StorageError::BadRequest { piece: 0, .. }),
+        "{err}"
+    );
+}
+
+#[test]
+fn open_files_stay_within_the_bound() {
+    let source = tempfile::tempdir().unwrap();
+    let lengths: Vec<usize> = (0..60).map(|i| 1000 + i * 37).collect();
+    let (torrent, files) = make(source.path(), &lengths, 16 * 1024);
+    let target = tempfile::tempdir().unwrap();
+    let config = StorageConfig {
+        max_open_files: 4,
+        ..StorageConfig::default()
+    };
+    let mut storage = download(
+        &torrent,
+        &files,
+        target.path(),
+        &all_blocks(&torrent),
+        config,
+    );
+    assert!(storage.open_files() <= 4);
+    for piece in 0..torrent.layout().num_pieces() {
+        assert!(storage.verify(piece).unwrap());
+        assert!(storage.open_files() <= 4);
+    }
+    assert_same_files(&torrent, &files, target.path());
+}
+
+#[test]
+fn symbolic_links_out_of_the_folder_are_refused() {
+    let source = tempfile::tempdir().unwrap();
+    let (torrent, files) = make(source.path(), &[20_000, 20_000], 16 * 1024);
+    let outside = tempfile::tempdir().unwrap();
+    let target = tempfile::tempdir().unwrap();
+    // The torrent's folder is a link to somewhere else.
+    std::os::unix::fs::symlink(outside.path(), target.path().join("content")).unwrap();
+    let mut storage =
+        Storage::new(torrent.info(), target.path(), StorageConfig::default()).unwrap();
+    let block = torrent.layout().blocks(0).next().unwrap();
+    let mut assembler = Assembler::new(torrent.layout().clone(), usize::MAX);
+    let mut piece = None;
+    for block in torrent.layout().blocks(0) {
+        if let Added::Complete(p) = assembler
+            .add(block, &source_block(&torrent, &files, block))
+            .unwrap()
+        {
+            piece = Some(p);
+        }
+    }
+    let err = storage
+        .write_verified(block.piece, &piece.unwrap())
+        .unwrap_err();
+    assert!(matches!(err, StorageError::OutsideFolder { .. }), "{err}");
+    assert_eq!(
+        std::fs::read_dir(outside.path()).unwrap().count(),
+        0,
+        "nothing written outside"
+    );
+
+    // A file that is itself a link is not opened either.
+    let target = tempfile::tempdir().unwrap();
+    let file = &torrent.info().files()[0];
+    let path = torrent
+        .info()
+        .file_path(file)
+        .fold(target.path().to_path_buf(), |p, c| p.join(c));
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink(outside.path().join("victim"), &path).unwrap();
+    let mut storage =
+        Storage::new(torrent.info(), target.path(), StorageConfig::default()).unwrap();
+    let mut piece0 = vec![0u8; 16 * 1024];
+    piece0.copy_from_slice(&files[0][..16 * 1024]);
+    let err = storage.write_verified(0, &piece0).unwrap_err();
+    assert!(matches!(err, StorageError::OutsideFolder { .. }), "{err}");
+    assert!(!outside.path().join("victim").exists());
+}
+
+#[test]
+fn a_truncated_file_reads_as_missing_and_fails_its_recheck() {
+    let source = tempfile::tempdir().unwrap();
+    let (torrent, files) = make(source.path(), &[40_000], 16 * 1024);
+    let target = tempfile::tempdir().unwrap();
+    let mut storage = download(
+        &torrent,
+        &files,
+        target.path(),
+        &all_blocks(&torrent),
+        StorageConfig::default(),
+    );
+    let file = &torrent.info().files()[0];
+    let path = torrent
+        .info()
+        .file_path(file)
+        .fold(target.path().to_path_buf(), |p, c| p.join(c));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(10_000)
+        .unwrap();
+    let mut buf = vec![0u8; 16 * 1024];
+    let err = storage.read(1, 0, &mut buf).unwrap_err();
+    assert!(matches!(err, StorageError::Missing { .. }), "{err}");
+    assert!(err.to_string().contains("truncated"), "{err}");
+    assert!(
+        !storage.verify(0).unwrap(),
+        "piece 0 lies partly past the new end"
+    );
+    assert!(!storage.verify(1).unwrap());
+}
+
+#[test]
+fn the_assembler_holds_to_its_bound_and_refuses_non_blocks() {
+    let source = tempfile::tempdir().unwrap();
+    let (torrent, files) = make(source.path(), &[100_000], 32 * 1024);
+    let layout = torrent.layout().clone();
+    // Room for one 32 KiB piece, not two.
+    let mut assembler = Assembler::new(layout.clone(), 40 * 1024);
+    let b = |piece, index| layout.block(piece, index).unwrap();
+    assert_eq!(
+        assembler
+            .add(b(0, 0), &source_block(&torrent, &files, b(0, 0)))
+            .unwrap(),
+        Added::Partial
+    );
+    assert_eq!(
+        assembler
+            .add(b(0, 0), &source_block(&torrent, &files, b(0, 0)))
+            .unwrap(),
+        Added::Duplicate
+    );
+    assert!(assembler.has(b(0, 0)) && !assembler.has(b(0, 1)));
+    let full = assembler
+        .add(b(1, 0), &source_block(&torrent, &files, b(1, 0)))
+        .unwrap_err();
+    assert_eq!(
+        full,
+        AssemblyError::Full {
+            held: 32 * 1024,
+            limit: 40 * 1024
+        }
+    );
+    assembler.discard(0);
+    assert_eq!(assembler.held(), 0);
+    assert_eq!(
+        assembler
+            .add(b(1, 0), &source_block(&torrent, &files, b(1, 0)))
+            .unwrap(),
+        Added::Partial
+    );
+    let bad = [
+        BlockRef {
+            piece: 0,
+            offset: 100,
+            length: 16384,
+        },
+        BlockRef {
+            piece: 0,
+            offset: 0,
+            length: 100,
+        },
+        BlockRef {
+            piece: 99,
+            offset: 0,
+            length: 16384,
+        },
+    ];
+    for block in bad {
+        assert_eq!(
+            assembler.add(block, &vec![0; block.length as usize]),
+            Err(AssemblyError::NotABlock(block))
+        );
+    }
+    // Data of the wrong length for a good block.
+    assert!(assembler.add(b(2, 0), &[0; 10]).is_err());
+}
