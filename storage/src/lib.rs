@@ -11,6 +11,9 @@
 //! - Nothing is written outside the download folder: paths come from
 //!   `metainfo`'s checks, a folder on the way that is a symbolic link must
 //!   still lead inside, and a file that is a symbolic link is not opened.
+//! - [`ResumeData`] records the verified pieces with each file's size and
+//!   modification time, written atomically; [`Storage::check`] trusts it
+//!   for files that have not changed and hashes the rest.
 //! - Errors ([`StorageError`]) say what to do: disk full, permission denied,
 //!   a file missing or truncated underneath us.
 //!
@@ -39,8 +42,10 @@
 mod assembler;
 mod error;
 mod files;
+mod resume;
 mod store;
 
 pub use assembler::{Added, Assembler, AssemblyError};
 pub use error::StorageError;
+pub use resume::{FileStamp, ResumeData};
 pub use store::{Storage, StorageConfig};

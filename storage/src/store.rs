@@ -3,10 +3,11 @@
 use std::os::unix::fs::FileExt as _;
 use std::path::Path;
 
-use metainfo::{Info, Layout, Sha1, Sha1Backend};
+use metainfo::{Info, InfoHash, Layout, Sha1, Sha1Backend};
 
 use crate::error::StorageError;
 use crate::files::FileSet;
+use crate::resume::{FileStamp, ResumeData};
 
 /// How a [`Storage`] behaves.
 #[derive(Clone, Debug)]
@@ -164,6 +165,61 @@ impl Storage {
     /// are never written: call once the download is complete.
     pub fn create_empty_files(&mut self) -> Result<(), StorageError> {
         self.files.create_empty_files()
+    }
+
+    /// Which pieces the disk holds, one flag per piece: on start, or for
+    /// `btc seed`.
+    ///
+    /// With `resume` for this torrent, a piece it records is trusted without
+    /// hashing when every file the piece touches has the size and
+    /// modification time recorded; every other piece is read and hashed.
+    /// `progress` is told each piece as it is decided.
+    pub fn check(
+        &mut self,
+        resume: Option<&ResumeData>,
+        mut progress: impl FnMut(u32),
+    ) -> Result<Vec<bool>, StorageError> {
+        let stamps = self.stamps();
+        let unchanged: Vec<bool> = match resume {
+            Some(r) if r.files.len() == stamps.len() && r.pieces.len() == self.hashes.len() => r
+                .files
+                .iter()
+                .zip(&stamps)
+                .map(|(then, now)| then.is_some() && then == now)
+                .collect(),
+            _ => vec![false; stamps.len()],
+        };
+        let mut have = Vec::with_capacity(self.hashes.len());
+        for piece in 0..self.layout.num_pieces() {
+            let recorded = resume.is_some_and(|r| r.pieces.get(piece as usize) == Some(&true));
+            let trusted = recorded
+                && self
+                    .layout
+                    .piece_slices(piece)
+                    .all(|s| unchanged[s.file] || self.files.files[s.file].padding);
+            have.push(trusted || self.verify(piece)?);
+            progress(piece);
+        }
+        Ok(have)
+    }
+
+    /// Resume data for the pieces in `have`, with the files' stamps now.
+    /// Save it after the pieces are written, so that it never claims more
+    /// than the disk holds.
+    pub fn resume_data(&self, info_hash: InfoHash, have: &[bool]) -> ResumeData {
+        ResumeData {
+            info_hash,
+            pieces: have.to_vec(),
+            files: self.stamps(),
+        }
+    }
+
+    fn stamps(&self) -> Vec<Option<FileStamp>> {
+        self.files
+            .files
+            .iter()
+            .map(|f| FileStamp::of(&f.path))
+            .collect()
     }
 
     /// How many files are open now (at most `max_open_files`).

@@ -9,6 +9,8 @@ use metainfo::{BlockRef, Metainfo, TorrentBuilder};
 use proptest::prelude::*;
 use storage::{Added, Assembler, AssemblyError, Storage, StorageConfig, StorageError};
 
+mod resume;
+
 /// Writes files of these lengths under `dir/content` and makes a torrent.
 fn make(dir: &Path, lengths: &[usize], piece_length: u64) -> (Metainfo, Vec<Vec<u8>>) {
     let content = dir.join("content");

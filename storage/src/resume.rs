@@ -1,0 +1,159 @@
+//! Resume data: which pieces were verified, and the state of the files then,
+//! so an unchanged download restarts without hashing everything again.
+
+use std::fs::File;
+use std::io::Write as _;
+use std::path::Path;
+use std::time::UNIX_EPOCH;
+
+use bencode::{Bytes as B, Encoder};
+use metainfo::InfoHash;
+
+use crate::error::StorageError;
+
+/// A file's size and modification time when pieces were last recorded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileStamp {
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time: seconds and nanoseconds since the Unix epoch.
+    pub modified: (i64, u32),
+}
+
+impl FileStamp {
+    /// The stamp of the file at `path`, or `None` if it does not exist.
+    pub fn of(path: &Path) -> Option<FileStamp> {
+        let meta = std::fs::symlink_metadata(path).ok()?;
+        let modified = meta.modified().ok()?;
+        let since = modified.duration_since(UNIX_EPOCH).ok()?;
+        Some(FileStamp {
+            size: meta.len(),
+            modified: (
+                i64::try_from(since.as_secs()).unwrap_or(i64::MAX),
+                since.subsec_nanos(),
+            ),
+        })
+    }
+}
+
+/// What a resume file records.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResumeData {
+    /// The torrent.
+    pub info_hash: InfoHash,
+    /// Verified pieces, one flag per piece.
+    pub pieces: Vec<bool>,
+    /// Each file's stamp when `pieces` was recorded (`None`: not there).
+    pub files: Vec<Option<FileStamp>>,
+}
+
+/// The largest resume file read: far more than a torrent of millions of
+/// pieces and files needs.
+const MAX_RESUME_FILE: u64 = 64 << 20;
+
+impl ResumeData {
+    /// Writes the resume file atomically: to a temporary name beside it,
+    /// synced, then renamed over the old one, so a crash leaves either the
+    /// old file or the new one, never half of one.
+    pub fn save(&self, path: &Path) -> Result<(), StorageError> {
+        let mut e = Encoder::default();
+        e.dict(|d| {
+            d.entry(b"btc resume", &1i64);
+            d.entry(b"info hash", &B(self.info_hash.as_bytes()));
+            let bits: Vec<u8> = self
+                .pieces
+                .chunks(8)
+                .map(|c| {
+                    c.iter()
+                        .enumerate()
+                        .fold(0u8, |b, (i, &had)| b | (u8::from(had) << (7 - i)))
+                })
+                .collect();
+            d.entry(b"pieces", &B(&bits));
+            d.entry(b"piece count", &(self.pieces.len() as u64));
+            d.entry_with(b"files", |e| {
+                e.list(|e| {
+                    for stamp in &self.files {
+                        e.list(|e| {
+                            if let Some(s) = stamp {
+                                e.uint(s.size);
+                                e.int(s.modified.0);
+                                e.uint(u64::from(s.modified.1));
+                            }
+                        });
+                    }
+                })
+            });
+        });
+        let bytes = e.into_bytes();
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let temporary = path.with_extension("resume-tmp");
+        let write = || -> std::io::Result<()> {
+            let mut file = File::create(&temporary)?;
+            file.write_all(&bytes)?;
+            file.sync_all()?;
+            std::fs::rename(&temporary, path)?;
+            // Make the rename itself durable.
+            File::open(dir)?.sync_all()
+        };
+        write().map_err(|e| StorageError::io("write", path, e))
+    }
+
+    /// Reads a resume file for the torrent `info_hash` with `num_pieces`
+    /// pieces and `num_files` files. Anything unreadable, for another
+    /// torrent, or of another shape gives `None`: the caller then hashes.
+    pub fn load(
+        path: &Path,
+        info_hash: InfoHash,
+        num_pieces: u32,
+        num_files: usize,
+    ) -> Option<ResumeData> {
+        let meta = std::fs::metadata(path).ok()?;
+        if meta.len() > MAX_RESUME_FILE {
+            return None;
+        }
+        let bytes = std::fs::read(path).ok()?;
+        let value = bencode::decode(&bytes).ok()?;
+        let d = value.as_dict()?;
+        if d.get(b"btc resume")?.as_int()? != 1
+            || d.get(b"info hash")?.as_bytes()? != info_hash.as_bytes()
+        {
+            return None;
+        }
+        if d.get(b"piece count")?.as_int()? != i64::from(num_pieces) {
+            return None;
+        }
+        let bits = d.get(b"pieces")?.as_bytes()?;
+        if bits.len() != (num_pieces as usize).div_ceil(8) {
+            return None;
+        }
+        let pieces = (0..num_pieces as usize)
+            .map(|i| bits[i / 8] & (0x80 >> (i % 8)) != 0)
+            .collect();
+        let list = d.get(b"files")?.as_list()?;
+        let mut files = Vec::with_capacity(num_files.min(list.len()));
+        for entry in list.iter() {
+            let fields: Vec<i64> = entry
+                .as_list()?
+                .iter()
+                .map(|v| v.as_int())
+                .collect::<Option<_>>()?;
+            files.push(match fields[..] {
+                [] => None,
+                [size, secs, nanos] => Some(FileStamp {
+                    size: u64::try_from(size).ok()?,
+                    modified: (secs, u32::try_from(nanos).ok()?),
+                }),
+                _ => return None,
+            });
+        }
+        (files.len() == num_files).then_some(ResumeData {
+            info_hash,
+            pieces,
+            files,
+        })
+    }
+}

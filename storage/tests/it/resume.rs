@@ -1,0 +1,162 @@
+//! Resume: an unchanged download restarts without hashing; anything changed
+//! is hashed again.
+
+use std::time::{Duration, SystemTime};
+
+use metainfo::InfoHash;
+use storage::{ResumeData, Storage, StorageConfig};
+
+use super::{all_blocks, download, make};
+
+fn file_path(
+    torrent: &metainfo::Metainfo,
+    root: &std::path::Path,
+    index: usize,
+) -> std::path::PathBuf {
+    let file = &torrent.info().files()[index];
+    torrent
+        .info()
+        .file_path(file)
+        .fold(root.to_path_buf(), |p, c| p.join(c))
+}
+
+#[test]
+fn resume_data_round_trips_and_is_trusted_for_unchanged_files() {
+    let source = tempfile::tempdir().unwrap();
+    let (torrent, files) = make(source.path(), &[50_000, 30_000], 16 * 1024);
+    let target = tempfile::tempdir().unwrap();
+    let mut storage = download(
+        &torrent,
+        &files,
+        target.path(),
+        &all_blocks(&torrent),
+        StorageConfig::default(),
+    );
+    let have = storage.check(None, |_| {}).unwrap();
+    assert!(have.iter().all(|&h| h));
+    let resume_path = target.path().join("content.resume");
+    storage
+        .resume_data(torrent.info_hash(), &have)
+        .save(&resume_path)
+        .unwrap();
+    let n = torrent.layout().num_pieces();
+    let loaded = ResumeData::load(&resume_path, torrent.info_hash(), n, 2).unwrap();
+    assert_eq!(loaded, storage.resume_data(torrent.info_hash(), &have));
+
+    // Corrupt a byte but put the modification time back: the resume data
+    // is trusted (no hashing), which a full check would not do. This is the
+    // documented trade-off: size and time stand for the content.
+    let path = file_path(&torrent, target.path(), 0);
+    let stamp = std::fs::metadata(&path).unwrap().modified().unwrap();
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[100] ^= 1;
+    std::fs::write(&path, &bytes).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(stamp)
+        .unwrap();
+    let mut fresh = Storage::new(torrent.info(), target.path(), StorageConfig::default()).unwrap();
+    assert!(
+        fresh.check(Some(&loaded), |_| {}).unwrap()[0],
+        "trusted without hashing"
+    );
+    assert!(
+        !fresh.check(None, |_| {}).unwrap()[0],
+        "a full check finds it"
+    );
+
+    // A changed modification time sends the file's pieces to the hasher.
+    let later = SystemTime::now() + Duration::from_secs(5);
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(later)
+        .unwrap();
+    let have = fresh.check(Some(&loaded), |_| {}).unwrap();
+    assert!(!have[0], "rehashed and found bad");
+    assert!(
+        have[n as usize - 1],
+        "pieces of the other file stay trusted"
+    );
+}
+
+#[test]
+fn a_kill_between_writing_and_saving_loses_no_piece() {
+    let source = tempfile::tempdir().unwrap();
+    let (torrent, files) = make(source.path(), &[100_000], 16 * 1024);
+    let target = tempfile::tempdir().unwrap();
+    let blocks = all_blocks(&torrent);
+    let (first, rest) = blocks.split_at(blocks.len() / 2);
+    let storage = download(
+        &torrent,
+        &files,
+        target.path(),
+        first,
+        StorageConfig::default(),
+    );
+    let n = torrent.layout().num_pieces() as usize;
+    let have_then: Vec<bool> = (0..n)
+        .map(|p| {
+            first.iter().filter(|b| b.piece == p as u32).count()
+                == torrent.layout().num_blocks(p as u32).unwrap() as usize
+        })
+        .collect();
+    let resume_path = target.path().join("r.resume");
+    storage
+        .resume_data(torrent.info_hash(), &have_then)
+        .save(&resume_path)
+        .unwrap();
+    // More pieces are written, then the process dies before saving again.
+    drop(download(
+        &torrent,
+        &files,
+        target.path(),
+        rest,
+        StorageConfig::default(),
+    ));
+    let loaded = ResumeData::load(&resume_path, torrent.info_hash(), n as u32, 1).unwrap();
+    let mut restarted =
+        Storage::new(torrent.info(), target.path(), StorageConfig::default()).unwrap();
+    let have = restarted.check(Some(&loaded), |_| {}).unwrap();
+    assert!(have.iter().all(|&h| h), "{have:?}");
+}
+
+#[test]
+fn unusable_resume_files_are_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("x.resume");
+    let hash = InfoHash([1; 20]);
+    assert!(ResumeData::load(&path, hash, 4, 1).is_none(), "missing");
+    std::fs::write(&path, b"garbage").unwrap();
+    assert!(ResumeData::load(&path, hash, 4, 1).is_none(), "not bencode");
+    let data = ResumeData {
+        info_hash: hash,
+        pieces: vec![true, false, true, true],
+        files: vec![None],
+    };
+    data.save(&path).unwrap();
+    assert_eq!(ResumeData::load(&path, hash, 4, 1), Some(data.clone()));
+    assert!(
+        ResumeData::load(&path, InfoHash([2; 20]), 4, 1).is_none(),
+        "another torrent"
+    );
+    assert!(
+        ResumeData::load(&path, hash, 5, 1).is_none(),
+        "another piece count"
+    );
+    assert!(
+        ResumeData::load(&path, hash, 4, 2).is_none(),
+        "another file count"
+    );
+    // Saving again replaces it whole, and leaves no temporary file behind.
+    let newer = ResumeData {
+        pieces: vec![true; 4],
+        ..data
+    };
+    newer.save(&path).unwrap();
+    assert_eq!(ResumeData::load(&path, hash, 4, 1), Some(newer));
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+}
