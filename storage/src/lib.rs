@@ -17,8 +17,10 @@
 //! - Errors ([`StorageError`]) say what to do: disk full, permission denied,
 //!   a file missing or truncated underneath us.
 //!
-//! This crate is synchronous: it blocks, and is meant to run on threads of
-//! its own, not on the async runtime.
+//! [`Storage`] and [`Assembler`] are synchronous and block. [`Disk`] puts
+//! them on a dedicated thread behind a bounded channel, so async code never
+//! blocks on the disk and a slow disk slows its callers rather than growing
+//! memory.
 //!
 //! ```
 //! use metainfo::TorrentBuilder;
@@ -40,12 +42,14 @@
 //! ```
 
 mod assembler;
+mod disk;
 mod error;
 mod files;
 mod resume;
 mod store;
 
 pub use assembler::{Added, Assembler, AssemblyError};
+pub use disk::{BlockOutcome, Disk, DiskError, DiskThread};
 pub use error::StorageError;
 pub use resume::{FileStamp, ResumeData};
 pub use store::{Storage, StorageConfig};

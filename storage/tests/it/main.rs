@@ -9,6 +9,7 @@ use metainfo::{BlockRef, Metainfo, TorrentBuilder};
 use proptest::prelude::*;
 use storage::{Added, Assembler, AssemblyError, Storage, StorageConfig, StorageError};
 
+mod disk;
 mod resume;
 
 /// Writes files of these lengths under `dir/content` and makes a torrent.

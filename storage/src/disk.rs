@@ -1,0 +1,210 @@
+//! The async face of storage: one dedicated thread owns the [`Storage`] and
+//! the [`Assembler`]; async tasks send it jobs over a bounded channel and get
+//! answers on oneshots. Disk work never runs on the async runtime, and a
+//! slow disk slows its callers (the channel fills) instead of growing memory.
+
+use std::thread::JoinHandle;
+
+use bytes::Bytes;
+use metainfo::{BlockRef, InfoHash};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::assembler::{Added, Assembler, AssemblyError};
+use crate::error::StorageError;
+use crate::resume::ResumeData;
+use crate::store::Storage;
+
+/// What writing a block led to.
+#[derive(Debug, PartialEq, Eq)]
+pub enum BlockOutcome {
+    /// Held; its piece still lacks blocks.
+    Stored,
+    /// Already held (an endgame duplicate).
+    Duplicate,
+    /// It completed its piece, which matched its hash and is on disk.
+    PieceVerified(u32),
+    /// It completed its piece, which did not match: nothing was written, and
+    /// the piece must be downloaded again (from other peers).
+    PieceFailed(u32),
+}
+
+/// Why a disk job failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DiskError {
+    /// The disk refused (see [`StorageError`]).
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The block was refused (see [`AssemblyError`]).
+    #[error(transparent)]
+    Block(#[from] AssemblyError),
+    /// The disk thread has stopped.
+    #[error("the disk thread has stopped")]
+    Stopped,
+}
+
+enum Job {
+    Write {
+        block: BlockRef,
+        data: Bytes,
+        reply: oneshot::Sender<Result<BlockOutcome, DiskError>>,
+    },
+    Read {
+        block: BlockRef,
+        reply: oneshot::Sender<Result<Bytes, DiskError>>,
+    },
+    Check {
+        resume: Option<ResumeData>,
+        reply: oneshot::Sender<Result<Vec<bool>, DiskError>>,
+    },
+    Resume {
+        info_hash: InfoHash,
+        have: Vec<bool>,
+        reply: oneshot::Sender<ResumeData>,
+    },
+}
+
+/// A cheap, cloneable handle to the disk thread.
+#[derive(Clone, Debug)]
+pub struct Disk {
+    jobs: mpsc::Sender<Job>,
+}
+
+/// The disk thread; joined by [`DiskThread::join`] once every [`Disk`]
+/// handle is gone.
+#[derive(Debug)]
+pub struct DiskThread(JoinHandle<()>);
+
+impl DiskThread {
+    /// Waits for the thread to finish its queued jobs and stop.
+    pub fn join(self) {
+        let _ = self.0.join();
+    }
+}
+
+impl Disk {
+    /// Starts the disk thread for `storage`, holding at most `memory_limit`
+    /// bytes of unfinished pieces and `queue` waiting jobs.
+    pub fn start(
+        storage: Storage,
+        memory_limit: usize,
+        queue: usize,
+    ) -> std::io::Result<(Disk, DiskThread)> {
+        let (jobs, mut inbox) = mpsc::channel::<Job>(queue.max(1));
+        let thread = std::thread::Builder::new()
+            .name("btc-disk".into())
+            .spawn(move || {
+                let mut state = State {
+                    assembler: Assembler::new(storage.layout().clone(), memory_limit),
+                    verified: vec![false; storage.layout().num_pieces() as usize],
+                    storage,
+                };
+                while let Some(job) = inbox.blocking_recv() {
+                    state.run(job);
+                }
+            })?;
+        Ok((Disk { jobs }, DiskThread(thread)))
+    }
+
+    async fn ask<T>(&self, job: impl FnOnce(oneshot::Sender<T>) -> Job) -> Result<T, DiskError> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send(job(reply))
+            .await
+            .map_err(|_| DiskError::Stopped)?;
+        answer.await.map_err(|_| DiskError::Stopped)
+    }
+
+    /// Hands over a block received from a peer. Waits while the disk is
+    /// behind (back-pressure).
+    pub async fn write_block(
+        &self,
+        block: BlockRef,
+        data: Bytes,
+    ) -> Result<BlockOutcome, DiskError> {
+        self.ask(|reply| Job::Write { block, data, reply }).await?
+    }
+
+    /// Reads a block to send to a peer.
+    pub async fn read_block(&self, block: BlockRef) -> Result<Bytes, DiskError> {
+        self.ask(|reply| Job::Read { block, reply }).await?
+    }
+
+    /// Which pieces the disk holds (see [`Storage::check`]).
+    pub async fn check(&self, resume: Option<ResumeData>) -> Result<Vec<bool>, DiskError> {
+        self.ask(|reply| Job::Check { resume, reply }).await?
+    }
+
+    /// Resume data for the pieces in `have`, stamped now.
+    pub async fn resume_data(
+        &self,
+        info_hash: InfoHash,
+        have: Vec<bool>,
+    ) -> Result<ResumeData, DiskError> {
+        self.ask(|reply| Job::Resume {
+            info_hash,
+            have,
+            reply,
+        })
+        .await
+    }
+}
+
+/// What the disk thread owns.
+struct State {
+    storage: Storage,
+    assembler: Assembler,
+    /// Pieces known to be on disk: blocks for them are duplicates, so a late
+    /// endgame copy never starts a piece over.
+    verified: Vec<bool>,
+}
+
+impl State {
+    fn run(&mut self, job: Job) {
+        match job {
+            Job::Write { block, data, reply } => {
+                let _ = reply.send(self.write(block, &data));
+            }
+            Job::Read { block, reply } => {
+                let mut buf = vec![0u8; block.length as usize];
+                let result = self
+                    .storage
+                    .read(block.piece, block.offset, &mut buf)
+                    .map(|()| Bytes::from(buf));
+                let _ = reply.send(result.map_err(DiskError::from));
+            }
+            Job::Check { resume, reply } => {
+                let result = self.storage.check(resume.as_ref(), |_| {});
+                if let Ok(have) = &result {
+                    self.verified.clone_from(have);
+                }
+                let _ = reply.send(result.map_err(DiskError::from));
+            }
+            Job::Resume {
+                info_hash,
+                have,
+                reply,
+            } => {
+                let _ = reply.send(self.storage.resume_data(info_hash, &have));
+            }
+        }
+    }
+
+    fn write(&mut self, block: BlockRef, data: &[u8]) -> Result<BlockOutcome, DiskError> {
+        if self.verified.get(block.piece as usize) == Some(&true) {
+            return Ok(BlockOutcome::Duplicate);
+        }
+        Ok(match self.assembler.add(block, data)? {
+            Added::Partial => BlockOutcome::Stored,
+            Added::Duplicate => BlockOutcome::Duplicate,
+            Added::Complete(piece) => {
+                if self.storage.write_verified(block.piece, &piece)? {
+                    self.verified[block.piece as usize] = true;
+                    BlockOutcome::PieceVerified(block.piece)
+                } else {
+                    BlockOutcome::PieceFailed(block.piece)
+                }
+            }
+        })
+    }
+}
