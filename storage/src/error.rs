@@ -1,5 +1,5 @@
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// A storage failure, classified so that the user can be told what to do.
 ///
@@ -57,7 +57,7 @@ pub enum StorageError {
 
 impl StorageError {
     /// Classifies an I/O error on `path`.
-    pub(crate) fn io(action: &'static str, path: &std::path::Path, error: io::Error) -> Self {
+    pub(crate) fn io(action: &'static str, path: &Path, error: io::Error) -> Self {
         let path = path.to_path_buf();
         match error.kind() {
             io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => {
@@ -73,6 +73,48 @@ impl StorageError {
                 path,
                 error,
             },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The errors the OS gives map to what the user is told. (An end-to-end
+    /// disk-full test, on a small file system, is still to come.)
+    #[test]
+    fn os_errors_are_classified() {
+        let path = Path::new("/downloads/x.bin");
+        let cases = [
+            (
+                libc::ENOSPC,
+                "the disk holding /downloads/x.bin is full: free some space, then resume",
+            ),
+            (
+                libc::EDQUOT,
+                "the disk holding /downloads/x.bin is full: free some space, then resume",
+            ),
+            (
+                libc::EACCES,
+                "permission denied for /downloads/x.bin: check who owns the download folder",
+            ),
+            (
+                libc::ENOENT,
+                "/downloads/x.bin is missing or shorter than expected: it was moved, deleted or truncated",
+            ),
+            (
+                libc::ELOOP,
+                "refusing to use /downloads/x.bin: it leads outside the download folder",
+            ),
+            (
+                libc::EIO,
+                "cannot write /downloads/x.bin: Input/output error (os error 5)",
+            ),
+        ];
+        for (errno, message) in cases {
+            let err = StorageError::io("write", path, io::Error::from_raw_os_error(errno));
+            assert_eq!(err.to_string(), message, "errno {errno}");
         }
     }
 }
