@@ -87,12 +87,18 @@ fn all_blocks(torrent: &Metainfo) -> Vec<BlockRef> {
         .collect()
 }
 
+/// Where file `index` of the torrent lives under `root`.
+fn file_path(torrent: &Metainfo, root: &Path, index: usize) -> std::path::PathBuf {
+    let file = &torrent.info().files()[index];
+    torrent
+        .info()
+        .file_path(file)
+        .fold(root.to_path_buf(), |p, c| p.join(c))
+}
+
 fn assert_same_files(torrent: &Metainfo, files: &[Vec<u8>], root: &Path) {
-    for (file, expected) in torrent.info().files().iter().zip(files) {
-        let path = torrent
-            .info()
-            .file_path(file)
-            .fold(root.to_path_buf(), |p, c| p.join(c));
+    for (index, expected) in files.iter().enumerate() {
+        let path = file_path(torrent, root, index);
         assert_eq!(
             &std::fs::read(&path).unwrap(),
             expected,
@@ -152,11 +158,7 @@ fn a_corrupted_byte_is_caught_on_recheck() {
         StorageConfig::default(),
     );
     // Flip one byte of the second file, at its offset 1000.
-    let file = &torrent.info().files()[1];
-    let path = torrent
-        .info()
-        .file_path(file)
-        .fold(target.path().to_path_buf(), |p, c| p.join(c));
+    let path = file_path(&torrent, target.path(), 1);
     let mut bytes = std::fs::read(&path).unwrap();
     bytes[1000] ^= 0xff;
     std::fs::write(&path, bytes).unwrap();
@@ -245,11 +247,7 @@ fn symbolic_links_out_of_the_folder_are_refused() {
 
     // A file that is itself a link is not opened either.
     let target = tempfile::tempdir().unwrap();
-    let file = &torrent.info().files()[0];
-    let path = torrent
-        .info()
-        .file_path(file)
-        .fold(target.path().to_path_buf(), |p, c| p.join(c));
+    let path = file_path(&torrent, target.path(), 0);
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::os::unix::fs::symlink(outside.path().join("victim"), &path).unwrap();
     let mut storage =
@@ -273,11 +271,7 @@ fn a_truncated_file_reads_as_missing_and_fails_its_recheck() {
         &all_blocks(&torrent),
         StorageConfig::default(),
     );
-    let file = &torrent.info().files()[0];
-    let path = torrent
-        .info()
-        .file_path(file)
-        .fold(target.path().to_path_buf(), |p, c| p.join(c));
+    let path = file_path(&torrent, target.path(), 0);
     std::fs::OpenOptions::new()
         .write(true)
         .open(&path)

@@ -6,19 +6,7 @@ use std::time::{Duration, SystemTime};
 use metainfo::InfoHash;
 use storage::{ResumeData, Storage, StorageConfig};
 
-use super::{all_blocks, download, make};
-
-fn file_path(
-    torrent: &metainfo::Metainfo,
-    root: &std::path::Path,
-    index: usize,
-) -> std::path::PathBuf {
-    let file = &torrent.info().files()[index];
-    torrent
-        .info()
-        .file_path(file)
-        .fold(root.to_path_buf(), |p, c| p.join(c))
-}
+use super::{all_blocks, download, file_path, make};
 
 #[test]
 fn resume_data_round_trips_and_is_trusted_for_unchanged_files() {
