@@ -16,6 +16,10 @@ pub struct StorageConfig {
     pub max_open_files: usize,
     /// The SHA-1 implementation pieces are verified with.
     pub hasher: Sha1Backend,
+    /// Fault injection: writes fail as on a full disk (`ENOSPC`) once this
+    /// many bytes have been written. `None` in normal use; the testnet and
+    /// tests use it to check how a full disk is handled.
+    pub disk_space: Option<u64>,
 }
 
 impl Default for StorageConfig {
@@ -23,6 +27,7 @@ impl Default for StorageConfig {
         StorageConfig {
             max_open_files: 128,
             hasher: Sha1Backend::Fast,
+            disk_space: None,
         }
     }
 }
@@ -39,6 +44,8 @@ pub struct Storage {
     layout: Layout,
     hashes: Vec<[u8; 20]>,
     hasher: Sha1Backend,
+    /// Bytes that may still be written before the injected "disk full".
+    space_left: Option<u64>,
 }
 
 impl Storage {
@@ -50,6 +57,7 @@ impl Storage {
             layout: info.layout().clone(),
             hashes: info.pieces().to_vec(),
             hasher: config.hasher,
+            space_left: config.disk_space,
         })
     }
 
@@ -106,6 +114,14 @@ impl Storage {
                 continue;
             }
             let path = self.files.files[slice.file].path.clone();
+            if let Some(left) = &mut self.space_left {
+                if *left < part.len() as u64 {
+                    *left = 0;
+                    let full = std::io::Error::from_raw_os_error(libc::ENOSPC);
+                    return Err(StorageError::io("write", &path, full));
+                }
+                *left -= part.len() as u64;
+            }
             let file = self.files.get(slice.file, true)?;
             file.write_all_at(part, slice.offset)
                 .map_err(|e| StorageError::io("write", &path, e))?;

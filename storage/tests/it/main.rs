@@ -354,3 +354,67 @@ fn the_assembler_holds_to_its_bound_and_refuses_non_blocks() {
     // Data of the wrong length for a good block.
     assert!(assembler.add(b(2, 0), &[0; 10]).is_err());
 }
+
+/// A full disk stops the download with a clear error; the pieces verified
+/// before it stay verified, the one being written is not counted, and once
+/// there is room again the download completes.
+#[test]
+fn a_full_disk_loses_no_verified_piece() {
+    let source = tempfile::tempdir().unwrap();
+    let (torrent, files) = make(source.path(), &[40_000, 60_000], 16 * 1024);
+    let target = tempfile::tempdir().unwrap();
+    let config = StorageConfig {
+        disk_space: Some(50_000),
+        ..StorageConfig::default()
+    };
+    let mut storage = Storage::new(torrent.info(), target.path(), config).unwrap();
+    let mut assembler = Assembler::new(torrent.layout().clone(), usize::MAX);
+    let mut verified = Vec::new();
+    let mut failure = None;
+    for block in all_blocks(&torrent) {
+        if let Added::Complete(piece) = assembler
+            .add(block, &source_block(&torrent, &files, block))
+            .unwrap()
+        {
+            match storage.write_verified(block.piece, &piece) {
+                Ok(true) => verified.push(block.piece),
+                Ok(false) => panic!("piece {} failed its hash", block.piece),
+                Err(err) => {
+                    failure = Some(err);
+                    break;
+                }
+            }
+        }
+    }
+    let err = failure.expect("the disk filled up");
+    assert!(matches!(err, StorageError::DiskFull { .. }), "{err}");
+    assert!(
+        err.to_string().contains("is full: free some space"),
+        "{err}"
+    );
+    assert_eq!(
+        verified,
+        [0, 1, 2],
+        "three 16 KiB pieces fit in 50,000 bytes"
+    );
+    // A fresh check agrees: exactly the verified pieces are on disk.
+    let mut after = Storage::new(torrent.info(), target.path(), StorageConfig::default()).unwrap();
+    let have = after.check(None, |_| {}).unwrap();
+    let had: Vec<u32> = (0..have.len() as u32)
+        .filter(|&p| have[p as usize])
+        .collect();
+    assert_eq!(had, verified);
+    // With room again, the rest is written and everything checks.
+    for piece in 0..torrent.layout().num_pieces() {
+        if !have[piece as usize] {
+            let data: Vec<u8> = torrent
+                .layout()
+                .blocks(piece)
+                .flat_map(|b| source_block(&torrent, &files, b))
+                .collect();
+            assert!(after.write_verified(piece, &data).unwrap());
+        }
+    }
+    assert!(after.check(None, |_| {}).unwrap().iter().all(|&h| h));
+    assert_same_files(&torrent, &files, target.path());
+}
