@@ -78,7 +78,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let target = dir.path().join("download");
     let started = Instant::now();
-    let mut storage = Storage::new(torrent.info(), &target, StorageConfig::default())?;
+    let mut storage = Storage::new(&torrent, &target, StorageConfig::default())?;
     let mut assembler = Assembler::new(layout.clone(), 64 << 20);
     for piece in 0..layout.num_pieces() {
         for block in layout.blocks(piece) {
@@ -97,7 +97,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         rate(total, started)
     );
 
-    let mut storage = Storage::new(torrent.info(), &target, StorageConfig::default())?;
+    let mut storage = Storage::new(&torrent, &target, StorageConfig::default())?;
     let started = Instant::now();
     for piece in 0..layout.num_pieces() {
         assert!(storage.verify(piece)?);

@@ -6,7 +6,7 @@
 use std::thread::JoinHandle;
 
 use bytes::Bytes;
-use metainfo::{BlockRef, InfoHash};
+use metainfo::{BLOCK_SIZE, BlockRef};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::assembler::{Added, Assembler, AssemblyError};
@@ -21,6 +21,9 @@ pub enum BlockOutcome {
     Stored,
     /// Already held (an endgame duplicate).
     Duplicate,
+    /// Its piece is already verified and on disk (said again, in case the
+    /// caller missed the first answer).
+    AlreadyVerified(u32),
     /// It completed its piece, which matched its hash and is on disk.
     PieceVerified(u32),
     /// It completed its piece, which did not match: nothing was written, and
@@ -43,6 +46,10 @@ pub enum DiskError {
     Stopped,
 }
 
+/// The longest read a peer may ask for: 128 KiB, eight blocks (BEP 3 lets
+/// clients refuse more than 16 KiB; some ask for up to this).
+const MAX_READ: u32 = 8 * BLOCK_SIZE;
+
 enum Job {
     Write {
         block: BlockRef,
@@ -58,9 +65,8 @@ enum Job {
         reply: oneshot::Sender<Result<Vec<bool>, DiskError>>,
     },
     Resume {
-        info_hash: InfoHash,
         have: Vec<bool>,
-        reply: oneshot::Sender<ResumeData>,
+        reply: oneshot::Sender<Result<ResumeData, DiskError>>,
     },
 }
 
@@ -135,18 +141,10 @@ impl Disk {
         self.ask(|reply| Job::Check { resume, reply }).await?
     }
 
-    /// Resume data for the pieces in `have`, stamped now.
-    pub async fn resume_data(
-        &self,
-        info_hash: InfoHash,
-        have: Vec<bool>,
-    ) -> Result<ResumeData, DiskError> {
-        self.ask(|reply| Job::Resume {
-            info_hash,
-            have,
-            reply,
-        })
-        .await
+    /// Resume data for the pieces in `have` that the disk thread itself
+    /// verified, with the files flushed and stamped now.
+    pub async fn resume_data(&self, have: Vec<bool>) -> Result<ResumeData, DiskError> {
+        self.ask(|reply| Job::Resume { have, reply }).await?
     }
 }
 
@@ -166,33 +164,56 @@ impl State {
                 let _ = reply.send(self.write(block, &data));
             }
             Job::Read { block, reply } => {
-                let mut buf = vec![0u8; block.length as usize];
-                let result = self
-                    .storage
-                    .read(block.piece, block.offset, &mut buf)
-                    .map(|()| Bytes::from(buf));
-                let _ = reply.send(result.map_err(DiskError::from));
+                let _ = reply.send(self.read(block));
             }
             Job::Check { resume, reply } => {
                 let result = self.storage.check(resume.as_ref(), |_| {});
                 if let Ok(have) = &result {
                     self.verified.clone_from(have);
+                    // Partial copies of pieces now known whole free their
+                    // share of the memory bound.
+                    for (piece, _) in have.iter().enumerate().filter(|(_, h)| **h) {
+                        self.assembler.discard(piece as u32);
+                    }
                 }
                 let _ = reply.send(result.map_err(DiskError::from));
             }
-            Job::Resume {
-                info_hash,
-                have,
-                reply,
-            } => {
-                let _ = reply.send(self.storage.resume_data(info_hash, &have));
+            Job::Resume { have, reply } => {
+                // Never record more than this thread has seen verified.
+                let have: Vec<bool> = have
+                    .iter()
+                    .zip(&self.verified)
+                    .map(|(a, b)| *a && *b)
+                    .collect();
+                let _ = reply.send(self.storage.resume_data(&have).map_err(DiskError::from));
             }
         }
     }
 
+    /// Reads a block for a peer, after checking the range: a peer's request
+    /// is bounded before anything is allocated for it.
+    fn read(&mut self, block: BlockRef) -> Result<Bytes, DiskError> {
+        let valid = block.length <= MAX_READ
+            && self
+                .storage
+                .layout()
+                .check_range(block.piece, block.offset, block.length)
+                .is_some();
+        if !valid {
+            return Err(StorageError::BadRequest {
+                piece: block.piece,
+                problem: "read outside the piece or too long",
+            }
+            .into());
+        }
+        let mut buf = vec![0u8; block.length as usize];
+        self.storage.read(block.piece, block.offset, &mut buf)?;
+        Ok(Bytes::from(buf))
+    }
+
     fn write(&mut self, block: BlockRef, data: &[u8]) -> Result<BlockOutcome, DiskError> {
         if self.verified.get(block.piece as usize) == Some(&true) {
-            return Ok(BlockOutcome::Duplicate);
+            return Ok(BlockOutcome::AlreadyVerified(block.piece));
         }
         Ok(match self.assembler.add(block, data)? {
             Added::Partial => BlockOutcome::Stored,

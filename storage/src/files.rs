@@ -71,8 +71,13 @@ impl FileSet {
             self.order.retain(|&i| i != index);
             if self.order.len() >= self.capacity
                 && let Some(oldest) = self.order.pop_front()
+                && let Some((file, writable)) = self.open[oldest].take()
+                && writable
             {
-                self.open[oldest] = None;
+                // Written data reaches the disk before its handle goes, so
+                // that resume stamps never describe data still in memory.
+                file.sync_data()
+                    .map_err(|e| StorageError::io("sync", &self.files[oldest].path, e))?;
             }
             let file = self.open_file(index, write)?;
             self.open[index] = Some((file, write));
@@ -92,28 +97,63 @@ impl FileSet {
         let path = &stored.path;
         if write {
             self.create_folders(path)?;
+        } else if let Some(parent) = path.parent() {
+            // Reads too: a folder on the way must lead inside.
+            match parent.canonicalize() {
+                Ok(real) if !real.starts_with(&self.root) => {
+                    return Err(StorageError::OutsideFolder { path: path.clone() });
+                }
+                Ok(_) => {}
+                Err(e) => return Err(StorageError::io("open", path, e)),
+            }
         }
-        // The file itself must not be a symbolic link at all.
+        // The file itself must not be a symbolic link at all, and opening
+        // must not block (on a FIFO put where a file should be).
         let mut options = OpenOptions::new();
-        options.read(true).custom_flags(libc::O_NOFOLLOW);
+        options
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC);
         if write {
             options.write(true).create(true);
         }
+        let action = if write { "create" } else { "open" };
         let file = options
             .open(path)
-            .map_err(|e| StorageError::io(if write { "create" } else { "open" }, path, e))?;
+            .map_err(|e| StorageError::io(action, path, e))?;
+        let meta = file
+            .metadata()
+            .map_err(|e| StorageError::io("open", path, e))?;
+        if !meta.is_file() {
+            // A folder, FIFO or device where the torrent's file should be.
+            return Err(StorageError::Missing { path: path.clone() });
+        }
         if write {
-            let len = file
-                .metadata()
-                .map_err(|e| StorageError::io("open", path, e))?
-                .len();
-            if len < stored.length {
+            // A hard link could lead to a file outside the folder.
+            if std::os::unix::fs::MetadataExt::nlink(&meta) > 1 {
+                return Err(StorageError::OutsideFolder { path: path.clone() });
+            }
+            if meta.len() < stored.length {
                 // Sparse: no blocks are allocated until written.
                 file.set_len(stored.length)
                     .map_err(|e| StorageError::io("extend", path, e))?;
             }
         }
         Ok(file)
+    }
+
+    /// Flushes every file written since the last call to the disk, so that
+    /// stamps taken afterwards describe data that is really there. Closes
+    /// all handles, so the next access sees the files as they are now.
+    pub(crate) fn sync_and_close(&mut self) -> Result<(), StorageError> {
+        for index in 0..self.open.len() {
+            if let Some((file, true)) = &self.open[index] {
+                file.sync_data()
+                    .map_err(|e| StorageError::io("sync", &self.files[index].path, e))?;
+            }
+            self.open[index] = None;
+        }
+        self.order.clear();
+        Ok(())
     }
 
     /// Creates the folders above `path`, one at a time from the download

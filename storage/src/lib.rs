@@ -30,7 +30,7 @@
 //! std::fs::write(source.path().join("a.bin"), vec![7u8; 40_000])?;
 //! let torrent = TorrentBuilder::new(source.path().join("a.bin")).piece_length(32 * 1024).build(|_, _| {})?;
 //! let download = tempfile::tempdir()?;
-//! let mut storage = Storage::new(torrent.info(), download.path(), StorageConfig::default())?;
+//! let mut storage = Storage::new(&torrent, download.path(), StorageConfig::default())?;
 //! let mut assembler = Assembler::new(torrent.layout().clone(), 1 << 20);
 //! for block in torrent.layout().blocks(0) {
 //!     if let Added::Complete(piece) = assembler.add(block, &vec![7u8; block.length as usize])? {

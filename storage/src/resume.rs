@@ -90,16 +90,32 @@ impl ResumeData {
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
-        let temporary = path.with_extension("resume-tmp");
+        // A name of our own beside the target: never another file's, never
+        // through a link, and removed if anything fails.
+        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let unique = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let temporary = dir.join(format!(".{name}.{}.{unique}.tmp", std::process::id()));
         let write = || -> std::io::Result<()> {
-            let mut file = File::create(&temporary)?;
+            use std::os::unix::fs::OpenOptionsExt as _;
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&temporary)?;
             file.write_all(&bytes)?;
             file.sync_all()?;
             std::fs::rename(&temporary, path)?;
             // Make the rename itself durable.
             File::open(dir)?.sync_all()
         };
-        write().map_err(|e| StorageError::io("write", path, e))
+        write().map_err(|e| {
+            let _ = std::fs::remove_file(&temporary);
+            StorageError::io("write", path, e)
+        })
     }
 
     /// Reads a resume file for the torrent `info_hash` with `num_pieces`
@@ -111,11 +127,23 @@ impl ResumeData {
         num_pieces: u32,
         num_files: usize,
     ) -> Option<ResumeData> {
-        let meta = std::fs::metadata(path).ok()?;
-        if meta.len() > MAX_RESUME_FILE {
+        use std::io::Read as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)
+            .ok()?;
+        if !file.metadata().ok()?.is_file() {
             return None;
         }
-        let bytes = std::fs::read(path).ok()?;
+        let mut bytes = Vec::new();
+        file.take(MAX_RESUME_FILE + 1)
+            .read_to_end(&mut bytes)
+            .ok()?;
+        if bytes.len() as u64 > MAX_RESUME_FILE {
+            return None;
+        }
         let value = bencode::decode(&bytes).ok()?;
         let d = value.as_dict()?;
         if d.get(b"btc resume")?.as_int()? != 1
@@ -134,7 +162,11 @@ impl ResumeData {
             .map(|i| bits[i / 8] & (0x80 >> (i % 8)) != 0)
             .collect();
         let list = d.get(b"files")?.as_list()?;
-        let mut files = Vec::with_capacity(num_files.min(list.len()));
+        // Counted before anything is built from it.
+        if list.len() != num_files {
+            return None;
+        }
+        let mut files = Vec::with_capacity(num_files);
         for entry in list.iter() {
             let fields: Vec<i64> = entry
                 .as_list()?

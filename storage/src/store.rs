@@ -3,7 +3,7 @@
 use std::os::unix::fs::FileExt as _;
 use std::path::Path;
 
-use metainfo::{Info, InfoHash, Layout, Sha1, Sha1Backend};
+use metainfo::{InfoHash, Layout, Metainfo, Sha1, Sha1Backend};
 
 use crate::error::StorageError;
 use crate::files::FileSet;
@@ -43,19 +43,26 @@ pub struct Storage {
     files: FileSet,
     layout: Layout,
     hashes: Vec<[u8; 20]>,
+    info_hash: InfoHash,
     hasher: Sha1Backend,
     /// Bytes that may still be written before the injected "disk full".
     space_left: Option<u64>,
 }
 
 impl Storage {
-    /// Storage for `info` under `root` (created if missing). Files are
+    /// Storage for `torrent` under `root` (created if missing). Files are
     /// created only when first written.
-    pub fn new(info: &Info, root: &Path, config: StorageConfig) -> Result<Storage, StorageError> {
+    pub fn new(
+        torrent: &Metainfo,
+        root: &Path,
+        config: StorageConfig,
+    ) -> Result<Storage, StorageError> {
+        let info = torrent.info();
         Ok(Storage {
             files: FileSet::new(info, root, config.max_open_files)?,
             layout: info.layout().clone(),
             hashes: info.pieces().to_vec(),
+            info_hash: torrent.info_hash(),
             hasher: config.hasher,
             space_left: config.disk_space,
         })
@@ -195,6 +202,10 @@ impl Storage {
         resume: Option<&ResumeData>,
         mut progress: impl FnMut(u32),
     ) -> Result<Vec<bool>, StorageError> {
+        // Fresh handles: a file replaced or deleted since it was opened must
+        // be seen as it is now. Resume data of another torrent is ignored.
+        self.files.sync_and_close()?;
+        let resume = resume.filter(|r| r.info_hash == self.info_hash);
         let stamps = self.stamps();
         let unchanged: Vec<bool> = match resume {
             Some(r) if r.files.len() == stamps.len() && r.pieces.len() == self.hashes.len() => r
@@ -220,14 +231,15 @@ impl Storage {
     }
 
     /// Resume data for the pieces in `have`, with the files' stamps now.
-    /// Save it after the pieces are written, so that it never claims more
-    /// than the disk holds.
-    pub fn resume_data(&self, info_hash: InfoHash, have: &[bool]) -> ResumeData {
-        ResumeData {
-            info_hash,
+    /// Every file written is flushed to the disk first, so that the stamps
+    /// never describe data a power cut could still lose.
+    pub fn resume_data(&mut self, have: &[bool]) -> Result<ResumeData, StorageError> {
+        self.files.sync_and_close()?;
+        Ok(ResumeData {
+            info_hash: self.info_hash,
             pieces: have.to_vec(),
             files: self.stamps(),
-        }
+        })
     }
 
     fn stamps(&self) -> Vec<Option<FileStamp>> {

@@ -11,7 +11,7 @@ async fn concurrent_writers_through_a_small_queue_get_every_piece_verified_once(
     let source = tempfile::tempdir().unwrap();
     let (torrent, files) = make(source.path(), &[150_000, 1, 70_000], 16 * 1024);
     let target = tempfile::tempdir().unwrap();
-    let storage = Storage::new(torrent.info(), target.path(), StorageConfig::default()).unwrap();
+    let storage = Storage::new(&torrent, target.path(), StorageConfig::default()).unwrap();
     let (disk, thread) = Disk::start(storage, usize::MAX, 2).unwrap();
     // Four "peers", each sending every block (so every block arrives four
     // times), all at once through a queue of two.
@@ -64,7 +64,7 @@ async fn concurrent_writers_through_a_small_queue_get_every_piece_verified_once(
         disk.read_block(block).await.unwrap(),
         source_block(&torrent, &files, block)
     );
-    let resume = disk.resume_data(torrent.info_hash(), have).await.unwrap();
+    let resume = disk.resume_data(have).await.unwrap();
     assert!(resume.pieces.iter().all(|&p| p));
     drop(disk);
     thread.join();
@@ -75,7 +75,7 @@ async fn a_lying_peer_fails_its_piece_and_an_honest_one_fixes_it() {
     let source = tempfile::tempdir().unwrap();
     let (torrent, files) = make(source.path(), &[40_000], 32 * 1024);
     let target = tempfile::tempdir().unwrap();
-    let storage = Storage::new(torrent.info(), target.path(), StorageConfig::default()).unwrap();
+    let storage = Storage::new(&torrent, target.path(), StorageConfig::default()).unwrap();
     let (disk, thread) = Disk::start(storage, 1 << 20, 4).unwrap();
     let blocks: Vec<_> = torrent.layout().blocks(0).collect();
     let mut lie = source_block(&torrent, &files, blocks[1]);
@@ -107,7 +107,7 @@ async fn the_memory_bound_is_reported_not_exceeded() {
     let source = tempfile::tempdir().unwrap();
     let (torrent, files) = make(source.path(), &[200_000], 32 * 1024);
     let target = tempfile::tempdir().unwrap();
-    let storage = Storage::new(torrent.info(), target.path(), StorageConfig::default()).unwrap();
+    let storage = Storage::new(&torrent, target.path(), StorageConfig::default()).unwrap();
     // Room for one unfinished 32 KiB piece.
     let (disk, thread) = Disk::start(storage, 40 * 1024, 4).unwrap();
     let first = torrent.layout().block(0, 0).unwrap();
@@ -123,6 +123,42 @@ async fn the_memory_bound_is_reported_not_exceeded() {
         matches!(err, DiskError::Block(AssemblyError::Full { .. })),
         "{err}"
     );
+    drop(disk);
+    thread.join();
+}
+
+#[tokio::test]
+async fn hostile_reads_are_refused_before_allocating_and_late_blocks_are_answered() {
+    let source = tempfile::tempdir().unwrap();
+    let (torrent, files) = make(source.path(), &[40_000], 16 * 1024);
+    let target = tempfile::tempdir().unwrap();
+    let storage = Storage::new(&torrent, target.path(), StorageConfig::default()).unwrap();
+    let (disk, thread) = Disk::start(storage, 1 << 20, 4).unwrap();
+    for block in torrent.layout().blocks(0) {
+        disk.write_block(block, source_block(&torrent, &files, block).into())
+            .await
+            .unwrap();
+    }
+    // A request for 4 GiB, or past the piece, allocates nothing and fails.
+    for length in [u32::MAX, 16 * 1024 + 1] {
+        let block = metainfo::BlockRef {
+            piece: 0,
+            offset: 0,
+            length,
+        };
+        assert!(
+            matches!(disk.read_block(block).await, Err(DiskError::Storage(_))),
+            "{length}"
+        );
+    }
+    // A block for a piece already on disk is answered as such, so a caller
+    // that missed the first answer still learns it.
+    let late = torrent.layout().block(0, 0).unwrap();
+    let outcome = disk
+        .write_block(late, source_block(&torrent, &files, late).into())
+        .await
+        .unwrap();
+    assert_eq!(outcome, BlockOutcome::AlreadyVerified(0));
     drop(disk);
     thread.join();
 }

@@ -65,7 +65,7 @@ fn download(
     order: &[BlockRef],
     config: StorageConfig,
 ) -> Storage {
-    let mut storage = Storage::new(torrent.info(), into, config).unwrap();
+    let mut storage = Storage::new(torrent, into, config).unwrap();
     let mut assembler = Assembler::new(torrent.layout().clone(), usize::MAX);
     for &block in order {
         match assembler
@@ -177,8 +177,7 @@ fn a_piece_that_does_not_match_is_not_written() {
     let source = tempfile::tempdir().unwrap();
     let (torrent, _) = make(source.path(), &[20_000], 16 * 1024);
     let target = tempfile::tempdir().unwrap();
-    let mut storage =
-        Storage::new(torrent.info(), target.path(), StorageConfig::default()).unwrap();
+    let mut storage = Storage::new(&torrent, target.path(), StorageConfig::default()).unwrap();
     assert!(!storage.write_verified(0, &vec![0u8; 16 * 1024]).unwrap());
     assert!(!target.path().join("content").exists(), "nothing created");
     assert!(!storage.verify(0).unwrap(), "missing files hold nothing");
@@ -222,8 +221,7 @@ fn symbolic_links_out_of_the_folder_are_refused() {
     let target = tempfile::tempdir().unwrap();
     // The torrent's folder is a link to somewhere else.
     std::os::unix::fs::symlink(outside.path(), target.path().join("content")).unwrap();
-    let mut storage =
-        Storage::new(torrent.info(), target.path(), StorageConfig::default()).unwrap();
+    let mut storage = Storage::new(&torrent, target.path(), StorageConfig::default()).unwrap();
     let block = torrent.layout().blocks(0).next().unwrap();
     let mut assembler = Assembler::new(torrent.layout().clone(), usize::MAX);
     let mut piece = None;
@@ -250,8 +248,7 @@ fn symbolic_links_out_of_the_folder_are_refused() {
     let path = file_path(&torrent, target.path(), 0);
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::os::unix::fs::symlink(outside.path().join("victim"), &path).unwrap();
-    let mut storage =
-        Storage::new(torrent.info(), target.path(), StorageConfig::default()).unwrap();
+    let mut storage = Storage::new(&torrent, target.path(), StorageConfig::default()).unwrap();
     let mut piece0 = vec![0u8; 16 * 1024];
     piece0.copy_from_slice(&files[0][..16 * 1024]);
     let err = storage.write_verified(0, &piece0).unwrap_err();
@@ -352,7 +349,10 @@ fn the_assembler_holds_to_its_bound_and_refuses_non_blocks() {
         );
     }
     // Data of the wrong length for a good block.
-    assert!(assembler.add(b(2, 0), &[0; 10]).is_err());
+    assert_eq!(
+        assembler.add(b(2, 0), &[0; 10]),
+        Err(AssemblyError::NotABlock(b(2, 0)))
+    );
 }
 
 /// A full disk stops the download with a clear error; the pieces verified
@@ -367,7 +367,7 @@ fn a_full_disk_loses_no_verified_piece() {
         disk_space: Some(50_000),
         ..StorageConfig::default()
     };
-    let mut storage = Storage::new(torrent.info(), target.path(), config).unwrap();
+    let mut storage = Storage::new(&torrent, target.path(), config).unwrap();
     let mut assembler = Assembler::new(torrent.layout().clone(), usize::MAX);
     let mut verified = Vec::new();
     let mut failure = None;
@@ -398,7 +398,7 @@ fn a_full_disk_loses_no_verified_piece() {
         "three 16 KiB pieces fit in 50,000 bytes"
     );
     // A fresh check agrees: exactly the verified pieces are on disk.
-    let mut after = Storage::new(torrent.info(), target.path(), StorageConfig::default()).unwrap();
+    let mut after = Storage::new(&torrent, target.path(), StorageConfig::default()).unwrap();
     let have = after.check(None, |_| {}).unwrap();
     let had: Vec<u32> = (0..have.len() as u32)
         .filter(|&p| have[p as usize])
@@ -417,4 +417,42 @@ fn a_full_disk_loses_no_verified_piece() {
     }
     assert!(after.check(None, |_| {}).unwrap().iter().all(|&h| h));
     assert_same_files(&torrent, &files, target.path());
+}
+
+/// Reads follow the same rule as writes: a folder swapped for a link out of
+/// the download folder is not read through (a seeder must not send files
+/// from elsewhere), and a FIFO where a file should be does not block.
+#[test]
+fn reads_refuse_links_out_and_odd_files() {
+    let source = tempfile::tempdir().unwrap();
+    let (torrent, files) = make(source.path(), &[20_000, 20_000], 16 * 1024);
+    let target = tempfile::tempdir().unwrap();
+    download(
+        &torrent,
+        &files,
+        target.path(),
+        &all_blocks(&torrent),
+        StorageConfig::default(),
+    );
+    // Move the data out, and leave a link to it where it was.
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::rename(target.path().join("content"), outside.path().join("moved")).unwrap();
+    std::os::unix::fs::symlink(outside.path().join("moved"), target.path().join("content"))
+        .unwrap();
+    let mut storage = Storage::new(&torrent, target.path(), StorageConfig::default()).unwrap();
+    let mut buf = vec![0u8; 100];
+    let err = storage.read(0, 0, &mut buf).unwrap_err();
+    assert!(matches!(err, StorageError::OutsideFolder { .. }), "{err}");
+
+    // A FIFO at a file's path: not read (it would block), not counted.
+    let target = tempfile::tempdir().unwrap();
+    let path = file_path(&torrent, target.path(), 0);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let fifo = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path; mkfifo only creates a node.
+    #[allow(unsafe_code)]
+    let made = unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) };
+    assert_eq!(made, 0);
+    let mut storage = Storage::new(&torrent, target.path(), StorageConfig::default()).unwrap();
+    assert!(!storage.verify(0).unwrap());
 }

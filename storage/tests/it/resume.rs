@@ -24,12 +24,13 @@ fn resume_data_round_trips_and_is_trusted_for_unchanged_files() {
     assert!(have.iter().all(|&h| h));
     let resume_path = target.path().join("content.resume");
     storage
-        .resume_data(torrent.info_hash(), &have)
+        .resume_data(&have)
+        .unwrap()
         .save(&resume_path)
         .unwrap();
     let n = torrent.layout().num_pieces();
     let loaded = ResumeData::load(&resume_path, torrent.info_hash(), n, 2).unwrap();
-    assert_eq!(loaded, storage.resume_data(torrent.info_hash(), &have));
+    assert_eq!(loaded, storage.resume_data(&have).unwrap());
 
     // Corrupt a byte but put the modification time back: the resume data
     // is trusted (no hashing), which a full check would not do. This is the
@@ -45,7 +46,7 @@ fn resume_data_round_trips_and_is_trusted_for_unchanged_files() {
         .unwrap()
         .set_modified(stamp)
         .unwrap();
-    let mut fresh = Storage::new(torrent.info(), target.path(), StorageConfig::default()).unwrap();
+    let mut fresh = Storage::new(&torrent, target.path(), StorageConfig::default()).unwrap();
     assert!(
         fresh.check(Some(&loaded), |_| {}).unwrap()[0],
         "trusted without hashing"
@@ -54,6 +55,13 @@ fn resume_data_round_trips_and_is_trusted_for_unchanged_files() {
         !fresh.check(None, |_| {}).unwrap()[0],
         "a full check finds it"
     );
+
+    // Resume data of another torrent is not trusted, whatever it says.
+    let foreign = ResumeData {
+        info_hash: InfoHash([9; 20]),
+        ..loaded.clone()
+    };
+    assert!(!fresh.check(Some(&foreign), |_| {}).unwrap()[0]);
 
     // A changed modification time sends the file's pieces to the hasher.
     let later = SystemTime::now() + Duration::from_secs(5);
@@ -78,7 +86,7 @@ fn a_kill_between_writing_and_saving_loses_no_piece() {
     let target = tempfile::tempdir().unwrap();
     let blocks = all_blocks(&torrent);
     let (first, rest) = blocks.split_at(blocks.len() / 2);
-    let storage = download(
+    let mut storage = download(
         &torrent,
         &files,
         target.path(),
@@ -94,7 +102,8 @@ fn a_kill_between_writing_and_saving_loses_no_piece() {
         .collect();
     let resume_path = target.path().join("r.resume");
     storage
-        .resume_data(torrent.info_hash(), &have_then)
+        .resume_data(&have_then)
+        .unwrap()
         .save(&resume_path)
         .unwrap();
     // More pieces are written, then the process dies before saving again.
@@ -106,8 +115,7 @@ fn a_kill_between_writing_and_saving_loses_no_piece() {
         StorageConfig::default(),
     ));
     let loaded = ResumeData::load(&resume_path, torrent.info_hash(), n as u32, 1).unwrap();
-    let mut restarted =
-        Storage::new(torrent.info(), target.path(), StorageConfig::default()).unwrap();
+    let mut restarted = Storage::new(&torrent, target.path(), StorageConfig::default()).unwrap();
     let have = restarted.check(Some(&loaded), |_| {}).unwrap();
     assert!(have.iter().all(|&h| h), "{have:?}");
 }
