@@ -63,33 +63,26 @@ impl FileSet {
     /// The handle of file `index`, opened for writing (created, and extended
     /// to its full length as a sparse file, if needed) or for reading.
     pub(crate) fn get(&mut self, index: usize, write: bool) -> Result<&File, StorageError> {
-        let reusable = matches!(&self.open[index], Some((_, writable)) if *writable || !write);
-        if reusable {
-            self.order.retain(|&i| i != index);
-        } else {
-            self.open[index] = None;
-            self.order.retain(|&i| i != index);
-            if self.order.len() >= self.capacity
-                && let Some(oldest) = self.order.pop_front()
-                && let Some((file, writable)) = self.open[oldest].take()
-                && writable
-            {
-                // Written data reaches the disk before its handle goes, so
-                // that resume stamps never describe data still in memory.
-                file.sync_data()
-                    .map_err(|e| StorageError::io("sync", &self.files[oldest].path, e))?;
+        self.order.retain(|&i| i != index);
+        let entry = match self.open[index].take() {
+            Some((file, writable)) if writable || !write => (file, writable),
+            // Not open, or open only for reading when writing is wanted.
+            _ => {
+                if self.order.len() >= self.capacity
+                    && let Some(oldest) = self.order.pop_front()
+                    && let Some((file, writable)) = self.open[oldest].take()
+                    && writable
+                {
+                    // Written data reaches the disk before its handle goes, so
+                    // that resume stamps never describe data still in memory.
+                    file.sync_data()
+                        .map_err(|e| StorageError::io("sync", &self.files[oldest].path, e))?;
+                }
+                (self.open_file(index, write)?, write)
             }
-            let file = self.open_file(index, write)?;
-            self.open[index] = Some((file, write));
-        }
+        };
         self.order.push_back(index);
-        match &self.open[index] {
-            Some((file, _)) => Ok(file),
-            None => Err(StorageError::BadRequest {
-                piece: 0,
-                problem: "file handle lost",
-            }),
-        }
+        Ok(&self.open[index].insert(entry).0)
     }
 
     fn open_file(&self, index: usize, write: bool) -> Result<File, StorageError> {

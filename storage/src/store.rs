@@ -88,10 +88,7 @@ impl Storage {
         let expected = self
             .hashes
             .get(piece as usize)
-            .ok_or(StorageError::BadRequest {
-                piece,
-                problem: "no such piece",
-            })?;
+            .ok_or(no_such_piece(piece))?;
         let mut hasher = Sha1::new(self.hasher);
         hasher.update(data);
         Ok(&hasher.finish() == expected)
@@ -99,13 +96,7 @@ impl Storage {
 
     /// Writes a whole piece, unchecked (see [`Storage::write_verified`]).
     pub fn write_piece(&mut self, piece: u32, data: &[u8]) -> Result<(), StorageError> {
-        let len = self
-            .layout
-            .piece_len(piece)
-            .ok_or(StorageError::BadRequest {
-                piece,
-                problem: "no such piece",
-            })?;
+        let len = self.layout.piece_len(piece).ok_or(no_such_piece(piece))?;
         if data.len() != len as usize {
             return Err(StorageError::BadRequest {
                 piece,
@@ -169,13 +160,7 @@ impl Storage {
     /// Reads piece `piece` back and checks it against its hash: whether the
     /// disk holds it. Missing or short files count as not holding it.
     pub fn verify(&mut self, piece: u32) -> Result<bool, StorageError> {
-        let len = self
-            .layout
-            .piece_len(piece)
-            .ok_or(StorageError::BadRequest {
-                piece,
-                problem: "no such piece",
-            })?;
+        let len = self.layout.piece_len(piece).ok_or(no_such_piece(piece))?;
         let mut buf = vec![0u8; len as usize];
         match self.read(piece, 0, &mut buf) {
             Ok(()) => self.matches(piece, &buf),
@@ -253,5 +238,12 @@ impl Storage {
     /// How many files are open now (at most `max_open_files`).
     pub fn open_files(&self) -> usize {
         self.files.open_count()
+    }
+}
+
+fn no_such_piece(piece: u32) -> StorageError {
+    StorageError::BadRequest {
+        piece,
+        problem: "no such piece",
     }
 }

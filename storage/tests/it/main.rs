@@ -56,6 +56,15 @@ fn source_block(torrent: &Metainfo, files: &[Vec<u8>], block: BlockRef) -> Vec<u
         .collect()
 }
 
+/// The source bytes of a whole piece.
+fn source_piece(torrent: &Metainfo, files: &[Vec<u8>], piece: u32) -> Vec<u8> {
+    torrent
+        .layout()
+        .blocks(piece)
+        .flat_map(|b| source_block(torrent, files, b))
+        .collect()
+}
+
 /// Downloads every block, in the given order (with repeats), through an
 /// assembler into storage under `into`.
 fn download(
@@ -222,19 +231,8 @@ fn symbolic_links_out_of_the_folder_are_refused() {
     // The torrent's folder is a link to somewhere else.
     std::os::unix::fs::symlink(outside.path(), target.path().join("content")).unwrap();
     let mut storage = Storage::new(&torrent, target.path(), StorageConfig::default()).unwrap();
-    let block = torrent.layout().blocks(0).next().unwrap();
-    let mut assembler = Assembler::new(torrent.layout().clone(), usize::MAX);
-    let mut piece = None;
-    for block in torrent.layout().blocks(0) {
-        if let Added::Complete(p) = assembler
-            .add(block, &source_block(&torrent, &files, block))
-            .unwrap()
-        {
-            piece = Some(p);
-        }
-    }
     let err = storage
-        .write_verified(block.piece, &piece.unwrap())
+        .write_verified(0, &source_piece(&torrent, &files, 0))
         .unwrap_err();
     assert!(matches!(err, StorageError::OutsideFolder { .. }), "{err}");
     assert_eq!(
@@ -249,9 +247,9 @@ fn symbolic_links_out_of_the_folder_are_refused() {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::os::unix::fs::symlink(outside.path().join("victim"), &path).unwrap();
     let mut storage = Storage::new(&torrent, target.path(), StorageConfig::default()).unwrap();
-    let mut piece0 = vec![0u8; 16 * 1024];
-    piece0.copy_from_slice(&files[0][..16 * 1024]);
-    let err = storage.write_verified(0, &piece0).unwrap_err();
+    let err = storage
+        .write_verified(0, &source_piece(&torrent, &files, 0))
+        .unwrap_err();
     assert!(matches!(err, StorageError::OutsideFolder { .. }), "{err}");
     assert!(!outside.path().join("victim").exists());
 }
@@ -407,12 +405,11 @@ fn a_full_disk_loses_no_verified_piece() {
     // With room again, the rest is written and everything checks.
     for piece in 0..torrent.layout().num_pieces() {
         if !have[piece as usize] {
-            let data: Vec<u8> = torrent
-                .layout()
-                .blocks(piece)
-                .flat_map(|b| source_block(&torrent, &files, b))
-                .collect();
-            assert!(after.write_verified(piece, &data).unwrap());
+            assert!(
+                after
+                    .write_verified(piece, &source_piece(&torrent, &files, piece))
+                    .unwrap()
+            );
         }
     }
     assert!(after.check(None, |_| {}).unwrap().iter().all(|&h| h));

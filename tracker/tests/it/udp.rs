@@ -10,9 +10,9 @@ use metainfo::{InfoHash, PeerId};
 use proptest::prelude::*;
 use tokio::net::UdpSocket;
 use tracker::{
-    AnnounceRequest, Event, HttpClient, HttpTracker, Peer, ResponseError, ScrapeStats, Tracker,
-    TrackerClient, TrackerConfig, TrackerError, TrackerTiers, UdpClient, UdpOptions, UdpRequest,
-    UdpResponse, UdpTracker,
+    AnnounceRequest, Event, HttpTracker, Peer, ResponseError, ScrapeStats, Tracker, TrackerClient,
+    TrackerConfig, TrackerError, TrackerTiers, UdpClient, UdpOptions, UdpRequest, UdpResponse,
+    UdpTracker,
 };
 
 const HASH: InfoHash = InfoHash([0x77; 20]);
@@ -343,7 +343,6 @@ async fn tiers_fall_through_to_a_live_tracker_and_promote_it() {
         .await
         .unwrap_err();
     assert_eq!(errors.len(), 3);
-    let _ = HttpClient::default();
 }
 
 fn arb_request() -> impl Strategy<Value = UdpRequest> {
