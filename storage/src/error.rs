@@ -67,7 +67,9 @@ impl StorageError {
             io::ErrorKind::NotFound | io::ErrorKind::UnexpectedEof => {
                 StorageError::Missing { path }
             }
-            _ if error.raw_os_error() == Some(libc::ELOOP) => StorageError::OutsideFolder { path },
+            _ if matches!(error.raw_os_error(), Some(libc::ELOOP | libc::EXDEV)) => {
+                StorageError::OutsideFolder { path }
+            }
             _ => StorageError::Io {
                 action,
                 path,

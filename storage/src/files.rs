@@ -3,18 +3,25 @@
 
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
-use std::os::unix::fs::OpenOptionsExt as _;
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 
 use metainfo::Info;
+use rustix::fs::{Mode, OFlags, ResolveFlags};
+use rustix::io::Errno;
 
 use crate::error::StorageError;
+use crate::store::Allocation;
 
 /// One file of the torrent, as stored.
 #[derive(Clone, Debug)]
 pub(crate) struct StoredFile {
-    /// The absolute path, under the download folder.
+    /// The absolute path, under the download folder, for messages and
+    /// stamps.
     pub(crate) path: PathBuf,
+    /// The path relative to the download folder, which is what is opened.
+    relative: PathBuf,
     pub(crate) length: u64,
     /// BEP 47 padding: never written, reads as zeros.
     pub(crate) padding: bool,
@@ -26,6 +33,11 @@ pub(crate) struct StoredFile {
 #[derive(Debug)]
 pub(crate) struct FileSet {
     root: PathBuf,
+    /// The download folder, open, when the kernel has `openat2`: every path
+    /// is then resolved beneath it by the kernel, race-free. Without it
+    /// (Linux before 5.6, some sandboxes) paths are checked, then opened.
+    root_dir: Option<OwnedFd>,
+    allocation: Allocation,
     pub(crate) files: Vec<StoredFile>,
     open: Vec<Option<(File, bool)>>,
     order: VecDeque<usize>,
@@ -34,7 +46,12 @@ pub(crate) struct FileSet {
 
 impl FileSet {
     /// The files of `info` under `root`, which is created if missing.
-    pub(crate) fn new(info: &Info, root: &Path, capacity: usize) -> Result<FileSet, StorageError> {
+    pub(crate) fn new(
+        info: &Info,
+        root: &Path,
+        capacity: usize,
+        allocation: Allocation,
+    ) -> Result<FileSet, StorageError> {
         std::fs::create_dir_all(root).map_err(|e| StorageError::io("create", root, e))?;
         let root = root
             .canonicalize()
@@ -42,17 +59,23 @@ impl FileSet {
         let files: Vec<StoredFile> = info
             .files()
             .iter()
-            .map(|f| StoredFile {
+            .map(|f| {
                 // metainfo's paths are relative and free of `..`: joining
                 // them cannot climb out; symbolic links are checked on open.
-                path: info.file_path(f).fold(root.clone(), |p, c| p.join(c)),
-                length: f.length,
-                padding: f.is_padding(),
+                let relative: PathBuf = info.file_path(f).collect();
+                StoredFile {
+                    path: root.join(&relative),
+                    relative,
+                    length: f.length,
+                    padding: f.is_padding(),
+                }
             })
             .collect();
         let open = files.iter().map(|_| None).collect();
         Ok(FileSet {
+            root_dir: open_beneath_root(&root),
             root,
+            allocation,
             files,
             open,
             order: VecDeque::new(),
@@ -65,6 +88,10 @@ impl FileSet {
     pub(crate) fn get(&mut self, index: usize, write: bool) -> Result<&File, StorageError> {
         self.order.retain(|&i| i != index);
         let entry = match self.open[index].take() {
+            Some((file, true)) if write => {
+                self.check_unchanged(index, &file)?;
+                (file, true)
+            }
             Some((file, writable)) if writable || !write => (file, writable),
             // Not open, or open only for reading when writing is wanted.
             _ => {
@@ -85,8 +112,69 @@ impl FileSet {
         Ok(&self.open[index].insert(entry).0)
     }
 
+    /// Refuses to write through a handle whose file was deleted or
+    /// truncated since it was opened: the write would be lost, or would
+    /// leave holes where verified pieces were.
+    fn check_unchanged(&self, index: usize, file: &File) -> Result<(), StorageError> {
+        let stored = &self.files[index];
+        let meta = file
+            .metadata()
+            .map_err(|e| StorageError::io("open", &stored.path, e))?;
+        if meta.nlink() == 0 || meta.len() < stored.length {
+            return Err(StorageError::Missing {
+                path: stored.path.clone(),
+            });
+        }
+        Ok(())
+    }
+
     fn open_file(&self, index: usize, write: bool) -> Result<File, StorageError> {
         let stored = &self.files[index];
+        let path = &stored.path;
+        let file = match &self.root_dir {
+            Some(root_dir) => open_beneath(root_dir, &self.root, stored, write)?,
+            None => self.open_checked(stored, write)?,
+        };
+        let meta = file
+            .metadata()
+            .map_err(|e| StorageError::io("open", path, e))?;
+        if !meta.is_file() {
+            // A folder, FIFO or device where the torrent's file should be.
+            return Err(StorageError::Missing { path: path.clone() });
+        }
+        if write {
+            // A hard link could lead to a file outside the folder.
+            if meta.nlink() > 1 {
+                return Err(StorageError::OutsideFolder { path: path.clone() });
+            }
+            if meta.len() < stored.length {
+                self.allocate(&file, stored)?;
+            }
+        }
+        Ok(file)
+    }
+
+    /// Gives a file its full length: sparse (no blocks until written), or
+    /// with every block reserved now when full allocation was asked for and
+    /// the file system can do it.
+    fn allocate(&self, file: &File, stored: &StoredFile) -> Result<(), StorageError> {
+        if self.allocation == Allocation::Full {
+            match rustix::fs::fallocate(file, rustix::fs::FallocateFlags::empty(), 0, stored.length)
+            {
+                Ok(()) => return Ok(()),
+                // Not supported by this file system: sparse it is.
+                Err(Errno::OPNOTSUPP | Errno::NOSYS) => {}
+                Err(e) => return Err(StorageError::io("allocate", &stored.path, e.into())),
+            }
+        }
+        file.set_len(stored.length)
+            .map_err(|e| StorageError::io("extend", &stored.path, e))
+    }
+
+    /// Opens by path after checking the folders on the way, for kernels
+    /// without `openat2`. A folder swapped for a symbolic link between the
+    /// check and the open is the race this cannot close.
+    fn open_checked(&self, stored: &StoredFile, write: bool) -> Result<File, StorageError> {
         let path = &stored.path;
         if write {
             self.create_folders(path)?;
@@ -110,28 +198,9 @@ impl FileSet {
             options.write(true).create(true);
         }
         let action = if write { "create" } else { "open" };
-        let file = options
+        options
             .open(path)
-            .map_err(|e| StorageError::io(action, path, e))?;
-        let meta = file
-            .metadata()
-            .map_err(|e| StorageError::io("open", path, e))?;
-        if !meta.is_file() {
-            // A folder, FIFO or device where the torrent's file should be.
-            return Err(StorageError::Missing { path: path.clone() });
-        }
-        if write {
-            // A hard link could lead to a file outside the folder.
-            if std::os::unix::fs::MetadataExt::nlink(&meta) > 1 {
-                return Err(StorageError::OutsideFolder { path: path.clone() });
-            }
-            if meta.len() < stored.length {
-                // Sparse: no blocks are allocated until written.
-                file.set_len(stored.length)
-                    .map_err(|e| StorageError::io("extend", path, e))?;
-            }
-        }
-        Ok(file)
+            .map_err(|e| StorageError::io(action, path, e))
     }
 
     /// Flushes every file written since the last call to the disk, so that
@@ -209,5 +278,207 @@ impl FileSet {
     /// How many handles are open now.
     pub(crate) fn open_count(&self) -> usize {
         self.open.iter().filter(|f| f.is_some()).count()
+    }
+}
+
+/// How paths are resolved beneath the download folder by the kernel.
+const BENEATH: ResolveFlags = ResolveFlags::BENEATH.union(ResolveFlags::NO_MAGICLINKS);
+
+/// The download folder, open for `openat2`, or `None` if this kernel (or
+/// sandbox) does not offer `openat2` with `RESOLVE_BENEATH`.
+fn open_beneath_root(root: &Path) -> Option<OwnedFd> {
+    let flags = OFlags::DIRECTORY | OFlags::PATH | OFlags::CLOEXEC;
+    let dir = rustix::fs::open(root, flags, Mode::empty()).ok()?;
+    // Probe: any failure here means the fallback.
+    rustix::fs::openat2(&dir, ".", flags, Mode::empty(), BENEATH).ok()?;
+    Some(dir)
+}
+
+/// Opens `stored` with every component resolved beneath `root_dir` by the
+/// kernel: a symbolic link (or `..`) that would lead out fails with `EXDEV`
+/// whenever it was put there. Folders are created one at a time, each in a
+/// folder already resolved beneath the root. The file itself must not be a
+/// symbolic link.
+fn open_beneath(
+    root_dir: &OwnedFd,
+    root: &Path,
+    stored: &StoredFile,
+    write: bool,
+) -> Result<File, StorageError> {
+    if write && let Some(parent) = stored.relative.parent() {
+        create_folders_beneath(root_dir, root, parent)?;
+    }
+    let flags = OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+    // openat2 refuses a mode without O_CREAT.
+    let (flags, mode) = if write {
+        (
+            flags | OFlags::RDWR | OFlags::CREATE,
+            Mode::from_raw_mode(0o644),
+        )
+    } else {
+        (flags | OFlags::RDONLY, Mode::empty())
+    };
+    let action = if write { "create" } else { "open" };
+    let fd = rustix::fs::openat2(root_dir, &stored.relative, flags, mode, BENEATH)
+        .map_err(|e| StorageError::io(action, &stored.path, e.into()))?;
+    Ok(File::from(fd))
+}
+
+/// Creates the folders of `relative` (a folder path under the root) that do
+/// not exist yet.
+fn create_folders_beneath(
+    root_dir: &OwnedFd,
+    root: &Path,
+    relative: &Path,
+) -> Result<(), StorageError> {
+    let flags = OFlags::DIRECTORY | OFlags::PATH | OFlags::CLOEXEC;
+    let mut above = PathBuf::new();
+    for component in relative.components() {
+        let current = above.join(component);
+        match rustix::fs::openat2(root_dir, &current, flags, Mode::empty(), BENEATH) {
+            Ok(_) => {}
+            Err(Errno::NOENT) => {
+                let parent = rustix::fs::openat2(
+                    root_dir,
+                    dot_if_empty(&above),
+                    flags,
+                    Mode::empty(),
+                    BENEATH,
+                )
+                .map_err(|e| StorageError::io("open", &root.join(&above), e.into()))?;
+                match rustix::fs::mkdirat(
+                    &parent,
+                    component.as_os_str(),
+                    Mode::from_raw_mode(0o755),
+                ) {
+                    // Created meanwhile by another thread: fine.
+                    Ok(()) | Err(Errno::EXIST) => {}
+                    Err(e) => {
+                        return Err(StorageError::io("create", &root.join(&current), e.into()));
+                    }
+                }
+            }
+            Err(Errno::NOTDIR) => {
+                let error =
+                    std::io::Error::other("a file is in the way of a folder the torrent needs");
+                return Err(StorageError::io("create", &root.join(&current), error));
+            }
+            Err(e) => return Err(StorageError::io("open", &root.join(&current), e.into())),
+        }
+        above = current;
+    }
+    Ok(())
+}
+
+fn dot_if_empty(path: &Path) -> &Path {
+    if path.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        path
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use metainfo::{Metainfo, TorrentBuilder};
+
+    /// A torrent of `content/sub/file` (100 bytes).
+    fn torrent(dir: &Path) -> Metainfo {
+        let content = dir.join("content");
+        std::fs::create_dir_all(content.join("sub")).unwrap();
+        std::fs::write(content.join("sub/file"), [7u8; 100]).unwrap();
+        TorrentBuilder::new(&content)
+            .piece_length(16 * 1024)
+            .build(|_, _| {})
+            .unwrap()
+    }
+
+    /// File sets both with `openat2` and with the path-checking fallback.
+    fn both_modes(torrent: &Metainfo, root: &Path) -> Vec<FileSet> {
+        let beneath = FileSet::new(torrent.info(), root, 4, Allocation::Sparse).unwrap();
+        assert!(
+            beneath.root_dir.is_some(),
+            "this kernel has openat2 (Linux 5.6+); the test needs it"
+        );
+        let mut checked = FileSet::new(torrent.info(), root, 4, Allocation::Sparse).unwrap();
+        checked.root_dir = None;
+        vec![beneath, checked]
+    }
+
+    #[test]
+    fn links_that_lead_out_are_refused_in_both_modes() {
+        let source = tempfile::tempdir().unwrap();
+        let torrent = torrent(source.path());
+        for mode in 0..2 {
+            // A folder on the way is a link out.
+            let outside = tempfile::tempdir().unwrap();
+            let target = tempfile::tempdir().unwrap();
+            std::fs::create_dir(target.path().join("content")).unwrap();
+            std::os::unix::fs::symlink(outside.path(), target.path().join("content/sub")).unwrap();
+            let mut set = both_modes(&torrent, target.path()).swap_remove(mode);
+            let err = set.get(0, true).unwrap_err();
+            assert!(
+                matches!(err, StorageError::OutsideFolder { .. }),
+                "mode {mode}: {err}"
+            );
+            let err = set.get(0, false).unwrap_err();
+            assert!(
+                matches!(err, StorageError::OutsideFolder { .. }),
+                "mode {mode}: {err}"
+            );
+            assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
+
+            // The file is a link, even one that stays inside.
+            let target = tempfile::tempdir().unwrap();
+            std::fs::create_dir_all(target.path().join("content/sub")).unwrap();
+            std::fs::write(target.path().join("elsewhere"), b"x").unwrap();
+            std::os::unix::fs::symlink(
+                target.path().join("elsewhere"),
+                target.path().join("content/sub/file"),
+            )
+            .unwrap();
+            let mut set = both_modes(&torrent, target.path()).swap_remove(mode);
+            let err = set.get(0, true).unwrap_err();
+            assert!(
+                matches!(err, StorageError::OutsideFolder { .. }),
+                "mode {mode}: {err}"
+            );
+            assert_eq!(
+                std::fs::read(target.path().join("elsewhere")).unwrap(),
+                b"x"
+            );
+        }
+    }
+
+    #[test]
+    fn links_that_stay_inside_are_followed_in_both_modes() {
+        let source = tempfile::tempdir().unwrap();
+        let torrent = torrent(source.path());
+        for mode in 0..2 {
+            let target = tempfile::tempdir().unwrap();
+            std::fs::create_dir_all(target.path().join("content/real")).unwrap();
+            std::os::unix::fs::symlink("real", target.path().join("content/sub")).unwrap();
+            let mut set = both_modes(&torrent, target.path()).swap_remove(mode);
+            set.get(0, true).unwrap();
+            let meta = std::fs::metadata(target.path().join("content/real/file")).unwrap();
+            assert_eq!(meta.len(), 100, "mode {mode}");
+        }
+    }
+
+    #[test]
+    fn a_file_in_the_way_of_a_folder_is_an_error_in_both_modes() {
+        let source = tempfile::tempdir().unwrap();
+        let torrent = torrent(source.path());
+        for mode in 0..2 {
+            let target = tempfile::tempdir().unwrap();
+            std::fs::create_dir(target.path().join("content")).unwrap();
+            std::fs::write(target.path().join("content/sub"), b"x").unwrap();
+            let mut set = both_modes(&torrent, target.path()).swap_remove(mode);
+            let err = set.get(0, true).unwrap_err().to_string();
+            assert!(err.contains("a file is in the way"), "mode {mode}: {err}");
+        }
     }
 }

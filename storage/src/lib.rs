@@ -6,11 +6,16 @@
 //!   back-pressure signal).
 //! - [`Storage`] writes a verified piece across the files it spans, reads
 //!   blocks for seeding, and rechecks pieces on disk. Files are created when
-//!   first written, sparse; zero-length ones at the end. At most
-//!   `max_open_files` handles are open at once.
+//!   first written, sparse or fully allocated ([`Allocation`]); zero-length
+//!   ones at the end. At most `max_open_files` handles are open at once.
 //! - Nothing is written outside the download folder: paths come from
-//!   `metainfo`'s checks, a folder on the way that is a symbolic link must
-//!   still lead inside, and a file that is a symbolic link is not opened.
+//!   `metainfo`'s checks, and every file is opened with `openat2` and
+//!   `RESOLVE_BENEATH`, so the kernel refuses a symbolic link on the way
+//!   that leads out, whenever it was put there. (On kernels without
+//!   `openat2` the folders are checked first, then the path is opened.) A
+//!   file that is itself a symbolic link is not opened.
+//! - A file deleted or truncated underneath an open handle is noticed before
+//!   the next write into it, instead of losing the write or leaving holes.
 //! - [`ResumeData`] records the verified pieces with each file's size and
 //!   modification time, written atomically; [`Storage::check`] trusts it
 //!   for files that have not changed and hashes the rest.
@@ -52,4 +57,4 @@ pub use assembler::{Added, Assembler, AssemblyError};
 pub use disk::{BlockOutcome, Disk, DiskError, DiskThread};
 pub use error::StorageError;
 pub use resume::{FileStamp, ResumeData};
-pub use store::{Storage, StorageConfig};
+pub use store::{Allocation, Storage, StorageConfig};

@@ -20,6 +20,21 @@ pub struct StorageConfig {
     /// many bytes have been written. `None` in normal use; the testnet and
     /// tests use it to check how a full disk is handled.
     pub disk_space: Option<u64>,
+    /// How files get their length when first written.
+    pub allocation: Allocation,
+}
+
+/// How a file gets its full length when it is first written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Allocation {
+    /// A sparse file: disk blocks are used only as pieces are written. Fast,
+    /// and what Transmission and libtorrent do by default.
+    #[default]
+    Sparse,
+    /// Every block reserved at once (`fallocate`), so a full disk is found
+    /// when a file is created rather than halfway through, and files are
+    /// less fragmented. Sparse where the file system cannot do it.
+    Full,
 }
 
 impl Default for StorageConfig {
@@ -28,6 +43,7 @@ impl Default for StorageConfig {
             max_open_files: 128,
             hasher: Sha1Backend::Fast,
             disk_space: None,
+            allocation: Allocation::Sparse,
         }
     }
 }
@@ -59,7 +75,7 @@ impl Storage {
     ) -> Result<Storage, StorageError> {
         let info = torrent.info();
         Ok(Storage {
-            files: FileSet::new(info, root, config.max_open_files)?,
+            files: FileSet::new(info, root, config.max_open_files, config.allocation)?,
             layout: info.layout().clone(),
             hashes: info.pieces().to_vec(),
             info_hash: torrent.info_hash(),

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use metainfo::{BlockRef, Metainfo, TorrentBuilder};
 use proptest::prelude::*;
-use storage::{Added, Assembler, AssemblyError, Storage, StorageConfig, StorageError};
+use storage::{Added, Allocation, Assembler, AssemblyError, Storage, StorageConfig, StorageError};
 
 mod disk;
 mod resume;
@@ -452,4 +452,64 @@ fn reads_refuse_links_out_and_odd_files() {
     assert_eq!(made, 0);
     let mut storage = Storage::new(&torrent, target.path(), StorageConfig::default()).unwrap();
     assert!(!storage.verify(0).unwrap());
+}
+
+#[test]
+fn writing_to_a_file_deleted_or_truncated_underneath_is_an_error() {
+    let source = tempfile::tempdir().unwrap();
+    let (torrent, files) = make(source.path(), &[64 * 1024], 16 * 1024);
+    for truncate in [false, true] {
+        let target = tempfile::tempdir().unwrap();
+        let mut storage = Storage::new(&torrent, target.path(), StorageConfig::default()).unwrap();
+        storage
+            .write_verified(0, &source_piece(&torrent, &files, 0))
+            .unwrap();
+        let path = file_path(&torrent, target.path(), 0);
+        if truncate {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .unwrap()
+                .set_len(1000)
+                .unwrap();
+        } else {
+            std::fs::remove_file(&path).unwrap();
+        }
+        // The handle is still open and cached: the write must not vanish
+        // into a deleted file or leave piece 0 as a hole.
+        let err = storage
+            .write_verified(1, &source_piece(&torrent, &files, 1))
+            .unwrap_err();
+        assert!(
+            matches!(err, StorageError::Missing { .. }),
+            "truncate {truncate}: {err}"
+        );
+    }
+}
+
+#[test]
+fn full_allocation_reserves_every_block_and_sparse_does_not() {
+    use std::os::unix::fs::MetadataExt as _;
+    let source = tempfile::tempdir().unwrap();
+    let length = 4 * 1024 * 1024;
+    let (torrent, files) = make(source.path(), &[length], 256 * 1024);
+    let mut allocated = Vec::new();
+    for allocation in [Allocation::Sparse, Allocation::Full] {
+        let target = tempfile::tempdir().unwrap();
+        let config = StorageConfig {
+            allocation,
+            ..StorageConfig::default()
+        };
+        let mut storage = Storage::new(&torrent, target.path(), config).unwrap();
+        storage
+            .write_verified(0, &source_piece(&torrent, &files, 0))
+            .unwrap();
+        let meta = std::fs::metadata(file_path(&torrent, target.path(), 0)).unwrap();
+        assert_eq!(meta.len(), length as u64);
+        allocated.push(meta.blocks() * 512);
+    }
+    // Sparse: about one piece on disk. Full: the whole file (tmpfs, ext4,
+    // xfs and btrfs all preallocate).
+    assert!(allocated[0] < length as u64 / 2, "{allocated:?}");
+    assert!(allocated[1] >= length as u64, "{allocated:?}");
 }
