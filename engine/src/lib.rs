@@ -1,6 +1,44 @@
-//! The download and seeding engine: torrents, trackers and peers in, verified
-//! files out.
+//! The download and seeding engine: torrents, trackers and peers in,
+//! verified files out.
 //!
-//! Not built yet. This crate will hold the session with its listening port, the
-//! per-torrent actor, the rarest-first piece picker and the choker as pure
-//! values, pipelined block requests, endgame, and graceful shutdown.
+//! A [`Session`] listens on one port for all its torrents and routes each
+//! incoming handshake by info-hash. [`Session::add`] checks a torrent's data
+//! on disk and starts it; the [`TorrentHandle`] it returns gives live
+//! [`Stats`], a stream of [`TorrentEvent`]s, pause and resume, and a
+//! graceful stop (`stopped` announced, files flushed, resume data saved).
+//!
+//! Inside, each torrent is one task that owns all of its state: the
+//! [`Picker`] (rarest first, partial pieces first, endgame), the [`Choker`]
+//! (the best uploaders plus one optimistic unchoke) and the peer table.
+//! Each connection is a task of its own; received blocks go from it straight
+//! to the disk thread (see the `storage` crate) as shared `Bytes`, never
+//! copied and never through the torrent task, and only if they were asked
+//! for. The picker and choker are plain values, tested without sockets.
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! use engine::{Session, SessionConfig, TorrentOptions};
+//!
+//! let torrent = metainfo::Metainfo::from_bytes(&std::fs::read("debian.iso.torrent")?)?;
+//! let session = Session::start(SessionConfig::default()).await?;
+//! let handle = session.add(torrent, TorrentOptions::new("downloads")).await?;
+//! handle.wait_complete().await?;
+//! session.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+
+mod announce;
+pub mod choker;
+mod peer;
+pub mod picker;
+mod rate;
+mod session;
+mod stats;
+mod torrent;
+
+pub use choker::Choker;
+pub use picker::Picker;
+pub use rate::Rate;
+pub use session::{EngineError, Faults, Session, SessionConfig, TorrentHandle, TorrentOptions};
+pub use stats::{Stats, TorrentEvent, TorrentState};

@@ -167,7 +167,13 @@ impl State {
                 let _ = reply.send(self.read(block));
             }
             Job::Check { resume, reply } => {
-                let result = self.storage.check(resume.as_ref(), |_| {});
+                let mut result = self.storage.check(resume.as_ref(), |_| {});
+                if let Ok(have) = &result
+                    && have.iter().all(|h| *h)
+                    && let Err(e) = self.storage.create_empty_files()
+                {
+                    result = Err(e);
+                }
                 if let Ok(have) = &result {
                     self.verified.clone_from(have);
                     // Partial copies of pieces now known whole free their
@@ -221,6 +227,11 @@ impl State {
             Added::Complete(piece) => {
                 if self.storage.write_verified(block.piece, &piece)? {
                     self.verified[block.piece as usize] = true;
+                    if self.verified.iter().all(|v| *v) {
+                        // Zero-length files hold no piece: they are made
+                        // when the last piece is in.
+                        self.storage.create_empty_files()?;
+                    }
                     BlockOutcome::PieceVerified(block.piece)
                 } else {
                     BlockOutcome::PieceFailed(block.piece)

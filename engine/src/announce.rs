@@ -1,0 +1,145 @@
+//! The tracker task of a torrent: `started` first, then again at the
+//! tracker's interval (never sooner than its `min interval`), `completed`
+//! once, `stopped` at the end; peers found are passed to the torrent task.
+
+use std::time::Duration;
+
+use metainfo::{InfoHash, PeerId};
+use tokio::sync::{mpsc, oneshot, watch};
+use tracker::{AnnounceRequest, Event as AnnounceEvent, TrackerClient, TrackerTiers};
+
+use crate::peer::Event;
+use crate::stats::TorrentEvent;
+
+/// What the announcer reads from the torrent task each time it announces.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Progress {
+    pub(crate) uploaded: u64,
+    pub(crate) downloaded: u64,
+    pub(crate) left: u64,
+}
+
+/// Orders for the announcer.
+#[derive(Debug)]
+pub(crate) enum Order {
+    /// The download just finished: announce `completed` now.
+    Completed,
+    /// Announce `stopped` (bounded by a timeout) and end.
+    Stop(oneshot::Sender<()>),
+}
+
+/// The fixed parts of every announce.
+pub(crate) struct Announcer {
+    pub(crate) tiers: TrackerTiers,
+    pub(crate) client: TrackerClient,
+    pub(crate) info_hash: InfoHash,
+    pub(crate) peer_id: PeerId,
+    pub(crate) port: u16,
+    pub(crate) compact: bool,
+    pub(crate) key: u32,
+    pub(crate) numwant: u32,
+    pub(crate) progress: watch::Receiver<Progress>,
+    pub(crate) peers: mpsc::Sender<Event>,
+    pub(crate) events: tokio::sync::broadcast::Sender<TorrentEvent>,
+}
+
+/// Waited after an announce that no tracker answered, doubling each time.
+const RETRY_FIRST: Duration = Duration::from_secs(15);
+const RETRY_MAX: Duration = Duration::from_secs(30 * 60);
+/// A `stopped` announce gets this long before the torrent stops anyway.
+const STOP_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl Announcer {
+    fn request(&self, event: Option<AnnounceEvent>) -> AnnounceRequest {
+        let progress = *self.progress.borrow();
+        let mut request =
+            AnnounceRequest::new(self.info_hash, self.peer_id, self.port, progress.left);
+        request.uploaded = progress.uploaded;
+        request.downloaded = progress.downloaded;
+        request.event = event;
+        request.compact = self.compact;
+        request.key = Some(self.key);
+        request.numwant = Some(self.numwant);
+        request
+    }
+
+    /// Announces once; returns the interval and minimum interval to keep.
+    async fn announce(
+        &mut self,
+        event: Option<AnnounceEvent>,
+        tracker_id: &mut Option<String>,
+    ) -> Option<(Duration, Duration)> {
+        let mut request = self.request(event);
+        request.tracker_id = tracker_id.clone();
+        match self.tiers.announce(&self.client, &request).await {
+            Ok((url, answer)) => {
+                tracing::debug!(%url, peers = answer.peers.len(), interval = answer.interval, "announced");
+                if let Some(warning) = &answer.warning {
+                    let _ = self
+                        .events
+                        .send(TorrentEvent::TrackerError(format!("{url}: {warning}")));
+                }
+                if answer.tracker_id.is_some() {
+                    tracker_id.clone_from(&answer.tracker_id);
+                }
+                let peers = answer.peers.iter().map(|p| p.addr).collect();
+                let _ = self.peers.send(Event::Discovered(peers)).await;
+                let min = Duration::from_secs(u64::from(answer.min_interval.unwrap_or(0)));
+                let interval = Duration::from_secs(u64::from(answer.interval.max(1))).max(min);
+                Some((interval, min))
+            }
+            Err(errors) => {
+                for (url, error) in errors {
+                    tracing::info!(%url, %error, "announce failed");
+                    let _ = self
+                        .events
+                        .send(TorrentEvent::TrackerError(format!("{url}: {error}")));
+                }
+                None
+            }
+        }
+    }
+
+    /// Runs until told to stop.
+    pub(crate) async fn run(mut self, mut orders: mpsc::Receiver<Order>) {
+        let mut tracker_id = None;
+        let mut event = Some(AnnounceEvent::Started);
+        let mut retry = RETRY_FIRST;
+        loop {
+            let wait = match self.announce(event, &mut tracker_id).await {
+                Some((interval, _min)) => {
+                    retry = RETRY_FIRST;
+                    // `started` and `completed` are sent until one arrives.
+                    event = None;
+                    interval
+                }
+                None => {
+                    let wait = retry;
+                    retry = (retry * 2).min(RETRY_MAX);
+                    wait
+                }
+            };
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                order = orders.recv() => match order {
+                    Some(Order::Completed) => {
+                        // BEP 3: `completed` goes out when the download
+                        // finishes, whatever the interval. A `started` never
+                        // sent is replaced by it.
+                        event = Some(AnnounceEvent::Completed);
+                    }
+                    Some(Order::Stop(done)) => {
+                        let _ = tokio::time::timeout(
+                            STOP_TIMEOUT,
+                            self.announce(Some(AnnounceEvent::Stopped), &mut tracker_id),
+                        )
+                        .await;
+                        let _ = done.send(());
+                        return;
+                    }
+                    None => return,
+                },
+            }
+        }
+    }
+}

@@ -1,0 +1,366 @@
+//! One connection to a peer: the thin async shell around `peerwire`.
+//!
+//! A connection is one task running two halves side by side. The reader
+//! decodes frames; blocks go straight to the disk (no copy, no detour through
+//! the torrent task) if and only if they were asked for, and everything else
+//! is passed to the torrent task as an [`Event`]. The writer sends what the
+//! torrent task commands and serves upload requests from the disk, one block
+//! at a time, so a peer that stops reading slows only its own connection.
+//! The torrent task never waits on a connection: it commands over an
+//! unbounded channel whose length the protocol bounds (requests within the
+//! pipeline depth, serves within [`MAX_SERVE_QUEUE`]).
+
+use std::collections::{HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt as _};
+use metainfo::{BLOCK_SIZE, BlockRef, InfoHash, PeerId};
+use peerwire::{HANDSHAKE_LEN, Handshake, Message, PeerCodec, Reserved};
+use storage::{BlockOutcome, Disk, DiskError};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio_util::codec::{FramedRead, FramedWrite};
+
+use crate::Faults;
+use crate::picker::PeerKey;
+
+/// Requests a peer may have queued with us at once; more are refused. Sent
+/// to peers as our `reqq`.
+pub(crate) const MAX_SERVE_QUEUE: usize = 256;
+
+/// How often something is sent on an idle connection.
+const KEEPALIVE: Duration = Duration::from_secs(60);
+
+/// Blocks we asked a peer for and have not received, shared by the torrent
+/// task (which adds and withdraws) and the reader (which takes a block out
+/// when it arrives). Only what the reader takes out goes to the disk, so a
+/// block is delivered at most once per request.
+pub(crate) type Requests = Arc<Mutex<HashSet<BlockRef>>>;
+
+/// Locks a request set; a panic elsewhere while holding it cannot leave a
+/// set in a state worse than stale, so poisoning is ignored.
+pub(crate) fn lock(requests: &Requests) -> std::sync::MutexGuard<'_, HashSet<BlockRef>> {
+    requests.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What the torrent task tells a connection to do.
+#[derive(Debug)]
+pub(crate) enum Command {
+    /// Send a message.
+    Send(Message),
+    /// Send this block when its turn comes.
+    Serve(BlockRef),
+    /// The peer cancelled a block: do not send it.
+    Unserve(BlockRef),
+    /// Choke the peer and drop its queued requests (rejecting each, with the
+    /// fast extension).
+    Choke {
+        /// Send a reject for each dropped request.
+        reject: bool,
+    },
+}
+
+/// What a connection tells the torrent task.
+#[derive(Debug)]
+pub(crate) enum Event {
+    /// The handshake is done.
+    Ready { key: PeerKey, handshake: Handshake },
+    /// A message other than a block.
+    Message { key: PeerKey, message: Message },
+    /// A block we asked for, with what the disk made of it.
+    Block {
+        key: PeerKey,
+        block: BlockRef,
+        outcome: Result<BlockOutcome, DiskError>,
+    },
+    /// A block we did not ask for (or no longer wanted): dropped.
+    Unrequested { key: PeerKey, bytes: u64 },
+    /// A block was sent to the peer.
+    Uploaded { key: PeerKey, bytes: u64 },
+    /// The connection is over.
+    Closed { key: PeerKey, reason: String },
+    /// Peers learnt from a tracker.
+    Discovered(Vec<SocketAddr>),
+}
+
+/// Everything a connection task needs.
+pub(crate) struct Link {
+    pub(crate) key: PeerKey,
+    pub(crate) info_hash: InfoHash,
+    pub(crate) our_id: PeerId,
+    pub(crate) num_pieces: u32,
+    pub(crate) disk: Disk,
+    pub(crate) events: mpsc::Sender<Event>,
+    pub(crate) commands: mpsc::UnboundedReceiver<Command>,
+    pub(crate) requests: Requests,
+    pub(crate) faults: Faults,
+    pub(crate) handshake_timeout: Duration,
+    pub(crate) idle_timeout: Duration,
+}
+
+/// The extensions we offer: the fast extension (BEP 6) and the extension
+/// protocol (BEP 10).
+pub(crate) fn our_reserved() -> Reserved {
+    Reserved::default()
+        .with_fast(true)
+        .with_extension_protocol(true)
+}
+
+/// How a connection starts.
+pub(crate) enum Start {
+    /// We dial.
+    Connect { addr: SocketAddr, timeout: Duration },
+    /// They dialled; their handshake is read.
+    Accepted {
+        stream: TcpStream,
+        handshake: Handshake,
+    },
+}
+
+/// Runs a connection to its end, then reports [`Event::Closed`].
+pub(crate) async fn run(link: Link, start: Start) {
+    let key = link.key;
+    let events = link.events.clone();
+    let reason = match connect(&link, start).await {
+        Ok((stream, handshake)) => {
+            let ready = Event::Ready { key, handshake };
+            if events.send(ready).await.is_err() {
+                return;
+            }
+            exchange(link, stream, handshake).await
+        }
+        Err(reason) => reason,
+    };
+    let _ = events.send(Event::Closed { key, reason }).await;
+}
+
+async fn connect(link: &Link, start: Start) -> Result<(TcpStream, Handshake), String> {
+    let ours = Handshake::new(link.info_hash, link.our_id, our_reserved()).encode();
+    match start {
+        Start::Connect { addr, timeout } => {
+            let mut stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
+                .await
+                .map_err(|_| "connect timed out".to_string())?
+                .map_err(|e| format!("connect failed: {e}"))?;
+            let _ = stream.set_nodelay(true);
+            let theirs = tokio::time::timeout(link.handshake_timeout, async {
+                stream.write_all(&ours).await?;
+                let mut buf = [0u8; HANDSHAKE_LEN];
+                stream.read_exact(&mut buf).await?;
+                Ok::<_, std::io::Error>(buf)
+            })
+            .await
+            .map_err(|_| "handshake timed out".to_string())?
+            .map_err(|e| format!("handshake failed: {e}"))?;
+            let handshake = Handshake::decode_for(&theirs, link.info_hash)
+                .map_err(|e| format!("bad handshake: {e}"))?;
+            Ok((stream, handshake))
+        }
+        Start::Accepted {
+            mut stream,
+            handshake,
+        } => {
+            let _ = stream.set_nodelay(true);
+            tokio::time::timeout(link.handshake_timeout, stream.write_all(&ours))
+                .await
+                .map_err(|_| "handshake timed out".to_string())?
+                .map_err(|e| format!("handshake failed: {e}"))?;
+            Ok((stream, handshake))
+        }
+    }
+}
+
+/// The message exchange after the handshakes, until either side ends it.
+async fn exchange(link: Link, stream: TcpStream, handshake: Handshake) -> String {
+    let (read, write) = stream.into_split();
+    let reader = FramedRead::new(read, PeerCodec::new(Some(link.num_pieces)));
+    let writer = FramedWrite::new(write, PeerCodec::new(Some(link.num_pieces)));
+    let fast = handshake.reserved.fast() && our_reserved().fast();
+    let Link {
+        key,
+        disk,
+        events,
+        commands,
+        requests,
+        faults,
+        idle_timeout,
+        ..
+    } = link;
+    tokio::select! {
+        reason = read_half(key, reader, &disk, &events, &requests, idle_timeout) => reason,
+        reason = write_half(key, writer, &disk, &events, commands, fast, faults) => reason,
+    }
+}
+
+async fn read_half(
+    key: PeerKey,
+    mut reader: FramedRead<tokio::net::tcp::OwnedReadHalf, PeerCodec>,
+    disk: &Disk,
+    events: &mpsc::Sender<Event>,
+    requests: &Requests,
+    idle_timeout: Duration,
+) -> String {
+    loop {
+        let message = match tokio::time::timeout(idle_timeout, reader.next()).await {
+            Err(_) => return format!("silent for {} s", idle_timeout.as_secs()),
+            Ok(None) => return "closed by the peer".into(),
+            Ok(Some(Err(e))) => return format!("protocol error: {e}"),
+            Ok(Some(Ok(message))) => message,
+        };
+        let event = match message {
+            Message::KeepAlive => continue,
+            Message::Piece {
+                piece,
+                offset,
+                data,
+            } => {
+                let block = BlockRef {
+                    piece,
+                    offset,
+                    length: data.len() as u32,
+                };
+                if lock(requests).remove(&block) {
+                    let outcome = disk.write_block(block, data).await;
+                    Event::Block {
+                        key,
+                        block,
+                        outcome,
+                    }
+                } else {
+                    Event::Unrequested {
+                        key,
+                        bytes: data.len() as u64,
+                    }
+                }
+            }
+            message => Event::Message { key, message },
+        };
+        if events.send(event).await.is_err() {
+            return "the torrent stopped".into();
+        }
+    }
+}
+
+async fn write_half(
+    key: PeerKey,
+    mut writer: FramedWrite<tokio::net::tcp::OwnedWriteHalf, PeerCodec>,
+    disk: &Disk,
+    events: &mpsc::Sender<Event>,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+    fast: bool,
+    faults: Faults,
+) -> String {
+    let mut serving: VecDeque<BlockRef> = VecDeque::new();
+    let mut served = 0u64;
+    loop {
+        // Everything already commanded, in order.
+        loop {
+            match commands.try_recv() {
+                Ok(command) => {
+                    if let Err(e) = obey(command, &mut writer, &mut serving, fast).await {
+                        return e;
+                    }
+                }
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => return "closed by us".into(),
+            }
+        }
+        // Then one upload, if any is queued.
+        if let Some(block) = serving.pop_front() {
+            let data = match disk.read_block(block).await {
+                Ok(data) => data,
+                Err(e) => return format!("cannot read a block to upload: {e}"),
+            };
+            let data = if faults.corrupt_uploads {
+                // A lying peer, for tests: every byte flipped.
+                data.iter().map(|b| !b).collect::<Vec<u8>>().into()
+            } else {
+                data
+            };
+            let bytes = data.len() as u64;
+            let piece = Message::Piece {
+                piece: block.piece,
+                offset: block.offset,
+                data,
+            };
+            if let Err(e) = writer.feed(piece).await {
+                return format!("send failed: {e}");
+            }
+            served += 1;
+            if events.send(Event::Uploaded { key, bytes }).await.is_err() {
+                return "the torrent stopped".into();
+            }
+            if let Some(rate) = faults.upload_rate {
+                if let Err(e) = SinkExt::<Message>::flush(&mut writer).await {
+                    return format!("send failed: {e}");
+                }
+                tokio::time::sleep(Duration::from_secs_f64(bytes as f64 / rate.max(1) as f64))
+                    .await;
+            }
+            if faults.close_after_uploads.is_some_and(|n| served >= n) {
+                // A peer that drops the connection mid-piece, for tests.
+                let _ = SinkExt::<Message>::flush(&mut writer).await;
+                return "closed on purpose (fault injection)".into();
+            }
+            continue;
+        }
+        if let Err(e) = SinkExt::<Message>::flush(&mut writer).await {
+            return format!("send failed: {e}");
+        }
+        tokio::select! {
+            command = commands.recv() => match command {
+                Some(command) => {
+                    if let Err(e) = obey(command, &mut writer, &mut serving, fast).await {
+                        return e;
+                    }
+                }
+                None => return "closed by us".into(),
+            },
+            () = tokio::time::sleep(KEEPALIVE) => {
+                if let Err(e) = writer.feed(Message::KeepAlive).await {
+                    return format!("send failed: {e}");
+                }
+            }
+        }
+    }
+}
+
+async fn obey(
+    command: Command,
+    writer: &mut FramedWrite<tokio::net::tcp::OwnedWriteHalf, PeerCodec>,
+    serving: &mut VecDeque<BlockRef>,
+    fast: bool,
+) -> Result<(), String> {
+    let send = |e: peerwire::WireError| format!("send failed: {e}");
+    match command {
+        Command::Send(message) => writer.feed(message).await.map_err(send)?,
+        Command::Serve(block) => {
+            if serving.len() < MAX_SERVE_QUEUE && block.length <= BLOCK_SIZE {
+                serving.push_back(block);
+            } else if fast {
+                writer.feed(Message::Reject(block)).await.map_err(send)?;
+            }
+        }
+        Command::Unserve(block) => {
+            if let Some(i) = serving.iter().position(|b| *b == block) {
+                serving.remove(i);
+                if fast {
+                    // BEP 6: a cancelled request is answered with a reject.
+                    writer.feed(Message::Reject(block)).await.map_err(send)?;
+                }
+            }
+        }
+        Command::Choke { reject } => {
+            writer.feed(Message::Choke).await.map_err(send)?;
+            for block in serving.drain(..) {
+                if reject {
+                    writer.feed(Message::Reject(block)).await.map_err(send)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,388 @@
+//! The session: one listening port for all torrents, peer limits, and the
+//! handles through which torrents are added, watched and stopped.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use metainfo::{InfoHash, Metainfo, PeerId};
+use peerwire::{HANDSHAKE_LEN, Handshake};
+use storage::{Disk, Storage, StorageConfig, StorageError};
+use tokio::io::AsyncReadExt as _;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, broadcast, mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tracker::TrackerClient;
+
+use crate::stats::{Stats, TorrentEvent, TorrentState};
+use crate::torrent::{Control, Incoming, Torrent};
+
+/// How a [`Session`] behaves.
+#[derive(Clone, Debug)]
+pub struct SessionConfig {
+    /// The address to accept peers on; port 0 picks a free one.
+    pub listen: SocketAddr,
+    /// Our peer id, sent in every handshake and announce.
+    pub peer_id: PeerId,
+    /// Most connections over all torrents.
+    pub max_peers: usize,
+    /// Most connections per torrent.
+    pub max_peers_per_torrent: usize,
+    /// Peers unchoked at once per torrent, one of them optimistically.
+    pub upload_slots: usize,
+    /// How long dialling a peer may take.
+    pub connect_timeout: Duration,
+    /// How long a peer has to send its handshake.
+    pub handshake_timeout: Duration,
+    /// A peer silent this long is dropped (BEP 3 says two minutes).
+    pub idle_timeout: Duration,
+    /// A peer that sends nothing this long while we wait for blocks is
+    /// snubbed: its requests go to others.
+    pub snub_timeout: Duration,
+    /// How trackers are reached.
+    pub tracker_client: TrackerClient,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            listen: SocketAddr::from(([0, 0, 0, 0], 0)),
+            peer_id: PeerId::generate(),
+            max_peers: 500,
+            max_peers_per_torrent: 50,
+            upload_slots: 4,
+            connect_timeout: Duration::from_secs(10),
+            handshake_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(120),
+            snub_timeout: Duration::from_secs(30),
+            tracker_client: TrackerClient::default(),
+        }
+    }
+}
+
+/// Faults a torrent can be told to commit, to test how its peers cope.
+/// Off by default; the testnet and tests turn them on.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Faults {
+    /// Every uploaded block has its bytes flipped: a lying peer.
+    pub corrupt_uploads: bool,
+    /// Uploads are paced to at most this many bytes per second per
+    /// connection: a slow peer.
+    pub upload_rate: Option<u64>,
+    /// Each connection is closed after uploading this many blocks: a peer
+    /// that leaves mid-piece.
+    pub close_after_uploads: Option<u64>,
+}
+
+/// How one torrent is run.
+#[derive(Clone, Debug)]
+pub struct TorrentOptions {
+    /// The folder the torrent's files go in (a multi-file torrent's own
+    /// folder is made inside it).
+    pub download_dir: PathBuf,
+    /// Where the resume data is kept, if anywhere.
+    pub resume_file: Option<PathBuf>,
+    /// Peers to dial besides those trackers give.
+    pub peers: Vec<SocketAddr>,
+    /// Ask trackers for compact peer lists.
+    pub compact: bool,
+    /// Storage settings.
+    pub storage: StorageConfig,
+    /// Most bytes of unfinished pieces held in memory.
+    pub memory_limit: usize,
+    /// Faults to commit (tests only).
+    pub faults: Faults,
+}
+
+impl TorrentOptions {
+    /// Defaults, downloading into `download_dir`.
+    pub fn new(download_dir: impl Into<PathBuf>) -> TorrentOptions {
+        TorrentOptions {
+            download_dir: download_dir.into(),
+            resume_file: None,
+            peers: Vec::new(),
+            compact: true,
+            storage: StorageConfig::default(),
+            memory_limit: 64 << 20,
+            faults: Faults::default(),
+        }
+    }
+}
+
+/// Why the engine could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// The download folder could not be used.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// A socket or thread could not be set up.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// The torrent is already in the session.
+    #[error("this torrent is already added")]
+    AlreadyAdded,
+    /// The torrent stopped on an error.
+    #[error("{0}")]
+    Failed(String),
+    /// The torrent was stopped before it finished.
+    #[error("the torrent was stopped")]
+    Stopped,
+}
+
+type Routes = Arc<Mutex<HashMap<InfoHash, mpsc::Sender<Incoming>>>>;
+
+/// A BitTorrent session: one listening port shared by its torrents.
+#[derive(Debug)]
+pub struct Session {
+    config: Arc<SessionConfig>,
+    local_addr: SocketAddr,
+    routes: Routes,
+    permits: Arc<Semaphore>,
+    torrents: Mutex<Vec<TorrentHandle>>,
+    accept: JoinHandle<()>,
+}
+
+impl Session {
+    /// Binds the listening port and starts accepting peers.
+    pub async fn start(config: SessionConfig) -> std::io::Result<Session> {
+        let listener = TcpListener::bind(config.listen).await?;
+        let local_addr = listener.local_addr()?;
+        let routes = Routes::default();
+        let config = Arc::new(config);
+        let accept = tokio::spawn(accept(listener, routes.clone(), config.handshake_timeout));
+        Ok(Session {
+            permits: Arc::new(Semaphore::new(config.max_peers)),
+            config,
+            local_addr,
+            routes,
+            torrents: Mutex::new(Vec::new()),
+            accept,
+        })
+    }
+
+    /// The address peers reach us at (the port is what trackers are told).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Our peer id.
+    pub fn peer_id(&self) -> PeerId {
+        self.config.peer_id
+    }
+
+    /// Adds a torrent: its data on disk is checked (trusting the resume
+    /// file for unchanged files), then it downloads or seeds.
+    pub async fn add(
+        &self,
+        torrent: Metainfo,
+        options: TorrentOptions,
+    ) -> Result<TorrentHandle, EngineError> {
+        let info_hash = torrent.info_hash();
+        if self.routes().contains_key(&info_hash) {
+            return Err(EngineError::AlreadyAdded);
+        }
+        let torrent = Arc::new(torrent);
+        let storage = {
+            let torrent = torrent.clone();
+            let dir = options.download_dir.clone();
+            let config = options.storage.clone();
+            tokio::task::spawn_blocking(move || Storage::new(&torrent, &dir, config))
+                .await
+                .map_err(std::io::Error::other)??
+        };
+        let (disk, disk_thread) = Disk::start(storage, options.memory_limit, 256)?;
+        let (events_tx, events_rx) = mpsc::channel(4096);
+        let (control_tx, control) = mpsc::channel(16);
+        let (incoming_tx, incoming) = mpsc::channel(16);
+        let layout = torrent.layout();
+        let (stats, stats_rx) = watch::channel(Stats {
+            state: TorrentState::Checking,
+            pieces_have: 0,
+            pieces_total: layout.num_pieces(),
+            bytes_left: layout.total_length(),
+            bytes_total: layout.total_length(),
+            downloaded: 0,
+            uploaded: 0,
+            wasted: 0,
+            download_rate: 0.0,
+            upload_rate: 0.0,
+            peers: 0,
+            seeds: 0,
+            candidates: 0,
+            hash_failures: 0,
+            banned: 0,
+            eta: None,
+        });
+        let (broadcast, _) = broadcast::channel(1024);
+        let (progress, _) = watch::channel(crate::announce::Progress::default());
+        let task = Torrent {
+            info_hash,
+            metainfo: torrent.clone(),
+            config: self.config.clone(),
+            options,
+            port: self.local_addr.port(),
+            disk,
+            disk_thread: Some(disk_thread),
+            permits: self.permits.clone(),
+            events_tx,
+            events_rx,
+            control,
+            incoming,
+            stats,
+            broadcast: broadcast.clone(),
+            progress,
+            announcer: None,
+        };
+        {
+            let mut routes = self.routes();
+            if routes.contains_key(&info_hash) {
+                return Err(EngineError::AlreadyAdded);
+            }
+            routes.insert(info_hash, incoming_tx);
+        }
+        let routes = self.routes.clone();
+        tokio::spawn(async move {
+            task.run().await;
+            routes
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&info_hash);
+        });
+        let handle = TorrentHandle {
+            info_hash,
+            stats: stats_rx,
+            events: broadcast,
+            control: control_tx,
+        };
+        self.torrents
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(handle.clone());
+        Ok(handle)
+    }
+
+    fn routes(&self) -> std::sync::MutexGuard<'_, HashMap<InfoHash, mpsc::Sender<Incoming>>> {
+        self.routes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Stops every torrent gracefully (`stopped` announced, resume data
+    /// saved, files flushed) and closes the listening port.
+    pub async fn shutdown(self) {
+        self.accept.abort();
+        let torrents =
+            std::mem::take(&mut *self.torrents.lock().unwrap_or_else(|e| e.into_inner()));
+        futures::future::join_all(torrents.iter().map(TorrentHandle::stop)).await;
+    }
+}
+
+/// Accepts connections, reads each handshake (within the timeout) and
+/// hands the connection to the torrent it names.
+async fn accept(listener: TcpListener, routes: Routes, timeout: Duration) {
+    loop {
+        let (mut stream, addr) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // Out of descriptors, say: wait a little rather than spin.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let routes = routes.clone();
+        tokio::spawn(async move {
+            let mut buf = [0u8; HANDSHAKE_LEN];
+            let read = tokio::time::timeout(timeout, stream.read_exact(&mut buf)).await;
+            if !matches!(read, Ok(Ok(_))) {
+                return;
+            }
+            let Ok(handshake) = Handshake::decode(&buf) else {
+                tracing::debug!(%addr, "not a BitTorrent handshake (encrypted?); dropped");
+                return;
+            };
+            let route = routes
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&handshake.info_hash)
+                .cloned();
+            if let Some(route) = route {
+                let _ = route.try_send(Incoming {
+                    stream,
+                    handshake,
+                    addr,
+                });
+            }
+        });
+    }
+}
+
+/// A torrent in a session: statistics, events and control.
+#[derive(Clone, Debug)]
+pub struct TorrentHandle {
+    info_hash: InfoHash,
+    stats: watch::Receiver<Stats>,
+    events: broadcast::Sender<TorrentEvent>,
+    control: mpsc::Sender<Control>,
+}
+
+impl TorrentHandle {
+    /// The torrent.
+    pub fn info_hash(&self) -> InfoHash {
+        self.info_hash
+    }
+
+    /// The statistics now.
+    pub fn stats(&self) -> Stats {
+        self.stats.borrow().clone()
+    }
+
+    /// A receiver that sees every new statistics snapshot.
+    pub fn watch(&self) -> watch::Receiver<Stats> {
+        self.stats.clone()
+    }
+
+    /// Events from now on.
+    pub fn events(&self) -> broadcast::Receiver<TorrentEvent> {
+        self.events.subscribe()
+    }
+
+    /// Closes every connection and stops dialling until resumed.
+    pub async fn pause(&self) {
+        let _ = self.control.send(Control::Pause).await;
+    }
+
+    /// Undoes [`TorrentHandle::pause`].
+    pub async fn resume(&self) {
+        let _ = self.control.send(Control::Resume).await;
+    }
+
+    /// Waits until every piece is verified, or the torrent fails or stops.
+    pub async fn wait_complete(&self) -> Result<(), EngineError> {
+        let mut stats = self.stats.clone();
+        let state = stats
+            .wait_for(|s| {
+                matches!(
+                    s.state,
+                    TorrentState::Seeding | TorrentState::Error(_) | TorrentState::Stopped
+                )
+            })
+            .await
+            .map(|s| s.state.clone())
+            .unwrap_or(TorrentState::Stopped);
+        match state {
+            TorrentState::Seeding => Ok(()),
+            TorrentState::Error(e) => Err(EngineError::Failed(e)),
+            _ => Err(EngineError::Stopped),
+        }
+    }
+
+    /// Stops the torrent gracefully and waits until it has.
+    pub async fn stop(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.control.send(Control::Stop(done)).await.is_ok() {
+            let _ = wait.await;
+        }
+    }
+}

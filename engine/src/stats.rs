@@ -1,0 +1,98 @@
+//! What a torrent reports: live statistics and a stream of events.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Where a torrent is in its life.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TorrentState {
+    /// Hashing the data already on disk.
+    Checking,
+    /// Downloading.
+    Downloading,
+    /// Every piece is verified; serving others.
+    Seeding,
+    /// Paused by the user: no connections.
+    Paused,
+    /// Stopped after an error it cannot go on from (a full disk, say); the
+    /// message says what to do.
+    Error(String),
+    /// Shut down.
+    Stopped,
+}
+
+/// A snapshot of a torrent's statistics, refreshed every second and at
+/// every change of state.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Stats {
+    /// The state.
+    pub state: TorrentState,
+    /// Verified pieces.
+    pub pieces_have: u32,
+    /// All pieces.
+    pub pieces_total: u32,
+    /// Bytes still missing.
+    pub bytes_left: u64,
+    /// Total size.
+    pub bytes_total: u64,
+    /// Payload bytes received (blocks accepted) since the start.
+    pub downloaded: u64,
+    /// Payload bytes sent since the start.
+    pub uploaded: u64,
+    /// Bytes received that were of no use: duplicates, unrequested, and
+    /// pieces that failed their hash.
+    pub wasted: u64,
+    /// Bytes per second received, over the last seconds.
+    pub download_rate: f64,
+    /// Bytes per second sent, over the last seconds.
+    pub upload_rate: f64,
+    /// Connected peers (handshake done).
+    pub peers: usize,
+    /// Of those, the ones that have every piece.
+    pub seeds: usize,
+    /// Addresses known and not yet tried.
+    pub candidates: usize,
+    /// Pieces that failed their hash check.
+    pub hash_failures: u32,
+    /// Peers banned for sending bad data.
+    pub banned: usize,
+    /// Time to completion at the current rate.
+    pub eta: Option<Duration>,
+}
+
+/// Something that happened to a torrent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TorrentEvent {
+    /// A peer finished its handshake.
+    PeerConnected {
+        /// Its address.
+        addr: SocketAddr,
+    },
+    /// A peer's connection ended.
+    PeerDropped {
+        /// Its address.
+        addr: SocketAddr,
+        /// Why.
+        reason: String,
+    },
+    /// A piece passed its hash check and is on disk.
+    PieceVerified(u32),
+    /// A piece failed its hash check; it will be downloaded again.
+    HashFailed {
+        /// The piece.
+        piece: u32,
+        /// The peers whose blocks made it.
+        peers: Vec<SocketAddr>,
+    },
+    /// A peer was banned for sending bad data.
+    PeerBanned {
+        /// Its address.
+        addr: SocketAddr,
+    },
+    /// Every piece is verified.
+    Finished,
+    /// A tracker could not be reached or refused (the torrent goes on).
+    TrackerError(String),
+    /// The torrent stopped on an error.
+    Error(String),
+}

@@ -1,0 +1,1131 @@
+//! The torrent task: one task per torrent owns its picker, choker and peer
+//! table, and is the only writer of them. Connections report [`Event`]s to it
+//! over one bounded channel; it commands them over unbounded ones and never
+//! waits on a connection, so a slow peer cannot stall the torrent.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use metainfo::{BLOCK_SIZE, BlockRef, InfoHash, Metainfo, PeerId};
+use peerwire::extension::ExtensionHandshake;
+use peerwire::{Bitfield, Handshake, Message};
+use storage::{AssemblyError, BlockOutcome, Disk, DiskError, DiskThread, ResumeData};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, mpsc, oneshot, watch};
+
+use crate::announce::{Order, Progress};
+use crate::choker::{Candidate, Choker};
+use crate::peer::{self, Command, Event, Link, Requests, Start};
+use crate::picker::{Delivered, PeerKey, Picker};
+use crate::rate::Rate;
+use crate::session::{SessionConfig, TorrentOptions};
+use crate::stats::{Stats, TorrentEvent, TorrentState};
+
+/// Requests kept in flight to a peer: its rate times this, in blocks.
+const REQUEST_QUEUE_TIME: f64 = 3.0;
+/// Fewest requests in flight to a peer that is not snubbed.
+const MIN_QUEUE: usize = 16;
+/// Most requests in flight to one peer, whatever its rate.
+const MAX_QUEUE: usize = 1024;
+/// The `reqq` assumed for a peer that does not say (libtorrent's default).
+const DEFAULT_REQQ: usize = 250;
+/// Unrequested blocks a peer may send before it is dropped.
+const MAX_UNREQUESTED: u32 = 512;
+/// Trust lost per failed piece a peer contributed to, and the level at which
+/// it is banned. A peer gains one point per good piece (up to a cap), so an
+/// honest peer that shared a piece with a liar survives, and a liar does
+/// not.
+const TRUST_LOST_PER_FAILURE: i32 = 2;
+const BAN_AT_TRUST: i32 = -4;
+const MAX_TRUST: i32 = 10;
+/// Seconds between choker rounds, and between resume-data saves.
+const CHOKE_EVERY: u64 = 10;
+const SAVE_EVERY: u64 = 60;
+/// Seconds between replacing the slowest peer when better ones wait.
+const REPLACE_EVERY: u64 = 60;
+/// How long an address waits before it is dialled again after a failure.
+const RETRY_AFTER: Duration = Duration::from_secs(20);
+
+/// Orders from a [`crate::TorrentHandle`].
+#[derive(Debug)]
+pub(crate) enum Control {
+    Pause,
+    Resume,
+    Stop(oneshot::Sender<()>),
+}
+
+/// A connection someone else dialled, with its handshake read.
+#[derive(Debug)]
+pub(crate) struct Incoming {
+    pub(crate) stream: tokio::net::TcpStream,
+    pub(crate) handshake: Handshake,
+    pub(crate) addr: SocketAddr,
+}
+
+struct Peer {
+    addr: SocketAddr,
+    /// Whether we dialled (and may dial again).
+    outgoing: bool,
+    id: Option<PeerId>,
+    commands: mpsc::UnboundedSender<Command>,
+    requests: Requests,
+    has: Bitfield,
+    /// Whether it sent a bitfield, have-all or have-none yet (only the first
+    /// message may).
+    said_pieces: bool,
+    fast: bool,
+    extended: bool,
+    reqq: usize,
+    am_choking: bool,
+    am_interested: bool,
+    peer_choking: bool,
+    peer_interested: bool,
+    down: Rate,
+    up: Rate,
+    /// Since when we wait for a block with requests out; `None` when none
+    /// are out.
+    waiting_since: Option<Instant>,
+    snubbed: bool,
+    unrequested: u32,
+    trust: i32,
+    connected_at: Instant,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Peer {
+    fn ready(&self) -> bool {
+        self.id.is_some()
+    }
+
+    /// Requests to keep in flight: the peer's rate times
+    /// [`REQUEST_QUEUE_TIME`], in blocks, within its `reqq`.
+    fn queue_depth(&self) -> usize {
+        if self.snubbed {
+            return 1;
+        }
+        let by_rate =
+            (self.down.per_second() * REQUEST_QUEUE_TIME / f64::from(BLOCK_SIZE)) as usize;
+        by_rate.clamp(MIN_QUEUE, MAX_QUEUE).min(self.reqq.max(1))
+    }
+
+    fn send(&self, message: Message) {
+        let _ = self.commands.send(Command::Send(message));
+    }
+}
+
+pub(crate) struct Torrent {
+    pub(crate) info_hash: InfoHash,
+    pub(crate) metainfo: Arc<Metainfo>,
+    pub(crate) config: Arc<SessionConfig>,
+    pub(crate) options: TorrentOptions,
+    pub(crate) port: u16,
+    pub(crate) disk: Disk,
+    pub(crate) disk_thread: Option<DiskThread>,
+    pub(crate) permits: Arc<Semaphore>,
+    pub(crate) events_tx: mpsc::Sender<Event>,
+    pub(crate) events_rx: mpsc::Receiver<Event>,
+    pub(crate) control: mpsc::Receiver<Control>,
+    pub(crate) incoming: mpsc::Receiver<Incoming>,
+    pub(crate) stats: watch::Sender<Stats>,
+    pub(crate) broadcast: broadcast::Sender<TorrentEvent>,
+    pub(crate) progress: watch::Sender<Progress>,
+    pub(crate) announcer: Option<mpsc::Sender<Order>>,
+}
+
+/// The torrent's running state, once its data is checked.
+struct Running {
+    picker: Picker,
+    choker: Choker,
+    peers: HashMap<PeerKey, Peer>,
+    next_key: PeerKey,
+    candidates: VecDeque<SocketAddr>,
+    /// Addresses connected, being dialled or queued.
+    known: HashSet<SocketAddr>,
+    /// Addresses that failed or left, and when they may be dialled again.
+    cooling: HashMap<SocketAddr, Instant>,
+    banned_ids: HashSet<PeerId>,
+    banned_addrs: HashSet<SocketAddr>,
+    down: Rate,
+    up: Rate,
+    wasted: u64,
+    hash_failures: u32,
+    paused: bool,
+    error: Option<String>,
+    ticks: u64,
+    /// Whether pieces were verified since resume data was last saved.
+    dirty: bool,
+}
+
+impl Torrent {
+    /// Checks the data on disk, then runs until stopped.
+    pub(crate) async fn run(mut self) {
+        let layout = self.metainfo.layout().clone();
+        let resume = self.options.resume_file.as_deref().and_then(|path| {
+            ResumeData::load(
+                path,
+                self.info_hash,
+                layout.num_pieces(),
+                self.metainfo.info().files().len(),
+            )
+        });
+        self.publish_state(TorrentState::Checking);
+        let have = match self.disk.check(resume).await {
+            Ok(have) => have,
+            Err(e) => {
+                let message = format!("cannot check the data on disk: {e}");
+                let _ = self.broadcast.send(TorrentEvent::Error(message.clone()));
+                self.publish_state(TorrentState::Error(message));
+                self.finish(None).await;
+                return;
+            }
+        };
+        let max_partial =
+            (self.options.memory_limit / layout.piece_length().max(1) as usize).max(2);
+        let picker = Picker::new(layout, &have, max_partial);
+        let mut run = Running {
+            picker,
+            choker: Choker::new(self.config.upload_slots),
+            peers: HashMap::new(),
+            next_key: 0,
+            candidates: VecDeque::new(),
+            known: HashSet::new(),
+            cooling: HashMap::new(),
+            banned_ids: HashSet::new(),
+            banned_addrs: HashSet::new(),
+            down: Rate::default(),
+            up: Rate::default(),
+            wasted: 0,
+            hash_failures: 0,
+            paused: false,
+            error: None,
+            ticks: 0,
+            dirty: false,
+        };
+        if run.picker.is_complete() {
+            let _ = self.broadcast.send(TorrentEvent::Finished);
+        }
+        self.update_progress(&run);
+        self.start_announcer();
+        for addr in self.options.peers.clone() {
+            self.add_candidate(&mut run, addr);
+        }
+        self.publish(&run);
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                Some(event) = self.events_rx.recv() => self.on_event(&mut run, event),
+                Some(incoming) = self.incoming.recv() => self.on_incoming(&mut run, incoming),
+                control = self.control.recv() => match control {
+                    Some(Control::Pause) => self.pause(&mut run),
+                    Some(Control::Resume) => {
+                        run.paused = false;
+                        for addr in self.options.peers.clone() {
+                            self.add_candidate(&mut run, addr);
+                        }
+                        self.publish(&run);
+                    }
+                    Some(Control::Stop(done)) => {
+                        self.finish(Some(&mut run)).await;
+                        let _ = done.send(());
+                        return;
+                    }
+                    None => {
+                        self.finish(Some(&mut run)).await;
+                        return;
+                    }
+                },
+                _ = tick.tick() => self.on_tick(&mut run),
+            }
+        }
+    }
+
+    fn start_announcer(&mut self) {
+        let tiers = self.metainfo.trackers();
+        if tiers.is_empty() {
+            return;
+        }
+        let (orders, rx) = mpsc::channel(4);
+        let announcer = crate::announce::Announcer {
+            tiers: tracker::TrackerTiers::new(tiers),
+            client: self.config.tracker_client.clone(),
+            info_hash: self.info_hash,
+            peer_id: self.config.peer_id,
+            port: self.port,
+            compact: self.options.compact,
+            key: rand::random(),
+            numwant: 50,
+            progress: self.progress.subscribe(),
+            peers: self.events_tx.clone(),
+            events: self.broadcast.clone(),
+        };
+        tokio::spawn(announcer.run(rx));
+        self.announcer = Some(orders);
+    }
+
+    /// Graceful end: connections closed, `stopped` announced, resume data
+    /// saved, the disk thread joined.
+    async fn finish(mut self, run: Option<&mut Running>) {
+        if let Some(run) = run {
+            // Dropping their command channels ends the connections.
+            run.peers.clear();
+            self.save_resume(run).await;
+            self.update_progress(run);
+        }
+        if let Some(orders) = self.announcer.take() {
+            let (done, wait) = oneshot::channel();
+            if orders.send(Order::Stop(done)).await.is_ok() {
+                let _ = tokio::time::timeout(Duration::from_secs(6), wait).await;
+            }
+        }
+        let mut stats = self.stats.borrow().clone();
+        if !matches!(stats.state, TorrentState::Error(_)) {
+            stats.state = TorrentState::Stopped;
+        }
+        stats.peers = 0;
+        stats.seeds = 0;
+        stats.download_rate = 0.0;
+        stats.upload_rate = 0.0;
+        // The disk thread ends once every `Disk` handle is gone: ours here,
+        // the connections' as they end (their events now go nowhere, so
+        // none waits on a full channel). It is joined off the runtime.
+        let Torrent {
+            disk,
+            disk_thread,
+            events_tx,
+            events_rx,
+            stats: stats_tx,
+            ..
+        } = self;
+        drop((disk, events_tx, events_rx));
+        if let Some(thread) = disk_thread {
+            let join = tokio::task::spawn_blocking(move || thread.join());
+            let _ = tokio::time::timeout(Duration::from_secs(30), join).await;
+        }
+        let _ = stats_tx.send(stats);
+    }
+
+    async fn save_resume(&self, run: &mut Running) {
+        let Some(path) = &self.options.resume_file else {
+            return;
+        };
+        match self.disk.resume_data(run.picker.have_vec()).await {
+            Ok(data) => {
+                let path = path.clone();
+                let saved = tokio::task::spawn_blocking(move || data.save(&path)).await;
+                match saved {
+                    Ok(Ok(())) => run.dirty = false,
+                    Ok(Err(e)) => tracing::warn!(error = %e, "cannot save resume data"),
+                    Err(e) => tracing::warn!(error = %e, "cannot save resume data"),
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot save resume data"),
+        }
+    }
+
+    fn pause(&mut self, run: &mut Running) {
+        run.paused = true;
+        let keys: Vec<PeerKey> = run.peers.keys().copied().collect();
+        for key in keys {
+            self.drop_peer(run, key, "paused");
+        }
+        run.candidates.clear();
+        self.publish(run);
+    }
+
+    fn add_candidate(&self, run: &mut Running, addr: SocketAddr) {
+        let ours =
+            addr.port() == self.port && (addr.ip().is_loopback() || addr.ip().is_unspecified());
+        if ours
+            || run.known.contains(&addr)
+            || run.banned_addrs.contains(&addr)
+            || run.cooling.get(&addr).is_some_and(|t| *t > Instant::now())
+        {
+            return;
+        }
+        run.known.insert(addr);
+        run.candidates.push_back(addr);
+    }
+
+    /// Dials candidates while there is room.
+    fn connect_more(&self, run: &mut Running) {
+        if run.paused || run.error.is_some() {
+            return;
+        }
+        while run.peers.len() < self.config.max_peers_per_torrent {
+            let Some(addr) = run.candidates.pop_front() else {
+                break;
+            };
+            let Ok(permit) = self.permits.clone().try_acquire_owned() else {
+                run.candidates.push_front(addr);
+                break;
+            };
+            self.spawn_peer(
+                run,
+                addr,
+                true,
+                permit,
+                Start::Connect {
+                    addr,
+                    timeout: self.config.connect_timeout,
+                },
+            );
+        }
+    }
+
+    fn spawn_peer(
+        &self,
+        run: &mut Running,
+        addr: SocketAddr,
+        outgoing: bool,
+        permit: OwnedSemaphorePermit,
+        start: Start,
+    ) {
+        let key = run.next_key;
+        run.next_key += 1;
+        let (commands, commands_rx) = mpsc::unbounded_channel();
+        let requests = Requests::default();
+        let num_pieces = run.picker.layout().num_pieces();
+        run.peers.insert(
+            key,
+            Peer {
+                addr,
+                outgoing,
+                id: None,
+                commands,
+                requests: requests.clone(),
+                has: Bitfield::new(num_pieces),
+                said_pieces: false,
+                fast: false,
+                extended: false,
+                reqq: DEFAULT_REQQ,
+                am_choking: true,
+                am_interested: false,
+                peer_choking: true,
+                peer_interested: false,
+                down: Rate::default(),
+                up: Rate::default(),
+                waiting_since: None,
+                snubbed: false,
+                unrequested: 0,
+                trust: 0,
+                connected_at: Instant::now(),
+                _permit: permit,
+            },
+        );
+        let link = Link {
+            key,
+            info_hash: self.info_hash,
+            our_id: self.config.peer_id,
+            num_pieces,
+            disk: self.disk.clone(),
+            events: self.events_tx.clone(),
+            commands: commands_rx,
+            requests,
+            faults: self.options.faults.clone(),
+            handshake_timeout: self.config.handshake_timeout,
+            idle_timeout: self.config.idle_timeout,
+        };
+        tokio::spawn(peer::run(link, start));
+    }
+
+    fn on_incoming(&self, run: &mut Running, incoming: Incoming) {
+        if run.paused || run.error.is_some() || run.peers.len() >= self.config.max_peers_per_torrent
+        {
+            return;
+        }
+        if run.banned_ids.contains(&incoming.handshake.peer_id) {
+            return;
+        }
+        let Ok(permit) = self.permits.clone().try_acquire_owned() else {
+            return;
+        };
+        let start = Start::Accepted {
+            stream: incoming.stream,
+            handshake: incoming.handshake,
+        };
+        self.spawn_peer(run, incoming.addr, false, permit, start);
+    }
+
+    fn on_event(&self, run: &mut Running, event: Event) {
+        match event {
+            Event::Ready { key, handshake } => self.on_ready(run, key, handshake),
+            Event::Message { key, message } => {
+                if let Err(reason) = self.on_message(run, key, message) {
+                    self.drop_peer(run, key, &reason);
+                }
+            }
+            Event::Block {
+                key,
+                block,
+                outcome,
+            } => self.on_block(run, key, block, outcome),
+            Event::Unrequested { key, bytes } => {
+                run.wasted += bytes;
+                if let Some(peer) = run.peers.get_mut(&key) {
+                    peer.unrequested += 1;
+                    if peer.unrequested > MAX_UNREQUESTED {
+                        self.drop_peer(run, key, "too many blocks we did not ask for");
+                    }
+                }
+            }
+            Event::Uploaded { key, bytes } => {
+                run.up.add(bytes);
+                if let Some(peer) = run.peers.get_mut(&key) {
+                    peer.up.add(bytes);
+                }
+            }
+            Event::Closed { key, reason } => self.forget_peer(run, key, &reason),
+            Event::Discovered(addrs) => {
+                if !run.paused {
+                    for addr in addrs {
+                        self.add_candidate(run, addr);
+                    }
+                    self.connect_more(run);
+                }
+            }
+        }
+    }
+
+    fn on_ready(&self, run: &mut Running, key: PeerKey, handshake: Handshake) {
+        let id = handshake.peer_id;
+        let reason = if id == self.config.peer_id {
+            Some("that is us")
+        } else if run.banned_ids.contains(&id) {
+            Some("banned")
+        } else if run.peers.values().any(|p| p.id == Some(id)) {
+            Some("already connected to this peer")
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            // Ourselves: never dial that address again.
+            if id == self.config.peer_id
+                && let Some(peer) = run.peers.get(&key)
+                && peer.outgoing
+            {
+                run.banned_addrs.insert(peer.addr);
+            }
+            self.drop_peer(run, key, reason);
+            return;
+        }
+        let complete = run.picker.is_complete();
+        let bitfield = run.picker.bitfield();
+        let have_count = run.picker.have_count();
+        let Some(peer) = run.peers.get_mut(&key) else {
+            return;
+        };
+        peer.id = Some(id);
+        peer.fast = handshake.reserved.fast();
+        peer.extended = handshake.reserved.extension_protocol();
+        if peer.fast && complete {
+            peer.send(Message::HaveAll);
+        } else if peer.fast && have_count == 0 {
+            peer.send(Message::HaveNone);
+        } else if have_count > 0 {
+            peer.send(Message::Bitfield(bitfield.to_bytes()));
+        }
+        if peer.extended {
+            let ours = ExtensionHandshake {
+                v: Some(concat!("btc ", env!("CARGO_PKG_VERSION")).to_string()),
+                reqq: Some(peer::MAX_SERVE_QUEUE as u32),
+                p: Some(self.port),
+                yourip: None,
+                ..ExtensionHandshake::default()
+            };
+            peer.send(Message::Extended {
+                id: 0,
+                payload: ours.encode(),
+            });
+        }
+        let addr = peer.addr;
+        tracing::debug!(%addr, "peer connected");
+        let _ = self.broadcast.send(TorrentEvent::PeerConnected { addr });
+    }
+
+    fn on_message(&self, run: &mut Running, key: PeerKey, message: Message) -> Result<(), String> {
+        let num_pieces = run.picker.layout().num_pieces();
+        let Some(peer) = run.peers.get_mut(&key) else {
+            return Ok(());
+        };
+        let first = !peer.said_pieces;
+        match message {
+            Message::KeepAlive | Message::Piece { .. } | Message::Port(_) | Message::Suggest(_) => {
+            }
+            Message::Unknown { .. } | Message::AllowedFast(_) => {}
+            Message::Choke => {
+                peer.peer_choking = true;
+                if !peer.fast {
+                    // Without the fast extension a choke drops every request.
+                    let withdrawn: Vec<BlockRef> = peer::lock(&peer.requests).drain().collect();
+                    peer.waiting_since = None;
+                    for block in withdrawn {
+                        run.picker.withdrawn(key, block);
+                    }
+                }
+            }
+            Message::Unchoke => {
+                peer.peer_choking = false;
+                self.fill(run, key);
+            }
+            Message::Interested => {
+                peer.peer_interested = true;
+                // A free upload slot is given at once rather than at the
+                // next round, so a newcomer starts without waiting.
+                let unchoked = run.peers.values().filter(|p| !p.am_choking).count();
+                if unchoked < self.config.upload_slots {
+                    self.set_choke(run, key, false);
+                }
+            }
+            Message::NotInterested => peer.peer_interested = false,
+            Message::Have(piece) => {
+                if piece >= num_pieces {
+                    return Err(format!("have for piece {piece} of {num_pieces}"));
+                }
+                peer.said_pieces = true;
+                if !peer.has.get(piece) {
+                    peer.has.set(piece);
+                    run.picker.add_have(piece);
+                    self.after_pieces_changed(run, key);
+                }
+            }
+            Message::Bitfield(bytes) => {
+                if !first {
+                    return Err("bitfield after the first message".into());
+                }
+                let has = Bitfield::from_bytes(&bytes, num_pieces).map_err(|e| e.to_string())?;
+                self.set_pieces(run, key, has);
+            }
+            Message::HaveAll | Message::HaveNone => {
+                if !peer.fast {
+                    return Err("have-all or have-none without the fast extension".into());
+                }
+                if !first {
+                    return Err("have-all or have-none after the first message".into());
+                }
+                let has = if matches!(message, Message::HaveAll) {
+                    Bitfield::full(num_pieces)
+                } else {
+                    Bitfield::new(num_pieces)
+                };
+                self.set_pieces(run, key, has);
+            }
+            Message::Request(block) => self.on_request(run, key, block)?,
+            Message::Cancel(block) => {
+                let _ = peer.commands.send(Command::Unserve(block));
+            }
+            Message::Reject(block) => {
+                if !peer.fast {
+                    return Err("reject without the fast extension".into());
+                }
+                if peer::lock(&peer.requests).remove(&block) {
+                    run.picker.withdrawn(key, block);
+                    self.fill(run, key);
+                }
+            }
+            Message::Extended { id, payload } => {
+                if id == 0 && peer.extended {
+                    // A malformed extension handshake is ignored, as other
+                    // clients do; only `reqq` matters here.
+                    if let Ok(theirs) = ExtensionHandshake::decode(&payload)
+                        && let Some(reqq) = theirs.reqq
+                    {
+                        peer.reqq = (reqq as usize).clamp(1, MAX_QUEUE);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn set_pieces(&self, run: &mut Running, key: PeerKey, has: Bitfield) {
+        let Some(peer) = run.peers.get_mut(&key) else {
+            return;
+        };
+        peer.said_pieces = true;
+        run.picker.remove_peer(&peer.has);
+        run.picker.add_peer(&has);
+        peer.has = has;
+        self.after_pieces_changed(run, key);
+    }
+
+    /// A peer's pieces changed: both seeds means nothing to trade; else our
+    /// interest, then requests.
+    fn after_pieces_changed(&self, run: &mut Running, key: PeerKey) {
+        let Some(peer) = run.peers.get(&key) else {
+            return;
+        };
+        if run.picker.is_complete() && peer.has.is_full() {
+            self.drop_peer(run, key, "both are seeds");
+            return;
+        }
+        self.update_interest(run, key);
+        self.fill(run, key);
+    }
+
+    fn update_interest(&self, run: &mut Running, key: PeerKey) {
+        let Some(peer) = run.peers.get_mut(&key) else {
+            return;
+        };
+        let interested = run.error.is_none() && run.picker.is_interesting(&peer.has);
+        if interested != peer.am_interested {
+            peer.am_interested = interested;
+            peer.send(if interested {
+                Message::Interested
+            } else {
+                Message::NotInterested
+            });
+        }
+    }
+
+    fn on_request(&self, run: &mut Running, key: PeerKey, block: BlockRef) -> Result<(), String> {
+        let layout = run.picker.layout();
+        if layout
+            .check_range(block.piece, block.offset, block.length)
+            .is_none()
+        {
+            return Err(format!(
+                "request outside the torrent: piece {} offset {} length {}",
+                block.piece, block.offset, block.length
+            ));
+        }
+        let have = run.picker.has(block.piece);
+        let Some(peer) = run.peers.get(&key) else {
+            return Ok(());
+        };
+        if peer.am_choking || !have || block.length > BLOCK_SIZE || run.error.is_some() {
+            // BEP 6: refused requests are rejected; without it, ignored.
+            if peer.fast {
+                peer.send(Message::Reject(block));
+            }
+            return Ok(());
+        }
+        let _ = peer.commands.send(Command::Serve(block));
+        Ok(())
+    }
+
+    /// Asks `key` for more blocks, up to its queue depth.
+    fn fill(&self, run: &mut Running, key: PeerKey) {
+        if run.paused || run.error.is_some() {
+            return;
+        }
+        let Some(peer) = run.peers.get_mut(&key) else {
+            return;
+        };
+        if !peer.ready() || peer.peer_choking || !peer.am_interested {
+            return;
+        }
+        let depth = peer.queue_depth();
+        let mut requests = peer::lock(&peer.requests);
+        let room = depth.saturating_sub(requests.len());
+        // Top up in batches, not one block per block received.
+        if room == 0 || (room < depth / 4 && !requests.is_empty()) {
+            return;
+        }
+        let picked = run.picker.pick(key, &peer.has, room);
+        if picked.is_empty() {
+            return;
+        }
+        if requests.is_empty() {
+            peer.waiting_since = Some(Instant::now());
+        }
+        for block in picked {
+            requests.insert(block);
+            let _ = peer.commands.send(Command::Send(Message::Request(block)));
+        }
+    }
+
+    fn on_block(
+        &self,
+        run: &mut Running,
+        key: PeerKey,
+        block: BlockRef,
+        outcome: Result<BlockOutcome, DiskError>,
+    ) {
+        let bytes = u64::from(block.length);
+        let outcome = match outcome {
+            Ok(outcome) => outcome,
+            Err(DiskError::Block(AssemblyError::Full { .. })) => {
+                // The memory bound: the block is dropped and asked for again.
+                run.picker.withdrawn(key, block);
+                run.wasted += bytes;
+                return;
+            }
+            Err(DiskError::Block(e)) => {
+                self.drop_peer(run, key, &format!("bad block: {e}"));
+                return;
+            }
+            Err(e) => {
+                self.fail(run, format!("{e}"));
+                return;
+            }
+        };
+        if let Some(peer) = run.peers.get_mut(&key) {
+            peer.down.add(bytes);
+            peer.snubbed = false;
+            peer.waiting_since = if peer::lock(&peer.requests).is_empty() {
+                None
+            } else {
+                Some(Instant::now())
+            };
+        }
+        run.down.add(bytes);
+        match outcome {
+            BlockOutcome::Duplicate => run.wasted += bytes,
+            BlockOutcome::AlreadyVerified(piece) => {
+                run.wasted += bytes;
+                if !run.picker.has(piece) {
+                    self.piece_verified(run, piece);
+                }
+            }
+            BlockOutcome::Stored
+            | BlockOutcome::PieceVerified(_)
+            | BlockOutcome::PieceFailed(_) => {
+                match run.picker.delivered(key, block) {
+                    Delivered::Duplicate => run.wasted += bytes,
+                    Delivered::New { cancel } => {
+                        for other in cancel {
+                            if let Some(peer) = run.peers.get(&other)
+                                && peer::lock(&peer.requests).remove(&block)
+                            {
+                                peer.send(Message::Cancel(block));
+                            }
+                        }
+                    }
+                }
+                match outcome {
+                    BlockOutcome::PieceVerified(piece) => self.piece_verified(run, piece),
+                    BlockOutcome::PieceFailed(piece) => self.piece_failed(run, piece),
+                    _ => {}
+                }
+            }
+        }
+        self.fill(run, key);
+    }
+
+    fn piece_verified(&self, run: &mut Running, piece: u32) {
+        let contributors = run.picker.verified(piece);
+        run.dirty = true;
+        for key in contributors {
+            if let Some(peer) = run.peers.get_mut(&key) {
+                peer.trust = (peer.trust + 1).min(MAX_TRUST);
+            }
+        }
+        let _ = self.broadcast.send(TorrentEvent::PieceVerified(piece));
+        let keys: Vec<PeerKey> = run.peers.keys().copied().collect();
+        for key in keys {
+            if let Some(peer) = run.peers.get(&key)
+                && peer.ready()
+            {
+                peer.send(Message::Have(piece));
+                if peer.am_interested && !run.picker.is_interesting(&peer.has) {
+                    self.update_interest(run, key);
+                }
+            }
+        }
+        self.update_progress(run);
+        if run.picker.is_complete() {
+            tracing::info!(name = %self.metainfo.info().name(), "download complete");
+            let _ = self.broadcast.send(TorrentEvent::Finished);
+            if let Some(orders) = &self.announcer {
+                let _ = orders.try_send(Order::Completed);
+            }
+            // Seeds have nothing to give each other.
+            let seeds: Vec<PeerKey> = run
+                .peers
+                .iter()
+                .filter(|(_, p)| p.has.is_full())
+                .map(|(k, _)| *k)
+                .collect();
+            for key in seeds {
+                self.drop_peer(run, key, "both are seeds");
+            }
+            self.publish(run);
+        }
+    }
+
+    fn piece_failed(&self, run: &mut Running, piece: u32) {
+        let contributors = run.picker.failed(piece);
+        run.hash_failures += 1;
+        run.wasted += u64::from(run.picker.layout().piece_len(piece).unwrap_or(0));
+        let mut distinct: Vec<PeerKey> = contributors.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        let addrs = distinct
+            .iter()
+            .filter_map(|k| run.peers.get(k).map(|p| p.addr))
+            .collect();
+        tracing::info!(piece, peers = ?addrs, "piece failed its hash check");
+        let _ = self.broadcast.send(TorrentEvent::HashFailed {
+            piece,
+            peers: addrs,
+        });
+        let alone = distinct.len() == 1;
+        for key in distinct {
+            let Some(peer) = run.peers.get_mut(&key) else {
+                continue;
+            };
+            peer.trust -= TRUST_LOST_PER_FAILURE;
+            if alone || peer.trust <= BAN_AT_TRUST {
+                self.ban(run, key);
+            }
+        }
+    }
+
+    fn ban(&self, run: &mut Running, key: PeerKey) {
+        let Some(peer) = run.peers.get(&key) else {
+            return;
+        };
+        if let Some(id) = peer.id {
+            run.banned_ids.insert(id);
+        }
+        if peer.outgoing {
+            run.banned_addrs.insert(peer.addr);
+        }
+        let addr = peer.addr;
+        tracing::warn!(%addr, "banned for sending data that failed its hash check");
+        let _ = self.broadcast.send(TorrentEvent::PeerBanned { addr });
+        self.drop_peer(run, key, "banned: sent bad data");
+    }
+
+    /// Stops the torrent on an error it cannot go on from.
+    fn fail(&self, run: &mut Running, message: String) {
+        if run.error.is_some() {
+            return;
+        }
+        tracing::error!(%message, "torrent stopped");
+        run.error = Some(message.clone());
+        let _ = self.broadcast.send(TorrentEvent::Error(message));
+        let keys: Vec<PeerKey> = run.peers.keys().copied().collect();
+        for key in keys {
+            self.drop_peer(run, key, "the torrent stopped on an error");
+        }
+        self.publish(run);
+    }
+
+    fn set_choke(&self, run: &mut Running, key: PeerKey, choke: bool) {
+        let Some(peer) = run.peers.get_mut(&key) else {
+            return;
+        };
+        if peer.am_choking == choke || !peer.ready() {
+            return;
+        }
+        peer.am_choking = choke;
+        if choke {
+            let _ = peer.commands.send(Command::Choke { reject: peer.fast });
+        } else {
+            peer.send(Message::Unchoke);
+        }
+    }
+
+    /// Closes a connection from our side.
+    fn drop_peer(&self, run: &mut Running, key: PeerKey, reason: &str) {
+        // Dropping its command channel ends the connection task.
+        self.forget_peer(run, key, reason);
+    }
+
+    /// Removes a peer, gives its requests back to the picker and its
+    /// availability up.
+    fn forget_peer(&self, run: &mut Running, key: PeerKey, reason: &str) {
+        let Some(peer) = run.peers.remove(&key) else {
+            return;
+        };
+        for block in peer::lock(&peer.requests).drain() {
+            run.picker.withdrawn(key, block);
+        }
+        run.picker.remove_peer(&peer.has);
+        run.known.remove(&peer.addr);
+        if peer.outgoing {
+            run.cooling.insert(peer.addr, Instant::now() + RETRY_AFTER);
+        }
+        if peer.ready() {
+            tracing::debug!(addr = %peer.addr, %reason, "peer dropped");
+            let _ = self.broadcast.send(TorrentEvent::PeerDropped {
+                addr: peer.addr,
+                reason: reason.to_string(),
+            });
+        }
+        // Its blocks may now be asked of others.
+        let keys: Vec<PeerKey> = run.peers.keys().copied().collect();
+        for other in keys {
+            self.fill(run, other);
+        }
+    }
+
+    fn on_tick(&mut self, run: &mut Running) {
+        run.ticks += 1;
+        run.down.tick();
+        run.up.tick();
+        let now = Instant::now();
+        let mut snubbed = Vec::new();
+        for (key, peer) in run.peers.iter_mut() {
+            peer.down.tick();
+            peer.up.tick();
+            if let Some(since) = peer.waiting_since
+                && now.duration_since(since) > self.config.snub_timeout
+                && !peer.snubbed
+            {
+                snubbed.push(*key);
+            }
+        }
+        for key in snubbed {
+            self.snub(run, key);
+        }
+        if run.ticks.is_multiple_of(CHOKE_EVERY) {
+            self.choke_round(run);
+        }
+        if run.ticks.is_multiple_of(REPLACE_EVERY) {
+            self.replace_slowest(run);
+        }
+        // Direct peers are dialled again after they leave.
+        run.cooling.retain(|_, until| *until > now);
+        if !run.paused {
+            for addr in self.options.peers.clone() {
+                self.add_candidate(run, addr);
+            }
+        }
+        self.connect_more(run);
+        if run.ticks.is_multiple_of(SAVE_EVERY) && run.dirty {
+            // Saved from its own task so the torrent task never waits on the
+            // disk; the next save covers anything newer.
+            if let Some(path) = self.options.resume_file.clone() {
+                let disk = self.disk.clone();
+                let have = run.picker.have_vec();
+                run.dirty = false;
+                tokio::spawn(async move {
+                    if let Ok(data) = disk.resume_data(have).await {
+                        let _ = tokio::task::spawn_blocking(move || data.save(&path)).await;
+                    }
+                });
+            }
+        }
+        self.update_progress(run);
+        self.publish(run);
+    }
+
+    /// A peer that sent nothing for a while after being asked: its requests
+    /// go to others, and it gets one at a time until it sends again.
+    fn snub(&self, run: &mut Running, key: PeerKey) {
+        let Some(peer) = run.peers.get_mut(&key) else {
+            return;
+        };
+        tracing::debug!(addr = %peer.addr, "peer snubbed");
+        peer.snubbed = true;
+        peer.waiting_since = None;
+        let withdrawn: Vec<BlockRef> = peer::lock(&peer.requests).drain().collect();
+        for block in &withdrawn {
+            peer.send(Message::Cancel(*block));
+        }
+        for block in withdrawn {
+            run.picker.withdrawn(key, block);
+        }
+        let keys: Vec<PeerKey> = run.peers.keys().copied().collect();
+        for other in keys {
+            self.fill(run, other);
+        }
+    }
+
+    fn choke_round(&self, run: &mut Running) {
+        let seeding = run.picker.is_complete();
+        let candidates: Vec<Candidate> = run
+            .peers
+            .iter()
+            .filter(|(_, p)| p.ready())
+            .map(|(key, p)| Candidate {
+                key: *key,
+                interested: p.peer_interested,
+                rate: if seeding {
+                    p.up.per_second()
+                } else {
+                    p.down.per_second()
+                },
+                snubbed: p.snubbed,
+            })
+            .collect();
+        let unchoke = run.choker.round(&candidates);
+        let keys: Vec<PeerKey> = run.peers.keys().copied().collect();
+        for key in keys {
+            self.set_choke(run, key, !unchoke.contains(&key));
+        }
+    }
+
+    /// At the peer limit with addresses waiting, the slowest downloader (not
+    /// new, not a fresh optimistic unchoke) makes room for a new peer.
+    fn replace_slowest(&self, run: &mut Running) {
+        if run.candidates.is_empty()
+            || run.peers.len() < self.config.max_peers_per_torrent
+            || run.picker.is_complete()
+        {
+            return;
+        }
+        let now = Instant::now();
+        let slowest = run
+            .peers
+            .iter()
+            .filter(|(_, p)| {
+                now.duration_since(p.connected_at) > Duration::from_secs(REPLACE_EVERY)
+            })
+            .min_by(|a, b| a.1.down.per_second().total_cmp(&b.1.down.per_second()))
+            .map(|(k, _)| *k);
+        if let Some(key) = slowest {
+            self.drop_peer(run, key, "replaced by a faster peer");
+        }
+    }
+
+    fn update_progress(&self, run: &Running) {
+        let _ = self.progress.send(Progress {
+            uploaded: run.up.total(),
+            downloaded: run.down.total(),
+            left: run.picker.bytes_left(),
+        });
+    }
+
+    fn publish_state(&self, state: TorrentState) {
+        self.stats.send_modify(|s| s.state = state);
+    }
+
+    fn publish(&self, run: &Running) {
+        let state = if let Some(e) = &run.error {
+            TorrentState::Error(e.clone())
+        } else if run.paused {
+            TorrentState::Paused
+        } else if run.picker.is_complete() {
+            TorrentState::Seeding
+        } else {
+            TorrentState::Downloading
+        };
+        let layout = run.picker.layout();
+        let left = run.picker.bytes_left();
+        let stats = Stats {
+            state,
+            pieces_have: run.picker.have_count(),
+            pieces_total: layout.num_pieces(),
+            bytes_left: left,
+            bytes_total: layout.total_length(),
+            downloaded: run.down.total(),
+            uploaded: run.up.total(),
+            wasted: run.wasted,
+            download_rate: run.down.per_second(),
+            upload_rate: run.up.per_second(),
+            peers: run.peers.values().filter(|p| p.ready()).count(),
+            seeds: run
+                .peers
+                .values()
+                .filter(|p| p.ready() && p.has.is_full())
+                .count(),
+            candidates: run.candidates.len(),
+            hash_failures: run.hash_failures,
+            banned: run.banned_ids.len(),
+            eta: if left == 0 { None } else { run.down.eta(left) },
+        };
+        self.stats.send_if_modified(|old| {
+            if *old == stats {
+                false
+            } else {
+                *old = stats;
+                true
+            }
+        });
+    }
+}

@@ -1,0 +1,203 @@
+//! End-to-end: btc sessions trading over real sockets on 127.0.0.1, with
+//! the tracker crate's server in process.
+
+#![allow(clippy::unwrap_used)] // test code: a panic is a failure report
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use engine::{Faults, Session, SessionConfig, TorrentHandle, TorrentOptions, TorrentState};
+use metainfo::{Metainfo, TorrentBuilder};
+use rand::{Rng as _, SeedableRng as _};
+use tracker::{HttpTracker, TrackerConfig};
+
+mod swarm;
+
+/// Generated content on disk and its torrent.
+struct Content {
+    /// Holds the content under `dir/<name>`.
+    dir: tempfile::TempDir,
+    torrent: Metainfo,
+    /// Relative paths (under the download folder) and bytes.
+    files: Vec<(PathBuf, Vec<u8>)>,
+}
+
+/// Makes a multi-file torrent named `content` from files of these sizes,
+/// with bytes from `seed`.
+fn content(sizes: &[usize], piece_length: u64, trackers: &[String], seed: u64) -> Content {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("content");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut files = Vec::new();
+    for (i, size) in sizes.iter().enumerate() {
+        let relative = PathBuf::from(format!("content/d{}/f{i:02}.bin", i % 2));
+        let path = dir.path().join(&relative);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let mut data = vec![0u8; *size];
+        rng.fill(&mut data[..]);
+        std::fs::write(&path, &data).unwrap();
+        files.push((relative, data));
+    }
+    let mut builder = TorrentBuilder::new(&root).piece_length(piece_length);
+    if !trackers.is_empty() {
+        builder = builder.tracker_tier(trackers.to_vec());
+    }
+    let torrent = builder.build(|_, _| {}).unwrap();
+    Content {
+        dir,
+        torrent,
+        files,
+    }
+}
+
+impl Content {
+    /// Options to seed this content from where it was made.
+    fn seed_options(&self) -> TorrentOptions {
+        TorrentOptions::new(self.dir.path())
+    }
+
+    /// Asserts that `dir` holds every file byte for byte.
+    fn assert_downloaded(&self, dir: &Path) {
+        for (relative, data) in &self.files {
+            let got = std::fs::read(dir.join(relative))
+                .unwrap_or_else(|e| panic!("{}: {e}", relative.display()));
+            assert!(got == *data, "{} differs", relative.display());
+        }
+    }
+}
+
+/// A session on 127.0.0.1 with timings fit for tests.
+async fn session() -> Session {
+    Session::start(SessionConfig {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        snub_timeout: Duration::from_secs(5),
+        ..SessionConfig::default()
+    })
+    .await
+    .unwrap()
+}
+
+/// An in-process tracker that tells peers to come back every second.
+async fn tracker() -> HttpTracker {
+    HttpTracker::bind(
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        TrackerConfig {
+            interval: 1,
+            min_interval: 1,
+            ..TrackerConfig::default()
+        },
+    )
+    .await
+    .unwrap()
+}
+
+/// Waits (at most a minute) for `handle` to have every piece.
+async fn complete(handle: &TorrentHandle) {
+    match tokio::time::timeout(Duration::from_secs(60), handle.wait_complete()).await {
+        Ok(result) => result.unwrap(),
+        Err(_) => panic!("not complete after 60 s: {:?}", handle.stats()),
+    }
+}
+
+/// Waits (at most a minute) until `pred` holds for the handle's stats.
+async fn wait_for(handle: &TorrentHandle, what: &str, pred: impl Fn(&engine::Stats) -> bool) {
+    let mut watch = handle.watch();
+    let waited = tokio::time::timeout(Duration::from_secs(60), watch.wait_for(|s| pred(s))).await;
+    assert!(
+        matches!(waited, Ok(Ok(_))),
+        "{what}: not after 60 s: {:?}",
+        handle.stats()
+    );
+}
+
+const SIZES: [usize; 6] = [0, 1, 100_000, 300_000, 16 * 1024, 700_001];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leecher_downloads_a_multi_file_torrent_from_a_seeder_through_a_tracker() {
+    let tracker = tracker().await;
+    let content = content(&SIZES, 32 * 1024, &[tracker.announce_url()], 1);
+    let seeder = session().await;
+    let seed = seeder
+        .add(content.torrent.clone(), content.seed_options())
+        .await
+        .unwrap();
+    wait_for(&seed, "the seeder checks its data", |s| {
+        s.state == TorrentState::Seeding
+    })
+    .await;
+
+    let leecher = session().await;
+    let target = tempfile::tempdir().unwrap();
+    let leech = leecher
+        .add(content.torrent.clone(), TorrentOptions::new(target.path()))
+        .await
+        .unwrap();
+    complete(&leech).await;
+    content.assert_downloaded(target.path());
+    let stats = leech.stats();
+    assert_eq!(stats.bytes_left, 0);
+    assert_eq!(stats.pieces_have, stats.pieces_total);
+    assert_eq!(stats.hash_failures, 0);
+    leecher.shutdown().await;
+    seeder.shutdown().await;
+    tracker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_peers_work_without_any_tracker() {
+    let content = content(&[200_000], 16 * 1024, &[], 2);
+    let seeder = session().await;
+    seeder
+        .add(content.torrent.clone(), content.seed_options())
+        .await
+        .unwrap();
+    let leecher = session().await;
+    let target = tempfile::tempdir().unwrap();
+    let mut options = TorrentOptions::new(target.path());
+    options.peers = vec![seeder.local_addr()];
+    let leech = leecher.add(content.torrent.clone(), options).await.unwrap();
+    complete(&leech).await;
+    content.assert_downloaded(target.path());
+    leecher.shutdown().await;
+    seeder.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_liar_is_banned_and_the_download_completes_from_honest_peers() {
+    let content = content(&[400_000], 16 * 1024, &[], 3);
+    let liar = session().await;
+    let mut lying = content.seed_options();
+    lying.faults = Faults {
+        corrupt_uploads: true,
+        ..Faults::default()
+    };
+    liar.add(content.torrent.clone(), lying).await.unwrap();
+    let honest = session().await;
+    honest
+        .add(content.torrent.clone(), content.seed_options())
+        .await
+        .unwrap();
+
+    let leecher = session().await;
+    let target = tempfile::tempdir().unwrap();
+    let mut options = TorrentOptions::new(target.path());
+    options.peers = vec![liar.local_addr(), honest.local_addr()];
+    let leech = leecher.add(content.torrent.clone(), options).await.unwrap();
+    let mut events = leech.events();
+    complete(&leech).await;
+    content.assert_downloaded(target.path());
+    let stats = leech.stats();
+    assert!(stats.hash_failures >= 1, "{stats:?}");
+    assert_eq!(stats.banned, 1, "{stats:?}");
+    let mut banned = Vec::new();
+    while let Ok(event) = events.try_recv() {
+        if let engine::TorrentEvent::PeerBanned { addr } = event {
+            banned.push(addr);
+        }
+    }
+    assert_eq!(banned, vec![liar.local_addr()]);
+    leecher.shutdown().await;
+    liar.shutdown().await;
+    honest.shutdown().await;
+}

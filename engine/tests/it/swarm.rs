@@ -1,0 +1,1 @@
+//! Swarms of several sessions.
