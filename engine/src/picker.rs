@@ -480,3 +480,230 @@ impl Picker {
         assert_eq!(have, self.have);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::collections::{BTreeMap, HashSet};
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn layout(pieces: u32, piece_length: u32) -> Layout {
+        Layout::new(
+            u64::from(piece_length),
+            [u64::from(pieces) * u64::from(piece_length) - 100],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn rarest_pieces_come_first_once_a_few_are_had() {
+        let layout = layout(10, BLOCK);
+        let mut have = vec![false; 10];
+        have[..4].fill(true);
+        let mut picker = Picker::new(layout, &have, 100);
+        // Three peers have everything; one more has piece 7 and 8 only.
+        for _ in 0..3 {
+            picker.add_peer(&Bitfield::full(10));
+        }
+        let mut some = Bitfield::new(10);
+        some.set(7);
+        some.set(8);
+        picker.add_peer(&some);
+        // Pieces 4, 5, 6 and 9 are held by 3 peers, 7 and 8 by 4: the rarest
+        // first.
+        let picked: HashSet<u32> = picker
+            .pick(1, &Bitfield::full(10), 4)
+            .iter()
+            .map(|b| b.piece)
+            .collect();
+        assert_eq!(picked, HashSet::from([4, 5, 6, 9]));
+        picker.check_invariants();
+    }
+
+    const BLOCK: u32 = metainfo::BLOCK_SIZE;
+
+    #[test]
+    fn partial_pieces_are_finished_before_new_ones_start() {
+        let layout = layout(8, 4 * BLOCK);
+        let mut picker = Picker::new(layout, &[], 100);
+        let all = Bitfield::full(8);
+        picker.add_peer(&all);
+        let first = picker.pick(1, &all, 2);
+        assert_eq!(first.len(), 2);
+        assert_eq!(first[0].piece, first[1].piece);
+        // Peer 1 leaves: its blocks go back, and the next peer finishes
+        // that piece before starting another.
+        for block in &first {
+            picker.withdrawn(1, *block);
+        }
+        let next = picker.pick(2, &all, 4);
+        assert!(next.iter().all(|b| b.piece == first[0].piece), "{next:?}");
+        picker.check_invariants();
+    }
+
+    #[test]
+    fn endgame_asks_one_more_peer_and_cancels_the_copy() {
+        let layout = layout(1, 2 * BLOCK);
+        let mut picker = Picker::new(layout, &[], 100);
+        let all = Bitfield::full(1);
+        let blocks = picker.pick(1, &all, 10);
+        assert_eq!(blocks.len(), 2);
+        assert!(picker.in_endgame());
+        // A second peer gets the same two blocks; a third gets none (at
+        // most two askers per block).
+        let copies = picker.pick(2, &all, 10);
+        assert_eq!(copies.len(), 2);
+        assert!(picker.pick(3, &all, 10).is_empty());
+        assert!(
+            picker.pick(1, &all, 10).is_empty(),
+            "never twice of one peer"
+        );
+        assert_eq!(
+            picker.delivered(2, blocks[0]),
+            Delivered::New { cancel: vec![1] }
+        );
+        assert_eq!(picker.delivered(1, blocks[0]), Delivered::Duplicate);
+        picker.check_invariants();
+        assert_eq!(
+            picker.delivered(1, blocks[1]),
+            Delivered::New { cancel: vec![2] }
+        );
+        assert_eq!(picker.verified(0), vec![2, 1]);
+        assert!(picker.is_complete());
+        assert!(picker.pick(2, &all, 10).is_empty());
+        picker.check_invariants();
+    }
+
+    #[test]
+    fn a_failed_piece_is_downloaded_again_and_names_its_senders() {
+        let layout = layout(2, 2 * BLOCK);
+        let mut picker = Picker::new(layout, &[], 100);
+        let all = Bitfield::full(2);
+        let blocks = picker.pick(7, &all, 2);
+        for block in &blocks {
+            picker.delivered(7, *block);
+        }
+        assert_eq!(picker.failed(blocks[0].piece), vec![7, 7]);
+        picker.check_invariants();
+        let again = picker.pick(8, &all, 4);
+        assert!(again.iter().any(|b| b.piece == blocks[0].piece));
+        assert_eq!(picker.have_count(), 0);
+        picker.check_invariants();
+    }
+
+    #[test]
+    fn the_number_of_partial_pieces_is_bounded() {
+        let layout = layout(10, 4 * BLOCK);
+        let mut picker = Picker::new(layout, &[], 2);
+        let all = Bitfield::full(10);
+        let picked = picker.pick(1, &all, 100);
+        let pieces: HashSet<u32> = picked.iter().map(|b| b.piece).collect();
+        assert_eq!(pieces.len(), 2);
+        assert_eq!(picked.len(), 8);
+    }
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Pick { peer: u64, want: usize },
+        Deliver { peer: u64, nth: usize },
+        Withdraw { peer: u64, nth: usize },
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (0..4u64, 1..20usize).prop_map(|(peer, want)| Op::Pick { peer, want }),
+            (0..4u64, 0..50usize).prop_map(|(peer, nth)| Op::Deliver { peer, nth }),
+            (0..4u64, 0..50usize).prop_map(|(peer, nth)| Op::Withdraw { peer, nth }),
+        ]
+    }
+
+    proptest! {
+        /// Whatever peers do, the invariants hold, a block is never asked
+        /// twice of one peer, and the download completes once every peer
+        /// delivers what it was asked.
+        #[test]
+        fn any_sequence_keeps_the_books_straight_and_completes(
+            pieces in 1..12u32,
+            blocks_per_piece in 1..4u32,
+            ops in proptest::collection::vec(op(), 0..200),
+            max_partial in 1..6usize,
+        ) {
+            let layout = Layout::new(
+                u64::from(blocks_per_piece * BLOCK),
+                [u64::from(pieces * blocks_per_piece * BLOCK) - 1],
+            ).unwrap();
+            let mut picker = Picker::new(layout.clone(), &[], max_partial);
+            let all = Bitfield::full(pieces);
+            for _ in 0..4 {
+                picker.add_peer(&all);
+            }
+            // What each peer was asked and has not answered.
+            let mut asked: BTreeMap<u64, Vec<BlockRef>> = BTreeMap::new();
+            // Blocks of each piece received.
+            let mut received: BTreeMap<u32, HashSet<u32>> = BTreeMap::new();
+            let mut deliver = |picker: &mut Picker, peer: u64, block: BlockRef,
+                               received: &mut BTreeMap<u32, HashSet<u32>>,
+                               asked: &mut BTreeMap<u64, Vec<BlockRef>>| {
+                if let Delivered::New { cancel } = picker.delivered(peer, block) {
+                    for other in cancel {
+                        let list = asked.entry(other).or_default();
+                        list.retain(|b| *b != block);
+                    }
+                    let got = received.entry(block.piece).or_default();
+                    got.insert(block.offset);
+                    if got.len() as u32 == layout.num_blocks(block.piece).unwrap() {
+                        received.remove(&block.piece);
+                        picker.verified(block.piece);
+                    }
+                }
+            };
+            for op in ops {
+                match op {
+                    Op::Pick { peer, want } => {
+                        let picked = picker.pick(peer, &all, want);
+                        let list = asked.entry(peer).or_default();
+                        for block in picked {
+                            prop_assert!(!list.contains(&block), "asked twice of {}", peer);
+                            list.push(block);
+                        }
+                    }
+                    Op::Deliver { peer, nth } => {
+                        let list = asked.entry(peer).or_default();
+                        if !list.is_empty() {
+                            let block = list.remove(nth % list.len());
+                            deliver(&mut picker, peer, block, &mut received, &mut asked);
+                        }
+                    }
+                    Op::Withdraw { peer, nth } => {
+                        let list = asked.entry(peer).or_default();
+                        if !list.is_empty() {
+                            let block = list.remove(nth % list.len());
+                            picker.withdrawn(peer, block);
+                        }
+                    }
+                }
+                picker.check_invariants();
+            }
+            // Now every peer answers everything, and asks until done.
+            for _ in 0..10_000 {
+                if picker.is_complete() {
+                    break;
+                }
+                for peer in 0..4 {
+                    let picked = picker.pick(peer, &all, 8);
+                    asked.entry(peer).or_default().extend(picked);
+                    while let Some(block) = asked.entry(peer).or_default().pop() {
+                        deliver(&mut picker, peer, block, &mut received, &mut asked);
+                    }
+                }
+                picker.check_invariants();
+            }
+            prop_assert!(picker.is_complete());
+            prop_assert_eq!(picker.bytes_left(), 0);
+        }
+    }
+}

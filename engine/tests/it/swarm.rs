@@ -1,1 +1,148 @@
-//! Swarms of several sessions.
+//! Swarms of several sessions: leechers trading among themselves, late
+//! seeders, peers that leave mid-piece.
+
+use super::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leechers_trade_among_themselves_when_the_seeder_is_slow() {
+    let tracker = tracker().await;
+    // 2 MiB in 64 pieces; the seeder gives 256 KiB/s per connection, so
+    // four leechers finish in seconds only by trading with each other.
+    let content = content(&[1 << 20, 1 << 20], 32 * 1024, &[tracker.announce_url()], 4);
+    let seeder = session().await;
+    let mut slow = content.seed_options();
+    slow.faults.upload_rate = Some(256 * 1024);
+    let seed = seeder.add(content.torrent.clone(), slow).await.unwrap();
+    wait_for(&seed, "the seeder checks its data", |s| {
+        s.state == TorrentState::Seeding
+    })
+    .await;
+    let mut leechers = Vec::new();
+    for _ in 0..4 {
+        let session = session().await;
+        let target = tempfile::tempdir().unwrap();
+        let handle = session
+            .add(content.torrent.clone(), TorrentOptions::new(target.path()))
+            .await
+            .unwrap();
+        leechers.push((session, target, handle));
+    }
+    for (_, target, handle) in &leechers {
+        complete(handle).await;
+        content.assert_downloaded(target.path());
+    }
+    let total = content.torrent.layout().total_length();
+    let from_seeder = seed.stats().uploaded;
+    let among_leechers: u64 = leechers.iter().map(|(_, _, h)| h.stats().uploaded).sum();
+    assert!(
+        among_leechers > total,
+        "leechers gave each other {among_leechers} bytes, the seeder {from_seeder}"
+    );
+    for (session, _, _) in leechers {
+        session.shutdown().await;
+    }
+    seeder.shutdown().await;
+    tracker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seeder_that_joins_late_is_found_through_the_tracker() {
+    let tracker = tracker().await;
+    let content = content(&[300_000], 16 * 1024, &[tracker.announce_url()], 5);
+    let leecher = session().await;
+    let target = tempfile::tempdir().unwrap();
+    let leech = leecher
+        .add(content.torrent.clone(), TorrentOptions::new(target.path()))
+        .await
+        .unwrap();
+    // The leecher has announced and found nobody.
+    wait_for(&leech, "the leecher is downloading", |s| {
+        s.state == TorrentState::Downloading
+    })
+    .await;
+    let seeder = session().await;
+    seeder
+        .add(content.torrent.clone(), content.seed_options())
+        .await
+        .unwrap();
+    complete(&leech).await;
+    content.assert_downloaded(target.path());
+    leecher.shutdown().await;
+    seeder.shutdown().await;
+    tracker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_leaves_mid_piece_does_not_stop_the_download() {
+    let content = content(&[600_000], 64 * 1024, &[], 6);
+    // Closes every connection after five blocks: mid-piece (four blocks of
+    // 16 KiB per piece).
+    let flaky = session().await;
+    let mut options = content.seed_options();
+    options.faults.close_after_uploads = Some(5);
+    flaky.add(content.torrent.clone(), options).await.unwrap();
+    let steady = session().await;
+    let mut options = content.seed_options();
+    options.faults.upload_rate = Some(1 << 20);
+    steady.add(content.torrent.clone(), options).await.unwrap();
+
+    let leecher = session().await;
+    let target = tempfile::tempdir().unwrap();
+    let mut options = TorrentOptions::new(target.path());
+    options.peers = vec![flaky.local_addr(), steady.local_addr()];
+    let leech = leecher.add(content.torrent.clone(), options).await.unwrap();
+    let mut events = leech.events();
+    complete(&leech).await;
+    content.assert_downloaded(target.path());
+    assert_eq!(leech.stats().hash_failures, 0);
+    let mut dropped = false;
+    while let Ok(event) = events.try_recv() {
+        if let engine::TorrentEvent::PeerDropped { addr, .. } = event {
+            dropped |= addr == flaky.local_addr();
+        }
+    }
+    assert!(dropped, "the flaky peer's connection ended");
+    leecher.shutdown().await;
+    flaky.shutdown().await;
+    steady.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_download_resumes_where_it_was() {
+    let content = content(&[1 << 20], 16 * 1024, &[], 7);
+    let seeder = session().await;
+    let mut options = content.seed_options();
+    options.faults.upload_rate = Some(256 * 1024);
+    seeder.add(content.torrent.clone(), options).await.unwrap();
+
+    let target = tempfile::tempdir().unwrap();
+    let resume = target.path().join("resume");
+    let mut options = TorrentOptions::new(target.path());
+    options.peers = vec![seeder.local_addr()];
+    options.resume_file = Some(resume.clone());
+    let leecher = session().await;
+    let leech = leecher
+        .add(content.torrent.clone(), options.clone())
+        .await
+        .unwrap();
+    wait_for(&leech, "some pieces", |s| s.pieces_have >= 8).await;
+    leecher.shutdown().await;
+    let had = leech.stats().pieces_have;
+    assert!(had < leech.stats().pieces_total, "stopped before the end");
+    assert!(resume.exists());
+
+    // Started again: the pieces already had are known at once.
+    let leecher = session().await;
+    let leech = leecher.add(content.torrent.clone(), options).await.unwrap();
+    wait_for(&leech, "checked", |s| s.state != TorrentState::Checking).await;
+    assert!(leech.stats().pieces_have >= had, "{:?}", leech.stats());
+    complete(&leech).await;
+    content.assert_downloaded(target.path());
+    assert!(
+        leech.stats().downloaded < content.torrent.layout().total_length(),
+        "only the rest was downloaded: {:?}",
+        leech.stats()
+    );
+    leecher.shutdown().await;
+    seeder.shutdown().await;
+}
