@@ -1,6 +1,7 @@
 //! `btc`, the command-line BitTorrent client.
 
 mod create;
+mod download;
 mod format;
 mod info;
 mod tracker;
@@ -26,6 +27,8 @@ struct Cli {
 enum Command {
     Info(info::Args),
     Create(create::Args),
+    Download(download::DownloadArgs),
+    Seed(download::SeedArgs),
     Tracker(tracker::Args),
 }
 
@@ -35,6 +38,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Info(args) => info::run(&args),
         Command::Create(args) => create::run(&args),
+        Command::Download(args) => download::download(&args),
+        Command::Seed(args) => download::seed(&args),
         Command::Tracker(args) => tracker::run(&args),
     };
     match result.and_then(|text| print(&text)) {

@@ -68,7 +68,7 @@ async fn serve(args: &Args) -> Result<String> {
 }
 
 /// A future that ends on Ctrl-C, or SIGTERM as a service manager sends.
-fn stop_signals() -> Result<impl std::future::Future<Output = ()>> {
+pub(crate) fn stop_signals() -> Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for Ctrl-C")?;

@@ -645,7 +645,7 @@ mod tests {
             let mut asked: BTreeMap<u64, Vec<BlockRef>> = BTreeMap::new();
             // Blocks of each piece received.
             let mut received: BTreeMap<u32, HashSet<u32>> = BTreeMap::new();
-            let mut deliver = |picker: &mut Picker, peer: u64, block: BlockRef,
+            let deliver = |picker: &mut Picker, peer: u64, block: BlockRef,
                                received: &mut BTreeMap<u32, HashSet<u32>>,
                                asked: &mut BTreeMap<u64, Vec<BlockRef>>| {
                 if let Delivered::New { cancel } = picker.delivered(peer, block) {
