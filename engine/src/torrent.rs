@@ -45,7 +45,7 @@ const SAVE_EVERY: u64 = 60;
 /// Seconds between replacing the slowest peer when better ones wait.
 const REPLACE_EVERY: u64 = 60;
 /// How long an address waits before it is dialled again after a failure.
-const RETRY_AFTER: Duration = Duration::from_secs(20);
+const RETRY_AFTER: Duration = Duration::from_secs(10);
 
 /// Orders from a [`crate::TorrentHandle`].
 #[derive(Debug)]
@@ -550,6 +550,7 @@ impl Torrent {
             return Ok(());
         };
         let first = !peer.said_pieces;
+        tracing::trace!(addr = %peer.addr, ?message, "received");
         match message {
             Message::KeepAlive | Message::Piece { .. } | Message::Port(_) | Message::Suggest(_) => {
             }
@@ -591,25 +592,30 @@ impl Torrent {
                 }
             }
             Message::Bitfield(bytes) => {
+                let mut has =
+                    Bitfield::from_bytes(&bytes, num_pieces).map_err(|e| e.to_string())?;
                 if !first {
-                    return Err("bitfield after the first message".into());
+                    // BEP 3 wants it first, but some clients (aria2) send
+                    // one after other messages: taken as more pieces.
+                    for piece in peer.has.iter() {
+                        has.set(piece);
+                    }
                 }
-                let has = Bitfield::from_bytes(&bytes, num_pieces).map_err(|e| e.to_string())?;
                 self.set_pieces(run, key, has);
             }
-            Message::HaveAll | Message::HaveNone => {
+            Message::HaveAll => {
                 if !peer.fast {
-                    return Err("have-all or have-none without the fast extension".into());
+                    return Err("have-all without the fast extension".into());
                 }
-                if !first {
-                    return Err("have-all or have-none after the first message".into());
+                self.set_pieces(run, key, Bitfield::full(num_pieces));
+            }
+            Message::HaveNone => {
+                if !peer.fast {
+                    return Err("have-none without the fast extension".into());
                 }
-                let has = if matches!(message, Message::HaveAll) {
-                    Bitfield::full(num_pieces)
-                } else {
-                    Bitfield::new(num_pieces)
-                };
-                self.set_pieces(run, key, has);
+                if first {
+                    self.set_pieces(run, key, Bitfield::new(num_pieces));
+                }
             }
             Message::Request(block) => self.on_request(run, key, block)?,
             Message::Cancel(block) => {

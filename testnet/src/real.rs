@@ -1,0 +1,293 @@
+//! Real BitTorrent clients as child processes on 127.0.0.1: aria2 and
+//! Transmission (Debian's `aria2` and `transmission-daemon`; see
+//! `../shared/LAB.md` for the settings each needs).
+//!
+//! Each client runs in its own process group with its own fresh profile,
+//! with DHT, local discovery, PEX and port mapping off, and is killed with
+//! its whole group when its value is dropped, also when a test fails.
+
+use std::io;
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A child process in its own process group, killed with the group on
+/// drop.
+#[derive(Debug)]
+pub struct Process {
+    child: Child,
+    name: &'static str,
+}
+
+impl Process {
+    /// Starts `command` in a new process group, without a terminal.
+    pub fn spawn(name: &'static str, command: &mut Command) -> io::Result<Process> {
+        let child = command
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("cannot start {name} ({e}); is it installed?"),
+                )
+            })?;
+        Ok(Process { child, name })
+    }
+
+    /// Fails if the process has exited.
+    pub fn check_running(&mut self) -> io::Result<()> {
+        match self.child.try_wait()? {
+            Some(status) => Err(io::Error::other(format!("{} exited: {status}", self.name))),
+            None => Ok(()),
+        }
+    }
+
+    /// Waits (at most `timeout`) for the process to exit by itself.
+    pub fn wait_exit(&mut self, timeout: Duration) -> io::Result<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status);
+            }
+            if Instant::now() >= deadline {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("{} still running after {timeout:?}", self.name),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+/// A port free for both TCP and UDP on 127.0.0.1, for a client that takes
+/// its port on the command line.
+pub fn free_port() -> io::Result<u16> {
+    for _ in 0..100 {
+        let tcp = TcpListener::bind("127.0.0.1:0")?;
+        let port = tcp.local_addr()?.port();
+        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    Err(io::Error::other("no free port"))
+}
+
+/// Whether `program` can be run (found on `PATH`).
+pub fn installed(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+}
+
+/// Polls `ready` every 50 ms until it holds or `timeout` passes.
+pub fn wait_until(
+    what: &str,
+    timeout: Duration,
+    mut ready: impl FnMut() -> io::Result<bool>,
+) -> io::Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if ready()? {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("{what}: not after {timeout:?}"),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// aria2 (`aria2c`), as a seeder or a leecher.
+#[derive(Debug)]
+pub struct Aria2 {
+    process: Process,
+    /// The port it accepts peers on.
+    pub port: u16,
+}
+
+impl Aria2 {
+    fn command(torrent: &Path, dir: &Path, port: u16) -> Command {
+        let mut command = Command::new("aria2c");
+        command
+            .args([
+                "--enable-dht=false",
+                "--enable-dht6=false",
+                "--bt-enable-lpd=false",
+                "--enable-peer-exchange=false",
+                "--bt-tracker-interval=1",
+                "--file-allocation=none",
+                "--summary-interval=0",
+                "--console-log-level=warn",
+            ])
+            .arg(format!("--listen-port={port}"))
+            .arg("-d")
+            .arg(dir)
+            .arg(torrent);
+        command
+    }
+
+    /// Seeds `torrent` from `dir` (which holds its data) until dropped.
+    pub fn seed(torrent: &Path, dir: &Path) -> io::Result<Aria2> {
+        let port = free_port()?;
+        let mut command = Aria2::command(torrent, dir, port);
+        command.args(["-V", "--seed-ratio=0.0"]);
+        Ok(Aria2 {
+            process: Process::spawn("aria2c", &mut command)?,
+            port,
+        })
+    }
+
+    /// Downloads `torrent` into `dir` (finding peers through its tracker)
+    /// and exits when done.
+    pub fn leech(torrent: &Path, dir: &Path) -> io::Result<Aria2> {
+        let port = free_port()?;
+        let mut command = Aria2::command(torrent, dir, port);
+        command.arg("--seed-time=0");
+        Ok(Aria2 {
+            process: Process::spawn("aria2c", &mut command)?,
+            port,
+        })
+    }
+
+    /// Where peers reach it.
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// The process.
+    pub fn process(&mut self) -> &mut Process {
+        &mut self.process
+    }
+}
+
+/// Transmission (`transmission-daemon` 3.00, driven with
+/// `transmission-remote`). It never dials peers on 127.0.0.1 that a
+/// tracker lists, so as a leecher it must be dialled by its seeder.
+#[derive(Debug)]
+pub struct Transmission {
+    process: Process,
+    /// The port it accepts peers on.
+    pub port: u16,
+    rpc_port: u16,
+    /// Its profile folder (kept until drop).
+    _profile: tempfile::TempDir,
+}
+
+impl Transmission {
+    /// Starts a daemon that downloads into (and seeds from) `dir`.
+    pub fn start(dir: &Path) -> io::Result<Transmission> {
+        let profile = tempfile::tempdir()?;
+        let port = free_port()?;
+        let rpc_port = free_port()?;
+        let settings = serde_json::json!({
+            "dht-enabled": false,
+            "lpd-enabled": false,
+            "pex-enabled": false,
+            "utp-enabled": false,
+            "port-forwarding-enabled": false,
+            "bind-address-ipv4": "127.0.0.1",
+            "bind-address-ipv6": "::1",
+            "peer-port": port,
+            "peer-port-random-on-start": false,
+            "rpc-port": rpc_port,
+            "rpc-bind-address": "127.0.0.1",
+            "rpc-authentication-required": false,
+            "rpc-whitelist-enabled": false,
+            "rpc-host-whitelist-enabled": false,
+            "rename-partial-files": false,
+            "incomplete-dir-enabled": false,
+            "download-dir": dir,
+            "encryption": 0,
+            "ratio-limit-enabled": false,
+            "idle-seeding-limit-enabled": false,
+            "speed-limit-up-enabled": false,
+            "speed-limit-down-enabled": false,
+            "start-added-torrents": true,
+            "message-level": 1,
+        });
+        std::fs::write(profile.path().join("settings.json"), settings.to_string())?;
+        let mut command = Command::new("transmission-daemon");
+        command.arg("-f").arg("-g").arg(profile.path());
+        let mut transmission = Transmission {
+            process: Process::spawn("transmission-daemon", &mut command)?,
+            port,
+            rpc_port,
+            _profile: profile,
+        };
+        // Ready when its RPC answers.
+        wait_until(
+            "transmission-daemon answers",
+            Duration::from_secs(20),
+            || {
+                transmission.process.check_running()?;
+                Ok(transmission.remote(&["-l"]).is_ok())
+            },
+        )?;
+        Ok(transmission)
+    }
+
+    /// Runs `transmission-remote` against the daemon; its output on success.
+    pub fn remote(&self, args: &[&str]) -> io::Result<String> {
+        let output = Command::new("transmission-remote")
+            .arg(format!("127.0.0.1:{}", self.rpc_port))
+            .args(args)
+            .stdin(Stdio::null())
+            .output()?;
+        if output.status.success() {
+            Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+        } else {
+            Err(io::Error::other(format!(
+                "transmission-remote {args:?}: {}",
+                String::from_utf8_lossy(&output.stderr).trim()
+            )))
+        }
+    }
+
+    /// Adds a torrent file (it then checks what `dir` holds and seeds or
+    /// downloads).
+    pub fn add(&self, torrent: &Path) -> io::Result<()> {
+        let path: PathBuf = torrent.canonicalize()?;
+        self.remote(&["-a", &path.to_string_lossy()]).map(drop)
+    }
+
+    /// Percent done of the first torrent, as `transmission-remote -l` says.
+    pub fn percent_done(&self) -> io::Result<Option<u32>> {
+        let list = self.remote(&["-l"])?;
+        // "    ID   Done       Have  ETA ..." then one line per torrent.
+        Ok(list
+            .lines()
+            .nth(1)
+            .and_then(|line| line.split_whitespace().nth(1))
+            .and_then(|done| done.trim_end_matches('%').parse().ok()))
+    }
+
+    /// Where peers reach it.
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// The process.
+    pub fn process(&mut self) -> &mut Process {
+        &mut self.process
+    }
+}
