@@ -106,15 +106,20 @@ async fn resolve(peers: &[String]) -> Result<Vec<SocketAddr>> {
 }
 
 /// Where resume data lives: `$XDG_STATE_HOME/btc/resume`, else
-/// `~/.local/state/btc/resume`; none if neither can be found or made.
-fn resume_file(torrent: &Metainfo) -> Option<PathBuf> {
+/// `~/.local/state/btc/resume`; none if neither can be found or made. One
+/// file per torrent and download folder, so that two copies of a torrent
+/// in two folders never share one.
+fn resume_file(torrent: &Metainfo, folder: &Path) -> Option<PathBuf> {
     let base = std::env::var_os("XDG_STATE_HOME")
         .map(PathBuf::from)
         .filter(|p| p.is_absolute())
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))?;
     let dir = base.join("btc").join("resume");
     std::fs::create_dir_all(&dir).ok()?;
-    Some(dir.join(format!("{}.resume", torrent.info_hash().to_hex())))
+    let folder = std::fs::canonicalize(folder).ok()?;
+    let tag = metainfo::sha1(folder.as_os_str().as_encoded_bytes());
+    let tag: String = tag[..4].iter().map(|b| format!("{b:02x}")).collect();
+    Some(dir.join(format!("{}-{tag}.resume", torrent.info_hash().to_hex())))
 }
 
 async fn run_download(args: &DownloadArgs) -> Result<String> {
@@ -127,10 +132,12 @@ async fn run_download(args: &DownloadArgs) -> Result<String> {
     let mut options = TorrentOptions::new(&args.output);
     options.peers = resolve(&args.peers).await?;
     options.compact = !args.no_compact;
-    options.resume_file = resume_file(&torrent);
     if torrent.trackers().is_empty() && options.peers.is_empty() {
         bail!("this torrent names no tracker: give peers with --peer HOST:PORT");
     }
+    std::fs::create_dir_all(&args.output)
+        .with_context(|| format!("cannot create {}", args.output.display()))?;
+    options.resume_file = resume_file(&torrent, &args.output);
     let handle = session
         .add(torrent, options)
         .await
@@ -174,8 +181,8 @@ async fn run_download(args: &DownloadArgs) -> Result<String> {
             _ = watch_progress(&handle, false) => {}
             () = &mut stop => {}
         }
-        let uploaded = handle.stats().uploaded;
         session.shutdown().await;
+        let uploaded = handle.stats().uploaded;
         return Ok(format!(
             "stopped seeding after uploading {}\n",
             size(uploaded)
@@ -193,7 +200,7 @@ async fn run_seed(args: &SeedArgs) -> Result<String> {
     let session = start_session(&args.net).await?;
     let mut options = TorrentOptions::new(&args.dir);
     options.peers = resolve(&args.peers).await?;
-    options.resume_file = resume_file(&torrent);
+    options.resume_file = resume_file(&torrent, &args.dir);
     let handle = session
         .add(torrent, options)
         .await

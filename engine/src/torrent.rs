@@ -268,6 +268,7 @@ impl Torrent {
     /// saved, the disk thread joined.
     async fn finish(mut self, run: Option<&mut Running>) {
         if let Some(run) = run {
+            self.publish(run);
             // Dropping their command channels ends the connections.
             run.peers.clear();
             self.save_resume(run).await;

@@ -53,6 +53,8 @@ fn help_texts() {
         ("help_info", &["info", "--help"]),
         ("help_create", &["create", "--help"]),
         ("help_tracker", &["tracker", "--help"]),
+        ("help_download", &["download", "--help"]),
+        ("help_seed", &["seed", "--help"]),
     ] {
         let output = btc(args, &here());
         assert!(output.status.success());
@@ -309,5 +311,151 @@ fn the_tracker_command_serves_and_stops() {
     assert!(
         stderr.contains("announce") && stderr.contains("7302"),
         "{stderr}"
+    );
+}
+
+/// `btc seed` serves a folder, `btc download` fetches it from there (a
+/// direct peer, no tracker) and exits 0 with every byte right; the seeder
+/// stops cleanly on SIGTERM.
+#[test]
+fn seed_then_download_end_to_end() {
+    use std::io::BufRead as _;
+    use std::process::Stdio;
+
+    struct Guard(std::process::Child);
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("source");
+    std::fs::create_dir_all(source.join("album/disc")).unwrap();
+    let big: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 / 3) as u8).collect();
+    std::fs::write(source.join("album/disc/track.bin"), &big).unwrap();
+    std::fs::write(source.join("album/cover.txt"), b"cover").unwrap();
+    let created = btc(
+        &["create", "source/album", "-o", "album.torrent"],
+        dir.path(),
+    );
+    assert!(created.status.success(), "{}", transcript(&created));
+    let state = dir.path().join("state");
+
+    let mut seeder = Guard(
+        Command::new(env!("CARGO_BIN_EXE_btc"))
+            .args(["seed", "album.torrent", "-d", "source", "--port", "0"])
+            .args(["--bind", "127.0.0.1"])
+            .current_dir(dir.path())
+            .env("XDG_STATE_HOME", &state)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut stdout = std::io::BufReader::new(seeder.0.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    // "seeding album from source on port P (N of N pieces verified)"
+    let port = first
+        .split_whitespace()
+        .skip_while(|w| *w != "port")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no port in {first:?}"));
+    assert!(first.contains("pieces verified"), "{first}");
+
+    let download = Command::new(env!("CARGO_BIN_EXE_btc"))
+        .args(["download", "album.torrent", "-o", "out", "--port", "0"])
+        .args([
+            "--bind",
+            "127.0.0.1",
+            "--peer",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .current_dir(dir.path())
+        .env("XDG_STATE_HOME", &state)
+        .output()
+        .unwrap();
+    assert!(download.status.success(), "{}", transcript(&download));
+    let said = String::from_utf8_lossy(&download.stdout);
+    assert!(said.starts_with("downloaded album (2.9 MiB) in "), "{said}");
+    assert_eq!(
+        std::fs::read(dir.path().join("out/album/disc/track.bin")).unwrap(),
+        big
+    );
+    assert_eq!(
+        std::fs::read(dir.path().join("out/album/cover.txt")).unwrap(),
+        b"cover"
+    );
+
+    let status = Command::new("kill")
+        .args(["-TERM", &seeder.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    assert!(seeder.0.wait().unwrap().success());
+    assert!(
+        rest.contains("stopped seeding after uploading 2.9 MiB"),
+        "{rest}"
+    );
+}
+
+#[test]
+fn seed_and_download_refuse_what_cannot_work() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.bin"), vec![1u8; 100_000]).unwrap();
+    let created = btc(&["create", "a.bin", "-o", "a.torrent"], dir.path());
+    assert!(created.status.success(), "{}", transcript(&created));
+    std::fs::create_dir(dir.path().join("empty")).unwrap();
+    let state = dir.path().join("state");
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_btc"))
+            .args(args)
+            .current_dir(dir.path())
+            .env("XDG_STATE_HOME", &state)
+            .output()
+            .unwrap()
+    };
+    let seed = run(&[
+        "seed",
+        "a.torrent",
+        "-d",
+        "empty",
+        "--port",
+        "0",
+        "--bind",
+        "127.0.0.1",
+    ]);
+    assert_eq!(seed.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&seed.stderr);
+    assert!(
+        err.contains("empty holds none of a.bin's data: give the folder that contains it with -d"),
+        "{err}"
+    );
+    let download = run(&[
+        "download",
+        "a.torrent",
+        "-o",
+        "out",
+        "--port",
+        "0",
+        "--bind",
+        "127.0.0.1",
+    ]);
+    assert_eq!(download.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&download.stderr);
+    assert!(
+        err.contains("names no tracker: give peers with --peer"),
+        "{err}"
+    );
+    let magnet = run(&[
+        "download",
+        "magnet:?xt=urn:btih:0123456789abcdef0123456789abcdef01234567",
+    ]);
+    assert_eq!(magnet.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&magnet.stderr).contains("magnet links cannot be downloaded yet")
     );
 }

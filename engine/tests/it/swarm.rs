@@ -146,3 +146,83 @@ async fn a_stopped_download_resumes_where_it_was() {
     leecher.shutdown().await;
     seeder.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_closes_every_connection_and_resume_finishes_the_download() {
+    let content = content(&[1 << 20], 16 * 1024, &[], 8);
+    let seeder = session().await;
+    let mut options = content.seed_options();
+    options.faults.upload_rate = Some(256 * 1024);
+    seeder.add(content.torrent.clone(), options).await.unwrap();
+
+    let leecher = session().await;
+    let target = tempfile::tempdir().unwrap();
+    let mut options = TorrentOptions::new(target.path());
+    options.peers = vec![seeder.local_addr()];
+    let leech = leecher.add(content.torrent.clone(), options).await.unwrap();
+    wait_for(&leech, "some pieces", |s| s.pieces_have >= 4).await;
+    leech.pause().await;
+    wait_for(&leech, "paused", |s| {
+        s.state == TorrentState::Paused && s.peers == 0
+    })
+    .await;
+    let had = leech.stats().pieces_have;
+    assert!(had < leech.stats().pieces_total);
+    leech.resume().await;
+    complete(&leech).await;
+    content.assert_downloaded(target.path());
+    leecher.shutdown().await;
+    seeder.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_per_torrent_peer_limit_holds() {
+    let content = content(&[100_000], 16 * 1024, &[], 9);
+    let seeder = Session::start(SessionConfig {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        max_peers_per_torrent: 2,
+        ..SessionConfig::default()
+    })
+    .await
+    .unwrap();
+    let seed = seeder
+        .add(content.torrent.clone(), content.seed_options())
+        .await
+        .unwrap();
+    // Four leechers dial the seeder at once; it takes two at a time, and
+    // every leecher still finishes as connections free up.
+    let mut leechers = Vec::new();
+    for _ in 0..4 {
+        let session = session().await;
+        let target = tempfile::tempdir().unwrap();
+        let mut options = TorrentOptions::new(target.path());
+        options.peers = vec![seeder.local_addr()];
+        let handle = session.add(content.torrent.clone(), options).await.unwrap();
+        leechers.push((session, target, handle));
+    }
+    let mut watch = seed.watch();
+    let mut most = 0;
+    {
+        let all_done = async {
+            for (_, _, handle) in &leechers {
+                complete(handle).await;
+            }
+        };
+        tokio::pin!(all_done);
+        loop {
+            tokio::select! {
+                () = &mut all_done => break,
+                changed = watch.changed() => {
+                    changed.unwrap();
+                    most = most.max(watch.borrow().peers);
+                }
+            }
+        }
+    }
+    assert!(most <= 2, "the seeder had {most} peers at once");
+    for (session, target, _) in leechers {
+        content.assert_downloaded(target.path());
+        session.shutdown().await;
+    }
+    seeder.shutdown().await;
+}
