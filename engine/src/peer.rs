@@ -15,6 +15,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::stream::FuturesOrdered;
 use futures::{SinkExt, StreamExt as _};
 use metainfo::{BLOCK_SIZE, BlockRef, InfoHash, PeerId};
 use peerwire::{HANDSHAKE_LEN, Handshake, Message, PeerCodec, Reserved};
@@ -30,6 +31,14 @@ use crate::picker::PeerKey;
 /// Requests a peer may have queued with us at once; more are refused. Sent
 /// to peers as our `reqq`.
 pub(crate) const MAX_SERVE_QUEUE: usize = 256;
+
+/// Bytes read from a socket at once, and buffered before a write.
+const READ_BUFFER: usize = 128 * 1024;
+const WRITE_BUFFER: usize = 64 * 1024;
+
+/// Blocks of one connection handed to the disk and not yet answered; the
+/// connection stops reading beyond.
+const MAX_WRITING: usize = 64;
 
 /// How often something is sent on an idle connection.
 const KEEPALIVE: Duration = Duration::from_secs(60);
@@ -176,8 +185,11 @@ async fn connect(link: &Link, start: Start) -> Result<(TcpStream, Handshake), St
 /// The message exchange after the handshakes, until either side ends it.
 async fn exchange(link: Link, stream: TcpStream, handshake: Handshake) -> String {
     let (read, write) = stream.into_split();
-    let reader = FramedRead::new(read, PeerCodec::new(Some(link.num_pieces)));
-    let writer = FramedWrite::new(write, PeerCodec::new(Some(link.num_pieces)));
+    // Large reads: a block per system call at least, rather than 8 KiB.
+    let reader =
+        FramedRead::with_capacity(read, PeerCodec::new(Some(link.num_pieces)), READ_BUFFER);
+    let mut writer = FramedWrite::new(write, PeerCodec::new(Some(link.num_pieces)));
+    writer.set_backpressure_boundary(WRITE_BUFFER);
     let fast = handshake.reserved.fast() && our_reserved().fast();
     let Link {
         key,
@@ -203,40 +215,51 @@ async fn read_half(
     requests: &Requests,
     idle_timeout: Duration,
 ) -> String {
+    // Blocks handed to the disk whose outcome is still to come, in order.
+    let mut writing = FuturesOrdered::new();
+    let mut last_heard = tokio::time::Instant::now();
     loop {
-        let message = match tokio::time::timeout(idle_timeout, reader.next()).await {
-            Err(_) => return format!("silent for {} s", idle_timeout.as_secs()),
-            Ok(None) => return "closed by the peer".into(),
-            Ok(Some(Err(e))) => return format!("protocol error: {e}"),
-            Ok(Some(Ok(message))) => message,
-        };
-        let event = match message {
-            Message::KeepAlive => continue,
-            Message::Piece {
-                piece,
-                offset,
-                data,
-            } => {
-                let block = BlockRef {
-                    piece,
-                    offset,
-                    length: data.len() as u32,
+        let event = tokio::select! {
+            biased;
+            Some((block, outcome)) = writing.next(), if !writing.is_empty() => {
+                Event::Block { key, block, outcome }
+            }
+            frame = reader.next(), if writing.len() < MAX_WRITING => {
+                last_heard = tokio::time::Instant::now();
+                let message = match frame {
+                    None => return "closed by the peer".into(),
+                    Some(Err(e)) => return format!("protocol error: {e}"),
+                    Some(Ok(message)) => message,
                 };
-                if lock(requests).remove(&block) {
-                    let outcome = disk.write_block(block, data).await;
-                    Event::Block {
-                        key,
-                        block,
-                        outcome,
+                match message {
+                    Message::KeepAlive => continue,
+                    Message::Piece { piece, offset, data } => {
+                        let block = BlockRef {
+                            piece,
+                            offset,
+                            length: data.len() as u32,
+                        };
+                        if !lock(requests).remove(&block) {
+                            Event::Unrequested {
+                                key,
+                                bytes: data.len() as u64,
+                            }
+                        } else {
+                            match disk.send_block(block, data).await {
+                                Ok(pending) => {
+                                    writing.push_back(async move { (block, pending.await) });
+                                    continue;
+                                }
+                                Err(e) => Event::Block { key, block, outcome: Err(e) },
+                            }
+                        }
                     }
-                } else {
-                    Event::Unrequested {
-                        key,
-                        bytes: data.len() as u64,
-                    }
+                    message => Event::Message { key, message },
                 }
             }
-            message => Event::Message { key, message },
+            () = tokio::time::sleep_until(last_heard + idle_timeout) => {
+                return format!("silent for {} s", idle_timeout.as_secs());
+            }
         };
         if events.send(event).await.is_err() {
             return "the torrent stopped".into();

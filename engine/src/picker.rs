@@ -385,6 +385,24 @@ impl Picker {
         }
     }
 
+    /// `peer` is gone: every block still asked of it may be asked of others,
+    /// including blocks whose data was on its way to the disk when the
+    /// connection ended (their answer is lost with it).
+    pub fn peer_gone(&mut self, peer: PeerKey) {
+        for partial in self.partial.values_mut() {
+            for block in &mut partial.blocks {
+                if let Block::Requested(askers) = block {
+                    askers.retain(|p| *p != peer);
+                    if askers.is_empty() {
+                        *block = Block::Missing;
+                        partial.missing += 1;
+                        self.missing_blocks += 1;
+                    }
+                }
+            }
+        }
+    }
+
     /// Piece `piece` was verified and written. Returns the peers whose
     /// blocks made it.
     pub fn verified(&mut self, piece: u32) -> Vec<PeerKey> {
@@ -611,6 +629,7 @@ mod tests {
         Pick { peer: u64, want: usize },
         Deliver { peer: u64, nth: usize },
         Withdraw { peer: u64, nth: usize },
+        Gone { peer: u64 },
     }
 
     fn op() -> impl Strategy<Value = Op> {
@@ -618,6 +637,7 @@ mod tests {
             (0..4u64, 1..20usize).prop_map(|(peer, want)| Op::Pick { peer, want }),
             (0..4u64, 0..50usize).prop_map(|(peer, nth)| Op::Deliver { peer, nth }),
             (0..4u64, 0..50usize).prop_map(|(peer, nth)| Op::Withdraw { peer, nth }),
+            (0..4u64).prop_map(|peer| Op::Gone { peer }),
         ]
     }
 
@@ -677,6 +697,10 @@ mod tests {
                             let block = list.remove(nth % list.len());
                             deliver(&mut picker, peer, block, &mut received, &mut asked);
                         }
+                    }
+                    Op::Gone { peer } => {
+                        asked.remove(&peer);
+                        picker.peer_gone(peer);
                     }
                     Op::Withdraw { peer, nth } => {
                         let list = asked.entry(peer).or_default();

@@ -938,9 +938,8 @@ impl Torrent {
         let Some(peer) = run.peers.remove(&key) else {
             return;
         };
-        for block in peer::lock(&peer.requests).drain() {
-            run.picker.withdrawn(key, block);
-        }
+        peer::lock(&peer.requests).clear();
+        run.picker.peer_gone(key);
         run.picker.remove_peer(&peer.has);
         run.known.remove(&peer.addr);
         if peer.outgoing {

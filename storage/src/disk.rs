@@ -131,6 +131,23 @@ impl Disk {
         self.ask(|reply| Job::Write { block, data, reply }).await?
     }
 
+    /// Hands over a block without waiting for what becomes of it: waits only
+    /// for room in the queue (back-pressure), then returns the answer to
+    /// come. A connection can so keep reading while the disk thread works,
+    /// with as many blocks in flight as it lets pile up.
+    pub async fn send_block(
+        &self,
+        block: BlockRef,
+        data: Bytes,
+    ) -> Result<PendingBlock, DiskError> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send(Job::Write { block, data, reply })
+            .await
+            .map_err(|_| DiskError::Stopped)?;
+        Ok(PendingBlock(answer))
+    }
+
     /// Reads a block to send to a peer.
     pub async fn read_block(&self, block: BlockRef) -> Result<Bytes, DiskError> {
         self.ask(|reply| Job::Read { block, reply }).await?
@@ -145,6 +162,23 @@ impl Disk {
     /// verified, with the files flushed and stamped now.
     pub async fn resume_data(&self, have: Vec<bool>) -> Result<ResumeData, DiskError> {
         self.ask(|reply| Job::Resume { have, reply }).await?
+    }
+}
+
+/// The answer to come for a block handed over with [`Disk::send_block`].
+#[derive(Debug)]
+pub struct PendingBlock(oneshot::Receiver<Result<BlockOutcome, DiskError>>);
+
+impl std::future::Future for PendingBlock {
+    type Output = Result<BlockOutcome, DiskError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|answer| answer.unwrap_or(Err(DiskError::Stopped)))
     }
 }
 
