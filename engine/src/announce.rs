@@ -100,46 +100,72 @@ impl Announcer {
         }
     }
 
-    /// Runs until told to stop.
+    /// Runs until told to stop. A stop is obeyed at once, even while an
+    /// announce is under way (that one is abandoned for `stopped`).
     pub(crate) async fn run(mut self, mut orders: mpsc::Receiver<Order>) {
         let mut tracker_id = None;
         let mut event = Some(AnnounceEvent::Started);
         let mut retry = RETRY_FIRST;
         loop {
-            let wait = match self.announce(event, &mut tracker_id).await {
-                Some((interval, _min)) => {
+            let outcome = tokio::select! {
+                answer = self.announce(event, &mut tracker_id) => Ok(answer),
+                order = orders.recv() => Err(order),
+            };
+            let wait = match outcome {
+                Ok(Some((interval, _min))) => {
                     retry = RETRY_FIRST;
                     // `started` and `completed` are sent until one arrives.
                     event = None;
                     interval
                 }
-                None => {
+                Ok(None) => {
                     let wait = retry;
                     retry = (retry * 2).min(RETRY_MAX);
                     wait
                 }
+                Err(order) => {
+                    if self.obey(order, &mut event, &mut tracker_id).await {
+                        return;
+                    }
+                    continue;
+                }
             };
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
-                order = orders.recv() => match order {
-                    Some(Order::Completed) => {
-                        // BEP 3: `completed` goes out when the download
-                        // finishes, whatever the interval. A `started` never
-                        // sent is replaced by it.
-                        event = Some(AnnounceEvent::Completed);
-                    }
-                    Some(Order::Stop(done)) => {
-                        let _ = tokio::time::timeout(
-                            STOP_TIMEOUT,
-                            self.announce(Some(AnnounceEvent::Stopped), &mut tracker_id),
-                        )
-                        .await;
-                        let _ = done.send(());
+                order = orders.recv() => {
+                    if self.obey(order, &mut event, &mut tracker_id).await {
                         return;
                     }
-                    None => return,
-                },
+                }
             }
+        }
+    }
+
+    /// Carries out an order; returns whether to end.
+    async fn obey(
+        &mut self,
+        order: Option<Order>,
+        event: &mut Option<AnnounceEvent>,
+        tracker_id: &mut Option<String>,
+    ) -> bool {
+        match order {
+            Some(Order::Completed) => {
+                // BEP 3: `completed` goes out when the download finishes,
+                // whatever the interval. A `started` never sent is replaced
+                // by it.
+                *event = Some(AnnounceEvent::Completed);
+                false
+            }
+            Some(Order::Stop(done)) => {
+                let _ = tokio::time::timeout(
+                    STOP_TIMEOUT,
+                    self.announce(Some(AnnounceEvent::Stopped), tracker_id),
+                )
+                .await;
+                let _ = done.send(());
+                true
+            }
+            None => true,
         }
     }
 }

@@ -12,6 +12,7 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -104,6 +105,9 @@ pub(crate) struct Link {
     pub(crate) disk: Disk,
     pub(crate) events: mpsc::Sender<Event>,
     pub(crate) commands: mpsc::UnboundedReceiver<Command>,
+    /// Commands queued and not yet carried out (counted up by the torrent
+    /// task, down here).
+    pub(crate) queued: Arc<AtomicUsize>,
     pub(crate) requests: Requests,
     pub(crate) faults: Faults,
     pub(crate) handshake_timeout: Duration,
@@ -130,10 +134,20 @@ pub(crate) enum Start {
 }
 
 /// Runs a connection to its end, then reports [`Event::Closed`].
-pub(crate) async fn run(link: Link, start: Start) {
+pub(crate) async fn run(mut link: Link, start: Start) {
     let key = link.key;
     let events = link.events.clone();
-    let reason = match connect(&link, start).await {
+    // Dialling and handshaking end early if the torrent lets go of us (it
+    // commands nothing before `Ready`, so a closed channel is all `recv`
+    // can see here).
+    let (_, placeholder) = mpsc::unbounded_channel();
+    let mut commands = std::mem::replace(&mut link.commands, placeholder);
+    let connected = tokio::select! {
+        connected = connect(&link, start) => connected,
+        _ = commands.recv() => Err("closed by us".to_string()),
+    };
+    link.commands = commands;
+    let reason = match connected {
         Ok((stream, handshake)) => {
             let ready = Event::Ready { key, handshake };
             if events.send(ready).await.is_err() {
@@ -196,14 +210,23 @@ async fn exchange(link: Link, stream: TcpStream, handshake: Handshake) -> String
         disk,
         events,
         commands,
+        queued,
         requests,
         faults,
         idle_timeout,
         ..
     } = link;
+    let writer = Writer {
+        key,
+        sink: writer,
+        fast,
+        faults,
+        timeout: idle_timeout,
+        queued,
+    };
     tokio::select! {
         reason = read_half(key, reader, &disk, &events, &requests, idle_timeout) => reason,
-        reason = write_half(key, writer, &disk, &events, commands, fast, faults) => reason,
+        reason = writer.run(&disk, &events, commands) => reason,
     }
 }
 
@@ -267,123 +290,151 @@ async fn read_half(
     }
 }
 
-async fn write_half(
+/// The sending half of a connection.
+struct Writer {
     key: PeerKey,
-    mut writer: FramedWrite<tokio::net::tcp::OwnedWriteHalf, PeerCodec>,
-    disk: &Disk,
-    events: &mpsc::Sender<Event>,
-    mut commands: mpsc::UnboundedReceiver<Command>,
+    sink: FramedWrite<tokio::net::tcp::OwnedWriteHalf, PeerCodec>,
     fast: bool,
     faults: Faults,
-) -> String {
-    let mut serving: VecDeque<BlockRef> = VecDeque::new();
-    let mut served = 0u64;
-    loop {
-        // Everything already commanded, in order.
-        loop {
-            match commands.try_recv() {
-                Ok(command) => {
-                    if let Err(e) = obey(command, &mut writer, &mut serving, fast).await {
-                        return e;
-                    }
-                }
-                Err(mpsc::error::TryRecvError::Empty) => break,
-                Err(mpsc::error::TryRecvError::Disconnected) => return "closed by us".into(),
-            }
-        }
-        // Then one upload, if any is queued.
-        if let Some(block) = serving.pop_front() {
-            let data = match disk.read_block(block).await {
-                Ok(data) => data,
-                Err(e) => return format!("cannot read a block to upload: {e}"),
-            };
-            let data = if faults.corrupt_uploads {
-                // A lying peer, for tests: every byte flipped.
-                data.iter().map(|b| !b).collect::<Vec<u8>>().into()
-            } else {
-                data
-            };
-            let bytes = data.len() as u64;
-            let piece = Message::Piece {
-                piece: block.piece,
-                offset: block.offset,
-                data,
-            };
-            if let Err(e) = writer.feed(piece).await {
-                return format!("send failed: {e}");
-            }
-            served += 1;
-            if events.send(Event::Uploaded { key, bytes }).await.is_err() {
-                return "the torrent stopped".into();
-            }
-            if let Some(rate) = faults.upload_rate {
-                if let Err(e) = SinkExt::<Message>::flush(&mut writer).await {
-                    return format!("send failed: {e}");
-                }
-                tokio::time::sleep(Duration::from_secs_f64(bytes as f64 / rate.max(1) as f64))
-                    .await;
-            }
-            if faults.close_after_uploads.is_some_and(|n| served >= n) {
-                // A peer that drops the connection mid-piece, for tests.
-                let _ = SinkExt::<Message>::flush(&mut writer).await;
-                return "closed on purpose (fault injection)".into();
-            }
-            continue;
-        }
-        if let Err(e) = SinkExt::<Message>::flush(&mut writer).await {
-            return format!("send failed: {e}");
-        }
-        tokio::select! {
-            command = commands.recv() => match command {
-                Some(command) => {
-                    if let Err(e) = obey(command, &mut writer, &mut serving, fast).await {
-                        return e;
-                    }
-                }
-                None => return "closed by us".into(),
-            },
-            () = tokio::time::sleep(KEEPALIVE) => {
-                if let Err(e) = writer.feed(Message::KeepAlive).await {
-                    return format!("send failed: {e}");
-                }
-            }
-        }
-    }
+    /// A send that cannot go out for this long means the peer stopped
+    /// reading: the connection ends.
+    timeout: Duration,
+    queued: Arc<AtomicUsize>,
 }
 
-async fn obey(
-    command: Command,
-    writer: &mut FramedWrite<tokio::net::tcp::OwnedWriteHalf, PeerCodec>,
-    serving: &mut VecDeque<BlockRef>,
-    fast: bool,
-) -> Result<(), String> {
-    let send = |e: peerwire::WireError| format!("send failed: {e}");
-    match command {
-        Command::Send(message) => writer.feed(message).await.map_err(send)?,
-        Command::Serve(block) => {
-            if serving.len() < MAX_SERVE_QUEUE && block.length <= BLOCK_SIZE {
-                serving.push_back(block);
-            } else if fast {
-                writer.feed(Message::Reject(block)).await.map_err(send)?;
-            }
-        }
-        Command::Unserve(block) => {
-            if let Some(i) = serving.iter().position(|b| *b == block) {
-                serving.remove(i);
-                if fast {
-                    // BEP 6: a cancelled request is answered with a reject.
-                    writer.feed(Message::Reject(block)).await.map_err(send)?;
+impl Writer {
+    async fn run(
+        mut self,
+        disk: &Disk,
+        events: &mpsc::Sender<Event>,
+        mut commands: mpsc::UnboundedReceiver<Command>,
+    ) -> String {
+        let mut serving: VecDeque<BlockRef> = VecDeque::new();
+        let mut served = 0u64;
+        loop {
+            // Everything already commanded, in order.
+            loop {
+                match commands.try_recv() {
+                    Ok(command) => {
+                        if let Err(e) = self.obey(command, &mut serving).await {
+                            return e;
+                        }
+                    }
+                    Err(mpsc::error::TryRecvError::Empty) => break,
+                    Err(mpsc::error::TryRecvError::Disconnected) => return "closed by us".into(),
                 }
             }
-        }
-        Command::Choke { reject } => {
-            writer.feed(Message::Choke).await.map_err(send)?;
-            for block in serving.drain(..) {
-                if reject {
-                    writer.feed(Message::Reject(block)).await.map_err(send)?;
+            // Then one upload, if any is queued.
+            if let Some(block) = serving.pop_front() {
+                let data = match disk.read_block(block).await {
+                    Ok(data) => data,
+                    Err(e) => return format!("cannot read a block to upload: {e}"),
+                };
+                let data = if self.faults.corrupt_uploads {
+                    // A lying peer, for tests: every byte flipped.
+                    data.iter().map(|b| !b).collect::<Vec<u8>>().into()
+                } else {
+                    data
+                };
+                let bytes = data.len() as u64;
+                let piece = Message::Piece {
+                    piece: block.piece,
+                    offset: block.offset,
+                    data,
+                };
+                if let Err(e) = self.feed(piece).await {
+                    return e;
+                }
+                served += 1;
+                let key = self.key;
+                if events.send(Event::Uploaded { key, bytes }).await.is_err() {
+                    return "the torrent stopped".into();
+                }
+                if let Some(rate) = self.faults.upload_rate {
+                    if let Err(e) = self.flush().await {
+                        return e;
+                    }
+                    let pause = Duration::from_secs_f64(bytes as f64 / rate.max(1) as f64);
+                    tokio::time::sleep(pause).await;
+                }
+                if self.faults.close_after_uploads.is_some_and(|n| served >= n) {
+                    // A peer that drops the connection mid-piece, for tests.
+                    let _ = self.flush().await;
+                    return "closed on purpose (fault injection)".into();
+                }
+                continue;
+            }
+            if let Err(e) = self.flush().await {
+                return e;
+            }
+            tokio::select! {
+                command = commands.recv() => match command {
+                    Some(command) => {
+                        if let Err(e) = self.obey(command, &mut serving).await {
+                            return e;
+                        }
+                    }
+                    None => return "closed by us".into(),
+                },
+                () = tokio::time::sleep(KEEPALIVE) => {
+                    if let Err(e) = self.feed(Message::KeepAlive).await {
+                        return e;
+                    }
                 }
             }
         }
     }
-    Ok(())
+
+    async fn feed(&mut self, message: Message) -> Result<(), String> {
+        match tokio::time::timeout(self.timeout, self.sink.feed(message)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(format!("send failed: {e}")),
+            Err(_) => Err("the peer stopped reading".into()),
+        }
+    }
+
+    async fn flush(&mut self) -> Result<(), String> {
+        let flush = SinkExt::<Message>::flush(&mut self.sink);
+        match tokio::time::timeout(self.timeout, flush).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(format!("send failed: {e}")),
+            Err(_) => Err("the peer stopped reading".into()),
+        }
+    }
+
+    async fn obey(
+        &mut self,
+        command: Command,
+        serving: &mut VecDeque<BlockRef>,
+    ) -> Result<(), String> {
+        self.queued.fetch_sub(1, Ordering::Relaxed);
+        match command {
+            Command::Send(message) => self.feed(message).await?,
+            Command::Serve(block) => {
+                if serving.len() < MAX_SERVE_QUEUE && block.length <= BLOCK_SIZE {
+                    serving.push_back(block);
+                } else if self.fast {
+                    self.feed(Message::Reject(block)).await?;
+                }
+            }
+            Command::Unserve(block) => {
+                if let Some(i) = serving.iter().position(|b| *b == block) {
+                    serving.remove(i);
+                    if self.fast {
+                        // BEP 6: a cancelled request is answered with a reject.
+                        self.feed(Message::Reject(block)).await?;
+                    }
+                }
+            }
+            Command::Choke { reject } => {
+                self.feed(Message::Choke).await?;
+                for block in std::mem::take(serving) {
+                    if reject {
+                        self.feed(Message::Reject(block)).await?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
 }

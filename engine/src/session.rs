@@ -181,6 +181,11 @@ impl Session {
         options: TorrentOptions,
     ) -> Result<TorrentHandle, EngineError> {
         let info_hash = torrent.info_hash();
+        let mut options = options;
+        // The disk must be able to hold at least one whole piece.
+        options.memory_limit = options
+            .memory_limit
+            .max(torrent.layout().piece_length() as usize);
         if self.routes().contains_key(&info_hash) {
             return Err(EngineError::AlreadyAdded);
         }

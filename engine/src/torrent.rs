@@ -6,6 +6,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use metainfo::{BLOCK_SIZE, BlockRef, InfoHash, Metainfo, PeerId};
@@ -30,6 +31,10 @@ const MIN_QUEUE: usize = 16;
 const MAX_QUEUE: usize = 1024;
 /// The `reqq` assumed for a peer that does not say (libtorrent's default).
 const DEFAULT_REQQ: usize = 250;
+/// Commands waiting for one connection's writer beyond which the peer is
+/// taken not to read what we send (requests within the pipeline, serves
+/// within the serve queue, and the rest, fall far below).
+const MAX_QUEUED_COMMANDS: usize = 4 * MAX_QUEUE + 2 * peer::MAX_SERVE_QUEUE;
 /// Unrequested blocks a peer may send before it is dropped.
 const MAX_UNREQUESTED: u32 = 512;
 /// Trust lost per failed piece a peer contributed to, and the level at which
@@ -69,6 +74,8 @@ struct Peer {
     outgoing: bool,
     id: Option<PeerId>,
     commands: mpsc::UnboundedSender<Command>,
+    /// Commands sent and not yet carried out by the writer.
+    queued: Arc<AtomicUsize>,
     requests: Requests,
     has: Bitfield,
     /// Whether it sent a bitfield, have-all or have-none yet (only the first
@@ -110,7 +117,19 @@ impl Peer {
     }
 
     fn send(&self, message: Message) {
-        let _ = self.commands.send(Command::Send(message));
+        self.command(Command::Send(message));
+    }
+
+    /// Queues a command; the writer counts it off when done.
+    fn command(&self, command: Command) {
+        self.queued.fetch_add(1, Ordering::Relaxed);
+        let _ = self.commands.send(command);
+    }
+
+    /// Whether the peer has stopped reading what we send: more commands wait
+    /// for its connection than the protocol lets pile up.
+    fn not_reading(&self) -> bool {
+        self.queued.load(Ordering::Relaxed) > MAX_QUEUED_COMMANDS
     }
 }
 
@@ -155,6 +174,8 @@ struct Running {
     ticks: u64,
     /// Whether pieces were verified since resume data was last saved.
     dirty: bool,
+    /// The periodic resume save under way, if any.
+    saving: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Torrent {
@@ -201,6 +222,7 @@ impl Torrent {
             error: None,
             ticks: 0,
             dirty: false,
+            saving: None,
         };
         if run.picker.is_complete() {
             let _ = self.broadcast.send(TorrentEvent::Finished);
@@ -271,6 +293,10 @@ impl Torrent {
             self.publish(run);
             // Dropping their command channels ends the connections.
             run.peers.clear();
+            // A periodic save must not land after (and over) the last one.
+            if let Some(saving) = run.saving.take() {
+                let _ = saving.await;
+            }
             self.save_resume(run).await;
             self.update_progress(run);
         }
@@ -331,7 +357,9 @@ impl Torrent {
         for key in keys {
             self.drop_peer(run, key, "paused");
         }
-        run.candidates.clear();
+        for addr in run.candidates.drain(..) {
+            run.known.remove(&addr);
+        }
         self.publish(run);
     }
 
@@ -386,6 +414,7 @@ impl Torrent {
         let key = run.next_key;
         run.next_key += 1;
         let (commands, commands_rx) = mpsc::unbounded_channel();
+        let queued = Arc::new(AtomicUsize::new(0));
         let requests = Requests::default();
         let num_pieces = run.picker.layout().num_pieces();
         run.peers.insert(
@@ -395,6 +424,7 @@ impl Torrent {
                 outgoing,
                 id: None,
                 commands,
+                queued: queued.clone(),
                 requests: requests.clone(),
                 has: Bitfield::new(num_pieces),
                 said_pieces: false,
@@ -423,6 +453,7 @@ impl Torrent {
             disk: self.disk.clone(),
             events: self.events_tx.clone(),
             commands: commands_rx,
+            queued,
             requests,
             faults: self.options.faults.clone(),
             handshake_timeout: self.config.handshake_timeout,
@@ -455,6 +486,8 @@ impl Torrent {
             Event::Message { key, message } => {
                 if let Err(reason) = self.on_message(run, key, message) {
                     self.drop_peer(run, key, &reason);
+                } else if run.peers.get(&key).is_some_and(Peer::not_reading) {
+                    self.drop_peer(run, key, "does not read what we send");
                 }
             }
             Event::Block {
@@ -495,8 +528,19 @@ impl Torrent {
             Some("that is us")
         } else if run.banned_ids.contains(&id) {
             Some("banned")
-        } else if run.peers.values().any(|p| p.id == Some(id)) {
-            Some("already connected to this peer")
+        } else if let Some((&other, _)) = run.peers.iter().find(|(_, p)| p.id == Some(id)) {
+            // Both sides dialled. Both keep the connection dialled by the
+            // peer with the lower id, so they never drop one each.
+            let dialled_by = |outgoing: bool| if outgoing { self.config.peer_id } else { id };
+            let new_outgoing = run.peers.get(&key).is_some_and(|p| p.outgoing);
+            let old_outgoing = run.peers.get(&other).is_some_and(|p| p.outgoing);
+            let keep_new = dialled_by(new_outgoing).0 < dialled_by(old_outgoing).0;
+            if keep_new && new_outgoing != old_outgoing {
+                self.drop_peer(run, other, "connected twice; keeping the other connection");
+                None
+            } else {
+                Some("already connected to this peer")
+            }
         } else {
             None
         };
@@ -565,6 +609,7 @@ impl Torrent {
                     for block in withdrawn {
                         run.picker.withdrawn(key, block);
                     }
+                    self.fill_all(run);
                 }
             }
             Message::Unchoke => {
@@ -620,7 +665,7 @@ impl Torrent {
             }
             Message::Request(block) => self.on_request(run, key, block)?,
             Message::Cancel(block) => {
-                let _ = peer.commands.send(Command::Unserve(block));
+                peer.command(Command::Unserve(block));
             }
             Message::Reject(block) => {
                 if !peer.fast {
@@ -628,7 +673,7 @@ impl Torrent {
                 }
                 if peer::lock(&peer.requests).remove(&block) {
                     run.picker.withdrawn(key, block);
-                    self.fill(run, key);
+                    self.fill_all(run);
                 }
             }
             Message::Extended { id, payload } => {
@@ -708,7 +753,7 @@ impl Torrent {
             }
             return Ok(());
         }
-        let _ = peer.commands.send(Command::Serve(block));
+        peer.command(Command::Serve(block));
         Ok(())
     }
 
@@ -739,7 +784,7 @@ impl Torrent {
         }
         for block in picked {
             requests.insert(block);
-            let _ = peer.commands.send(Command::Send(Message::Request(block)));
+            peer.send(Message::Request(block));
         }
     }
 
@@ -757,6 +802,7 @@ impl Torrent {
                 // The memory bound: the block is dropped and asked for again.
                 run.picker.withdrawn(key, block);
                 run.wasted += bytes;
+                self.fill_all(run);
                 return;
             }
             Err(DiskError::Block(e)) => {
@@ -802,7 +848,11 @@ impl Torrent {
                     }
                 }
                 match outcome {
-                    BlockOutcome::PieceVerified(piece) => self.piece_verified(run, piece),
+                    // Once: an `AlreadyVerified` from another peer may have
+                    // overtaken this answer.
+                    BlockOutcome::PieceVerified(piece) if !run.picker.has(piece) => {
+                        self.piece_verified(run, piece);
+                    }
                     BlockOutcome::PieceFailed(piece) => self.piece_failed(run, piece),
                     _ => {}
                 }
@@ -854,6 +904,26 @@ impl Torrent {
 
     fn piece_failed(&self, run: &mut Running, piece: u32) {
         let contributors = run.picker.failed(piece);
+        // Copies still asked for (endgame) would bring back data from the
+        // failed round: cancel them, so that the next round's blocks all
+        // come from the peers it asks.
+        for peer in run.peers.values() {
+            let stale: Vec<BlockRef> = {
+                let mut requests = peer::lock(&peer.requests);
+                let stale: Vec<BlockRef> = requests
+                    .iter()
+                    .filter(|b| b.piece == piece)
+                    .copied()
+                    .collect();
+                for block in &stale {
+                    requests.remove(block);
+                }
+                stale
+            };
+            for block in stale {
+                peer.send(Message::Cancel(block));
+            }
+        }
         run.hash_failures += 1;
         run.wasted += u64::from(run.picker.layout().piece_len(piece).unwrap_or(0));
         let mut distinct: Vec<PeerKey> = contributors.clone();
@@ -920,7 +990,7 @@ impl Torrent {
         }
         peer.am_choking = choke;
         if choke {
-            let _ = peer.commands.send(Command::Choke { reject: peer.fast });
+            peer.command(Command::Choke { reject: peer.fast });
         } else {
             peer.send(Message::Unchoke);
         }
@@ -953,9 +1023,14 @@ impl Torrent {
             });
         }
         // Its blocks may now be asked of others.
+        self.fill_all(run);
+    }
+
+    /// Tops up every peer's requests (after blocks were given back).
+    fn fill_all(&self, run: &mut Running) {
         let keys: Vec<PeerKey> = run.peers.keys().copied().collect();
-        for other in keys {
-            self.fill(run, other);
+        for key in keys {
+            self.fill(run, key);
         }
     }
 
@@ -968,6 +1043,9 @@ impl Torrent {
         for (key, peer) in run.peers.iter_mut() {
             peer.down.tick();
             peer.up.tick();
+            // Late blocks after our cancels are normal; a steady stream of
+            // unasked blocks is not.
+            peer.unrequested /= 2;
             if let Some(since) = peer.waiting_since
                 && now.duration_since(since) > self.config.snub_timeout
                 && !peer.snubbed
@@ -992,6 +1070,8 @@ impl Torrent {
             }
         }
         self.connect_more(run);
+        // Anyone idle with room gets work (a piece slot may have freed).
+        self.fill_all(run);
         if run.ticks.is_multiple_of(SAVE_EVERY) && run.dirty {
             // Saved from its own task so the torrent task never waits on the
             // disk; the next save covers anything newer.
@@ -999,11 +1079,11 @@ impl Torrent {
                 let disk = self.disk.clone();
                 let have = run.picker.have_vec();
                 run.dirty = false;
-                tokio::spawn(async move {
+                run.saving = Some(tokio::spawn(async move {
                     if let Ok(data) = disk.resume_data(have).await {
                         let _ = tokio::task::spawn_blocking(move || data.save(&path)).await;
                     }
-                });
+                }));
             }
         }
         self.update_progress(run);
@@ -1026,10 +1106,7 @@ impl Torrent {
         for block in withdrawn {
             run.picker.withdrawn(key, block);
         }
-        let keys: Vec<PeerKey> = run.peers.keys().copied().collect();
-        for other in keys {
-            self.fill(run, other);
-        }
+        self.fill_all(run);
     }
 
     fn choke_round(&self, run: &mut Running) {

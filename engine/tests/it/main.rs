@@ -173,11 +173,12 @@ async fn a_liar_is_banned_and_the_download_completes_from_honest_peers() {
         ..Faults::default()
     };
     liar.add(content.torrent.clone(), lying).await.unwrap();
+    // The honest seeder is slow, so that the liar is surely asked for
+    // pieces before the honest one has sent everything.
     let honest = session().await;
-    honest
-        .add(content.torrent.clone(), content.seed_options())
-        .await
-        .unwrap();
+    let mut slow = content.seed_options();
+    slow.faults.upload_rate = Some(128 * 1024);
+    honest.add(content.torrent.clone(), slow).await.unwrap();
 
     let leecher = session().await;
     let target = tempfile::tempdir().unwrap();

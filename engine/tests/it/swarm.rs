@@ -6,12 +6,12 @@ use super::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leechers_trade_among_themselves_when_the_seeder_is_slow() {
     let tracker = tracker().await;
-    // 2 MiB in 64 pieces; the seeder gives 256 KiB/s per connection, so
+    // 2 MiB in 64 pieces; the seeder gives 128 KiB/s per connection, so
     // four leechers finish in seconds only by trading with each other.
     let content = content(&[1 << 20, 1 << 20], 32 * 1024, &[tracker.announce_url()], 4);
     let seeder = session().await;
     let mut slow = content.seed_options();
-    slow.faults.upload_rate = Some(256 * 1024);
+    slow.faults.upload_rate = Some(128 * 1024);
     let seed = seeder.add(content.torrent.clone(), slow).await.unwrap();
     wait_for(&seed, "the seeder checks its data", |s| {
         s.state == TorrentState::Seeding
@@ -31,17 +31,19 @@ async fn leechers_trade_among_themselves_when_the_seeder_is_slow() {
         complete(handle).await;
         content.assert_downloaded(target.path());
     }
+    // After shutdown the statistics are final, not a second old.
+    let mut among_leechers = 0;
+    for (session, _, handle) in leechers {
+        session.shutdown().await;
+        among_leechers += handle.stats().uploaded;
+    }
+    seeder.shutdown().await;
     let total = content.torrent.layout().total_length();
     let from_seeder = seed.stats().uploaded;
-    let among_leechers: u64 = leechers.iter().map(|(_, _, h)| h.stats().uploaded).sum();
     assert!(
         among_leechers > total,
         "leechers gave each other {among_leechers} bytes, the seeder {from_seeder}"
     );
-    for (session, _, _) in leechers {
-        session.shutdown().await;
-    }
-    seeder.shutdown().await;
     tracker.stop().await;
 }
 
@@ -55,11 +57,17 @@ async fn a_seeder_that_joins_late_is_found_through_the_tracker() {
         .add(content.torrent.clone(), TorrentOptions::new(target.path()))
         .await
         .unwrap();
-    // The leecher has announced and found nobody.
-    wait_for(&leech, "the leecher is downloading", |s| {
-        s.state == TorrentState::Downloading
-    })
-    .await;
+    // The leecher has announced (the tracker lists it) and found nobody.
+    let hash = content.torrent.info_hash();
+    let listed = async {
+        while tracker.state().lock().unwrap().peers(&hash).is_empty() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), listed)
+        .await
+        .expect("the leecher announces");
+    assert_eq!(leech.stats().peers, 0);
     let seeder = session().await;
     seeder
         .add(content.torrent.clone(), content.seed_options())
@@ -200,7 +208,8 @@ async fn the_per_torrent_peer_limit_holds() {
         let handle = session.add(content.torrent.clone(), options).await.unwrap();
         leechers.push((session, target, handle));
     }
-    let mut watch = seed.watch();
+    // Connections counted from the seeder's events, which miss none.
+    let mut events = seed.events();
     let mut most = 0;
     {
         let all_done = async {
@@ -209,13 +218,18 @@ async fn the_per_torrent_peer_limit_holds() {
             }
         };
         tokio::pin!(all_done);
+        let mut now = 0i32;
         loop {
             tokio::select! {
                 () = &mut all_done => break,
-                changed = watch.changed() => {
-                    changed.unwrap();
-                    most = most.max(watch.borrow().peers);
-                }
+                event = events.recv() => match event.unwrap() {
+                    engine::TorrentEvent::PeerConnected { .. } => {
+                        now += 1;
+                        most = most.max(now);
+                    }
+                    engine::TorrentEvent::PeerDropped { .. } => now -= 1,
+                    _ => {}
+                },
             }
         }
     }
