@@ -13,6 +13,31 @@ use metainfo::Metainfo;
 
 use crate::format::size;
 
+/// The user stopped a download before it finished (Ctrl-C or SIGTERM):
+/// not a failure to report with "error:", but not success either.
+#[derive(Debug)]
+pub(crate) struct Interrupted(pub(crate) String);
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
+/// After a first Ctrl-C has started a graceful stop, a second one quits at
+/// once (exit status 130), as users of other clients expect.
+fn quit_on_second_signal() {
+    if let Ok(second) = crate::tracker::stop_signals() {
+        tokio::spawn(async move {
+            second.await;
+            eprintln!("stopped at once; the next run checks what was written");
+            std::process::exit(130);
+        });
+    }
+}
+
 /// Download a torrent, then exit (or go on seeding with --seed).
 #[derive(Debug, clap::Args)]
 pub(crate) struct DownloadArgs {
@@ -115,7 +140,13 @@ fn resume_file(torrent: &Metainfo, folder: &Path) -> Option<PathBuf> {
         .filter(|p| p.is_absolute())
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))?;
     let dir = base.join("btc").join("resume");
-    std::fs::create_dir_all(&dir).ok()?;
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        tracing::warn!(
+            "cannot create {} ({e}): without resume data, the next run hashes everything again",
+            dir.display()
+        );
+        return None;
+    }
     let folder = std::fs::canonicalize(folder).ok()?;
     let tag = metainfo::sha1(folder.as_os_str().as_encoded_bytes());
     let tag: String = tag[..4].iter().map(|b| format!("{b:02x}")).collect();
@@ -156,13 +187,14 @@ async fn run_download(args: &DownloadArgs) -> Result<String> {
             return Err(e);
         }
         None => {
+            quit_on_second_signal();
             session.shutdown().await;
             let stats = handle.stats();
-            bail!(
+            return Err(Interrupted(format!(
                 "stopped with {} of {} pieces; run the same command again to resume",
-                stats.pieces_have,
-                stats.pieces_total
-            );
+                stats.pieces_have, stats.pieces_total
+            ))
+            .into());
         }
     }
     let stats = handle.stats();
@@ -177,11 +209,13 @@ async fn run_download(args: &DownloadArgs) -> Result<String> {
     if args.seed {
         crate::print(&done)?;
         crate::print("seeding; stop with Ctrl-C\n")?;
-        tokio::select! {
-            _ = watch_progress(&handle, false) => {}
-            () = &mut stop => {}
-        }
+        let seeding = tokio::select! {
+            result = watch_progress(&handle, false) => result,
+            () = &mut stop => Ok(()),
+        };
+        quit_on_second_signal();
         session.shutdown().await;
+        seeding?;
         let uploaded = handle.stats().uploaded;
         return Ok(format!(
             "stopped seeding after uploading {}\n",
@@ -195,6 +229,12 @@ async fn run_download(args: &DownloadArgs) -> Result<String> {
 async fn run_seed(args: &SeedArgs) -> Result<String> {
     let torrent = read_torrent(&args.torrent)?;
     let name = torrent.info().name().to_string();
+    if !args.dir.is_dir() {
+        bail!(
+            "{} is not a folder: give the folder that holds the data with -d",
+            args.dir.display()
+        );
+    }
     let stop = crate::tracker::stop_signals()?;
     tokio::pin!(stop);
     let session = start_session(&args.net).await?;
@@ -206,10 +246,14 @@ async fn run_seed(args: &SeedArgs) -> Result<String> {
         .await
         .with_context(|| format!("cannot seed from {}", args.dir.display()))?;
     let mut watch = handle.watch();
-    let checked = watch
-        .wait_for(|s| s.state != TorrentState::Checking)
-        .await
-        .map(|s| s.clone());
+    let checked = tokio::select! {
+        checked = watch.wait_for(|s| s.state != TorrentState::Checking) => checked.map(|s| s.clone()),
+        () = &mut stop => {
+            quit_on_second_signal();
+            session.shutdown().await;
+            return Err(Interrupted("stopped while checking the data".into()).into());
+        }
+    };
     let stats = match checked {
         Ok(stats) => stats,
         Err(_) => bail!("the torrent stopped while checking"),
@@ -217,6 +261,14 @@ async fn run_seed(args: &SeedArgs) -> Result<String> {
     if let TorrentState::Error(e) = &stats.state {
         session.shutdown().await;
         bail!("{e}");
+    }
+    if stats.pieces_have < stats.pieces_total && stats.pieces_have > 0 {
+        tracing::warn!(
+            "{} holds {} of {} pieces: seeding those, and downloading the rest",
+            args.dir.display(),
+            stats.pieces_have,
+            stats.pieces_total
+        );
     }
     if stats.pieces_have == 0 {
         session.shutdown().await;
@@ -232,12 +284,14 @@ async fn run_seed(args: &SeedArgs) -> Result<String> {
         stats.pieces_have,
         stats.pieces_total
     ))?;
-    tokio::select! {
-        _ = watch_progress(&handle, false) => {}
-        () = &mut stop => {}
-    }
-    let uploaded = handle.stats().uploaded;
+    let seeding = tokio::select! {
+        result = watch_progress(&handle, false) => result,
+        () = &mut stop => Ok(()),
+    };
+    quit_on_second_signal();
     session.shutdown().await;
+    seeding?;
+    let uploaded = handle.stats().uploaded;
     Ok(format!(
         "stopped seeding after uploading {}\n",
         size(uploaded)
@@ -248,6 +302,15 @@ async fn run_seed(args: &SeedArgs) -> Result<String> {
 /// seconds otherwise) until the download completes (`until_complete`) or
 /// the torrent fails.
 async fn watch_progress(handle: &TorrentHandle, until_complete: bool) -> Result<()> {
+    let result = show_progress(handle, until_complete).await;
+    if std::io::stderr().is_terminal() {
+        // The live line goes before anything else is said.
+        eprint!("\r\x1b[2K");
+    }
+    result
+}
+
+async fn show_progress(handle: &TorrentHandle, until_complete: bool) -> Result<()> {
     let tty = std::io::stderr().is_terminal();
     let mut events = handle.events();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -268,12 +331,7 @@ async fn watch_progress(handle: &TorrentHandle, until_complete: bool) -> Result<
         match &stats.state {
             TorrentState::Error(e) => bail!("{e}"),
             TorrentState::Stopped => bail!("the torrent stopped"),
-            TorrentState::Seeding if until_complete => {
-                if tty {
-                    eprint!("\r\x1b[2K");
-                }
-                return Ok(());
-            }
+            TorrentState::Seeding if until_complete => return Ok(()),
             _ => {}
         }
         if tty {

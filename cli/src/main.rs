@@ -44,6 +44,11 @@ fn main() -> ExitCode {
     };
     match result.and_then(|text| print(&text)) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(err) if err.downcast_ref::<download::Interrupted>().is_some() => {
+            // Stopped by the user: said plainly, status 130 as after Ctrl-C.
+            eprintln!("{err}");
+            ExitCode::from(130)
+        }
         Err(err) => {
             // `{:#}` joins the chain of causes into one sentence.
             eprintln!("error: {err:#}");

@@ -201,12 +201,11 @@ impl State {
                 let _ = reply.send(self.read(block));
             }
             Job::Check { resume, reply } => {
-                let mut result = self.storage.check(resume.as_ref(), |_| {});
+                let result = self.storage.check(resume.as_ref(), |_| {});
                 if let Ok(have) = &result
                     && have.iter().all(|h| *h)
-                    && let Err(e) = self.storage.create_empty_files()
                 {
-                    result = Err(e);
+                    self.create_empty_files();
                 }
                 if let Ok(have) = &result {
                     self.verified.clone_from(have);
@@ -227,6 +226,15 @@ impl State {
                     .collect();
                 let _ = reply.send(self.storage.resume_data(&have).map_err(DiskError::from));
             }
+        }
+    }
+
+    /// Zero-length files hold no piece: they are made once every piece is
+    /// in. Failing to make one loses no data and must not stop a complete
+    /// download from seeding, so it is logged, not returned.
+    fn create_empty_files(&mut self) {
+        if let Err(e) = self.storage.create_empty_files() {
+            tracing::warn!(error = %e, "cannot create an empty file of the torrent");
         }
     }
 
@@ -262,9 +270,7 @@ impl State {
                 if self.storage.write_verified(block.piece, &piece)? {
                     self.verified[block.piece as usize] = true;
                     if self.verified.iter().all(|v| *v) {
-                        // Zero-length files hold no piece: they are made
-                        // when the last piece is in.
-                        self.storage.create_empty_files()?;
+                        self.create_empty_files();
                     }
                     BlockOutcome::PieceVerified(block.piece)
                 } else {

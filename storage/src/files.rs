@@ -266,9 +266,14 @@ impl FileSet {
     }
 
     /// Creates every zero-length file (they are never written otherwise).
+    /// One that exists already is left alone (opened for reading only), so
+    /// that seeding from a read-only or hard-linked copy works.
     pub(crate) fn create_empty_files(&mut self) -> Result<(), StorageError> {
         for index in 0..self.files.len() {
-            if self.files[index].length == 0 && !self.files[index].padding {
+            if self.files[index].length == 0
+                && !self.files[index].padding
+                && self.get(index, false).is_err()
+            {
                 self.get(index, true)?;
             }
         }
@@ -281,6 +286,24 @@ impl FileSet {
     }
 }
 
+/// `openat2` beneath `dir`, retried on `EAGAIN`: the kernel gives that when
+/// a rename elsewhere races a lookup through `..` (a relative link such as
+/// `../real` inside the folder), and asks the caller to try again.
+fn openat2_beneath(
+    dir: &OwnedFd,
+    path: &Path,
+    flags: OFlags,
+    mode: Mode,
+) -> rustix::io::Result<OwnedFd> {
+    let mut tries = 0;
+    loop {
+        match rustix::fs::openat2(dir, path, flags, mode, BENEATH) {
+            Err(Errno::AGAIN) if tries < 16 => tries += 1,
+            other => return other,
+        }
+    }
+}
+
 /// How paths are resolved beneath the download folder by the kernel.
 const BENEATH: ResolveFlags = ResolveFlags::BENEATH.union(ResolveFlags::NO_MAGICLINKS);
 
@@ -290,7 +313,13 @@ fn open_beneath_root(root: &Path) -> Option<OwnedFd> {
     let flags = OFlags::DIRECTORY | OFlags::PATH | OFlags::CLOEXEC;
     let dir = rustix::fs::open(root, flags, Mode::empty()).ok()?;
     // Probe: any failure here means the fallback.
-    rustix::fs::openat2(&dir, ".", flags, Mode::empty(), BENEATH).ok()?;
+    if let Err(e) = rustix::fs::openat2(&dir, ".", flags, Mode::empty(), BENEATH) {
+        tracing::warn!(
+            error = %e,
+            "openat2 is not available (Linux before 5.6, or a sandbox): paths are checked, then opened"
+        );
+        return None;
+    }
     Some(dir)
 }
 
@@ -319,7 +348,7 @@ fn open_beneath(
         (flags | OFlags::RDONLY, Mode::empty())
     };
     let action = if write { "create" } else { "open" };
-    let fd = rustix::fs::openat2(root_dir, &stored.relative, flags, mode, BENEATH)
+    let fd = openat2_beneath(root_dir, &stored.relative, flags, mode)
         .map_err(|e| StorageError::io(action, &stored.path, e.into()))?;
     Ok(File::from(fd))
 }
@@ -335,17 +364,11 @@ fn create_folders_beneath(
     let mut above = PathBuf::new();
     for component in relative.components() {
         let current = above.join(component);
-        match rustix::fs::openat2(root_dir, &current, flags, Mode::empty(), BENEATH) {
+        match openat2_beneath(root_dir, &current, flags, Mode::empty()) {
             Ok(_) => {}
             Err(Errno::NOENT) => {
-                let parent = rustix::fs::openat2(
-                    root_dir,
-                    dot_if_empty(&above),
-                    flags,
-                    Mode::empty(),
-                    BENEATH,
-                )
-                .map_err(|e| StorageError::io("open", &root.join(&above), e.into()))?;
+                let parent = openat2_beneath(root_dir, dot_if_empty(&above), flags, Mode::empty())
+                    .map_err(|e| StorageError::io("open", &root.join(&above), e.into()))?;
                 match rustix::fs::mkdirat(
                     &parent,
                     component.as_os_str(),

@@ -19,6 +19,8 @@ use std::time::{Duration, Instant};
 pub struct Process {
     child: Child,
     name: &'static str,
+    /// Whether the child was waited for (its id may then be reused).
+    reaped: bool,
 }
 
 impl Process {
@@ -36,7 +38,11 @@ impl Process {
                     format!("cannot start {name} ({e}); is it installed?"),
                 )
             })?;
-        Ok(Process { child, name })
+        Ok(Process {
+            child,
+            name,
+            reaped: false,
+        })
     }
 
     /// Fails if the process has exited.
@@ -52,6 +58,9 @@ impl Process {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = self.child.try_wait()? {
+                self.reaped = true;
+                // Whatever it started in its group goes with it.
+                self.kill_group();
                 return Ok(status);
             }
             if Instant::now() >= deadline {
@@ -65,14 +74,28 @@ impl Process {
     }
 }
 
+impl Process {
+    /// Kills the process group the child leads (itself and anything it
+    /// started). The group outlives a reaped leader while members remain;
+    /// once none do, the call fails harmlessly.
+    fn kill_group(&self) {
+        if let Some(group) = i32::try_from(self.child.id())
+            .ok()
+            .and_then(rustix::process::Pid::from_raw)
+        {
+            let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
+        }
+    }
+}
+
 impl Drop for Process {
     fn drop(&mut self) {
-        let group = format!("-{}", self.child.id());
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &group])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+        if self.reaped {
+            return;
+        }
+        self.kill_group();
+        // If the group kill could not be sent, the child at least.
+        let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
@@ -130,6 +153,7 @@ impl Aria2 {
         let mut command = Command::new("aria2c");
         command
             .args([
+                "--no-conf",
                 "--enable-dht=false",
                 "--enable-dht6=false",
                 "--bt-enable-lpd=false",

@@ -162,3 +162,21 @@ async fn hostile_reads_are_refused_before_allocating_and_late_blocks_are_answere
     drop(disk);
     thread.join();
 }
+
+/// Seeding from data already complete touches no file for writing: an
+/// empty file that is hard-linked (as cross-seeding tools do) is left
+/// alone, and the check reports every piece.
+#[tokio::test]
+async fn a_complete_copy_with_a_hard_linked_empty_file_checks_whole() {
+    let source = tempfile::tempdir().unwrap();
+    let (torrent, _) = make(source.path(), &[0, 40_000], 16 * 1024);
+    let empty = super::file_path(&torrent, source.path(), 0);
+    assert_eq!(std::fs::metadata(&empty).unwrap().len(), 0);
+    std::fs::hard_link(&empty, source.path().join("elsewhere")).unwrap();
+    let storage = Storage::new(&torrent, source.path(), StorageConfig::default()).unwrap();
+    let (disk, thread) = Disk::start(storage, 1 << 20, 4).unwrap();
+    let have = disk.check(None).await.unwrap();
+    assert!(have.iter().all(|h| *h), "{have:?}");
+    drop(disk);
+    thread.join();
+}

@@ -84,9 +84,10 @@ async fn btc_downloads_from_an_aria2_seeder() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn btc_downloads_from_a_transmission_seeder() {
     let content = Content::generate("multi", &SIZES, false, 32 * 1024, &[], 12).unwrap();
-    let transmission = Transmission::start(&content.data_dir()).unwrap();
+    let mut transmission = Transmission::start(&content.data_dir()).unwrap();
     transmission.add(content.torrent_file()).unwrap();
     poll("transmission has checked its data", 30, || {
+        transmission.process().check_running()?;
         Ok(transmission.percent_done()? == Some(100))
     });
     let leecher = session().await;
