@@ -320,6 +320,7 @@ async fn show_progress(handle: &TorrentHandle, until_complete: bool) -> Result<(
             _ = tick.tick() => {}
             event = events.recv() => match event {
                 Ok(TorrentEvent::Error(e)) => bail!("{e}"),
+                Ok(TorrentEvent::Finished) if until_complete => return Ok(()),
                 Ok(TorrentEvent::TrackerError(e)) => tracing::warn!("tracker: {e}"),
                 Ok(TorrentEvent::PeerBanned { addr }) => {
                     tracing::warn!(%addr, "banned a peer that sent bad data");

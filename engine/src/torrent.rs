@@ -884,6 +884,9 @@ impl Torrent {
         self.update_progress(run);
         if run.picker.is_complete() {
             tracing::info!(name = %self.metainfo.info().name(), "download complete");
+            // The state says so before the event does: a listener woken by
+            // `Finished` reads `Seeding`.
+            self.publish(run);
             let _ = self.broadcast.send(TorrentEvent::Finished);
             if let Some(orders) = &self.announcer {
                 let _ = orders.try_send(Order::Completed);
