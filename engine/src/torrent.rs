@@ -243,6 +243,8 @@ impl Torrent {
                     Some(Control::Pause) => self.pause(&mut run),
                     Some(Control::Resume) => {
                         run.paused = false;
+                        // Peers we left when pausing are dialled at once.
+                        run.cooling.clear();
                         for addr in self.options.peers.clone() {
                             self.add_candidate(&mut run, addr);
                         }
