@@ -209,18 +209,7 @@ async fn run_download(args: &DownloadArgs) -> Result<String> {
     if args.seed {
         crate::print(&done)?;
         crate::print("seeding; stop with Ctrl-C\n")?;
-        let seeding = tokio::select! {
-            result = watch_progress(&handle, false) => result,
-            () = &mut stop => Ok(()),
-        };
-        quit_on_second_signal();
-        session.shutdown().await;
-        seeding?;
-        let uploaded = handle.stats().uploaded;
-        return Ok(format!(
-            "stopped seeding after uploading {}\n",
-            size(uploaded)
-        ));
+        return seed_until_stopped(session, &handle, stop).await;
     }
     session.shutdown().await;
     Ok(done)
@@ -284,9 +273,19 @@ async fn run_seed(args: &SeedArgs) -> Result<String> {
         stats.pieces_have,
         stats.pieces_total
     ))?;
+    seed_until_stopped(session, &handle, stop).await
+}
+
+/// Seeds until Ctrl-C (or SIGTERM), or an error; then stops the session
+/// gracefully and says how much was uploaded.
+async fn seed_until_stopped(
+    session: Session,
+    handle: &TorrentHandle,
+    stop: std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+) -> Result<String> {
     let seeding = tokio::select! {
-        result = watch_progress(&handle, false) => result,
-        () = &mut stop => Ok(()),
+        result = watch_progress(handle, false) => result,
+        () = stop => Ok(()),
     };
     quit_on_second_signal();
     session.shutdown().await;
