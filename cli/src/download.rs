@@ -321,7 +321,7 @@ async fn show_progress(handle: &TorrentHandle, until_complete: bool) -> Result<(
                 Ok(TorrentEvent::Error(e)) => bail!("{e}"),
                 Ok(TorrentEvent::Finished) if until_complete => return Ok(()),
                 Ok(TorrentEvent::TrackerError(e)) => tracing::warn!("tracker: {e}"),
-                Ok(TorrentEvent::PeerBanned { addr }) => {
+                Ok(TorrentEvent::PeerBanned { addr, .. }) => {
                     tracing::warn!(%addr, "banned a peer that sent bad data");
                 }
                 _ => {}

@@ -41,4 +41,4 @@ pub use choker::Choker;
 pub use picker::Picker;
 pub use rate::Rate;
 pub use session::{EngineError, Faults, Session, SessionConfig, TorrentHandle, TorrentOptions};
-pub use stats::{Stats, TorrentEvent, TorrentState};
+pub use stats::{MAX_PEER_TOTALS, PeerTotals, Stats, TorrentEvent, TorrentState};

@@ -224,11 +224,32 @@ async fn exchange(link: Link, stream: TcpStream, handshake: Handshake) -> String
         timeout: idle_timeout,
         queued,
     };
-    tokio::select! {
-        reason = read_half(key, reader, &disk, &events, &requests, idle_timeout) => reason,
+    let mut writing = FuturesOrdered::new();
+    let reason = tokio::select! {
+        reason = read_half(key, reader, &disk, &events, &requests, idle_timeout, &mut writing) => reason,
         reason = writer.run(&disk, &events, commands) => reason,
+    };
+    // Blocks already handed to the disk are reported even now: one of them
+    // may have completed (or failed) its piece, and the torrent must know.
+    while let Some((block, outcome)) = writing.next().await {
+        let event = Event::Block {
+            key,
+            block,
+            outcome,
+        };
+        if events.send(event).await.is_err() {
+            break;
+        }
     }
+    reason
 }
+
+/// Blocks handed to the disk whose outcome is still to come, in order.
+type Writing = FuturesOrdered<
+    std::pin::Pin<
+        Box<dyn std::future::Future<Output = (BlockRef, Result<BlockOutcome, DiskError>)> + Send>,
+    >,
+>;
 
 async fn read_half(
     key: PeerKey,
@@ -237,9 +258,8 @@ async fn read_half(
     events: &mpsc::Sender<Event>,
     requests: &Requests,
     idle_timeout: Duration,
+    writing: &mut Writing,
 ) -> String {
-    // Blocks handed to the disk whose outcome is still to come, in order.
-    let mut writing = FuturesOrdered::new();
     let mut last_heard = tokio::time::Instant::now();
     loop {
         let event = tokio::select! {
@@ -268,9 +288,9 @@ async fn read_half(
                                 bytes: data.len() as u64,
                             }
                         } else {
-                            match disk.send_block(block, data).await {
+                            match disk.send_block(block, data, key).await {
                                 Ok(pending) => {
-                                    writing.push_back(async move { (block, pending.await) });
+                                    writing.push_back(Box::pin(async move { (block, pending.await) }));
                                     continue;
                                 }
                                 Err(e) => Event::Block { key, block, outcome: Err(e) },
@@ -309,7 +329,9 @@ impl Writer {
         events: &mpsc::Sender<Event>,
         mut commands: mpsc::UnboundedReceiver<Command>,
     ) -> String {
-        let mut serving: VecDeque<BlockRef> = VecDeque::new();
+        // Requests to serve, each with the time it may go (now, unless an
+        // added latency is injected).
+        let mut serving: VecDeque<(BlockRef, tokio::time::Instant)> = VecDeque::new();
         let mut served = 0u64;
         loop {
             // Everything already commanded, in order.
@@ -325,7 +347,8 @@ impl Writer {
                 }
             }
             // Then one upload, if any is queued.
-            if let Some(block) = serving.pop_front() {
+            let now = tokio::time::Instant::now();
+            if let Some((block, _)) = serving.pop_front_if(|(_, due)| *due <= now) {
                 let data = match disk.read_block(block).await {
                     Ok(data) => data,
                     Err(e) => return format!("cannot read a block to upload: {e}"),
@@ -367,6 +390,7 @@ impl Writer {
             if let Err(e) = self.flush().await {
                 return e;
             }
+            let next_due = serving.front().map(|(_, due)| *due);
             tokio::select! {
                 command = commands.recv() => match command {
                     Some(command) => {
@@ -376,8 +400,10 @@ impl Writer {
                     }
                     None => return "closed by us".into(),
                 },
-                () = tokio::time::sleep(KEEPALIVE) => {
-                    if let Err(e) = self.feed(Message::KeepAlive).await {
+                () = tokio::time::sleep_until(next_due.unwrap_or(now + KEEPALIVE)) => {
+                    if next_due.is_none()
+                        && let Err(e) = self.feed(Message::KeepAlive).await
+                    {
                         return e;
                     }
                 }
@@ -405,20 +431,21 @@ impl Writer {
     async fn obey(
         &mut self,
         command: Command,
-        serving: &mut VecDeque<BlockRef>,
+        serving: &mut VecDeque<(BlockRef, tokio::time::Instant)>,
     ) -> Result<(), String> {
         self.queued.fetch_sub(1, Ordering::Relaxed);
         match command {
             Command::Send(message) => self.feed(message).await?,
             Command::Serve(block) => {
                 if serving.len() < MAX_SERVE_QUEUE && block.length <= BLOCK_SIZE {
-                    serving.push_back(block);
+                    let due = tokio::time::Instant::now() + self.faults.latency.unwrap_or_default();
+                    serving.push_back((block, due));
                 } else if self.fast {
                     self.feed(Message::Reject(block)).await?;
                 }
             }
             Command::Unserve(block) => {
-                if let Some(i) = serving.iter().position(|b| *b == block) {
+                if let Some(i) = serving.iter().position(|(b, _)| *b == block) {
                     serving.remove(i);
                     if self.fast {
                         // BEP 6: a cancelled request is answered with a reject.
@@ -428,7 +455,7 @@ impl Writer {
             }
             Command::Choke { reject } => {
                 self.feed(Message::Choke).await?;
-                for block in std::mem::take(serving) {
+                for (block, _) in std::mem::take(serving) {
                     if reject {
                         self.feed(Message::Reject(block)).await?;
                     }

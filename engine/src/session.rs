@@ -74,6 +74,11 @@ pub struct Faults {
     /// Each connection is closed after uploading this many blocks: a peer
     /// that leaves mid-piece.
     pub close_after_uploads: Option<u64>,
+    /// Each requested block is sent this much later than it could be: a
+    /// peer far away.
+    pub latency: Option<Duration>,
+    /// No peer is ever unchoked: a peer that takes and never gives.
+    pub never_unchoke: bool,
 }
 
 /// How one torrent is run.
@@ -220,6 +225,7 @@ impl Session {
             hash_failures: 0,
             banned: 0,
             eta: None,
+            peer_totals: Vec::new(),
         });
         let (broadcast, _) = broadcast::channel(1024);
         let (progress, _) = watch::channel(crate::announce::Progress::default());

@@ -58,6 +58,24 @@ pub struct Stats {
     pub banned: usize,
     /// Time to completion at the current rate.
     pub eta: Option<Duration>,
+    /// Payload exchanged with each peer since the start, by peer id, for
+    /// the first [`MAX_PEER_TOTALS`] peers met (sorted by id).
+    pub peer_totals: Vec<PeerTotals>,
+}
+
+/// Peers whose totals are kept, so that a long-running torrent's statistics
+/// stay bounded.
+pub const MAX_PEER_TOTALS: usize = 256;
+
+/// What was exchanged with one peer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerTotals {
+    /// The peer's id.
+    pub id: metainfo::PeerId,
+    /// Payload bytes received from it (blocks accepted).
+    pub downloaded: u64,
+    /// Payload bytes sent to it.
+    pub uploaded: u64,
 }
 
 /// Something that happened to a torrent.
@@ -88,6 +106,8 @@ pub enum TorrentEvent {
     PeerBanned {
         /// Its address.
         addr: SocketAddr,
+        /// Its id.
+        id: Option<metainfo::PeerId>,
     },
     /// Every piece is verified.
     Finished,

@@ -21,7 +21,7 @@ use crate::peer::{self, Command, Event, Link, Requests, Start};
 use crate::picker::{Delivered, PeerKey, Picker};
 use crate::rate::Rate;
 use crate::session::{SessionConfig, TorrentOptions};
-use crate::stats::{Stats, TorrentEvent, TorrentState};
+use crate::stats::{MAX_PEER_TOTALS, PeerTotals, Stats, TorrentEvent, TorrentState};
 
 /// Requests kept in flight to a peer: its rate times this, in blocks.
 const REQUEST_QUEUE_TIME: f64 = 3.0;
@@ -37,13 +37,9 @@ const DEFAULT_REQQ: usize = 250;
 const MAX_QUEUED_COMMANDS: usize = 4 * MAX_QUEUE + 2 * peer::MAX_SERVE_QUEUE;
 /// Unrequested blocks a peer may send before it is dropped.
 const MAX_UNREQUESTED: u32 = 512;
-/// Trust lost per failed piece a peer contributed to, and the level at which
-/// it is banned. A peer gains one point per good piece (up to a cap), so an
-/// honest peer that shared a piece with a liar survives, and a liar does
-/// not.
-const TRUST_LOST_PER_FAILURE: i32 = 2;
-const BAN_AT_TRUST: i32 = -4;
-const MAX_TRUST: i32 = 10;
+/// Peers that left whose identity is kept, so that a liar found out after
+/// it left (see `piece_verified`) is still banned.
+const MAX_GONE: usize = 1024;
 /// Seconds between choker rounds, and between resume-data saves.
 const CHOKE_EVERY: u64 = 10;
 const SAVE_EVERY: u64 = 60;
@@ -95,7 +91,6 @@ struct Peer {
     waiting_since: Option<Instant>,
     snubbed: bool,
     unrequested: u32,
-    trust: i32,
     connected_at: Instant,
     _permit: OwnedSemaphorePermit,
 }
@@ -174,6 +169,10 @@ struct Running {
     ticks: u64,
     /// Whether pieces were verified since resume data was last saved.
     dirty: bool,
+    /// Who the peers that left were (see [`MAX_GONE`]).
+    gone: HashMap<PeerKey, (Option<PeerId>, SocketAddr, bool)>,
+    /// Payload exchanged with each peer id met (see `Stats::peer_totals`).
+    totals: std::collections::BTreeMap<PeerId, PeerTotals>,
     /// The periodic resume save under way, if any.
     saving: Option<tokio::task::JoinHandle<()>>,
 }
@@ -223,6 +222,8 @@ impl Torrent {
             ticks: 0,
             dirty: false,
             saving: None,
+            gone: HashMap::new(),
+            totals: std::collections::BTreeMap::new(),
         };
         if run.picker.is_complete() {
             let _ = self.broadcast.send(TorrentEvent::Finished);
@@ -442,7 +443,6 @@ impl Torrent {
                 waiting_since: None,
                 snubbed: false,
                 unrequested: 0,
-                trust: 0,
                 connected_at: Instant::now(),
                 _permit: permit,
             },
@@ -510,6 +510,9 @@ impl Torrent {
                 run.up.add(bytes);
                 if let Some(peer) = run.peers.get_mut(&key) {
                     peer.up.add(bytes);
+                    if let Some(id) = peer.id {
+                        count(&mut run.totals, id, 0, bytes);
+                    }
                 }
             }
             Event::Closed { key, reason } => self.forget_peer(run, key, &reason),
@@ -818,6 +821,9 @@ impl Torrent {
         };
         if let Some(peer) = run.peers.get_mut(&key) {
             peer.down.add(bytes);
+            if let Some(id) = peer.id {
+                count(&mut run.totals, id, bytes, 0);
+            }
             peer.snubbed = false;
             peer.waiting_since = if peer::lock(&peer.requests).is_empty() {
                 None
@@ -826,19 +832,29 @@ impl Torrent {
             };
         }
         run.down.add(bytes);
+        if outcome == BlockOutcome::Duplicate {
+            // The disk holds this block already (an endgame copy, or a copy
+            // that arrived after its peer left): wasted bytes, but the
+            // picker below still learns the block is in.
+            run.wasted += bytes;
+        }
         match outcome {
-            BlockOutcome::Duplicate => run.wasted += bytes,
             BlockOutcome::AlreadyVerified(piece) => {
                 run.wasted += bytes;
                 if !run.picker.has(piece) {
-                    self.piece_verified(run, piece);
+                    self.piece_verified(run, piece, &[]);
                 }
             }
             BlockOutcome::Stored
-            | BlockOutcome::PieceVerified(_)
-            | BlockOutcome::PieceFailed(_) => {
+            | BlockOutcome::Duplicate
+            | BlockOutcome::PieceVerified { .. }
+            | BlockOutcome::PieceFailed { .. } => {
                 match run.picker.delivered(key, block) {
-                    Delivered::Duplicate => run.wasted += bytes,
+                    Delivered::Duplicate => {
+                        if outcome != BlockOutcome::Duplicate {
+                            run.wasted += bytes;
+                        }
+                    }
                     Delivered::New { cancel } => {
                         for other in cancel {
                             if let Some(peer) = run.peers.get(&other)
@@ -852,10 +868,12 @@ impl Torrent {
                 match outcome {
                     // Once: an `AlreadyVerified` from another peer may have
                     // overtaken this answer.
-                    BlockOutcome::PieceVerified(piece) if !run.picker.has(piece) => {
-                        self.piece_verified(run, piece);
+                    BlockOutcome::PieceVerified { piece, ref liars } if !run.picker.has(piece) => {
+                        self.piece_verified(run, piece, liars);
                     }
-                    BlockOutcome::PieceFailed(piece) => self.piece_failed(run, piece),
+                    BlockOutcome::PieceFailed { piece, senders } => {
+                        self.piece_failed(run, piece, senders);
+                    }
                     _ => {}
                 }
             }
@@ -863,13 +881,15 @@ impl Torrent {
         self.fill(run, key);
     }
 
-    fn piece_verified(&self, run: &mut Running, piece: u32) {
-        let contributors = run.picker.verified(piece);
+    /// Piece `piece` is verified and on disk. `liars` sent blocks of an
+    /// earlier copy that failed, and those blocks differ from the good ones:
+    /// they are banned, and only they (the peers whose blocks were good in
+    /// the bad copy are not blamed).
+    fn piece_verified(&self, run: &mut Running, piece: u32, liars: &[PeerKey]) {
+        run.picker.verified(piece);
         run.dirty = true;
-        for key in contributors {
-            if let Some(peer) = run.peers.get_mut(&key) {
-                peer.trust = (peer.trust + 1).min(MAX_TRUST);
-            }
+        for liar in liars {
+            self.ban(run, *liar);
         }
         let _ = self.broadcast.send(TorrentEvent::PieceVerified(piece));
         let keys: Vec<PeerKey> = run.peers.keys().copied().collect();
@@ -907,8 +927,12 @@ impl Torrent {
         }
     }
 
-    fn piece_failed(&self, run: &mut Running, piece: u32) {
-        let contributors = run.picker.failed(piece);
+    /// Piece `piece` failed its hash check; `senders` are the peers whose
+    /// blocks were hashed, as the disk saw them (a late copy from an earlier
+    /// round counts against whoever sent it, not whoever was asked since).
+    fn piece_failed(&self, run: &mut Running, piece: u32, senders: Vec<PeerKey>) {
+        run.picker.failed(piece);
+        let contributors = senders;
         // Copies still asked for (endgame) would bring back data from the
         // failed round: cancel them, so that the next round's blocks all
         // come from the peers it asks.
@@ -943,31 +967,33 @@ impl Torrent {
             piece,
             peers: addrs,
         });
-        let alone = distinct.len() == 1;
-        for key in distinct {
-            let Some(peer) = run.peers.get_mut(&key) else {
-                continue;
-            };
-            peer.trust -= TRUST_LOST_PER_FAILURE;
-            if alone || peer.trust <= BAN_AT_TRUST {
-                self.ban(run, key);
-            }
+        // A peer that sent the whole piece sent the bad data. When several
+        // did, the good copy to come will tell which (`piece_verified`).
+        if let [alone] = distinct[..] {
+            self.ban(run, alone);
         }
     }
 
     fn ban(&self, run: &mut Running, key: PeerKey) {
-        let Some(peer) = run.peers.get(&key) else {
+        let Some((id, addr, outgoing)) = run
+            .peers
+            .get(&key)
+            .map(|p| (p.id, p.addr, p.outgoing))
+            .or_else(|| run.gone.get(&key).copied())
+        else {
             return;
         };
-        if let Some(id) = peer.id {
+        if id.is_some_and(|id| run.banned_ids.contains(&id)) {
+            return;
+        }
+        if let Some(id) = id {
             run.banned_ids.insert(id);
         }
-        if peer.outgoing {
-            run.banned_addrs.insert(peer.addr);
+        if outgoing {
+            run.banned_addrs.insert(addr);
         }
-        let addr = peer.addr;
         tracing::warn!(%addr, "banned for sending data that failed its hash check");
-        let _ = self.broadcast.send(TorrentEvent::PeerBanned { addr });
+        let _ = self.broadcast.send(TorrentEvent::PeerBanned { addr, id });
         self.drop_peer(run, key, "banned: sent bad data");
     }
 
@@ -990,7 +1016,10 @@ impl Torrent {
         let Some(peer) = run.peers.get_mut(&key) else {
             return;
         };
-        if peer.am_choking == choke || !peer.ready() {
+        if peer.am_choking == choke
+            || !peer.ready()
+            || (!choke && self.options.faults.never_unchoke)
+        {
             return;
         }
         peer.am_choking = choke;
@@ -1015,6 +1044,10 @@ impl Torrent {
         };
         peer::lock(&peer.requests).clear();
         run.picker.peer_gone(key);
+        if run.gone.len() >= MAX_GONE {
+            run.gone.clear();
+        }
+        run.gone.insert(key, (peer.id, peer.addr, peer.outgoing));
         run.picker.remove_peer(&peer.has);
         run.known.remove(&peer.addr);
         if peer.outgoing {
@@ -1206,6 +1239,7 @@ impl Torrent {
             hash_failures: run.hash_failures,
             banned: run.banned_ids.len(),
             eta: if left == 0 { None } else { run.down.eta(left) },
+            peer_totals: run.totals.values().copied().collect(),
         };
         self.stats.send_if_modified(|old| {
             if *old == stats {
@@ -1216,4 +1250,23 @@ impl Torrent {
             }
         });
     }
+}
+
+/// Adds to the totals of peer `id`, within [`MAX_PEER_TOTALS`] peers.
+fn count(
+    totals: &mut std::collections::BTreeMap<PeerId, PeerTotals>,
+    id: PeerId,
+    downloaded: u64,
+    uploaded: u64,
+) {
+    if totals.len() >= MAX_PEER_TOTALS && !totals.contains_key(&id) {
+        return;
+    }
+    let entry = totals.entry(id).or_insert(PeerTotals {
+        id,
+        downloaded: 0,
+        uploaded: 0,
+    });
+    entry.downloaded += downloaded;
+    entry.uploaded += uploaded;
 }

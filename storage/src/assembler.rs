@@ -38,7 +38,8 @@ pub enum AssemblyError {
 #[derive(Debug)]
 struct Pending {
     data: Vec<u8>,
-    have: Vec<bool>,
+    /// Who sent each block held (see [`Assembler::add_from`]).
+    senders: Vec<Option<u64>>,
     missing: usize,
 }
 
@@ -53,6 +54,8 @@ pub struct Assembler {
     pending: HashMap<u32, Pending>,
     held: usize,
     limit: usize,
+    /// Who sent the blocks of the piece completed last, block by block.
+    last_senders: Vec<u64>,
 }
 
 impl Assembler {
@@ -64,11 +67,25 @@ impl Assembler {
             pending: HashMap::new(),
             held: 0,
             limit,
+            last_senders: Vec::new(),
         }
     }
 
     /// Adds a block received from a peer.
     pub fn add(&mut self, block: BlockRef, data: &[u8]) -> Result<Added, AssemblyError> {
+        self.add_from(block, data, 0)
+    }
+
+    /// Adds a block received from `sender` (any number the caller uses to
+    /// tell peers apart). When the block completes its piece,
+    /// [`Assembler::last_senders`] names who sent each of its blocks: the
+    /// blocks actually in the piece, whatever copies arrived late.
+    pub fn add_from(
+        &mut self,
+        block: BlockRef,
+        data: &[u8],
+        sender: u64,
+    ) -> Result<Added, AssemblyError> {
         let index = block.offset / BLOCK_SIZE;
         let valid = block.offset.is_multiple_of(BLOCK_SIZE)
             && self.layout.block(block.piece, index) == Some(block)
@@ -89,7 +106,7 @@ impl Assembler {
                 block.piece,
                 Pending {
                     data: vec![0; len],
-                    have: vec![false; blocks],
+                    senders: vec![None; blocks],
                     missing: blocks,
                 },
             );
@@ -98,23 +115,28 @@ impl Assembler {
         let Some(pending) = self.pending.get_mut(&block.piece) else {
             return Err(AssemblyError::NotABlock(block));
         };
-        if pending.have[index as usize] {
+        if pending.senders[index as usize].is_some() {
             return Ok(Added::Duplicate);
         }
         let start = block.offset as usize;
         pending.data[start..start + data.len()].copy_from_slice(data);
-        pending.have[index as usize] = true;
+        pending.senders[index as usize] = Some(sender);
         pending.missing -= 1;
         if pending.missing > 0 {
             return Ok(Added::Partial);
         }
-        let done = self
-            .pending
-            .remove(&block.piece)
-            .map(|p| p.data)
-            .unwrap_or_default();
-        self.held -= done.len();
-        Ok(Added::Complete(done))
+        let Some(done) = self.pending.remove(&block.piece) else {
+            return Err(AssemblyError::NotABlock(block));
+        };
+        self.held -= done.data.len();
+        self.last_senders = done.senders.into_iter().flatten().collect();
+        Ok(Added::Complete(done.data))
+    }
+
+    /// Who sent each block of the piece completed last (by
+    /// [`Assembler::add_from`]'s `sender`).
+    pub fn last_senders(&self) -> &[u64] {
+        &self.last_senders
     }
 
     /// Drops an unfinished piece (its peer left, or it is being given up).
@@ -131,8 +153,10 @@ impl Assembler {
 
     /// Whether a block is already held.
     pub fn has(&self, block: BlockRef) -> bool {
-        self.pending
-            .get(&block.piece)
-            .is_some_and(|p| p.have.get((block.offset / BLOCK_SIZE) as usize) == Some(&true))
+        self.pending.get(&block.piece).is_some_and(|p| {
+            p.senders
+                .get((block.offset / BLOCK_SIZE) as usize)
+                .is_some_and(Option::is_some)
+        })
     }
 }

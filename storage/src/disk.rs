@@ -3,6 +3,7 @@
 //! answers on oneshots. Disk work never runs on the async runtime, and a
 //! slow disk slows its callers (the channel fills) instead of growing memory.
 
+use std::collections::HashMap;
 use std::thread::JoinHandle;
 
 use bytes::Bytes;
@@ -25,10 +26,25 @@ pub enum BlockOutcome {
     /// caller missed the first answer).
     AlreadyVerified(u32),
     /// It completed its piece, which matched its hash and is on disk.
-    PieceVerified(u32),
+    PieceVerified {
+        /// The piece.
+        piece: u32,
+        /// Senders of blocks of an earlier, failed copy of this piece whose
+        /// data differs from the good block: the peers that lied. Known
+        /// only now, from comparing each block's hash in both copies (what
+        /// libtorrent calls a smart ban).
+        liars: Vec<u64>,
+    },
     /// It completed its piece, which did not match: nothing was written, and
     /// the piece must be downloaded again (from other peers).
-    PieceFailed(u32),
+    PieceFailed {
+        /// The piece.
+        piece: u32,
+        /// Who sent each of its blocks (the `sender` of
+        /// [`Disk::send_block`]): the blocks that were hashed, not copies
+        /// that came later.
+        senders: Vec<u64>,
+    },
 }
 
 /// Why a disk job failed.
@@ -54,6 +70,7 @@ enum Job {
     Write {
         block: BlockRef,
         data: Bytes,
+        sender: u64,
         reply: oneshot::Sender<Result<BlockOutcome, DiskError>>,
     },
     Read {
@@ -103,6 +120,7 @@ impl Disk {
                 let mut state = State {
                     assembler: Assembler::new(storage.layout().clone(), memory_limit),
                     verified: vec![false; storage.layout().num_pieces() as usize],
+                    suspects: HashMap::new(),
                     storage,
                 };
                 while let Some(job) = inbox.blocking_recv() {
@@ -128,21 +146,34 @@ impl Disk {
         block: BlockRef,
         data: Bytes,
     ) -> Result<BlockOutcome, DiskError> {
-        self.ask(|reply| Job::Write { block, data, reply }).await?
+        self.ask(|reply| Job::Write {
+            block,
+            data,
+            sender: 0,
+            reply,
+        })
+        .await?
     }
 
     /// Hands over a block without waiting for what becomes of it: waits only
     /// for room in the queue (back-pressure), then returns the answer to
     /// come. A connection can so keep reading while the disk thread works,
-    /// with as many blocks in flight as it lets pile up.
+    /// with as many blocks in flight as it lets pile up. `sender` tells
+    /// peers apart in [`BlockOutcome::PieceFailed`].
     pub async fn send_block(
         &self,
         block: BlockRef,
         data: Bytes,
+        sender: u64,
     ) -> Result<PendingBlock, DiskError> {
         let (reply, answer) = oneshot::channel();
         self.jobs
-            .send(Job::Write { block, data, reply })
+            .send(Job::Write {
+                block,
+                data,
+                sender,
+                reply,
+            })
             .await
             .map_err(|_| DiskError::Stopped)?;
         Ok(PendingBlock(answer))
@@ -189,13 +220,25 @@ struct State {
     /// Pieces known to be on disk: blocks for them are duplicates, so a late
     /// endgame copy never starts a piece over.
     verified: Vec<bool>,
+    /// For pieces that failed their hash: each block's hash and sender, to
+    /// find the liars once a good copy arrives. At most
+    /// [`MAX_SUSPECT_PIECES`] pieces are kept.
+    suspects: HashMap<u32, Vec<(u64, [u8; 20])>>,
 }
+
+/// Failed pieces whose block hashes are kept for the smart ban.
+const MAX_SUSPECT_PIECES: usize = 1024;
 
 impl State {
     fn run(&mut self, job: Job) {
         match job {
-            Job::Write { block, data, reply } => {
-                let _ = reply.send(self.write(block, &data));
+            Job::Write {
+                block,
+                data,
+                sender,
+                reply,
+            } => {
+                let _ = reply.send(self.write(block, &data, sender));
             }
             Job::Read { block, reply } => {
                 let _ = reply.send(self.read(block));
@@ -229,6 +272,22 @@ impl State {
         }
     }
 
+    /// The senders of blocks of a failed copy of `piece` that differ from
+    /// the good copy `data`.
+    fn liars(&mut self, piece: u32, data: &[u8]) -> Vec<u64> {
+        let Some(suspects) = self.suspects.remove(&piece) else {
+            return Vec::new();
+        };
+        let mut liars: Vec<u64> = block_chunks(data)
+            .zip(suspects)
+            .filter(|(chunk, (_, hash))| metainfo::sha1(chunk) != *hash)
+            .map(|(_, (sender, _))| sender)
+            .collect();
+        liars.sort_unstable();
+        liars.dedup();
+        liars
+    }
+
     /// Zero-length files hold no piece: they are made once every piece is
     /// in. Failing to make one loses no data and must not stop a complete
     /// download from seeding, so it is logged, not returned.
@@ -259,24 +318,49 @@ impl State {
         Ok(Bytes::from(buf))
     }
 
-    fn write(&mut self, block: BlockRef, data: &[u8]) -> Result<BlockOutcome, DiskError> {
+    fn write(
+        &mut self,
+        block: BlockRef,
+        data: &[u8],
+        sender: u64,
+    ) -> Result<BlockOutcome, DiskError> {
         if self.verified.get(block.piece as usize) == Some(&true) {
             return Ok(BlockOutcome::AlreadyVerified(block.piece));
         }
-        Ok(match self.assembler.add(block, data)? {
+        Ok(match self.assembler.add_from(block, data, sender)? {
             Added::Partial => BlockOutcome::Stored,
             Added::Duplicate => BlockOutcome::Duplicate,
-            Added::Complete(piece) => {
-                if self.storage.write_verified(block.piece, &piece)? {
-                    self.verified[block.piece as usize] = true;
+            Added::Complete(data) => {
+                let piece = block.piece;
+                let senders = self.assembler.last_senders().to_vec();
+                if self.storage.write_verified(piece, &data)? {
+                    self.verified[piece as usize] = true;
                     if self.verified.iter().all(|v| *v) {
                         self.create_empty_files();
                     }
-                    BlockOutcome::PieceVerified(block.piece)
+                    let liars = self.liars(piece, &data);
+                    BlockOutcome::PieceVerified { piece, liars }
                 } else {
-                    BlockOutcome::PieceFailed(block.piece)
+                    if self.suspects.len() < MAX_SUSPECT_PIECES
+                        || self.suspects.contains_key(&piece)
+                    {
+                        let hashes = block_chunks(&data)
+                            .zip(&senders)
+                            .map(|(chunk, sender)| (*sender, metainfo::sha1(chunk)))
+                            .collect();
+                        // A second failure of the same piece: the newer
+                        // copy is compared (liars of the first were
+                        // probably re-asked and lied again).
+                        self.suspects.insert(piece, hashes);
+                    }
+                    BlockOutcome::PieceFailed { piece, senders }
                 }
             }
         })
     }
+}
+
+/// A piece's bytes, block by block.
+fn block_chunks(data: &[u8]) -> std::slice::Chunks<'_, u8> {
+    data.chunks(BLOCK_SIZE as usize)
 }

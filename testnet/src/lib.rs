@@ -1,15 +1,37 @@
 //! Swarm simulations on one machine.
 //!
-//! This crate will build a swarm on 127.0.0.1 from a description (an
-//! in-process tracker, btc seeders and leechers, real clients), inject
-//! faults per peer, check every download byte for byte, and report what
-//! happened; `cargo xtask testnet` will be its front door. So far it holds
-//! [`Content`] (files generated from a seed, their torrent, and the
-//! byte-for-byte check) and [`real`]: drivers for real BitTorrent clients
-//! (aria2, Transmission) run as child processes on 127.0.0.1, used by the
-//! interoperability tests.
+//! A [`Scenario`] describes a swarm: content of a given size and shape,
+//! btc seeders and leechers ([`PeerSpec`]), each with the moment it joins,
+//! whether it leaves for a while, and the faults it commits (through the
+//! engine's own seam, [`engine::Faults`]: a slow uploader, added latency, a
+//! liar, a peer that drops connections mid-piece, one that never unchokes),
+//! plus real clients ([`RealPeer`]: aria2, Transmission). [`run`] builds it
+//! on 127.0.0.1 with the tracker crate's server in process, samples
+//! everyone's progress, checks every download byte for byte, and returns a
+//! [`Report`]: per peer the time to complete, the bytes received from each
+//! other peer, hash failures and bans; for the swarm, the share of bytes
+//! leechers gave each other; as a table, JSON, and an SVG chart.
+//!
+//! `cargo xtask testnet` is the front door; [`Content`] and [`real`] are
+//! also used by the interoperability tests.
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), String> {
+//! let scenario = testnet::Scenario::named("liar", None).ok_or("no such scenario")?;
+//! let report = testnet::run(&scenario, |_, _| {}).await?;
+//! assert!(report.all_exact());
+//! println!("{}", report.table());
+//! # Ok(())
+//! # }
+//! ```
 
 mod content;
 pub mod real;
+mod report;
+mod run;
+mod scenario;
 
 pub use content::Content;
+pub use report::{MemberReport, Report, size};
+pub use run::{Progress, run};
+pub use scenario::{Leave, PeerSpec, RealPeer, SCENARIOS, Scenario};

@@ -193,7 +193,7 @@ async fn a_liar_is_banned_and_the_download_completes_from_honest_peers() {
     assert_eq!(stats.banned, 1, "{stats:?}");
     let mut banned = Vec::new();
     while let Ok(event) = events.try_recv() {
-        if let engine::TorrentEvent::PeerBanned { addr } = event {
+        if let engine::TorrentEvent::PeerBanned { addr, .. } = event {
             banned.push(addr);
         }
     }

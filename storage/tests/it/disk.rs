@@ -40,7 +40,7 @@ async fn concurrent_writers_through_a_small_queue_get_every_piece_verified_once(
     let mut verified: Vec<u32> = outcomes
         .iter()
         .filter_map(|o| match o {
-            BlockOutcome::PieceVerified(p) => Some(*p),
+            BlockOutcome::PieceVerified { piece, .. } => Some(*piece),
             _ => None,
         })
         .collect();
@@ -55,7 +55,7 @@ async fn concurrent_writers_through_a_small_queue_get_every_piece_verified_once(
     assert!(
         !outcomes
             .iter()
-            .any(|o| matches!(o, BlockOutcome::PieceFailed(_)))
+            .any(|o| matches!(o, BlockOutcome::PieceFailed { .. }))
     );
     let have = disk.check(None).await.unwrap();
     assert!(have.iter().all(|&h| h));
@@ -80,23 +80,49 @@ async fn a_lying_peer_fails_its_piece_and_an_honest_one_fixes_it() {
     let blocks: Vec<_> = torrent.layout().blocks(0).collect();
     let mut lie = source_block(&torrent, &files, blocks[1]);
     lie[0] ^= 0xff;
+    let honest = source_block(&torrent, &files, blocks[0]).into();
     assert_eq!(
-        disk.write_block(blocks[0], source_block(&torrent, &files, blocks[0]).into())
+        disk.send_block(blocks[0], honest, 1)
+            .await
+            .unwrap()
             .await
             .unwrap(),
         BlockOutcome::Stored
     );
+    // The failure names who sent each block that was hashed.
     assert_eq!(
-        disk.write_block(blocks[1], lie.into()).await.unwrap(),
-        BlockOutcome::PieceFailed(0)
+        disk.send_block(blocks[1], lie.into(), 2)
+            .await
+            .unwrap()
+            .await
+            .unwrap(),
+        BlockOutcome::PieceFailed {
+            piece: 0,
+            senders: vec![1, 2]
+        }
     );
     assert!(!disk.check(None).await.unwrap()[0], "nothing written");
+    // An honest peer sends the piece again: it is verified, and comparing
+    // block by block with the failed copy names the liar (sender 2), not
+    // the peer whose block was good (sender 1).
+    let mut last = None;
     for block in &blocks {
-        let _ = disk
-            .write_block(*block, source_block(&torrent, &files, *block).into())
-            .await
-            .unwrap();
+        let data = source_block(&torrent, &files, *block).into();
+        last = Some(
+            disk.send_block(*block, data, 3)
+                .await
+                .unwrap()
+                .await
+                .unwrap(),
+        );
     }
+    assert_eq!(
+        last,
+        Some(BlockOutcome::PieceVerified {
+            piece: 0,
+            liars: vec![2]
+        })
+    );
     assert!(disk.check(None).await.unwrap()[0]);
     drop(disk);
     thread.join();

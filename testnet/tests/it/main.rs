@@ -13,6 +13,8 @@ use testnet::Content;
 use testnet::real::{Aria2, Transmission, wait_until};
 use tracker::{HttpTracker, TrackerConfig};
 
+mod scenarios;
+
 /// Several files, one of them empty, one a byte, across pieces.
 const SIZES: [u64; 5] = [0, 1, 300_000, 1 << 20, 500_001];
 

@@ -1,0 +1,485 @@
+//! Running a scenario: the tracker, the btc sessions and the real clients on
+//! 127.0.0.1, sampled until everyone has the content or the deadline.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use engine::{Session, SessionConfig, Stats, TorrentEvent, TorrentHandle, TorrentOptions};
+use metainfo::PeerId;
+use tracker::{HttpTracker, TrackerConfig};
+
+use crate::content::Content;
+use crate::real::{Aria2, Transmission};
+use crate::report::{MemberReport, Report};
+use crate::scenario::{PeerSpec, RealPeer, Scenario};
+
+/// How often everyone's progress is sampled.
+const SAMPLE_EVERY: Duration = Duration::from_millis(50);
+
+/// One member's progress now, for a live display.
+#[derive(Clone, Debug)]
+pub struct Progress {
+    /// The member's name.
+    pub name: String,
+    /// Share of the content verified, 0 to 1 (`None` for a real client that
+    /// does not say).
+    pub fraction: Option<f64>,
+    /// Whether it is in the swarm now.
+    pub present: bool,
+}
+
+/// A btc member.
+struct BtcMember {
+    spec: PeerSpec,
+    id: PeerId,
+    /// Where its copy lives (the shared source for seeders).
+    dir: PathBuf,
+    _dir_guard: Option<tempfile::TempDir>,
+    resume: PathBuf,
+    session: Option<Session>,
+    handle: Option<TorrentHandle>,
+    /// Whether it left for good (churn over, or never joined yet).
+    state: Presence,
+    /// Totals of earlier sessions (a churned peer restarts its counters).
+    earlier: Totals,
+    last: Option<Stats>,
+    completed_after: Option<Duration>,
+    /// Ids of the peers it banned.
+    banned: Vec<Option<PeerId>>,
+    events: Option<tokio::sync::broadcast::Receiver<TorrentEvent>>,
+    samples: Vec<(f64, f64)>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Presence {
+    NotYet,
+    In,
+    Away,
+}
+
+#[derive(Clone, Debug, Default)]
+struct Totals {
+    downloaded: u64,
+    uploaded: u64,
+    hash_failures: u32,
+    from: BTreeMap<PeerId, u64>,
+}
+
+impl Totals {
+    fn add(&mut self, stats: &Stats) {
+        self.downloaded += stats.downloaded;
+        self.uploaded += stats.uploaded;
+        self.hash_failures += stats.hash_failures;
+        for peer in &stats.peer_totals {
+            *self.from.entry(peer.id).or_default() += peer.downloaded;
+        }
+    }
+}
+
+/// A real member.
+enum RealClient {
+    Aria2(Aria2),
+    Transmission(Transmission),
+}
+
+struct RealMember {
+    kind: RealPeer,
+    client: RealClient,
+    dir: PathBuf,
+    _dir_guard: Option<tempfile::TempDir>,
+    completed_after: Option<Duration>,
+    samples: Vec<(f64, f64)>,
+}
+
+/// Runs `scenario`, calling `progress` with everyone's progress every 50 ms. Fails on a setup error (a missing real client, say) or
+/// if the deadline passes; otherwise the report says what happened,
+/// including whether every download was byte-exact.
+pub async fn run(
+    scenario: &Scenario,
+    mut progress: impl FnMut(f64, &[Progress]),
+) -> Result<Report, String> {
+    for real in &scenario.real {
+        if !crate::real::installed(real.program()) {
+            return Err(format!(
+                "{} is not installed: apt-get install {}",
+                real.program(),
+                real.package()
+            ));
+        }
+    }
+    let tracker = HttpTracker::bind(
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        TrackerConfig {
+            interval: 1,
+            min_interval: 1,
+            ..TrackerConfig::default()
+        },
+    )
+    .await
+    .map_err(|e| format!("cannot start the tracker: {e}"))?;
+    let sizes = split(scenario.size, scenario.files);
+    let content = Content::generate(
+        "testnet",
+        &sizes,
+        scenario.files == 1,
+        scenario.piece_length,
+        &[tracker.announce_url()],
+        0x7e57,
+    )
+    .map_err(|e| format!("cannot generate the content: {e}"))?;
+    let state = tempfile::tempdir().map_err(|e| e.to_string())?;
+
+    let mut btc = Vec::new();
+    for (i, spec) in scenario.peers.iter().enumerate() {
+        let (dir, guard) = if spec.seeder {
+            (content.data_dir(), None)
+        } else {
+            let guard = tempfile::tempdir().map_err(|e| e.to_string())?;
+            (guard.path().to_path_buf(), Some(guard))
+        };
+        btc.push(BtcMember {
+            spec: spec.clone(),
+            id: PeerId::generate(),
+            dir,
+            _dir_guard: guard,
+            resume: state.path().join(format!("{i}.resume")),
+            session: None,
+            handle: None,
+            state: Presence::NotYet,
+            earlier: Totals::default(),
+            last: None,
+            completed_after: None,
+            banned: Vec::new(),
+            events: None,
+            samples: Vec::new(),
+        });
+    }
+
+    let start = Instant::now();
+    let mut real = Vec::new();
+    for kind in &scenario.real {
+        real.push(start_real(*kind, &content)?);
+    }
+
+    let mut ticker = tokio::time::interval(SAMPLE_EVERY);
+    let outcome = loop {
+        ticker.tick().await;
+        let now = start.elapsed();
+        let t = now.as_secs_f64();
+        for member in &mut btc {
+            step(member, &content, now).await?;
+            drain_events(member);
+            if let Some(handle) = &member.handle {
+                let stats = handle.stats();
+                let fraction = f64::from(stats.pieces_have) / f64::from(stats.pieces_total.max(1));
+                member.samples.push((t, fraction));
+                if stats.pieces_have == stats.pieces_total
+                    && member.completed_after.is_none()
+                    && !member.spec.seeder
+                {
+                    member.completed_after = Some(now);
+                }
+                member.last = Some(stats);
+            }
+        }
+        for member in &mut real {
+            check_real(member, &content, now)?;
+        }
+        let view: Vec<Progress> = btc
+            .iter()
+            .map(|m| Progress {
+                name: m.spec.name.clone(),
+                fraction: m.samples.last().map(|s| s.1),
+                present: m.state == Presence::In,
+            })
+            .chain(real.iter().map(|m| Progress {
+                name: m.kind.name().into(),
+                fraction: m.samples.last().map(|s| s.1),
+                present: true,
+            }))
+            .collect();
+        progress(t, &view);
+        let btc_done = btc
+            .iter()
+            .all(|m| m.spec.seeder || m.completed_after.is_some());
+        let real_done = real
+            .iter()
+            .all(|m| m.kind.is_seeder() || m.completed_after.is_some());
+        if btc_done && real_done {
+            break Ok(now);
+        }
+        if now > scenario.deadline {
+            break Err(now);
+        }
+    };
+
+    // Stop everyone; after shutdown each session's statistics are final.
+    for member in &mut btc {
+        if let Some(session) = member.session.take() {
+            session.shutdown().await;
+        }
+        drain_events(member);
+        if let Some(handle) = member.handle.take() {
+            member.earlier.add(&handle.stats());
+        }
+    }
+    tracker.stop().await;
+    let duration = match outcome {
+        Ok(d) => d,
+        Err(d) => {
+            let stuck: Vec<String> = btc
+                .iter()
+                .filter(|m| !m.spec.seeder && m.completed_after.is_none())
+                .map(|m| m.spec.name.clone())
+                .chain(
+                    real.iter()
+                        .filter(|m| !m.kind.is_seeder() && m.completed_after.is_none())
+                        .map(|m| m.kind.name().to_string()),
+                )
+                .collect();
+            return Err(format!(
+                "not finished after {:.1} s: {} still downloading",
+                d.as_secs_f64(),
+                stuck.join(", ")
+            ));
+        }
+    };
+    Ok(report(scenario, &content, &btc, &real, duration))
+}
+
+/// Joins, leaves and comes back as the spec says.
+async fn step(member: &mut BtcMember, content: &Content, now: Duration) -> Result<(), String> {
+    match member.state {
+        Presence::NotYet if now >= member.spec.join_at => join(member, content).await,
+        Presence::In => {
+            if let Some(leave) = member.spec.leave
+                && now >= leave.at
+                && now < leave.at + leave.away
+                && member.completed_after.is_none()
+            {
+                if let Some(session) = member.session.take() {
+                    session.shutdown().await;
+                }
+                drain_events(member);
+                if let Some(handle) = member.handle.take() {
+                    member.earlier.add(&handle.stats());
+                }
+                member.state = Presence::Away;
+            }
+            Ok(())
+        }
+        Presence::Away => {
+            let back = member.spec.leave.is_some_and(|l| now >= l.at + l.away);
+            if back {
+                join(member, content).await?;
+            }
+            Ok(())
+        }
+        Presence::NotYet => Ok(()),
+    }
+}
+
+async fn join(member: &mut BtcMember, content: &Content) -> Result<(), String> {
+    let session = Session::start(SessionConfig {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        peer_id: member.id,
+        snub_timeout: Duration::from_secs(5),
+        ..SessionConfig::default()
+    })
+    .await
+    .map_err(|e| format!("{}: cannot listen: {e}", member.spec.name))?;
+    let mut options = TorrentOptions::new(&member.dir);
+    options.faults = member.spec.faults.clone();
+    options.resume_file = Some(member.resume.clone());
+    let handle = session
+        .add(content.torrent().clone(), options)
+        .await
+        .map_err(|e| format!("{}: {e}", member.spec.name))?;
+    member.events = Some(handle.events());
+    member.handle = Some(handle);
+    member.session = Some(session);
+    member.state = Presence::In;
+    Ok(())
+}
+
+fn drain_events(member: &mut BtcMember) {
+    let Some(events) = &mut member.events else {
+        return;
+    };
+    loop {
+        match events.try_recv() {
+            Ok(TorrentEvent::PeerBanned { id, .. }) => member.banned.push(id),
+            Ok(_) | Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => {}
+            Err(_) => break,
+        }
+    }
+}
+
+fn start_real(kind: RealPeer, content: &Content) -> Result<RealMember, String> {
+    let (dir, guard) = if kind.is_seeder() {
+        (content.data_dir(), None)
+    } else {
+        let guard = tempfile::tempdir().map_err(|e| e.to_string())?;
+        (guard.path().to_path_buf(), Some(guard))
+    };
+    let fail = |e: std::io::Error| format!("{}: {e}", kind.name());
+    let client = match kind {
+        RealPeer::Aria2Seeder => {
+            RealClient::Aria2(Aria2::seed(content.torrent_file(), &dir).map_err(fail)?)
+        }
+        RealPeer::Aria2Leecher => {
+            RealClient::Aria2(Aria2::leech(content.torrent_file(), &dir).map_err(fail)?)
+        }
+        RealPeer::TransmissionSeeder | RealPeer::TransmissionLeecher => {
+            let transmission = Transmission::start(&dir).map_err(fail)?;
+            transmission.add(content.torrent_file()).map_err(fail)?;
+            RealClient::Transmission(transmission)
+        }
+    };
+    Ok(RealMember {
+        kind,
+        client,
+        dir,
+        _dir_guard: guard,
+        completed_after: None,
+        samples: Vec::new(),
+    })
+}
+
+fn check_real(member: &mut RealMember, content: &Content, now: Duration) -> Result<(), String> {
+    if member.kind.is_seeder() || member.completed_after.is_some() {
+        if member.kind.is_seeder() {
+            member.samples.push((now.as_secs_f64(), 1.0));
+        }
+        return Ok(());
+    }
+    let fraction = match &mut member.client {
+        RealClient::Aria2(aria2) => {
+            // aria2 exits when its download is complete and checked.
+            match aria2.process().check_running() {
+                Ok(()) => None,
+                Err(_) => Some(1.0),
+            }
+        }
+        RealClient::Transmission(transmission) => transmission
+            .percent_done()
+            .ok()
+            .flatten()
+            .map(|p| f64::from(p) / 100.0),
+    };
+    if let Some(fraction) = fraction {
+        member.samples.push((now.as_secs_f64(), fraction));
+        if fraction >= 1.0 && content.is_downloaded(&member.dir) {
+            member.completed_after = Some(now);
+        } else if fraction >= 1.0 && matches!(member.client, RealClient::Aria2(_)) {
+            return Err(format!(
+                "{} exited without a byte-exact copy: {}",
+                member.kind.name(),
+                content.verify(&member.dir).err().unwrap_or_default()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `total` bytes in `files` files of unequal sizes (the last ones bigger),
+/// so that pieces straddle file boundaries.
+fn split(total: u64, files: usize) -> Vec<u64> {
+    let files = files.max(1) as u64;
+    if files == 1 {
+        return vec![total];
+    }
+    let weights: u64 = (1..=files).sum();
+    let mut sizes: Vec<u64> = (1..=files).map(|w| total * w / weights).collect();
+    let assigned: u64 = sizes.iter().sum();
+    if let Some(last) = sizes.last_mut() {
+        *last += total - assigned;
+    }
+    sizes
+}
+
+fn report(
+    scenario: &Scenario,
+    content: &Content,
+    btc: &[BtcMember],
+    real: &[RealMember],
+    duration: Duration,
+) -> Report {
+    let names: BTreeMap<PeerId, String> = btc.iter().map(|m| (m.id, m.spec.name.clone())).collect();
+    let name_of = |id: &PeerId| -> String {
+        names.get(id).cloned().unwrap_or_else(|| {
+            // Real clients: by their id's client prefix.
+            let prefix = String::from_utf8_lossy(&id.0[..8]).into_owned();
+            if prefix.starts_with("A2") {
+                "aria2".into()
+            } else if prefix.starts_with("-TR") {
+                "transmission".into()
+            } else {
+                prefix
+            }
+        })
+    };
+    let mut members = Vec::new();
+    for m in btc {
+        let received_from: BTreeMap<String, u64> = m
+            .earlier
+            .from
+            .iter()
+            .map(|(id, bytes)| (name_of(id), *bytes))
+            .fold(BTreeMap::new(), |mut map, (name, bytes)| {
+                *map.entry(name).or_default() += bytes;
+                map
+            });
+        let banned: Vec<String> = m
+            .banned
+            .iter()
+            .map(|id| id.as_ref().map_or_else(|| "?".into(), name_of))
+            .collect();
+        members.push(MemberReport {
+            name: m.spec.name.clone(),
+            kind: if m.spec.seeder {
+                "btc seeder"
+            } else {
+                "btc leecher"
+            }
+            .into(),
+            faults: m.spec.describe_faults(),
+            completed_after: m.completed_after.map(|d| d.as_secs_f64()),
+            byte_exact: (!m.spec.seeder).then(|| content.is_downloaded(&m.dir)),
+            downloaded: m.earlier.downloaded,
+            uploaded: m.earlier.uploaded,
+            hash_failures: m.earlier.hash_failures,
+            banned,
+            received_from,
+            progress: m.samples.clone(),
+        });
+    }
+    for m in real {
+        members.push(MemberReport {
+            name: m.kind.name().into(),
+            kind: if m.kind.is_seeder() {
+                "real seeder"
+            } else {
+                "real leecher"
+            }
+            .into(),
+            faults: "-".into(),
+            completed_after: m.completed_after.map(|d| d.as_secs_f64()),
+            byte_exact: (!m.kind.is_seeder()).then(|| content.is_downloaded(&m.dir)),
+            downloaded: 0,
+            uploaded: 0,
+            hash_failures: 0,
+            banned: Vec::new(),
+            received_from: BTreeMap::new(),
+            progress: m.samples.clone(),
+        });
+    }
+    Report::new(
+        scenario,
+        content.torrent().layout().num_pieces(),
+        duration.as_secs_f64(),
+        members,
+    )
+}

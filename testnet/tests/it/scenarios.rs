@@ -1,0 +1,157 @@
+//! Every built-in scenario at a small size, with its outcome asserted.
+
+use testnet::{Report, Scenario};
+
+const MIB: u64 = 1 << 20;
+
+async fn run(name: &str, size: u64) -> Report {
+    let scenario = Scenario::named(name, Some(size)).unwrap();
+    let report = testnet::run(&scenario, |_, _| {})
+        .await
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    assert!(
+        report.all_exact(),
+        "{name}: a copy differs\n{}",
+        report.table()
+    );
+    for m in report
+        .members
+        .iter()
+        .filter(|m| m.kind.ends_with("leecher"))
+    {
+        assert!(
+            m.completed_after.is_some(),
+            "{name}: {} did not finish",
+            m.name
+        );
+    }
+    report
+}
+
+/// Only peers that lied are banned, by anyone.
+fn only_liars_banned(report: &Report) {
+    for m in &report.members {
+        for banned in &m.banned {
+            assert_eq!(
+                banned,
+                "liar",
+                "{} banned an honest peer\n{}",
+                m.name,
+                report.table()
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_scenario_trades_bans_the_liar_and_nobody_else() {
+    let report = run("default", 16 * MIB).await;
+    only_liars_banned(&report);
+    assert!(
+        report
+            .members
+            .iter()
+            .any(|m| m.banned.iter().any(|b| b == "liar")),
+        "the liar is banned\n{}",
+        report.table()
+    );
+    assert!(
+        report.leecher_share > 0.2,
+        "leechers give each other a real share\n{}",
+        report.table()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_liar_is_banned_and_everyone_completes() {
+    let report = run("liar", 4 * MIB).await;
+    only_liars_banned(&report);
+    let banned_by = report
+        .members
+        .iter()
+        .filter(|m| m.banned.iter().any(|b| b == "liar"))
+        .count();
+    assert!(banned_by >= 1, "{}", report.table());
+    let failures: u32 = report.members.iter().map(|m| m.hash_failures).sum();
+    assert!(
+        failures >= 1,
+        "the liar's data was caught\n{}",
+        report.table()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_peers_do_not_hold_the_others_back() {
+    let report = run("slow", 4 * MIB).await;
+    // The swarm takes its data from the fast: the slow seeder gave the
+    // leechers less than the fast one did.
+    let from = |source: &str| -> u64 {
+        report
+            .members
+            .iter()
+            .filter_map(|m| m.received_from.get(source))
+            .sum()
+    };
+    assert!(
+        from("slow-seed") < from("seed-1"),
+        "slow {} vs fast {}\n{}",
+        from("slow-seed"),
+        from("seed-1"),
+        report.table()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn churn_does_not_stall_anyone() {
+    let report = run("churn", 8 * MIB).await;
+    // The two that left were away for a while, and came back to finish.
+    for m in report.members.iter().filter(|m| m.faults.contains("away")) {
+        let gap = m
+            .progress
+            .windows(2)
+            .map(|w| w[1].0 - w[0].0)
+            .fold(0.0, f64::max);
+        assert!(gap >= 1.0, "{} was away ({gap} s gap)", m.name);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leechers_wait_for_a_late_seeder_then_finish() {
+    let report = run("late-seeder", 4 * MIB).await;
+    for m in report.members.iter().filter(|m| m.kind == "btc leecher") {
+        assert!(
+            m.completed_after.unwrap() >= 2.0,
+            "{} finished before the seeder came",
+            m.name
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seeder_that_drops_connections_mid_piece_does_no_harm() {
+    let report = run("flaky", 4 * MIB).await;
+    let failures: u32 = report.members.iter().map(|m| m.hash_failures).sum();
+    assert_eq!(failures, 0, "{}", report.table());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_freerider_gets_the_content_and_gives_nothing() {
+    let report = run("freerider", 4 * MIB).await;
+    let freerider = report.member("freerider").unwrap();
+    assert_eq!(freerider.uploaded, 0, "{}", report.table());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn distant_seeders_still_deliver() {
+    run("latency", 4 * MIB).await;
+}
+
+/// btc, aria2 and Transmission in one swarm (`.ci/run` installs them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mixed_swarm_with_real_clients_completes() {
+    let report = run("mixed", 4 * MIB).await;
+    for name in ["aria2-leech", "transmission-leech"] {
+        let m = report.member(name).unwrap();
+        assert_eq!(m.byte_exact, Some(true), "{name}\n{}", report.table());
+    }
+}
