@@ -112,7 +112,11 @@ impl PeerSpec {
             parts.push("liar".to_string());
         }
         if let Some(rate) = f.upload_rate {
-            parts.push(format!("slow ({} KiB/s)", rate / 1024));
+            parts.push(if rate >= 1 << 20 {
+                format!("capped ({} MiB/s)", rate >> 20)
+            } else {
+                format!("slow ({} KiB/s)", rate >> 10)
+            });
         }
         if let Some(n) = f.close_after_uploads {
             parts.push(format!("drops after {n} blocks"));
