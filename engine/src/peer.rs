@@ -262,6 +262,12 @@ async fn read_half(
 ) -> String {
     let mut last_heard = tokio::time::Instant::now();
     loop {
+        // Room for the event first: once an outcome is taken from
+        // `writing`, it is sent without waiting, so no cancellation can
+        // lose it between the two.
+        let Ok(permit) = events.reserve().await else {
+            return "the torrent stopped".into();
+        };
         let event = tokio::select! {
             biased;
             Some((block, outcome)) = writing.next(), if !writing.is_empty() => {
@@ -304,9 +310,7 @@ async fn read_half(
                 return format!("silent for {} s", idle_timeout.as_secs());
             }
         };
-        if events.send(event).await.is_err() {
-            return "the torrent stopped".into();
-        }
+        permit.send(event);
     }
 }
 

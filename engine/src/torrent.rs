@@ -842,7 +842,7 @@ impl Torrent {
             BlockOutcome::AlreadyVerified(piece) => {
                 run.wasted += bytes;
                 if !run.picker.has(piece) {
-                    self.piece_verified(run, piece, &[]);
+                    self.piece_verified(run, piece);
                 }
             }
             BlockOutcome::Stored
@@ -868,8 +868,15 @@ impl Torrent {
                 match outcome {
                     // Once: an `AlreadyVerified` from another peer may have
                     // overtaken this answer.
-                    BlockOutcome::PieceVerified { piece, ref liars } if !run.picker.has(piece) => {
-                        self.piece_verified(run, piece, liars);
+                    BlockOutcome::PieceVerified { piece, ref liars } => {
+                        // The liars are banned whatever the order of
+                        // events; the piece is counted once.
+                        for liar in liars {
+                            self.ban(run, *liar);
+                        }
+                        if !run.picker.has(piece) {
+                            self.piece_verified(run, piece);
+                        }
                     }
                     BlockOutcome::PieceFailed { piece, senders } => {
                         self.piece_failed(run, piece, senders);
@@ -881,16 +888,10 @@ impl Torrent {
         self.fill(run, key);
     }
 
-    /// Piece `piece` is verified and on disk. `liars` sent blocks of an
-    /// earlier copy that failed, and those blocks differ from the good ones:
-    /// they are banned, and only they (the peers whose blocks were good in
-    /// the bad copy are not blamed).
-    fn piece_verified(&self, run: &mut Running, piece: u32, liars: &[PeerKey]) {
+    /// Piece `piece` is verified and on disk.
+    fn piece_verified(&self, run: &mut Running, piece: u32) {
         run.picker.verified(piece);
         run.dirty = true;
-        for liar in liars {
-            self.ban(run, *liar);
-        }
         let _ = self.broadcast.send(TorrentEvent::PieceVerified(piece));
         let keys: Vec<PeerKey> = run.peers.keys().copied().collect();
         for key in keys {
@@ -974,6 +975,9 @@ impl Torrent {
         }
     }
 
+    /// Bans the peer behind connection `key` (live, or gone): its id and,
+    /// if we dialled it, its address. Every live connection with that id
+    /// is dropped, so a liar that reconnected meanwhile goes too.
     fn ban(&self, run: &mut Running, key: PeerKey) {
         let Some((id, addr, outgoing)) = run
             .peers
@@ -983,18 +987,26 @@ impl Torrent {
         else {
             return;
         };
-        if id.is_some_and(|id| run.banned_ids.contains(&id)) {
-            return;
-        }
-        if let Some(id) = id {
-            run.banned_ids.insert(id);
-        }
         if outgoing {
             run.banned_addrs.insert(addr);
         }
-        tracing::warn!(%addr, "banned for sending data that failed its hash check");
-        let _ = self.broadcast.send(TorrentEvent::PeerBanned { addr, id });
-        self.drop_peer(run, key, "banned: sent bad data");
+        let new = match id {
+            Some(id) => run.banned_ids.insert(id),
+            None => true,
+        };
+        if new {
+            tracing::warn!(%addr, "banned for sending data that failed its hash check");
+            let _ = self.broadcast.send(TorrentEvent::PeerBanned { addr, id });
+        }
+        let same: Vec<PeerKey> = run
+            .peers
+            .iter()
+            .filter(|(k, p)| **k == key || (id.is_some() && p.id == id))
+            .map(|(k, _)| *k)
+            .collect();
+        for key in same {
+            self.drop_peer(run, key, "banned: sent bad data");
+        }
     }
 
     /// Stops the torrent on an error it cannot go on from.
@@ -1044,8 +1056,11 @@ impl Torrent {
         };
         peer::lock(&peer.requests).clear();
         run.picker.peer_gone(key);
-        if run.gone.len() >= MAX_GONE {
-            run.gone.clear();
+        // Keys only grow, so the smallest is the oldest.
+        if run.gone.len() >= MAX_GONE
+            && let Some(oldest) = run.gone.keys().min().copied()
+        {
+            run.gone.remove(&oldest);
         }
         run.gone.insert(key, (peer.id, peer.addr, peer.outgoing));
         run.picker.remove_peer(&peer.has);

@@ -121,6 +121,7 @@ impl Disk {
                     assembler: Assembler::new(storage.layout().clone(), memory_limit),
                     verified: vec![false; storage.layout().num_pieces() as usize],
                     suspects: HashMap::new(),
+                    suspect_order: std::collections::VecDeque::new(),
                     storage,
                 };
                 while let Some(job) = inbox.blocking_recv() {
@@ -220,14 +221,21 @@ struct State {
     /// Pieces known to be on disk: blocks for them are duplicates, so a late
     /// endgame copy never starts a piece over.
     verified: Vec<bool>,
-    /// For pieces that failed their hash: each block's hash and sender, to
-    /// find the liars once a good copy arrives. At most
-    /// [`MAX_SUSPECT_PIECES`] pieces are kept.
-    suspects: HashMap<u32, Vec<(u64, [u8; 20])>>,
+    /// For pieces that failed their hash: for each failed copy (the last
+    /// [`MAX_COPIES`]), each block's sender and hash, to find the liars once
+    /// a good copy arrives. At most [`MAX_SUSPECT_PIECES`] pieces, the
+    /// oldest forgotten first (`suspect_order`).
+    suspects: HashMap<u32, Vec<CopyHashes>>,
+    suspect_order: std::collections::VecDeque<u32>,
 }
 
+/// A failed copy of a piece: each block's sender and SHA-1.
+type CopyHashes = Vec<(u64, [u8; 20])>;
+
 /// Failed pieces whose block hashes are kept for the smart ban.
-const MAX_SUSPECT_PIECES: usize = 1024;
+const MAX_SUSPECT_PIECES: usize = 256;
+/// Failed copies of one piece kept.
+const MAX_COPIES: usize = 4;
 
 impl State {
     fn run(&mut self, job: Job) {
@@ -272,16 +280,43 @@ impl State {
         }
     }
 
-    /// The senders of blocks of a failed copy of `piece` that differ from
+    /// Keeps the block hashes of a failed copy of `piece`.
+    fn suspect(&mut self, piece: u32, data: &[u8], senders: &[u64]) {
+        let hashes = block_chunks(data)
+            .zip(senders)
+            .map(|(chunk, sender)| (*sender, metainfo::sha1(chunk)))
+            .collect();
+        if !self.suspects.contains_key(&piece) {
+            if self.suspect_order.len() >= MAX_SUSPECT_PIECES
+                && let Some(oldest) = self.suspect_order.pop_front()
+            {
+                self.suspects.remove(&oldest);
+            }
+            self.suspect_order.push_back(piece);
+        }
+        let copies = self.suspects.entry(piece).or_default();
+        if copies.len() >= MAX_COPIES {
+            copies.remove(0);
+        }
+        copies.push(hashes);
+    }
+
+    /// The senders of blocks of failed copies of `piece` that differ from
     /// the good copy `data`.
     fn liars(&mut self, piece: u32, data: &[u8]) -> Vec<u64> {
-        let Some(suspects) = self.suspects.remove(&piece) else {
+        let Some(copies) = self.suspects.remove(&piece) else {
             return Vec::new();
         };
-        let mut liars: Vec<u64> = block_chunks(data)
-            .zip(suspects)
-            .filter(|(chunk, (_, hash))| metainfo::sha1(chunk) != *hash)
-            .map(|(_, (sender, _))| sender)
+        self.suspect_order.retain(|p| *p != piece);
+        let good: Vec<[u8; 20]> = block_chunks(data).map(metainfo::sha1).collect();
+        let mut liars: Vec<u64> = copies
+            .iter()
+            .flat_map(|copy| {
+                copy.iter()
+                    .zip(&good)
+                    .filter(|((_, hash), good)| hash != *good)
+                    .map(|((sender, _), _)| *sender)
+            })
             .collect();
         liars.sort_unstable();
         liars.dedup();
@@ -341,18 +376,7 @@ impl State {
                     let liars = self.liars(piece, &data);
                     BlockOutcome::PieceVerified { piece, liars }
                 } else {
-                    if self.suspects.len() < MAX_SUSPECT_PIECES
-                        || self.suspects.contains_key(&piece)
-                    {
-                        let hashes = block_chunks(&data)
-                            .zip(&senders)
-                            .map(|(chunk, sender)| (*sender, metainfo::sha1(chunk)))
-                            .collect();
-                        // A second failure of the same piece: the newer
-                        // copy is compared (liars of the first were
-                        // probably re-asked and lied again).
-                        self.suspects.insert(piece, hashes);
-                    }
+                    self.suspect(piece, &data, &senders);
                     BlockOutcome::PieceFailed { piece, senders }
                 }
             }

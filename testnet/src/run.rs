@@ -17,6 +17,16 @@ use crate::scenario::{PeerSpec, RealPeer, Scenario};
 
 /// How often everyone's progress is sampled.
 const SAMPLE_EVERY: Duration = Duration::from_millis(50);
+/// Real clients are asked for their progress every this many samples.
+const REAL_EVERY: u64 = 20;
+
+/// Why a run ended early.
+enum Failure {
+    /// A member could not be started or failed.
+    Error(String),
+    /// Not everyone finished in time.
+    Deadline(Duration),
+}
 
 /// One member's progress now, for a live display.
 #[derive(Clone, Debug)]
@@ -159,17 +169,40 @@ pub async fn run(
 
     let start = Instant::now();
     let mut real = Vec::new();
+    let mut setup = Ok(());
     for kind in &scenario.real {
-        real.push(start_real(*kind, &content)?);
+        // Starting a client waits for it (up to seconds): off the runtime.
+        let (kind, torrent, data) = (
+            *kind,
+            content.torrent_file().to_path_buf(),
+            content.data_dir(),
+        );
+        match tokio::task::spawn_blocking(move || start_real(kind, &torrent, data)).await {
+            Ok(Ok(member)) => real.push(member),
+            Ok(Err(e)) => setup = Err(e),
+            Err(e) => setup = Err(e.to_string()),
+        }
+        if setup.is_err() {
+            break;
+        }
     }
 
     let mut ticker = tokio::time::interval(SAMPLE_EVERY);
+    let mut ticks = 0u64;
     let outcome = loop {
+        if let Err(e) = &setup {
+            break Err(Failure::Error(e.clone()));
+        }
         ticker.tick().await;
+        ticks += 1;
         let now = start.elapsed();
         let t = now.as_secs_f64();
+        let mut failed = None;
         for member in &mut btc {
-            step(member, &content, now).await?;
+            if let Err(e) = step(member, &content, now).await {
+                failed = Some(e);
+                break;
+            }
             drain_events(member);
             if let Some(handle) = &member.handle {
                 let stats = handle.stats();
@@ -184,8 +217,16 @@ pub async fn run(
                 member.last = Some(stats);
             }
         }
-        for member in &mut real {
-            check_real(member, &content, now)?;
+        // Real clients are asked once a second (it runs their tools).
+        if ticks.is_multiple_of(REAL_EVERY) {
+            for member in &mut real {
+                if let Err(e) = check_real(member, &content, now) {
+                    failed = Some(e);
+                }
+            }
+        }
+        if let Some(e) = failed {
+            break Err(Failure::Error(e));
         }
         let view: Vec<Progress> = btc
             .iter()
@@ -211,7 +252,7 @@ pub async fn run(
             break Ok(now);
         }
         if now > scenario.deadline {
-            break Err(now);
+            break Err(Failure::Deadline(now));
         }
     };
 
@@ -228,7 +269,8 @@ pub async fn run(
     tracker.stop().await;
     let duration = match outcome {
         Ok(d) => d,
-        Err(d) => {
+        Err(Failure::Error(e)) => return Err(e),
+        Err(Failure::Deadline(d)) => {
             let stuck: Vec<String> = btc
                 .iter()
                 .filter(|m| !m.spec.seeder && m.completed_after.is_none())
@@ -317,24 +359,24 @@ fn drain_events(member: &mut BtcMember) {
     }
 }
 
-fn start_real(kind: RealPeer, content: &Content) -> Result<RealMember, String> {
+fn start_real(
+    kind: RealPeer,
+    torrent: &std::path::Path,
+    data: PathBuf,
+) -> Result<RealMember, String> {
     let (dir, guard) = if kind.is_seeder() {
-        (content.data_dir(), None)
+        (data, None)
     } else {
         let guard = tempfile::tempdir().map_err(|e| e.to_string())?;
         (guard.path().to_path_buf(), Some(guard))
     };
     let fail = |e: std::io::Error| format!("{}: {e}", kind.name());
     let client = match kind {
-        RealPeer::Aria2Seeder => {
-            RealClient::Aria2(Aria2::seed(content.torrent_file(), &dir).map_err(fail)?)
-        }
-        RealPeer::Aria2Leecher => {
-            RealClient::Aria2(Aria2::leech(content.torrent_file(), &dir).map_err(fail)?)
-        }
+        RealPeer::Aria2Seeder => RealClient::Aria2(Aria2::seed(torrent, &dir).map_err(fail)?),
+        RealPeer::Aria2Leecher => RealClient::Aria2(Aria2::leech(torrent, &dir).map_err(fail)?),
         RealPeer::TransmissionSeeder | RealPeer::TransmissionLeecher => {
             let transmission = Transmission::start(&dir).map_err(fail)?;
-            transmission.add(content.torrent_file()).map_err(fail)?;
+            transmission.add(torrent).map_err(fail)?;
             RealClient::Transmission(transmission)
         }
     };
@@ -363,11 +405,17 @@ fn check_real(member: &mut RealMember, content: &Content, now: Duration) -> Resu
                 Err(_) => Some(1.0),
             }
         }
-        RealClient::Transmission(transmission) => transmission
-            .percent_done()
-            .ok()
-            .flatten()
-            .map(|p| f64::from(p) / 100.0),
+        RealClient::Transmission(transmission) => {
+            transmission
+                .process()
+                .check_running()
+                .map_err(|e| format!("{}: {e}", member.kind.name()))?;
+            transmission
+                .percent_done()
+                .ok()
+                .flatten()
+                .map(|p| f64::from(p) / 100.0)
+        }
     };
     if let Some(fraction) = fraction {
         member.samples.push((now.as_secs_f64(), fraction));

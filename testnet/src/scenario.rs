@@ -202,7 +202,7 @@ impl Scenario {
             files,
             peers,
             real: Vec::new(),
-            deadline: Duration::from_secs(120),
+            deadline: deadline_for(size),
         }
     }
 
@@ -308,6 +308,7 @@ impl Scenario {
         if let Some(size) = size {
             s.size = size;
         }
+        s.deadline = deadline_for(s.size);
         Some(s)
     }
 
@@ -329,4 +330,10 @@ impl Scenario {
             }
         }
     }
+}
+
+/// Time allowed for content of `size` bytes: two minutes, plus a second for
+/// every 2 MiB (a debug build on a slow machine moves well over that).
+fn deadline_for(size: u64) -> Duration {
+    Duration::from_secs(120 + size / (2 * MIB))
 }

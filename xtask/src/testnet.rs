@@ -12,7 +12,7 @@ use testnet::{Progress, SCENARIOS, Scenario};
 /// Run a BitTorrent swarm on this machine: an in-process tracker, btc
 /// seeders and leechers (some of them faulty), and optionally real clients.
 #[derive(Debug, Parser)]
-#[command(name = "cargo xtask testnet")]
+#[command(name = "cargo xtask testnet", bin_name = "cargo xtask testnet")]
 struct Args {
     /// List the scenarios and exit.
     #[arg(long)]
@@ -20,10 +20,10 @@ struct Args {
     /// The scenario to run.
     #[arg(long, default_value = "default")]
     scenario: String,
-    /// Run a plain swarm with this many seeders instead (with --leechers).
+    /// Run a plain swarm with this many seeders instead of a scenario.
     #[arg(long)]
     seeders: Option<usize>,
-    /// Run a plain swarm with this many leechers instead (with --seeders).
+    /// Run a plain swarm with this many leechers instead of a scenario.
     #[arg(long)]
     leechers: Option<usize>,
     /// Content size, such as 64MiB.
@@ -72,10 +72,8 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     }
     let args =
         Args::try_parse_from(std::iter::once("testnet".to_string()).chain(args.iter().cloned()))
-            .map_err(|e| {
-                let _ = e.print();
-                anyhow::anyhow!("see cargo xtask testnet --help")
-            })?;
+            // --help prints and exits 0; a usage error prints and exits 2.
+            .unwrap_or_else(|e| e.exit());
     if args.list {
         for name in SCENARIOS {
             if let Some(s) = Scenario::named(name, None) {
@@ -92,6 +90,8 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
                 SCENARIOS.join(", ")
             )
         })?,
+        (Some(0), _) => bail!("--seeders must be at least 1: someone must have the content"),
+        (_, Some(0)) => bail!("--leechers must be at least 1: someone must download"),
         (seeders, leechers) => Scenario::shaped(
             seeders.unwrap_or(1),
             leechers.unwrap_or(4),
@@ -126,7 +126,10 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
                 real.package()
             );
         }
-        bail!("install the clients above, or run without --real");
+        if args.real {
+            bail!("install the clients above, or run without --real");
+        }
+        bail!("scenario {:?} needs the clients above", scenario.name);
     }
     println!(
         "testnet: {} ({}): {} in {} file(s), {} KiB pieces, {} btc peers{}",
@@ -152,11 +155,18 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     );
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let tty = std::io::stderr().is_terminal();
+    let width = std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.parse::<usize>().ok())
+        .filter(|w| *w > 20)
+        .unwrap_or(80);
     let mut last_line = -1.0f64;
     let report = runtime
         .block_on(testnet::run(&scenario, |t, progress| {
             if tty {
-                eprint!("\r\x1b[2K{}", line(t, progress));
+                // One terminal row, so that it can be rewritten in place.
+                let line: String = line(t, progress).chars().take(width - 1).collect();
+                eprint!("\r\x1b[2K{line}");
             } else if t - last_line >= 2.0 {
                 eprintln!("{}", line(t, progress));
                 last_line = t;
@@ -193,7 +203,7 @@ fn line(t: f64, progress: &[Progress]) -> String {
             (true, Some(f)) => format!("{:.0}%", f * 100.0),
             (true, None) => "…".to_string(),
         };
-        out.push_str(&format!(" {} {value}", p.name));
+        out.push_str(&format!(" {}:{value}", p.name));
     }
     out
 }

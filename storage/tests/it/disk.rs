@@ -206,3 +206,53 @@ async fn a_complete_copy_with_a_hard_linked_empty_file_checks_whole() {
     drop(disk);
     thread.join();
 }
+
+/// Two failed copies with a different liar in each: the good copy names
+/// both liars, and none of the peers whose blocks were good.
+#[tokio::test]
+async fn liars_of_several_failed_copies_are_all_named() {
+    let source = tempfile::tempdir().unwrap();
+    let (torrent, files) = make(source.path(), &[40_000], 32 * 1024);
+    let target = tempfile::tempdir().unwrap();
+    let storage = Storage::new(&torrent, target.path(), StorageConfig::default()).unwrap();
+    let (disk, thread) = Disk::start(storage, 1 << 20, 4).unwrap();
+    let blocks: Vec<_> = torrent.layout().blocks(0).collect();
+    let good = |i: usize| Bytes::from(source_block(&torrent, &files, blocks[i]));
+    let bad = |i: usize| {
+        let mut data = source_block(&torrent, &files, blocks[i]);
+        data[7] ^= 0x55;
+        Bytes::from(data)
+    };
+    let send = |i: usize, data: Bytes, sender: u64| {
+        let disk = disk.clone();
+        let block = blocks[i];
+        async move {
+            disk.send_block(block, data, sender)
+                .await
+                .unwrap()
+                .await
+                .unwrap()
+        }
+    };
+    // Copy 1: 1 honest, 2 lies. Copy 2: 5 lies, 6 honest.
+    send(0, good(0), 1).await;
+    assert!(matches!(
+        send(1, bad(1), 2).await,
+        BlockOutcome::PieceFailed { .. }
+    ));
+    send(0, bad(0), 5).await;
+    assert!(matches!(
+        send(1, good(1), 6).await,
+        BlockOutcome::PieceFailed { .. }
+    ));
+    send(0, good(0), 7).await;
+    assert_eq!(
+        send(1, good(1), 7).await,
+        BlockOutcome::PieceVerified {
+            piece: 0,
+            liars: vec![2, 5]
+        }
+    );
+    drop(disk);
+    thread.join();
+}
