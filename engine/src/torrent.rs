@@ -819,11 +819,18 @@ impl Torrent {
                 return;
             }
         };
+        // Counted for its sender even if the connection has ended since.
+        let sender = run
+            .peers
+            .get(&key)
+            .map(|p| p.id)
+            .or_else(|| run.gone.get(&key).map(|g| g.0))
+            .flatten();
+        if let Some(id) = sender {
+            count(&mut run.totals, id, bytes, 0);
+        }
         if let Some(peer) = run.peers.get_mut(&key) {
             peer.down.add(bytes);
-            if let Some(id) = peer.id {
-                count(&mut run.totals, id, bytes, 0);
-            }
             peer.snubbed = false;
             peer.waiting_since = if peer::lock(&peer.requests).is_empty() {
                 None
