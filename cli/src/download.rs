@@ -11,7 +11,7 @@ use engine::{
 };
 use metainfo::Metainfo;
 
-use crate::format::size;
+use crate::format::{self, size};
 
 /// The user stopped a download before it finished (Ctrl-C or SIGTERM):
 /// not a failure to report with "error:", but not success either.
@@ -51,12 +51,21 @@ pub(crate) struct DownloadArgs {
     /// Keep seeding after the download completes, until Ctrl-C.
     #[arg(long)]
     seed: bool,
+    /// Seed after the download until this many times its size is uploaded.
+    #[arg(long, value_name = "R")]
+    seed_ratio: Option<f64>,
+    /// Seed after the download for this long (such as 30m or 2h).
+    #[arg(long, value_name = "DURATION", value_parser = format::parse_duration)]
+    seed_time: Option<std::time::Duration>,
     /// Ask trackers for the full peer list instead of the compact one.
     #[arg(long)]
     no_compact: bool,
     /// A peer to connect to besides those the trackers give (repeatable).
     #[arg(long = "peer", value_name = "HOST:PORT")]
     peers: Vec<String>,
+    /// Show no progress, and print nothing but errors.
+    #[arg(short, long)]
+    quiet: bool,
 }
 
 /// Seed a torrent from data already on disk, until Ctrl-C.
@@ -72,6 +81,9 @@ pub(crate) struct SeedArgs {
     /// A peer to connect to besides those the trackers give (repeatable).
     #[arg(long = "peer", value_name = "HOST:PORT")]
     peers: Vec<String>,
+    /// Show no progress, and print nothing but errors.
+    #[arg(short, long)]
+    quiet: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -82,6 +94,16 @@ struct NetArgs {
     /// The address to accept peers on.
     #[arg(long, value_name = "IP", default_value = "0.0.0.0")]
     bind: IpAddr,
+    /// Most peers connected at once.
+    #[arg(long, value_name = "N", default_value_t = 50,
+          value_parser = clap::value_parser!(u16).range(1..=2000))]
+    max_peers: u16,
+    /// Most download rate, such as 5MiB/s.
+    #[arg(long, value_name = "RATE", value_parser = format::parse_rate)]
+    download_limit: Option<u64>,
+    /// Most upload rate, such as 500KiB/s.
+    #[arg(long, value_name = "RATE", value_parser = format::parse_rate)]
+    upload_limit: Option<u64>,
 }
 
 pub(crate) fn download(args: &DownloadArgs) -> Result<String> {
@@ -104,6 +126,10 @@ fn read_torrent(path: &Path) -> Result<Metainfo> {
 async fn start_session(net: &NetArgs) -> Result<Session> {
     let config = |port| SessionConfig {
         listen: SocketAddr::new(net.bind, port),
+        max_peers_per_torrent: usize::from(net.max_peers),
+        max_peers: usize::from(net.max_peers).max(500),
+        download_limit: net.download_limit,
+        upload_limit: net.upload_limit,
         ..SessionConfig::default()
     };
     match Session::start(config(net.port)).await {
@@ -176,7 +202,7 @@ async fn run_download(args: &DownloadArgs) -> Result<String> {
     tracing::info!(port = session.local_addr().port(), "listening for peers");
     let started = Instant::now();
     let outcome = tokio::select! {
-        result = watch_progress(&handle, true) => Some(result),
+        result = watch_progress(&handle, Until::Complete, args.quiet) => Some(result),
         () = &mut stop => None,
     };
     let elapsed = started.elapsed();
@@ -206,10 +232,28 @@ async fn run_download(args: &DownloadArgs) -> Result<String> {
         size(rate as u64),
         args.output.display()
     );
-    if args.seed {
+    let done = if args.quiet { String::new() } else { done };
+    if args.seed || args.seed_ratio.is_some() || args.seed_time.is_some() {
         crate::print(&done)?;
-        crate::print("seeding; stop with Ctrl-C\n")?;
-        return seed_until_stopped(session, &handle, stop).await;
+        let goal = match (args.seed_ratio, args.seed_time) {
+            (None, None) => "until Ctrl-C".to_string(),
+            (ratio, time) => {
+                let mut goals = Vec::new();
+                if let Some(r) = ratio {
+                    goals.push(format!("until {r} times its size is uploaded"));
+                }
+                if let Some(t) = time {
+                    goals.push(format!("for {}", duration(t)));
+                }
+                goals.join(" or ")
+            }
+        };
+        if !args.quiet {
+            crate::print(&format!("seeding {goal}; stop with Ctrl-C\n"))?;
+        }
+        let until = Until::seeding(args.seed_ratio, args.seed_time, total);
+        let said = seed_until_stopped(session, &handle, stop, until, args.quiet).await?;
+        return Ok(if args.quiet { String::new() } else { said });
     }
     session.shutdown().await;
     Ok(done)
@@ -266,14 +310,25 @@ async fn run_seed(args: &SeedArgs) -> Result<String> {
             args.dir.display()
         );
     }
-    crate::print(&format!(
-        "seeding {name} from {} on port {} ({} of {} pieces verified)\nstop with Ctrl-C\n",
-        args.dir.display(),
-        session.local_addr().port(),
-        stats.pieces_have,
-        stats.pieces_total
-    ))?;
-    seed_until_stopped(session, &handle, stop).await
+    if !args.quiet {
+        crate::print(&format!(
+            "seeding {name} from {} on port {} ({} of {} pieces verified)\nstop with Ctrl-C\n",
+            args.dir.display(),
+            session.local_addr().port(),
+            stats.pieces_have,
+            stats.pieces_total
+        ))?;
+    }
+    let total = handle.stats().bytes_total;
+    let said = seed_until_stopped(
+        session,
+        &handle,
+        stop,
+        Until::seeding(None, None, total),
+        args.quiet,
+    )
+    .await?;
+    Ok(if args.quiet { String::new() } else { said })
 }
 
 /// Seeds until Ctrl-C (or SIGTERM), or an error; then stops the session
@@ -282,9 +337,11 @@ async fn seed_until_stopped(
     session: Session,
     handle: &TorrentHandle,
     stop: std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+    until: Until,
+    quiet: bool,
 ) -> Result<String> {
     let seeding = tokio::select! {
-        result = watch_progress(handle, false) => result,
+        result = watch_progress(handle, until, quiet) => result,
         () = stop => Ok(()),
     };
     quit_on_second_signal();
@@ -297,29 +354,82 @@ async fn seed_until_stopped(
     ))
 }
 
-/// Shows progress on stderr (a live line on a terminal, a line every ten
-/// seconds otherwise) until the download completes (`until_complete`) or
-/// the torrent fails.
-async fn watch_progress(handle: &TorrentHandle, until_complete: bool) -> Result<()> {
-    let result = show_progress(handle, until_complete).await;
-    if std::io::stderr().is_terminal() {
-        // The live line goes before anything else is said.
-        eprint!("\r\x1b[2K");
+/// When watching a torrent ends.
+enum Until {
+    /// Every piece is verified.
+    Complete,
+    /// Seeding has reached its goal: a ratio of the size uploaded, or a
+    /// time spent (whichever comes first); with neither, never.
+    Seeded {
+        ratio: Option<f64>,
+        time: Option<Duration>,
+        started: Instant,
+        total: u64,
+    },
+}
+
+impl Until {
+    fn seeding(ratio: Option<f64>, time: Option<Duration>, total: u64) -> Until {
+        Until::Seeded {
+            ratio,
+            time,
+            started: Instant::now(),
+            total,
+        }
+    }
+
+    fn reached(&self, stats: &Stats) -> bool {
+        match self {
+            Until::Complete => stats.state == TorrentState::Seeding,
+            Until::Seeded {
+                ratio,
+                time,
+                started,
+                total,
+            } => {
+                ratio.is_some_and(|r| stats.uploaded as f64 >= r * *total as f64)
+                    || time.is_some_and(|t| started.elapsed() >= t)
+            }
+        }
+    }
+}
+
+/// Shows progress on stderr until `until` or an error: a bar on a
+/// terminal, a line every ten seconds otherwise, nothing when `quiet`.
+async fn watch_progress(handle: &TorrentHandle, until: Until, quiet: bool) -> Result<()> {
+    let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
+        let stats = handle.stats();
+        let bar = indicatif::ProgressBar::new(u64::from(stats.pieces_total));
+        if let Ok(style) =
+            indicatif::ProgressStyle::with_template("{spinner} [{bar:30}] {percent:>3}% {msg}")
+        {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar
+    });
+    let result = show_progress(handle, &until, quiet, bar.as_ref()).await;
+    if let Some(bar) = bar {
+        // Gone before anything else is said.
+        bar.finish_and_clear();
     }
     result
 }
 
-async fn show_progress(handle: &TorrentHandle, until_complete: bool) -> Result<()> {
-    let tty = std::io::stderr().is_terminal();
+async fn show_progress(
+    handle: &TorrentHandle,
+    until: &Until,
+    quiet: bool,
+    bar: Option<&indicatif::ProgressBar>,
+) -> Result<()> {
     let mut events = handle.events();
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
     let mut last_line = Instant::now();
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             event = events.recv() => match event {
                 Ok(TorrentEvent::Error(e)) => bail!("{e}"),
-                Ok(TorrentEvent::Finished) if until_complete => return Ok(()),
+                Ok(TorrentEvent::Finished) if matches!(until, Until::Complete) => return Ok(()),
                 Ok(TorrentEvent::TrackerError(e)) => tracing::warn!("tracker: {e}"),
                 Ok(TorrentEvent::PeerBanned { addr, .. }) => {
                     tracing::warn!(%addr, "banned a peer that sent bad data");
@@ -331,16 +441,40 @@ async fn show_progress(handle: &TorrentHandle, until_complete: bool) -> Result<(
         match &stats.state {
             TorrentState::Error(e) => bail!("{e}"),
             TorrentState::Stopped => bail!("the torrent stopped"),
-            TorrentState::Seeding if until_complete => return Ok(()),
             _ => {}
         }
-        if tty {
-            eprint!("\r\x1b[2K{}", progress_line(&stats));
-        } else if last_line.elapsed() >= Duration::from_secs(10) {
+        if until.reached(&stats) {
+            return Ok(());
+        }
+        if let Some(bar) = bar {
+            bar.set_position(u64::from(stats.pieces_have));
+            bar.set_message(status(&stats));
+            bar.tick();
+        } else if !quiet && last_line.elapsed() >= Duration::from_secs(10) {
             eprintln!("{}", progress_line(&stats));
             last_line = Instant::now();
         }
     }
+}
+
+/// Rates, peers and time left, for the progress bar.
+fn status(stats: &Stats) -> String {
+    let state = match stats.state {
+        TorrentState::Checking => "checking  ",
+        TorrentState::Seeding => "seeding  ",
+        _ => "",
+    };
+    let eta = stats
+        .eta
+        .filter(|_| stats.state == TorrentState::Downloading)
+        .map(|d| format!("  ETA {}", duration(d)))
+        .unwrap_or_default();
+    format!(
+        "{state}down {}/s  up {}/s  peers {}{eta}",
+        size(stats.download_rate as u64),
+        size(stats.upload_rate as u64),
+        stats.peers,
+    )
 }
 
 fn progress_line(stats: &Stats) -> String {

@@ -97,6 +97,47 @@ pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("{text:?} is too large"))
 }
 
+/// Parses a rate such as `5MiB/s`, `500KiB/s` or `1048576` (bytes per
+/// second); 0 is refused (leave the option out for no limit).
+pub(crate) fn parse_rate(text: &str) -> Result<u64, String> {
+    let trimmed = text.trim();
+    let size = trimmed
+        .strip_suffix("/s")
+        .or_else(|| trimmed.strip_suffix("ps"))
+        .unwrap_or(trimmed);
+    match parse_size(size)? {
+        0 => Err("a rate of 0 would stop all traffic; leave the option out for no limit".into()),
+        rate => Ok(rate),
+    }
+}
+
+/// Parses a duration such as `90s`, `30m`, `2h`, `1d` or `45` (seconds).
+pub(crate) fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration (try 90s, 30m or 2h)"))?;
+    let seconds: u64 = match unit.trim() {
+        "" | "s" => 1,
+        "m" | "min" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        other => {
+            return Err(format!(
+                "unknown duration unit {other:?} (use s, m, h or d)"
+            ));
+        }
+    };
+    number
+        .checked_mul(seconds)
+        .map(std::time::Duration::from_secs)
+        .ok_or_else(|| format!("{text:?} is too long"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,5 +179,27 @@ mod tests {
         assert!(parse_size("lots").is_err());
         assert!(parse_size("1 parsec").is_err());
         assert!(parse_size("99999999999G").is_err());
+    }
+
+    #[test]
+    fn rates_and_durations_parse() {
+        assert_eq!(parse_rate("5MiB/s"), Ok(5 << 20));
+        assert_eq!(parse_rate("500KiB/s"), Ok(500 << 10));
+        assert_eq!(parse_rate("1048576"), Ok(1 << 20));
+        assert!(parse_rate("0").is_err());
+        assert!(parse_rate("fast").is_err());
+        assert_eq!(
+            parse_duration("90s"),
+            Ok(std::time::Duration::from_secs(90))
+        );
+        assert_eq!(
+            parse_duration("30m"),
+            Ok(std::time::Duration::from_secs(1800))
+        );
+        assert_eq!(
+            parse_duration("2h"),
+            Ok(std::time::Duration::from_secs(7200))
+        );
+        assert!(parse_duration("soon").is_err());
     }
 }

@@ -19,7 +19,7 @@ struct Cli {
     command: Command,
     /// Say more about what happens: -v for events such as announces, -vv
     /// for details.
-    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    #[arg(short, long, action = clap::ArgAction::Count, global = true, display_order = 900)]
     verbose: u8,
 }
 
@@ -30,7 +30,20 @@ enum Command {
     Download(download::DownloadArgs),
     Seed(download::SeedArgs),
     Tracker(tracker::Args),
+    Completions(CompletionsArgs),
+    Man(ManArgs),
 }
+
+/// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+#[derive(Debug, clap::Args)]
+struct CompletionsArgs {
+    /// The shell.
+    shell: clap_complete::Shell,
+}
+
+/// Print btc's manual page (roff) to standard output.
+#[derive(Debug, clap::Args)]
+struct ManArgs {}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -41,6 +54,8 @@ fn main() -> ExitCode {
         Command::Download(args) => download::download(&args),
         Command::Seed(args) => download::seed(&args),
         Command::Tracker(args) => tracker::run(&args),
+        Command::Completions(args) => completions(args.shell),
+        Command::Man(ManArgs {}) => man(),
     };
     match result.and_then(|text| print(&text)) {
         Ok(()) => ExitCode::SUCCESS,
@@ -55,6 +70,20 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn completions(shell: clap_complete::Shell) -> anyhow::Result<String> {
+    use clap::CommandFactory as _;
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "btc", &mut out);
+    Ok(String::from_utf8(out)?)
+}
+
+fn man() -> anyhow::Result<String> {
+    use clap::CommandFactory as _;
+    let mut out = Vec::new();
+    clap_mangen::Man::new(Cli::command()).render(&mut out)?;
+    Ok(String::from_utf8(out)?)
 }
 
 /// Logs to stderr: warnings by default, then info and debug with -v and -vv.

@@ -30,6 +30,7 @@
 
 mod announce;
 pub mod choker;
+mod limit;
 mod peer;
 pub mod picker;
 mod rate;

@@ -112,6 +112,7 @@ pub(crate) struct Link {
     pub(crate) faults: Faults,
     pub(crate) handshake_timeout: Duration,
     pub(crate) idle_timeout: Duration,
+    pub(crate) limits: crate::torrent::Limits,
 }
 
 /// The extensions we offer: the fast extension (BEP 6) and the extension
@@ -214,9 +215,11 @@ async fn exchange(link: Link, stream: TcpStream, handshake: Handshake) -> String
         requests,
         faults,
         idle_timeout,
+        limits,
         ..
     } = link;
     let writer = Writer {
+        upload_limit: limits.upload.clone(),
         key,
         sink: writer,
         fast,
@@ -226,7 +229,14 @@ async fn exchange(link: Link, stream: TcpStream, handshake: Handshake) -> String
     };
     let mut writing = FuturesOrdered::new();
     let reason = tokio::select! {
-        reason = read_half(key, reader, &disk, &events, &requests, idle_timeout, &mut writing) => reason,
+        reason = read_half(reader, ReadContext {
+            key,
+            disk: &disk,
+            events: &events,
+            requests: &requests,
+            idle_timeout,
+            download_limit: limits.download.as_deref(),
+        }, &mut writing) => reason,
         reason = writer.run(&disk, &events, commands) => reason,
     };
     // Blocks already handed to the disk are reported even now: one of them
@@ -244,6 +254,16 @@ async fn exchange(link: Link, stream: TcpStream, handshake: Handshake) -> String
     reason
 }
 
+/// What the reading half works with.
+struct ReadContext<'a> {
+    key: PeerKey,
+    disk: &'a Disk,
+    events: &'a mpsc::Sender<Event>,
+    requests: &'a Requests,
+    idle_timeout: Duration,
+    download_limit: Option<&'a crate::limit::Limiter>,
+}
+
 /// Blocks handed to the disk whose outcome is still to come, in order.
 type Writing = FuturesOrdered<
     std::pin::Pin<
@@ -252,14 +272,18 @@ type Writing = FuturesOrdered<
 >;
 
 async fn read_half(
-    key: PeerKey,
     mut reader: FramedRead<tokio::net::tcp::OwnedReadHalf, PeerCodec>,
-    disk: &Disk,
-    events: &mpsc::Sender<Event>,
-    requests: &Requests,
-    idle_timeout: Duration,
+    ctx: ReadContext<'_>,
     writing: &mut Writing,
 ) -> String {
+    let ReadContext {
+        key,
+        disk,
+        events,
+        requests,
+        idle_timeout,
+        download_limit,
+    } = ctx;
     let mut last_heard = tokio::time::Instant::now();
     loop {
         // Room for the event first: once an outcome is taken from
@@ -283,6 +307,11 @@ async fn read_half(
                 match message {
                     Message::KeepAlive => continue,
                     Message::Piece { piece, offset, data } => {
+                        // Over the download limit, reading pauses here, and
+                        // TCP slows the sender down.
+                        if let Some(limit) = download_limit {
+                            limit.take(data.len() as u64).await;
+                        }
                         let block = BlockRef {
                             piece,
                             offset,
@@ -317,6 +346,7 @@ async fn read_half(
 /// The sending half of a connection.
 struct Writer {
     key: PeerKey,
+    upload_limit: Option<Arc<crate::limit::Limiter>>,
     sink: FramedWrite<tokio::net::tcp::OwnedWriteHalf, PeerCodec>,
     fast: bool,
     faults: Faults,
@@ -364,6 +394,9 @@ impl Writer {
                     data
                 };
                 let bytes = data.len() as u64;
+                if let Some(limit) = &self.upload_limit {
+                    limit.take(bytes).await;
+                }
                 let piece = Message::Piece {
                     piece: block.piece,
                     offset: block.offset,

@@ -43,6 +43,10 @@ pub struct SessionConfig {
     pub snub_timeout: Duration,
     /// How trackers are reached.
     pub tracker_client: TrackerClient,
+    /// Most payload bytes per second received, over all torrents.
+    pub download_limit: Option<u64>,
+    /// Most payload bytes per second sent, over all torrents.
+    pub upload_limit: Option<u64>,
 }
 
 impl Default for SessionConfig {
@@ -58,6 +62,8 @@ impl Default for SessionConfig {
             idle_timeout: Duration::from_secs(120),
             snub_timeout: Duration::from_secs(30),
             tracker_client: TrackerClient::default(),
+            download_limit: None,
+            upload_limit: None,
         }
     }
 }
@@ -143,6 +149,7 @@ type Routes = Arc<Mutex<HashMap<InfoHash, mpsc::Sender<Incoming>>>>;
 #[derive(Debug)]
 pub struct Session {
     config: Arc<SessionConfig>,
+    limits: crate::torrent::Limits,
     local_addr: SocketAddr,
     routes: Routes,
     permits: Arc<Semaphore>,
@@ -159,6 +166,14 @@ impl Session {
         let config = Arc::new(config);
         let accept = tokio::spawn(accept(listener, routes.clone(), config.handshake_timeout));
         Ok(Session {
+            limits: crate::torrent::Limits {
+                download: config
+                    .download_limit
+                    .map(|r| Arc::new(crate::limit::Limiter::new(r))),
+                upload: config
+                    .upload_limit
+                    .map(|r| Arc::new(crate::limit::Limiter::new(r))),
+            },
             permits: Arc::new(Semaphore::new(config.max_peers)),
             config,
             local_addr,
@@ -238,6 +253,7 @@ impl Session {
             disk,
             disk_thread: Some(disk_thread),
             permits: self.permits.clone(),
+            limits: self.limits.clone(),
             events_tx,
             events_rx,
             control,

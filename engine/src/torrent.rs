@@ -128,8 +128,16 @@ impl Peer {
     }
 }
 
+/// The session's rate limits, shared by its torrents' connections.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Limits {
+    pub(crate) download: Option<Arc<crate::limit::Limiter>>,
+    pub(crate) upload: Option<Arc<crate::limit::Limiter>>,
+}
+
 pub(crate) struct Torrent {
     pub(crate) info_hash: InfoHash,
+    pub(crate) limits: Limits,
     pub(crate) metainfo: Arc<Metainfo>,
     pub(crate) config: Arc<SessionConfig>,
     pub(crate) options: TorrentOptions,
@@ -460,6 +468,7 @@ impl Torrent {
             faults: self.options.faults.clone(),
             handshake_timeout: self.config.handshake_timeout,
             idle_timeout: self.config.idle_timeout,
+            limits: self.limits.clone(),
         };
         tokio::spawn(peer::run(link, start));
     }

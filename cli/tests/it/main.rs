@@ -388,6 +388,43 @@ fn seed_then_download_end_to_end() {
         b"cover"
     );
 
+    // Again, quietly, rate-limited, seeding for a second afterwards: it
+    // says nothing, and exits 0 on its own with every byte right.
+    let quiet = Command::new(env!("CARGO_BIN_EXE_btc"))
+        .args([
+            "download",
+            "album.torrent",
+            "-o",
+            "out2",
+            "--port",
+            "0",
+            "--quiet",
+        ])
+        .args([
+            "--bind",
+            "127.0.0.1",
+            "--peer",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .args([
+            "--download-limit",
+            "4MiB/s",
+            "--max-peers",
+            "5",
+            "--seed-time",
+            "1s",
+        ])
+        .current_dir(dir.path())
+        .env("XDG_STATE_HOME", &state)
+        .output()
+        .unwrap();
+    assert!(quiet.status.success(), "{}", transcript(&quiet));
+    assert_eq!(String::from_utf8_lossy(&quiet.stdout), "");
+    assert_eq!(
+        std::fs::read(dir.path().join("out2/album/disc/track.bin")).unwrap(),
+        big
+    );
+
     let status = Command::new("kill")
         .args(["-TERM", &seeder.0.id().to_string()])
         .status()
@@ -397,9 +434,29 @@ fn seed_then_download_end_to_end() {
     std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
     assert!(seeder.0.wait().unwrap().success());
     assert!(
-        rest.contains("stopped seeding after uploading 2.9 MiB"),
+        rest.contains("stopped seeding after uploading 5.7 MiB"),
         "{rest}"
     );
+}
+
+#[test]
+fn completions_and_the_manual_come_from_the_same_definitions() {
+    let bash = btc(&["completions", "bash"], &here());
+    assert!(bash.status.success());
+    let script = String::from_utf8_lossy(&bash.stdout);
+    assert!(
+        script.contains("_btc()") && script.contains("download"),
+        "{script}"
+    );
+    let man = btc(&["man"], &here());
+    assert!(man.status.success());
+    let page = String::from_utf8_lossy(&man.stdout);
+    assert!(
+        page.contains(".TH btc 1") && page.contains("seed"),
+        "{page}"
+    );
+    let bad = btc(&["completions", "tcsh"], &here());
+    assert_eq!(bad.status.code(), Some(2), "a usage error");
 }
 
 #[test]

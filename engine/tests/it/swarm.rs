@@ -240,3 +240,43 @@ async fn the_per_torrent_peer_limit_holds() {
     }
     seeder.shutdown().await;
 }
+
+/// The session's limits hold: a 1 MiB download at 256 KiB/s takes at least
+/// the time the bytes need at that rate (less the first burst), whichever
+/// side is limited. Only the lower bound is asserted: a slow machine can
+/// only make it longer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn download_and_upload_limits_hold_over_the_bytes() {
+    const RATE: u64 = 256 * 1024;
+    let content = content(&[1 << 20], 16 * 1024, &[], 10);
+    for limit_download in [true, false] {
+        let limited = |on: bool| SessionConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            download_limit: (on && limit_download).then_some(RATE),
+            upload_limit: (on && !limit_download).then_some(RATE),
+            ..SessionConfig::default()
+        };
+        let seeder = Session::start(limited(!limit_download)).await.unwrap();
+        let seed = seeder
+            .add(content.torrent.clone(), content.seed_options())
+            .await
+            .unwrap();
+        wait_for(&seed, "checked", |s| s.state == TorrentState::Seeding).await;
+        let leecher = Session::start(limited(limit_download)).await.unwrap();
+        let target = tempfile::tempdir().unwrap();
+        let mut options = TorrentOptions::new(target.path());
+        options.peers = vec![seeder.local_addr()];
+        let started = std::time::Instant::now();
+        let leech = leecher.add(content.torrent.clone(), options).await.unwrap();
+        complete(&leech).await;
+        let elapsed = started.elapsed().as_secs_f64();
+        content.assert_downloaded(target.path());
+        let floor = ((1 << 20) as f64 - 0.1 * RATE as f64 - 16_384.0) / RATE as f64;
+        assert!(
+            elapsed >= floor,
+            "download limited: {limit_download}: {elapsed:.2} s for 1 MiB at 256 KiB/s (floor {floor:.2} s)"
+        );
+        leecher.shutdown().await;
+        seeder.shutdown().await;
+    }
+}
