@@ -104,7 +104,7 @@ fn refuse_overwrite(output: &Path, force: bool) -> Result<()> {
 /// Writes through a temporary file in the same folder, so a crash never
 /// leaves half a torrent under the final name. Without `overwrite`, a file
 /// that appeared meanwhile is left alone.
-fn write_atomically(path: &Path, bytes: &[u8], overwrite: bool) -> Result<()> {
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8], overwrite: bool) -> Result<()> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),

@@ -41,8 +41,12 @@ fn quit_on_second_signal() {
 /// Download a torrent, then exit (or go on seeding with --seed).
 #[derive(Debug, clap::Args)]
 pub(crate) struct DownloadArgs {
-    /// The .torrent file.
+    /// The .torrent file, or a magnet link.
     torrent: PathBuf,
+    /// With a magnet link: also save the torrent, once its metadata is
+    /// fetched, as this file.
+    #[arg(long, value_name = "FILE")]
+    save_torrent: Option<PathBuf>,
     /// The folder to download into.
     #[arg(short, long, value_name = "DIR", default_value = ".")]
     output: PathBuf,
@@ -117,11 +121,11 @@ pub(crate) fn seed(args: &SeedArgs) -> Result<String> {
 }
 
 fn read_torrent(path: &Path) -> Result<Metainfo> {
-    if path.to_str().is_some_and(|s| s.starts_with("magnet:")) {
-        bail!("magnet links cannot be downloaded yet: give the .torrent file");
-    }
     crate::info::read_torrent(path)
 }
+
+/// How long peers have to hand over a magnet link's metadata.
+const METADATA_DEADLINE: Duration = Duration::from_secs(300);
 
 async fn start_session(net: &NetArgs) -> Result<Session> {
     let config = |port| SessionConfig {
@@ -180,17 +184,63 @@ fn resume_file(torrent: &Metainfo, folder: &Path) -> Option<PathBuf> {
 }
 
 async fn run_download(args: &DownloadArgs) -> Result<String> {
-    let torrent = read_torrent(&args.torrent)?;
-    let name = torrent.info().name().to_string();
-    let total = torrent.layout().total_length();
     let stop = crate::tracker::stop_signals()?;
     tokio::pin!(stop);
     let session = start_session(&args.net).await?;
+    let peers = resolve(&args.peers).await?;
+    let magnet = args.torrent.to_str().filter(|s| {
+        s.get(..7)
+            .is_some_and(|p| p.eq_ignore_ascii_case("magnet:"))
+    });
+    let torrent = match magnet {
+        Some(text) => {
+            let link: metainfo::MagnetLink = text.parse().context("not a usable magnet link")?;
+            if link.trackers.is_empty() && link.peers.is_empty() && peers.is_empty() {
+                bail!(
+                    "this magnet link names no tracker and no peer: give peers with --peer HOST:PORT"
+                );
+            }
+            if !args.quiet {
+                eprintln!("fetching the torrent's metadata from its peers…");
+            }
+            let fetch = session.fetch_metadata(&link, &peers, METADATA_DEADLINE);
+            let torrent = tokio::select! {
+                torrent = fetch => torrent?,
+                () = &mut stop => {
+                    session.shutdown().await;
+                    return Err(Interrupted("stopped while fetching the metadata".into()).into());
+                }
+            };
+            if let Some(path) = &args.save_torrent {
+                crate::create::write_atomically(path, &torrent.to_bytes(), true)
+                    .with_context(|| format!("cannot save the torrent as {}", path.display()))?;
+            }
+            torrent
+        }
+        None => {
+            if args.save_torrent.is_some() {
+                bail!("--save-torrent is for magnet links; this is already a torrent file");
+            }
+            read_torrent(&args.torrent)?
+        }
+    };
+    let name = torrent.info().name().to_string();
+    let total = torrent.layout().total_length();
     let mut options = TorrentOptions::new(&args.output);
-    options.peers = resolve(&args.peers).await?;
+    options.peers = peers;
     options.compact = !args.no_compact;
-    if torrent.trackers().is_empty() && options.peers.is_empty() {
+    if torrent.trackers().is_empty() && options.peers.is_empty() && magnet.is_none() {
         bail!("this torrent names no tracker: give peers with --peer HOST:PORT");
+    }
+    if let Some(link) = magnet.and_then(|m| m.parse::<metainfo::MagnetLink>().ok()) {
+        // The link's own peers serve the data too.
+        for peer in &link.peers {
+            if let Ok(mut addrs) = tokio::net::lookup_host(peer.as_str()).await
+                && let Some(addr) = addrs.next()
+            {
+                options.peers.push(addr);
+            }
+        }
     }
     std::fs::create_dir_all(&args.output)
         .with_context(|| format!("cannot create {}", args.output.display()))?;

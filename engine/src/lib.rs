@@ -31,6 +31,7 @@
 mod announce;
 pub mod choker;
 mod limit;
+mod metadata;
 mod peer;
 pub mod picker;
 mod rate;

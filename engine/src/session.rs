@@ -193,6 +193,28 @@ impl Session {
         self.config.peer_id
     }
 
+    /// Fetches the torrent a magnet link names: its info dictionary, from
+    /// the link's direct peers, `peers`, and the peers its trackers list
+    /// (`ut_metadata`, BEP 9), checked against the info-hash. Give the
+    /// result to [`Session::add`] (it may also be saved as a `.torrent`).
+    pub async fn fetch_metadata(
+        &self,
+        link: &metainfo::MagnetLink,
+        peers: &[SocketAddr],
+        deadline: Duration,
+    ) -> Result<Metainfo, EngineError> {
+        crate::metadata::fetch(
+            link,
+            peers,
+            self.config.peer_id,
+            self.local_addr.port(),
+            &self.config.tracker_client,
+            deadline,
+        )
+        .await
+        .map_err(EngineError::Failed)
+    }
+
     /// Adds a torrent: its data on disk is checked (trusting the resume
     /// file for unchanged files), then it downloads or seeds.
     pub async fn add(

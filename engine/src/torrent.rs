@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use metainfo::{BLOCK_SIZE, BlockRef, InfoHash, Metainfo, PeerId};
-use peerwire::extension::ExtensionHandshake;
+use peerwire::extension::{ExtensionHandshake, UtMetadata};
 use peerwire::{Bitfield, Handshake, Message};
 use storage::{AssemblyError, BlockOutcome, Disk, DiskError, DiskThread, ResumeData};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, mpsc, oneshot, watch};
@@ -79,6 +79,8 @@ struct Peer {
     said_pieces: bool,
     fast: bool,
     extended: bool,
+    /// The id the peer wants `ut_metadata` messages sent with, if any.
+    ut_metadata: Option<u8>,
     reqq: usize,
     am_choking: bool,
     am_interested: bool,
@@ -441,6 +443,7 @@ impl Torrent {
                 said_pieces: false,
                 fast: false,
                 extended: false,
+                ut_metadata: None,
                 reqq: DEFAULT_REQQ,
                 am_choking: true,
                 am_interested: false,
@@ -586,13 +589,17 @@ impl Torrent {
             peer.send(Message::Bitfield(bitfield.to_bytes()));
         }
         if peer.extended {
-            let ours = ExtensionHandshake {
+            let mut ours = ExtensionHandshake {
                 v: Some(concat!("btc ", env!("CARGO_PKG_VERSION")).to_string()),
                 reqq: Some(peer::MAX_SERVE_QUEUE as u32),
                 p: Some(self.port),
                 yourip: None,
+                // We serve the info dictionary to magnet downloaders.
+                metadata_size: u32::try_from(self.metainfo.raw_info().len()).ok(),
                 ..ExtensionHandshake::default()
             };
+            ours.m
+                .insert("ut_metadata".into(), crate::metadata::UT_METADATA_ID);
             peer.send(Message::Extended {
                 id: 0,
                 payload: ours.encode(),
@@ -693,12 +700,22 @@ impl Torrent {
             Message::Extended { id, payload } => {
                 if id == 0 && peer.extended {
                     // A malformed extension handshake is ignored, as other
-                    // clients do; only `reqq` matters here.
-                    if let Ok(theirs) = ExtensionHandshake::decode(&payload)
-                        && let Some(reqq) = theirs.reqq
-                    {
-                        peer.reqq = (reqq as usize).clamp(1, MAX_QUEUE);
+                    // clients do; `reqq` and `ut_metadata` matter here.
+                    if let Ok(theirs) = ExtensionHandshake::decode(&payload) {
+                        if let Some(reqq) = theirs.reqq {
+                            peer.reqq = (reqq as usize).clamp(1, MAX_QUEUE);
+                        }
+                        peer.ut_metadata = theirs.id("ut_metadata");
                     }
+                } else if id == crate::metadata::UT_METADATA_ID
+                    && let Some(their_id) = peer.ut_metadata
+                    && let Ok(UtMetadata::Request { piece }) = UtMetadata::decode(&payload)
+                {
+                    let answer = crate::metadata::answer(self.metainfo.raw_info(), piece);
+                    peer.send(Message::Extended {
+                        id: their_id,
+                        payload: answer.encode(),
+                    });
                 }
             }
         }

@@ -425,6 +425,37 @@ fn seed_then_download_end_to_end() {
         big
     );
 
+    // A magnet link with the seeder as its direct peer: the metadata comes
+    // from it, is saved as a torrent, and the download follows.
+    let info = btc(&["info", "album.torrent", "--json"], dir.path());
+    let json: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
+    let hash = json["info_hash"].as_str().unwrap().to_string();
+    let magnet = format!("magnet:?xt=urn:btih:{hash}&dn=album&x.pe=127.0.0.1:{port}");
+    let fetched = Command::new(env!("CARGO_BIN_EXE_btc"))
+        .args([
+            "download",
+            &magnet,
+            "-o",
+            "out3",
+            "--port",
+            "0",
+            "--bind",
+            "127.0.0.1",
+        ])
+        .args(["--save-torrent", "fetched.torrent"])
+        .current_dir(dir.path())
+        .env("XDG_STATE_HOME", &state)
+        .output()
+        .unwrap();
+    assert!(fetched.status.success(), "{}", transcript(&fetched));
+    assert_eq!(
+        std::fs::read(dir.path().join("out3/album/disc/track.bin")).unwrap(),
+        big
+    );
+    let saved = btc(&["info", "fetched.torrent", "--json"], dir.path());
+    let saved: serde_json::Value = serde_json::from_slice(&saved.stdout).unwrap();
+    assert_eq!(saved["info_hash"], json["info_hash"]);
+
     let status = Command::new("kill")
         .args(["-TERM", &seeder.0.id().to_string()])
         .status()
@@ -434,7 +465,7 @@ fn seed_then_download_end_to_end() {
     std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
     assert!(seeder.0.wait().unwrap().success());
     assert!(
-        rest.contains("stopped seeding after uploading 5.7 MiB"),
+        rest.contains("stopped seeding after uploading 8.6 MiB"),
         "{rest}"
     );
 }
@@ -513,6 +544,7 @@ fn seed_and_download_refuse_what_cannot_work() {
     ]);
     assert_eq!(magnet.status.code(), Some(1));
     assert!(
-        String::from_utf8_lossy(&magnet.stderr).contains("magnet links cannot be downloaded yet")
+        String::from_utf8_lossy(&magnet.stderr)
+            .contains("this magnet link names no tracker and no peer: give peers with --peer")
     );
 }

@@ -202,3 +202,47 @@ async fn a_liar_is_banned_and_the_download_completes_from_honest_peers() {
     liar.shutdown().await;
     honest.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_magnet_link_gets_its_metadata_from_a_btc_seeder_then_downloads() {
+    let content = content(&[300_000, 5], 16 * 1024, &[], 11);
+    let seeder = session().await;
+    seeder
+        .add(content.torrent.clone(), content.seed_options())
+        .await
+        .unwrap();
+    let mut link = metainfo::MagnetLink::new(content.torrent.info_hash());
+    link.peers = vec![seeder.local_addr().to_string()];
+    let leecher = session().await;
+    let torrent = leecher
+        .fetch_metadata(&link, &[], Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(torrent.info_hash(), content.torrent.info_hash());
+    assert_eq!(torrent.raw_info(), content.torrent.raw_info());
+    let target = tempfile::tempdir().unwrap();
+    let mut options = TorrentOptions::new(target.path());
+    options.peers = vec![seeder.local_addr()];
+    let leech = leecher.add(torrent, options).await.unwrap();
+    complete(&leech).await;
+    content.assert_downloaded(target.path());
+    leecher.shutdown().await;
+    seeder.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_magnet_link_without_anyone_to_ask_fails_in_time() {
+    let content = content(&[1000], 16 * 1024, &[], 12);
+    let link = metainfo::MagnetLink::new(content.torrent.info_hash());
+    let leecher = session().await;
+    let err = leecher
+        .fetch_metadata(&link, &[], Duration::from_secs(5))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("no peer gave the torrent's metadata"),
+        "{err}"
+    );
+    leecher.shutdown().await;
+}

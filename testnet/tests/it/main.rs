@@ -175,3 +175,29 @@ async fn transmission_downloads_from_a_btc_seeder() {
     seeder.shutdown().await;
     tracker.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn btc_fetches_a_magnet_links_metadata_from_aria2_then_downloads() {
+    let content = Content::generate("multi", &SIZES, false, 32 * 1024, &[], 15).unwrap();
+    let mut aria2 = Aria2::seed(content.torrent_file(), &content.data_dir()).unwrap();
+    let addr = aria2.addr();
+    poll("aria2 listens", 30, || {
+        aria2.process().check_running()?;
+        Ok(accepts(addr))
+    });
+    let mut link = metainfo::MagnetLink::new(content.torrent().info_hash());
+    link.peers = vec![addr.to_string()];
+    let leecher = session().await;
+    let torrent = leecher
+        .fetch_metadata(&link, &[], Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(torrent.raw_info(), content.torrent().raw_info());
+    let target = tempfile::tempdir().unwrap();
+    let mut options = TorrentOptions::new(target.path());
+    options.peers = vec![addr];
+    let handle = leecher.add(torrent, options).await.unwrap();
+    complete(&handle).await;
+    content.verify(target.path()).unwrap();
+    leecher.shutdown().await;
+}

@@ -1,0 +1,238 @@
+//! A magnet link's missing half: the info dictionary, fetched from peers
+//! with `ut_metadata` (BEP 9) and checked against the info-hash.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::{SinkExt as _, StreamExt as _};
+use metainfo::{InfoHash, MagnetLink, Metainfo, PeerId};
+use peerwire::extension::{ExtensionHandshake, UtMetadata};
+use peerwire::{HANDSHAKE_LEN, Handshake, Message, PeerCodec};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+use tokio_util::codec::Framed;
+use tracker::{AnnounceRequest, TrackerClient, TrackerTiers};
+
+/// The id we ask peers to send `ut_metadata` messages with.
+pub(crate) const UT_METADATA_ID: u8 = 1;
+
+/// Bytes of the info dictionary per `ut_metadata` piece.
+pub(crate) const METADATA_PIECE: usize = 16 * 1024;
+
+/// The longest a single peer is given to hand over the whole dictionary.
+const PER_PEER: Duration = Duration::from_secs(20);
+
+/// Peers asked at once.
+const AT_ONCE: usize = 4;
+
+/// Fetches the info dictionary of `link` from its direct peers (`x.pe`),
+/// `extra` peers, and the peers its trackers (`tr`) list, asking up to four
+/// at a time; gives up after `deadline`. Returns the torrent, its trackers
+/// taken from the link.
+pub(crate) async fn fetch(
+    link: &MagnetLink,
+    extra: &[SocketAddr],
+    our_id: PeerId,
+    port: u16,
+    client: &TrackerClient,
+    deadline: Duration,
+) -> Result<Metainfo, String> {
+    let work = async {
+        let mut peers: Vec<SocketAddr> = extra.to_vec();
+        for peer in &link.peers {
+            if let Ok(mut addrs) = tokio::net::lookup_host(peer.as_str()).await
+                && let Some(addr) = addrs.next()
+            {
+                peers.push(addr);
+            }
+        }
+        let mut tiers = TrackerTiers::new(link.trackers.iter().map(|t| vec![t.clone()]).collect());
+        let mut tried = std::collections::HashSet::new();
+        let mut last_error = "no peer to ask".to_string();
+        loop {
+            if !link.trackers.is_empty() {
+                // Not knowing the size, we say one byte is left: a leecher.
+                let request = AnnounceRequest::new(link.info_hash, our_id, port, 1);
+                if let Ok((_, answer)) = tiers.announce(client, &request).await {
+                    peers.extend(answer.peers.iter().map(|p| p.addr));
+                }
+            }
+            let fresh: Vec<SocketAddr> = peers.drain(..).filter(|p| tried.insert(*p)).collect();
+            for batch in fresh.chunks(AT_ONCE) {
+                let attempts = batch.iter().map(|addr| {
+                    tokio::time::timeout(PER_PEER, from_peer(*addr, link.info_hash, our_id))
+                });
+                for result in futures::future::join_all(attempts).await {
+                    match result {
+                        Ok(Ok(info)) => return torrent(&info, link),
+                        Ok(Err(e)) => last_error = e,
+                        Err(_) => last_error = "a peer took too long".into(),
+                    }
+                }
+            }
+            if link.trackers.is_empty() {
+                return Err(format!(
+                    "no peer gave the torrent's metadata ({last_error})"
+                ));
+            }
+            // Trackers may know more peers later.
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            tried.clear();
+        }
+    };
+    tokio::time::timeout(deadline, work)
+        .await
+        .unwrap_or_else(|_| {
+            Err(format!(
+                "no peer gave the torrent's metadata within {} s",
+                deadline.as_secs()
+            ))
+        })
+}
+
+/// Builds the torrent from a verified info dictionary and the link's
+/// trackers.
+fn torrent(info: &[u8], link: &MagnetLink) -> Result<Metainfo, String> {
+    let mut e = bencode::Encoder::default();
+    e.dict(|d| {
+        if let Some(first) = link.trackers.first() {
+            d.entry(b"announce", &bencode::Bytes(first.as_bytes()));
+        }
+        if link.trackers.len() > 1 {
+            let tiers: Vec<Vec<bencode::Bytes<'_>>> = link
+                .trackers
+                .iter()
+                .map(|t| vec![bencode::Bytes(t.as_bytes())])
+                .collect();
+            d.entry(b"announce-list", &tiers);
+        }
+        d.entry(b"info", &bencode::Raw(info));
+    });
+    Metainfo::from_bytes(&e.into_bytes())
+        .map_err(|e| format!("the metadata is not a valid torrent: {e}"))
+}
+
+/// Asks one peer for the whole info dictionary.
+async fn from_peer(
+    addr: SocketAddr,
+    info_hash: InfoHash,
+    our_id: PeerId,
+) -> Result<Vec<u8>, String> {
+    let mut stream = TcpStream::connect(addr)
+        .await
+        .map_err(|e| format!("{addr}: {e}"))?;
+    let ours = Handshake::new(info_hash, our_id, crate::peer::our_reserved());
+    stream
+        .write_all(&ours.encode())
+        .await
+        .map_err(|e| format!("{addr}: {e}"))?;
+    let mut buf = [0u8; HANDSHAKE_LEN];
+    stream
+        .read_exact(&mut buf)
+        .await
+        .map_err(|e| format!("{addr}: {e}"))?;
+    let theirs = Handshake::decode_for(&buf, info_hash).map_err(|e| format!("{addr}: {e}"))?;
+    if theirs.peer_id == our_id {
+        return Err("that is us".into());
+    }
+    if !theirs.reserved.extension_protocol() {
+        return Err(format!("{addr} does not speak the extension protocol"));
+    }
+    let mut wire = Framed::new(stream, PeerCodec::new(None));
+    let mut hello = ExtensionHandshake::default();
+    hello.m.insert("ut_metadata".into(), UT_METADATA_ID);
+    hello.v = Some(concat!("btc ", env!("CARGO_PKG_VERSION")).into());
+    let send = |e: peerwire::WireError| format!("{addr}: {e}");
+    wire.send(Message::Extended {
+        id: 0,
+        payload: hello.encode(),
+    })
+    .await
+    .map_err(send)?;
+    let mut pieces: Vec<Option<Bytes>> = Vec::new();
+    let mut size = 0usize;
+    while let Some(message) = wire.next().await {
+        let message = message.map_err(|e| format!("{addr}: {e}"))?;
+        let Message::Extended { id, payload } = message else {
+            continue;
+        };
+        if id == 0 {
+            let theirs =
+                ExtensionHandshake::decode(&payload).map_err(|e| format!("{addr}: {e}"))?;
+            let (Some(their_id), Some(total)) = (theirs.id("ut_metadata"), theirs.metadata_size)
+            else {
+                return Err(format!("{addr} does not serve metadata"));
+            };
+            if !pieces.is_empty() {
+                continue;
+            }
+            size = total as usize;
+            let count = size.div_ceil(METADATA_PIECE);
+            pieces = vec![None; count];
+            for piece in 0..count {
+                let request = UtMetadata::Request {
+                    piece: piece as u32,
+                };
+                wire.feed(Message::Extended {
+                    id: their_id,
+                    payload: request.encode(),
+                })
+                .await
+                .map_err(send)?;
+            }
+            futures::SinkExt::<Message>::flush(&mut wire)
+                .await
+                .map_err(send)?;
+        } else if id == UT_METADATA_ID {
+            match UtMetadata::decode(&payload).map_err(|e| format!("{addr}: {e}"))? {
+                UtMetadata::Data {
+                    piece,
+                    total_size,
+                    data,
+                } => {
+                    let index = piece as usize;
+                    let expected = METADATA_PIECE.min(size.saturating_sub(index * METADATA_PIECE));
+                    if total_size as usize != size
+                        || index >= pieces.len()
+                        || data.len() != expected
+                    {
+                        return Err(format!("{addr} sent a malformed metadata piece"));
+                    }
+                    pieces[index] = Some(data);
+                    if pieces.iter().all(Option::is_some) {
+                        let info: Vec<u8> = pieces
+                            .iter()
+                            .flatten()
+                            .flat_map(|p| p.iter().copied())
+                            .collect();
+                        if InfoHash(metainfo::sha1(&info)) != info_hash {
+                            return Err(format!(
+                                "{addr} sent metadata that does not match the info-hash"
+                            ));
+                        }
+                        return Ok(info);
+                    }
+                }
+                UtMetadata::Reject { .. } => {
+                    return Err(format!("{addr} refused to send the metadata"));
+                }
+                UtMetadata::Request { .. } | UtMetadata::Unknown { .. } => {}
+            }
+        }
+    }
+    Err(format!("{addr} closed the connection"))
+}
+
+/// The answer to a peer's `ut_metadata` request for `piece` of `info`.
+pub(crate) fn answer(info: &[u8], piece: u32) -> UtMetadata {
+    let start = piece as usize * METADATA_PIECE;
+    match info.get(start..(start + METADATA_PIECE).min(info.len())) {
+        Some(data) if !data.is_empty() => UtMetadata::Data {
+            piece,
+            total_size: info.len() as u32,
+            data: Bytes::copy_from_slice(data),
+        },
+        _ => UtMetadata::Reject { piece },
+    }
+}
