@@ -5,6 +5,8 @@ use std::io::Write as _;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 
+use std::io::IsTerminal as _;
+
 use anyhow::{Context, Result, bail};
 use metainfo::{MagnetLink, TorrentBuilder};
 
@@ -64,7 +66,26 @@ pub(crate) fn run(args: &Args) -> Result<String> {
     if let Some(output) = &args.output {
         refuse_overwrite(output, args.force)?;
     }
-    let torrent = builder.build(|_, _| {})?;
+    // A bar on a terminal while the files are hashed.
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new(0);
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "hashing [{bar:30}] {percent:>3}% {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
+        ) {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar
+    });
+    let torrent = builder.build(|done, total| {
+        if let Some(bar) = &bar {
+            bar.set_length(total);
+            bar.set_position(done);
+        }
+    });
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let torrent = torrent?;
     let info = torrent.info();
     let output = args
         .output

@@ -219,12 +219,42 @@ fn torrent_text(t: &Metainfo) -> String {
         .map(|f| format::size(f.length).len())
         .max()
         .unwrap_or(0);
+    if !info.is_multi_file() {
+        for file in info.files() {
+            let _ = writeln!(
+                text,
+                "  {:>width$}  {}",
+                format::size(file.length),
+                format::printable(&info.display_path(file))
+            );
+        }
+        return text;
+    }
+    // A tree: each folder once, its files and folders indented under it.
+    let mut open: Vec<String> = Vec::new();
     for file in info.files() {
+        let parts: Vec<String> = info
+            .file_path(file)
+            .map(|c| format::printable(c).into_owned())
+            .collect();
+        let Some((name, folders)) = parts.split_last() else {
+            continue;
+        };
+        let shared = open
+            .iter()
+            .zip(folders)
+            .take_while(|(a, b)| a == b)
+            .count();
+        open.truncate(shared);
+        for folder in &folders[shared..] {
+            let _ = writeln!(text, "  {:>width$}  {}{folder}/", "", "  ".repeat(open.len()));
+            open.push(folder.clone());
+        }
         let _ = writeln!(
             text,
-            "  {:>width$}  {}",
+            "  {:>width$}  {}{name}",
             format::size(file.length),
-            format::printable(&info.display_path(file))
+            "  ".repeat(open.len())
         );
     }
     text
