@@ -240,14 +240,15 @@ fn torrent_text(t: &Metainfo) -> String {
         let Some((name, folders)) = parts.split_last() else {
             continue;
         };
-        let shared = open
-            .iter()
-            .zip(folders)
-            .take_while(|(a, b)| a == b)
-            .count();
+        let shared = open.iter().zip(folders).take_while(|(a, b)| a == b).count();
         open.truncate(shared);
         for folder in &folders[shared..] {
-            let _ = writeln!(text, "  {:>width$}  {}{folder}/", "", "  ".repeat(open.len()));
+            let _ = writeln!(
+                text,
+                "  {:>width$}  {}{folder}/",
+                "",
+                "  ".repeat(open.len())
+            );
             open.push(folder.clone());
         }
         let _ = writeln!(
