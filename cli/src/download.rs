@@ -70,6 +70,59 @@ pub(crate) struct DownloadArgs {
     /// Show no progress, and print nothing but errors.
     #[arg(short, long)]
     quiet: bool,
+    /// Download only the files whose path in the torrent matches this glob
+    /// (such as '*.flac' or 'disc1/**'); repeatable.
+    #[arg(long, value_name = "GLOB")]
+    only: Vec<String>,
+    /// Skip the files whose path in the torrent matches this glob;
+    /// repeatable.
+    #[arg(long, value_name = "GLOB")]
+    exclude: Vec<String>,
+}
+
+/// Which files `--only` and `--exclude` leave, one flag per file; `None`
+/// when neither is given.
+fn chosen_files(
+    torrent: &Metainfo,
+    only: &[String],
+    exclude: &[String],
+) -> Result<Option<Vec<bool>>> {
+    if only.is_empty() && exclude.is_empty() {
+        return Ok(None);
+    }
+    let set = |globs: &[String], flag: &str| -> Result<globset::GlobSet> {
+        let mut builder = globset::GlobSetBuilder::new();
+        for glob in globs {
+            builder.add(
+                globset::Glob::new(glob)
+                    .with_context(|| format!("{flag} {glob:?} is not a glob"))?,
+            );
+        }
+        Ok(builder.build()?)
+    };
+    let (only_set, exclude_set) = (set(only, "--only")?, set(exclude, "--exclude")?);
+    let info = torrent.info();
+    let wanted: Vec<bool> = info
+        .files()
+        .iter()
+        .map(|file| {
+            // The path inside the torrent, without its own folder's name.
+            let parts: Vec<&str> = info.file_path(file).collect();
+            let inner = if info.is_multi_file() {
+                &parts[1..]
+            } else {
+                &parts[..]
+            };
+            let path = inner.join("/");
+            !file.is_padding()
+                && (only.is_empty() || only_set.is_match(&path))
+                && !exclude_set.is_match(&path)
+        })
+        .collect();
+    if !wanted.iter().any(|w| *w) {
+        bail!("--only and --exclude leave no file to download; see the files with btc info");
+    }
+    Ok(Some(wanted))
 }
 
 /// Seed a torrent from data already on disk, until Ctrl-C.
@@ -229,6 +282,18 @@ async fn run_download(args: &DownloadArgs) -> Result<String> {
     let mut options = TorrentOptions::new(&args.output);
     options.peers = peers;
     options.compact = !args.no_compact;
+    options.wanted_files = chosen_files(&torrent, &args.only, &args.exclude)?;
+    let total = match &options.wanted_files {
+        Some(wanted) => torrent
+            .info()
+            .files()
+            .iter()
+            .zip(wanted)
+            .filter(|(_, w)| **w)
+            .map(|(f, _)| f.length)
+            .sum(),
+        None => total,
+    };
     if torrent.trackers().is_empty() && options.peers.is_empty() && magnet.is_none() {
         bail!("this torrent names no tracker: give peers with --peer HOST:PORT");
     }
@@ -449,7 +514,7 @@ impl Until {
 async fn watch_progress(handle: &TorrentHandle, until: Until, quiet: bool) -> Result<()> {
     let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
         let stats = handle.stats();
-        let bar = indicatif::ProgressBar::new(u64::from(stats.pieces_total));
+        let bar = indicatif::ProgressBar::new(stats.bytes_total);
         if let Ok(style) =
             indicatif::ProgressStyle::with_template("{spinner} [{bar:30}] {percent:>3}% {msg}")
         {
@@ -497,7 +562,8 @@ async fn show_progress(
             return Ok(());
         }
         if let Some(bar) = bar {
-            bar.set_position(u64::from(stats.pieces_have));
+            bar.set_length(stats.bytes_total);
+            bar.set_position(stats.bytes_total - stats.bytes_left);
             bar.set_message(status(&stats));
             bar.tick();
         } else if !quiet && last_line.elapsed() >= Duration::from_secs(10) {

@@ -78,7 +78,12 @@ pub struct Picker {
     availability: Vec<u32>,
     partial: HashMap<u32, Partial>,
     have: u32,
-    /// Pieces in `Piece::Missing`.
+    /// Pieces to download (those of the wanted files); all by default.
+    wanted: Vec<bool>,
+    /// Wanted pieces, and wanted pieces had.
+    wanted_count: u32,
+    have_wanted: u32,
+    /// Wanted pieces in `Piece::Missing`.
     unstarted: u32,
     /// Missing blocks over all partial pieces.
     missing_blocks: u32,
@@ -108,11 +113,45 @@ impl Picker {
             partial: HashMap::new(),
             unstarted: num as u32 - have,
             have,
+            wanted: vec![true; num],
+            wanted_count: num as u32,
+            have_wanted: have,
             pieces,
             missing_blocks: 0,
             max_partial: max_partial.max(1),
             rng: SmallRng::from_rng(&mut rand::rng()),
         }
+    }
+
+    /// Downloads only the pieces of the files flagged in `files` (one flag
+    /// per file of the layout): a piece is wanted if any wanted file has a
+    /// byte in it. Call before any piece is picked.
+    pub fn want_files(&mut self, files: &[bool]) {
+        let mut wanted = vec![false; self.pieces.len()];
+        for (file, _) in files.iter().enumerate().filter(|(_, w)| **w) {
+            for piece in self.layout.file_pieces(file) {
+                if let Some(w) = wanted.get_mut(piece as usize) {
+                    *w = true;
+                }
+            }
+        }
+        self.wanted = wanted;
+        self.wanted_count = self.wanted.iter().filter(|w| **w).count() as u32;
+        self.have_wanted = self.count(|state, wanted| wanted && state == Piece::Have);
+        self.unstarted = self.count(|state, wanted| wanted && state == Piece::Missing);
+    }
+
+    fn count(&self, pred: impl Fn(Piece, bool) -> bool) -> u32 {
+        self.pieces
+            .iter()
+            .zip(&self.wanted)
+            .filter(|(state, wanted)| pred(**state, **wanted))
+            .count() as u32
+    }
+
+    /// Whether piece `piece` is to be downloaded.
+    pub fn is_wanted(&self, piece: u32) -> bool {
+        self.wanted.get(piece as usize) == Some(&true)
     }
 
     /// The geometry.
@@ -130,9 +169,17 @@ impl Picker {
         self.pieces.get(piece as usize) == Some(&Piece::Have)
     }
 
-    /// Every piece had.
+    /// Every wanted piece had (every piece, unless files were chosen).
     pub fn is_complete(&self) -> bool {
-        self.have == self.layout.num_pieces()
+        self.have_wanted == self.wanted_count
+    }
+
+    /// Bytes of the wanted pieces.
+    pub fn bytes_wanted(&self) -> u64 {
+        (0..self.layout.num_pieces())
+            .filter(|p| self.is_wanted(*p))
+            .map(|p| u64::from(self.layout.piece_len(p).unwrap_or(0)))
+            .sum()
     }
 
     /// The pieces had, as a bitfield.
@@ -154,12 +201,12 @@ impl Picker {
         self.pieces.iter().map(|p| *p == Piece::Have).collect()
     }
 
-    /// Bytes still missing (pieces not verified).
+    /// Bytes still missing (wanted pieces not verified).
     pub fn bytes_left(&self) -> u64 {
         self.pieces
             .iter()
             .enumerate()
-            .filter(|(_, p)| **p != Piece::Have)
+            .filter(|(i, p)| **p != Piece::Have && self.wanted[*i])
             .map(|(i, _)| u64::from(self.layout.piece_len(i as u32).unwrap_or(0)))
             .sum()
     }
@@ -196,7 +243,7 @@ impl Picker {
 
     /// Whether a peer with `has` has a piece we lack.
     pub fn is_interesting(&self, has: &Bitfield) -> bool {
-        has.iter().any(|p| !self.has(p))
+        has.iter().any(|p| !self.has(p) && self.is_wanted(p))
     }
 
     /// Up to `want` blocks to ask of `peer`, which has the pieces in `has`.
@@ -322,7 +369,7 @@ impl Picker {
         let mut ties = 0u32;
         for (i, state) in self.pieces.iter().enumerate() {
             let piece = i as u32;
-            if *state != Piece::Missing || !has.get(piece) {
+            if *state != Piece::Missing || !has.get(piece) || !self.wanted[i] {
                 continue;
             }
             let availability = if random { 0 } else { self.availability[i] };
@@ -407,14 +454,18 @@ impl Picker {
     /// blocks made it.
     pub fn verified(&mut self, piece: u32) -> Vec<PeerKey> {
         let contributors = self.finish(piece);
+        let wanted = self.is_wanted(piece);
         if let Some(state) = self.pieces.get_mut(piece as usize)
             && *state != Piece::Have
         {
-            if *state == Piece::Missing {
+            if *state == Piece::Missing && wanted {
                 self.unstarted -= 1;
             }
             *state = Piece::Have;
             self.have += 1;
+            if wanted {
+                self.have_wanted += 1;
+            }
         }
         contributors
     }
@@ -492,8 +543,12 @@ impl Picker {
             missing_blocks += missing;
         }
         assert_eq!(missing_blocks, self.missing_blocks);
-        let unstarted = self.pieces.iter().filter(|p| **p == Piece::Missing).count() as u32;
+        let unstarted = self.count(|state, wanted| wanted && state == Piece::Missing);
         assert_eq!(unstarted, self.unstarted);
+        assert_eq!(
+            self.count(|state, wanted| wanted && state == Piece::Have),
+            self.have_wanted
+        );
         let have = self.pieces.iter().filter(|p| **p == Piece::Have).count() as u32;
         assert_eq!(have, self.have);
     }
@@ -610,6 +665,26 @@ mod tests {
         let again = picker.pick(8, &all, 4);
         assert!(again.iter().any(|b| b.piece == blocks[0].piece));
         assert_eq!(picker.have_count(), 0);
+        picker.check_invariants();
+    }
+
+    #[test]
+    fn only_pieces_of_wanted_files_are_picked_and_they_complete_the_download() {
+        // Two files of 2.5 pieces each: piece 2 holds both.
+        let layout = Layout::new(u64::from(BLOCK), [40_960, 40_960]).unwrap();
+        let mut picker = Picker::new(layout, &[], 100);
+        picker.want_files(&[false, true]);
+        let all = Bitfield::full(5);
+        assert!(picker.is_interesting(&all));
+        let picked: HashSet<u32> = picker.pick(1, &all, 100).iter().map(|b| b.piece).collect();
+        assert_eq!(picked, HashSet::from([2, 3, 4]));
+        for piece in [2, 3, 4] {
+            picker.verified(piece);
+        }
+        assert!(picker.is_complete());
+        assert_eq!(picker.bytes_left(), 0);
+        assert!(!picker.is_interesting(&all), "nothing more is wanted");
+        assert_eq!(picker.have_count(), 3);
         picker.check_invariants();
     }
 

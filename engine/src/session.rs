@@ -105,6 +105,10 @@ pub struct TorrentOptions {
     pub memory_limit: usize,
     /// Faults to commit (tests only).
     pub faults: Faults,
+    /// Which files to download, one flag per file of the torrent; `None`
+    /// for all. Only the pieces of wanted files are fetched, and nothing is
+    /// written into the others (see `storage::StorageConfig::wanted`).
+    pub wanted_files: Option<Vec<bool>>,
 }
 
 impl TorrentOptions {
@@ -118,6 +122,7 @@ impl TorrentOptions {
             storage: StorageConfig::default(),
             memory_limit: 64 << 20,
             faults: Faults::default(),
+            wanted_files: None,
         }
     }
 }
@@ -224,6 +229,7 @@ impl Session {
     ) -> Result<TorrentHandle, EngineError> {
         let info_hash = torrent.info_hash();
         let mut options = options;
+        options.storage.wanted.clone_from(&options.wanted_files);
         // The disk must be able to hold at least one whole piece.
         options.memory_limit = options
             .memory_limit

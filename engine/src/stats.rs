@@ -31,9 +31,10 @@ pub struct Stats {
     pub pieces_have: u32,
     /// All pieces.
     pub pieces_total: u32,
-    /// Bytes still missing.
+    /// Bytes still missing (of the wanted pieces).
     pub bytes_left: u64,
-    /// Total size.
+    /// Bytes to download in all: the whole torrent, or the pieces of the
+    /// wanted files.
     pub bytes_total: u64,
     /// Payload bytes received (blocks accepted) since the start.
     pub downloaded: u64,

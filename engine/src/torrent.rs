@@ -212,7 +212,10 @@ impl Torrent {
         };
         let max_partial =
             (self.options.memory_limit / layout.piece_length().max(1) as usize).max(2);
-        let picker = Picker::new(layout, &have, max_partial);
+        let mut picker = Picker::new(layout, &have, max_partial);
+        if let Some(wanted) = &self.options.wanted_files {
+            picker.want_files(wanted);
+        }
         let mut run = Running {
             picker,
             choker: Choker::new(self.config.upload_slots),
@@ -1271,7 +1274,7 @@ impl Torrent {
             pieces_have: run.picker.have_count(),
             pieces_total: layout.num_pieces(),
             bytes_left: left,
-            bytes_total: layout.total_length(),
+            bytes_total: run.picker.bytes_wanted(),
             downloaded: run.down.total(),
             uploaded: run.up.total(),
             wasted: run.wasted,

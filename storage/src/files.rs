@@ -51,12 +51,13 @@ impl FileSet {
         root: &Path,
         capacity: usize,
         allocation: Allocation,
+        parts: &str,
     ) -> Result<FileSet, StorageError> {
         std::fs::create_dir_all(root).map_err(|e| StorageError::io("create", root, e))?;
         let root = root
             .canonicalize()
             .map_err(|e| StorageError::io("open", root, e))?;
-        let files: Vec<StoredFile> = info
+        let mut files: Vec<StoredFile> = info
             .files()
             .iter()
             .map(|f| {
@@ -71,6 +72,16 @@ impl FileSet {
                 }
             })
             .collect();
+        // Last, the part file: where pieces' parts in unwanted files go.
+        // Its name starts with a dot and holds the info-hash, so no torrent
+        // path (checked by metainfo) can be it by accident... except one
+        // that names it on purpose, which then simply shares it.
+        files.push(StoredFile {
+            path: root.join(parts),
+            relative: PathBuf::from(parts),
+            length: 0,
+            padding: false,
+        });
         let open = files.iter().map(|_| None).collect();
         Ok(FileSet {
             root_dir: open_beneath_root(&root),
@@ -268,16 +279,22 @@ impl FileSet {
     /// Creates every zero-length file (they are never written otherwise).
     /// One that exists already is left alone (opened for reading only), so
     /// that seeding from a read-only or hard-linked copy works.
-    pub(crate) fn create_empty_files(&mut self) -> Result<(), StorageError> {
-        for index in 0..self.files.len() {
+    pub(crate) fn create_empty_files(&mut self, wanted: &[bool]) -> Result<(), StorageError> {
+        for index in 0..wanted.len().min(self.files.len()) {
             if self.files[index].length == 0
                 && !self.files[index].padding
+                && wanted[index]
                 && self.get(index, false).is_err()
             {
                 self.get(index, true)?;
             }
         }
         Ok(())
+    }
+
+    /// The index of the part file.
+    pub(crate) fn parts_index(&self) -> usize {
+        self.files.len() - 1
     }
 
     /// How many handles are open now.
@@ -421,12 +438,13 @@ mod tests {
 
     /// File sets both with `openat2` and with the path-checking fallback.
     fn both_modes(torrent: &Metainfo, root: &Path) -> Vec<FileSet> {
-        let beneath = FileSet::new(torrent.info(), root, 4, Allocation::Sparse).unwrap();
+        let beneath = FileSet::new(torrent.info(), root, 4, Allocation::Sparse, ".parts").unwrap();
         assert!(
             beneath.root_dir.is_some(),
             "this kernel has openat2 (Linux 5.6+); the test needs it"
         );
-        let mut checked = FileSet::new(torrent.info(), root, 4, Allocation::Sparse).unwrap();
+        let mut checked =
+            FileSet::new(torrent.info(), root, 4, Allocation::Sparse, ".parts").unwrap();
         checked.root_dir = None;
         vec![beneath, checked]
     }

@@ -22,6 +22,12 @@ pub struct StorageConfig {
     pub disk_space: Option<u64>,
     /// How files get their length when first written.
     pub allocation: Allocation,
+    /// Which files are wanted, one flag per file of the torrent; `None`
+    /// for all. An unwanted file is never created or written: the parts
+    /// of pieces that fall in it (a piece on the border of a wanted file)
+    /// go to a part file, `.<info-hash>.parts` in the download folder, so
+    /// that such pieces can still be verified, rechecked and seeded.
+    pub wanted: Option<Vec<bool>>,
 }
 
 /// How a file gets its full length when it is first written.
@@ -44,6 +50,7 @@ impl Default for StorageConfig {
             hasher: Sha1Backend::Fast,
             disk_space: None,
             allocation: Allocation::Sparse,
+            wanted: None,
         }
     }
 }
@@ -57,6 +64,8 @@ impl Default for StorageConfig {
 #[derive(Debug)]
 pub struct Storage {
     files: FileSet,
+    /// Which files are wanted (see [`StorageConfig::wanted`]).
+    wanted: Vec<bool>,
     layout: Layout,
     hashes: Vec<[u8; 20]>,
     info_hash: InfoHash,
@@ -74,8 +83,15 @@ impl Storage {
         config: StorageConfig,
     ) -> Result<Storage, StorageError> {
         let info = torrent.info();
+        let count = info.files().len();
+        let wanted = match config.wanted {
+            Some(w) if w.len() == count => w,
+            _ => vec![true; count],
+        };
+        let parts = format!(".{}.parts", torrent.info_hash().to_hex());
         Ok(Storage {
-            files: FileSet::new(info, root, config.max_open_files, config.allocation)?,
+            wanted,
+            files: FileSet::new(info, root, config.max_open_files, config.allocation, &parts)?,
             layout: info.layout().clone(),
             hashes: info.pieces().to_vec(),
             info_hash: torrent.info_hash(),
@@ -123,11 +139,12 @@ impl Storage {
         let slices: Vec<_> = self.layout.piece_slices(piece).collect();
         for slice in slices {
             let part = &data[at..at + slice.length as usize];
+            let (file, offset) = self.place(piece, at as u32, slice.file, slice.offset);
             at += slice.length as usize;
             if self.files.files[slice.file].padding {
                 continue;
             }
-            let path = self.files.files[slice.file].path.clone();
+            let path = self.files.files[file].path.clone();
             if let Some(left) = &mut self.space_left {
                 if *left < part.len() as u64 {
                     *left = 0;
@@ -136,11 +153,23 @@ impl Storage {
                 }
                 *left -= part.len() as u64;
             }
-            let file = self.files.get(slice.file, true)?;
-            file.write_all_at(part, slice.offset)
+            let handle = self.files.get(file, true)?;
+            handle
+                .write_all_at(part, offset)
                 .map_err(|e| StorageError::io("write", &path, e))?;
         }
         Ok(())
+    }
+
+    /// Where a slice of file `file` at `offset` goes: there if the file is
+    /// wanted; otherwise in the part file, at the slice's place in the
+    /// torrent (piece `piece`, `in_piece` bytes in).
+    fn place(&self, piece: u32, in_piece: u32, file: usize, offset: u64) -> (usize, u64) {
+        if self.wanted.get(file) != Some(&false) {
+            return (file, offset);
+        }
+        let at = u64::from(piece) * u64::from(self.layout.piece_length()) + u64::from(in_piece);
+        (self.files.parts_index(), at)
     }
 
     /// Reads `buf.len()` bytes at `offset` in piece `piece`: a block to send
@@ -159,15 +188,18 @@ impl Storage {
         let mut at = 0usize;
         let slices: Vec<_> = self.layout.slices(piece, offset, length).collect();
         for slice in slices {
+            let (file, file_offset) =
+                self.place(piece, offset + at as u32, slice.file, slice.offset);
             let part = &mut buf[at..at + slice.length as usize];
             at += slice.length as usize;
             if self.files.files[slice.file].padding {
                 part.fill(0);
                 continue;
             }
-            let path = self.files.files[slice.file].path.clone();
-            let file = self.files.get(slice.file, false)?;
-            file.read_exact_at(part, slice.offset)
+            let path = self.files.files[file].path.clone();
+            let handle = self.files.get(file, false)?;
+            handle
+                .read_exact_at(part, file_offset)
                 .map_err(|e| StorageError::io("read", &path, e))?;
         }
         Ok(())
@@ -188,7 +220,7 @@ impl Storage {
     /// Creates the torrent's zero-length files, which hold no piece and so
     /// are never written: call once the download is complete.
     pub fn create_empty_files(&mut self) -> Result<(), StorageError> {
-        self.files.create_empty_files()
+        self.files.create_empty_files(&self.wanted)
     }
 
     /// Which pieces the disk holds, one flag per piece: on start, or for
@@ -243,11 +275,15 @@ impl Storage {
         })
     }
 
+    /// The torrent's files' stamps (not the part file's: pieces that touch
+    /// unwanted files are always rehashed).
     fn stamps(&self) -> Vec<Option<FileStamp>> {
         self.files
             .files
             .iter()
-            .map(|f| FileStamp::of(&f.path))
+            .take(self.wanted.len())
+            .zip(&self.wanted)
+            .map(|(f, wanted)| wanted.then(|| FileStamp::of(&f.path)).flatten())
             .collect()
     }
 

@@ -456,6 +456,44 @@ fn seed_then_download_end_to_end() {
     let saved: serde_json::Value = serde_json::from_slice(&saved.stdout).unwrap();
     assert_eq!(saved["info_hash"], json["info_hash"]);
 
+    // Only the files matching a glob: the other is never written.
+    let only = Command::new(env!("CARGO_BIN_EXE_btc"))
+        .args(["download", "album.torrent", "-o", "out4", "--port", "0"])
+        .args([
+            "--bind",
+            "127.0.0.1",
+            "--peer",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .args(["--only", "disc/*"])
+        .current_dir(dir.path())
+        .env("XDG_STATE_HOME", &state)
+        .output()
+        .unwrap();
+    assert!(only.status.success(), "{}", transcript(&only));
+    assert_eq!(
+        std::fs::read(dir.path().join("out4/album/disc/track.bin")).unwrap(),
+        big
+    );
+    assert!(!dir.path().join("out4/album/cover.txt").exists());
+    let none = btc(
+        &[
+            "download",
+            "album.torrent",
+            "--only",
+            "*.flac",
+            "--peer",
+            "127.0.0.1:1",
+        ],
+        dir.path(),
+    );
+    assert_eq!(none.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&none.stderr).contains("leave no file to download"),
+        "{}",
+        transcript(&none)
+    );
+
     let status = Command::new("kill")
         .args(["-TERM", &seeder.0.id().to_string()])
         .status()
@@ -465,7 +503,7 @@ fn seed_then_download_end_to_end() {
     std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
     assert!(seeder.0.wait().unwrap().success());
     assert!(
-        rest.contains("stopped seeding after uploading 8.6 MiB"),
+        rest.contains("stopped seeding after uploading 11.4 MiB"),
         "{rest}"
     );
 }

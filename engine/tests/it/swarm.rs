@@ -280,3 +280,60 @@ async fn download_and_upload_limits_hold_over_the_bytes() {
         seeder.shutdown().await;
     }
 }
+
+/// Only the wanted file is downloaded; nothing is written into the others
+/// (they are never created), and the pieces on its borders are kept whole
+/// through the part file, so the torrent can be rechecked and seeded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_chosen_files_are_downloaded_and_nothing_else_is_written() {
+    // Sizes that are not multiples of the piece length: the middle file
+    // shares its first and last pieces with its neighbours.
+    let content = content(&[100_000, 150_000, 90_000], 32 * 1024, &[], 13);
+    let seeder = session().await;
+    seeder
+        .add(content.torrent.clone(), content.seed_options())
+        .await
+        .unwrap();
+    let target = tempfile::tempdir().unwrap();
+    let mut options = TorrentOptions::new(target.path());
+    options.peers = vec![seeder.local_addr()];
+    // Files are in torrent order: d0/f00, d0/f02, d1/f01.
+    let names: Vec<String> = content
+        .torrent
+        .info()
+        .files()
+        .iter()
+        .map(|f| content.torrent.info().display_path(f))
+        .collect();
+    let wanted_name = "content/d1/f01.bin";
+    let wanted: Vec<bool> = names.iter().map(|n| n == wanted_name).collect();
+    assert_eq!(wanted.iter().filter(|w| **w).count(), 1, "{names:?}");
+    options.wanted_files = Some(wanted.clone());
+    let leecher = session().await;
+    let leech = leecher
+        .add(content.torrent.clone(), options.clone())
+        .await
+        .unwrap();
+    complete(&leech).await;
+    let stats = leech.stats();
+    assert!(stats.pieces_have < stats.pieces_total, "{stats:?}");
+    assert_eq!(stats.bytes_left, 0);
+    leecher.shutdown().await;
+    for (relative, data) in &content.files {
+        let path = target.path().join(relative);
+        if relative.to_string_lossy() == wanted_name {
+            assert_eq!(&std::fs::read(&path).unwrap(), data);
+        } else {
+            assert!(!path.exists(), "{} was written", relative.display());
+        }
+    }
+    // Started again, the check finds the same pieces (the border pieces
+    // too, through the part file).
+    let leecher = session().await;
+    let again = leecher.add(content.torrent.clone(), options).await.unwrap();
+    wait_for(&again, "checked", |s| s.state != TorrentState::Checking).await;
+    assert_eq!(again.stats().pieces_have, stats.pieces_have);
+    assert_eq!(again.stats().state, TorrentState::Seeding);
+    leecher.shutdown().await;
+    seeder.shutdown().await;
+}
