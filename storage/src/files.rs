@@ -280,10 +280,10 @@ impl FileSet {
     /// One that exists already is left alone (opened for reading only), so
     /// that seeding from a read-only or hard-linked copy works.
     pub(crate) fn create_empty_files(&mut self, wanted: &[bool]) -> Result<(), StorageError> {
-        for index in 0..wanted.len().min(self.files.len()) {
-            if self.files[index].length == 0
+        for (index, wanted) in wanted.iter().enumerate().take(self.files.len()) {
+            if *wanted
+                && self.files[index].length == 0
                 && !self.files[index].padding
-                && wanted[index]
                 && self.get(index, false).is_err()
             {
                 self.get(index, true)?;
