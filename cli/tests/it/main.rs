@@ -586,3 +586,137 @@ fn seed_and_download_refuse_what_cannot_work() {
             .contains("this magnet link names no tracker and no peer: give peers with --peer")
     );
 }
+
+/// Ctrl-C (SIGINT) during a download stops it cleanly with status 130 and
+/// says how to resume; the same command again finishes the download.
+#[test]
+fn an_interrupted_download_resumes_when_run_again() {
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
+    /// A child killed on drop, unless taken out to be waited for.
+    struct Guard(Option<std::process::Child>);
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            if let Some(child) = &mut self.0 {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("src")).unwrap();
+    let data: Vec<u8> = (0..4_000_000u32).map(|i| (i * 13 / 7) as u8).collect();
+    std::fs::write(dir.path().join("src/big.bin"), &data).unwrap();
+    let created = btc(&["create", "src/big.bin", "-o", "big.torrent"], dir.path());
+    assert!(created.status.success(), "{}", transcript(&created));
+    let state = dir.path().join("state");
+    let spawn = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_btc"))
+            .args(args)
+            .current_dir(dir.path())
+            .env("XDG_STATE_HOME", &state)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut seeder = Guard(Some(spawn(&[
+        "seed",
+        "big.torrent",
+        "-d",
+        "src",
+        "--port",
+        "0",
+        "--bind",
+        "127.0.0.1",
+    ])));
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(seeder.0.as_mut().unwrap().stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let port = line
+        .split_whitespace()
+        .skip_while(|w| *w != "port")
+        .nth(1)
+        .unwrap()
+        .to_string();
+    let peer = format!("127.0.0.1:{port}");
+    // Slow enough (1 MiB/s) to be interrupted halfway.
+    let args = [
+        "download",
+        "big.torrent",
+        "-o",
+        "out",
+        "--port",
+        "0",
+        "--bind",
+        "127.0.0.1",
+        "--peer",
+        &peer,
+        "--download-limit",
+        "1MiB/s",
+    ];
+    let mut first = Guard(Some(spawn(&args)));
+    // Interrupted once data has reached the disk.
+    let target = dir.path().join("out/big.bin");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !target.exists() {
+        assert!(Instant::now() < deadline, "the download never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let child = first.0.take().unwrap();
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(130), "{}", transcript(&output));
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        said.contains("run the same command again to resume"),
+        "{said}"
+    );
+
+    let again = Command::new(env!("CARGO_BIN_EXE_btc"))
+        .args(args)
+        .current_dir(dir.path())
+        .env("XDG_STATE_HOME", &state)
+        .output()
+        .unwrap();
+    assert!(again.status.success(), "{}", transcript(&again));
+    assert_eq!(std::fs::read(&target).unwrap(), data);
+}
+
+/// A port already taken by something else is said plainly.
+#[test]
+fn a_port_in_use_is_said_plainly() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.bin"), vec![1u8; 1000]).unwrap();
+    let created = btc(&["create", "a.bin", "-o", "a.torrent"], dir.path());
+    assert!(created.status.success());
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let output = btc(
+        &[
+            "download",
+            "a.torrent",
+            "--port",
+            &port,
+            "--bind",
+            "127.0.0.1",
+            "--peer",
+            "127.0.0.1:1",
+        ],
+        dir.path(),
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        err.contains(&format!("cannot listen for peers on port {port}")) && err.contains("in use"),
+        "{err}"
+    );
+}

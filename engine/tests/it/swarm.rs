@@ -337,3 +337,32 @@ async fn only_the_chosen_files_are_downloaded_and_nothing_else_is_written() {
     leecher.shutdown().await;
     seeder.shutdown().await;
 }
+
+/// A full disk stops the torrent with a message that says what to do, and
+/// `wait_complete` reports it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_stops_the_download_with_a_clear_error() {
+    let content = content(&[500_000], 16 * 1024, &[], 14);
+    let seeder = session().await;
+    seeder
+        .add(content.torrent.clone(), content.seed_options())
+        .await
+        .unwrap();
+    let target = tempfile::tempdir().unwrap();
+    let mut options = TorrentOptions::new(target.path());
+    options.peers = vec![seeder.local_addr()];
+    options.storage.disk_space = Some(100_000);
+    let leecher = session().await;
+    let leech = leecher.add(content.torrent.clone(), options).await.unwrap();
+    let result = tokio::time::timeout(Duration::from_secs(60), leech.wait_complete())
+        .await
+        .unwrap();
+    let err = result.unwrap_err().to_string();
+    assert!(
+        err.contains("is full: free some space, then resume"),
+        "{err}"
+    );
+    assert!(matches!(leech.stats().state, TorrentState::Error(_)));
+    leecher.shutdown().await;
+    seeder.shutdown().await;
+}
