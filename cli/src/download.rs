@@ -310,6 +310,10 @@ async fn run_download(args: &DownloadArgs) -> Result<String> {
     std::fs::create_dir_all(&args.output)
         .with_context(|| format!("cannot create {}", args.output.display()))?;
     options.resume_file = resume_file(&torrent, &args.output);
+    let give_up = GiveUp {
+        trackers: !torrent.trackers().is_empty(),
+        direct: options.peers.len() as u32,
+    };
     let handle = session
         .add(torrent, options)
         .await
@@ -317,7 +321,7 @@ async fn run_download(args: &DownloadArgs) -> Result<String> {
     tracing::info!(port = session.local_addr().port(), "listening for peers");
     let started = Instant::now();
     let outcome = tokio::select! {
-        result = watch_progress(&handle, Until::Complete, args.quiet) => Some(result),
+        result = watch_progress(&handle, Until::Complete(give_up), args.quiet) => Some(result),
         () = &mut stop => None,
     };
     let elapsed = started.elapsed();
@@ -471,8 +475,9 @@ async fn seed_until_stopped(
 
 /// When watching a torrent ends.
 enum Until {
-    /// Every piece is verified.
-    Complete,
+    /// Every piece is verified; or nobody could be found to download from
+    /// (see [`GiveUp`]).
+    Complete(GiveUp),
     /// Seeding has reached its goal: a ratio of the size uploaded, or a
     /// time spent (whichever comes first); with neither, never.
     Seeded {
@@ -495,7 +500,7 @@ impl Until {
 
     fn reached(&self, stats: &Stats) -> bool {
         match self {
-            Until::Complete => stats.state == TorrentState::Seeding,
+            Until::Complete(_) => stats.state == TorrentState::Seeding,
             Until::Seeded {
                 ratio,
                 time,
@@ -506,6 +511,44 @@ impl Until {
                     || time.is_some_and(|t| started.elapsed() >= t)
             }
         }
+    }
+}
+
+/// When a download gives up: nobody was ever reached, after this many tries
+/// with the trackers and with each direct peer.
+struct GiveUp {
+    trackers: bool,
+    direct: u32,
+}
+
+/// Announces, and dials of each direct peer, before giving up.
+const TRACKER_TRIES: u32 = 5;
+const DIAL_TRIES: u32 = 3;
+
+impl GiveUp {
+    /// Why to give up now, if it is time.
+    fn now(&self, stats: &Stats) -> Option<String> {
+        if stats.peers_ever > 0 || stats.peers > 0 || stats.candidates > 0 {
+            return None;
+        }
+        let trackers_done = !self.trackers || stats.announces >= TRACKER_TRIES;
+        let direct_done = stats.dial_failures >= DIAL_TRIES * self.direct;
+        if !(trackers_done && direct_done) {
+            return None;
+        }
+        Some(match (&stats.tracker_error, self.trackers) {
+            (Some(error), true) => format!(
+                "no peers found after {} tries: the trackers did not answer (last: {error}); try again later",
+                stats.announces
+            ),
+            (None, true) => format!(
+                "no peers found after {} tries: the trackers know nobody sharing this torrent right now; try again later",
+                stats.announces
+            ),
+            (_, false) => format!(
+                "no peer could be reached after {DIAL_TRIES} tries each: check the --peer addresses, or try again later"
+            ),
+        })
     }
 }
 
@@ -544,7 +587,7 @@ async fn show_progress(
             _ = tick.tick() => {}
             event = events.recv() => match event {
                 Ok(TorrentEvent::Error(e)) => bail!("{e}"),
-                Ok(TorrentEvent::Finished) if matches!(until, Until::Complete) => return Ok(()),
+                Ok(TorrentEvent::Finished) if matches!(until, Until::Complete(_)) => return Ok(()),
                 Ok(TorrentEvent::TrackerError(e)) => tracing::warn!("tracker: {e}"),
                 Ok(TorrentEvent::PeerBanned { addr, .. }) => {
                     tracing::warn!(%addr, "banned a peer that sent bad data");
@@ -560,6 +603,11 @@ async fn show_progress(
         }
         if until.reached(&stats) {
             return Ok(());
+        }
+        if let Until::Complete(give_up) = until
+            && let Some(why) = give_up.now(&stats)
+        {
+            bail!("{why}");
         }
         if let Some(bar) = bar {
             bar.set_length(stats.bytes_total);
@@ -628,5 +676,73 @@ fn duration(d: Duration) -> String {
         format!("{}m{:02}s", s / 60, s % 60)
     } else {
         format!("{s}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stats() -> Stats {
+        Stats {
+            state: TorrentState::Downloading,
+            pieces_have: 0,
+            pieces_total: 10,
+            bytes_left: 100,
+            bytes_total: 100,
+            downloaded: 0,
+            uploaded: 0,
+            wasted: 0,
+            download_rate: 0.0,
+            upload_rate: 0.0,
+            peers: 0,
+            seeds: 0,
+            candidates: 0,
+            hash_failures: 0,
+            banned: 0,
+            eta: None,
+            peer_totals: Vec::new(),
+            announces: 0,
+            peers_ever: 0,
+            dial_failures: 0,
+            tracker_error: None,
+        }
+    }
+
+    #[test]
+    fn a_download_gives_up_only_when_nobody_was_ever_reached() {
+        let trackers = GiveUp {
+            trackers: true,
+            direct: 0,
+        };
+        let mut s = stats();
+        s.announces = 4;
+        assert_eq!(trackers.now(&s), None, "not yet");
+        s.announces = 5;
+        s.tracker_error = Some("http://t/announce: the tracker refused: not authorized".into());
+        assert_eq!(
+            trackers.now(&s).unwrap(),
+            "no peers found after 5 tries: the trackers did not answer \
+             (last: http://t/announce: the tracker refused: not authorized); try again later"
+        );
+        s.tracker_error = None;
+        assert!(trackers.now(&s).unwrap().contains("know nobody sharing"));
+        s.peers_ever = 1;
+        assert_eq!(trackers.now(&s), None, "someone was reached once");
+
+        let direct = GiveUp {
+            trackers: false,
+            direct: 2,
+        };
+        let mut s = stats();
+        s.dial_failures = 5;
+        assert_eq!(direct.now(&s), None);
+        s.dial_failures = 6;
+        assert!(
+            direct
+                .now(&s)
+                .unwrap()
+                .contains("check the --peer addresses")
+        );
     }
 }

@@ -89,12 +89,13 @@ impl Announcer {
                 Some((interval, min))
             }
             Err(errors) => {
+                let mut last = String::new();
                 for (url, error) in errors {
                     tracing::info!(%url, %error, "announce failed");
-                    let _ = self
-                        .events
-                        .send(TorrentEvent::TrackerError(format!("{url}: {error}")));
+                    last = format!("{url}: {error}");
+                    let _ = self.events.send(TorrentEvent::TrackerError(last.clone()));
                 }
+                let _ = self.peers.send(Event::AnnounceFailed(last)).await;
                 None
             }
         }

@@ -94,6 +94,8 @@ pub(crate) enum Event {
     Closed { key: PeerKey, reason: String },
     /// Peers learnt from a tracker.
     Discovered(Vec<SocketAddr>),
+    /// No tracker answered an announce; the last error.
+    AnnounceFailed(String),
 }
 
 /// Everything a connection task needs.

@@ -269,6 +269,10 @@ impl Session {
             banned: 0,
             eta: None,
             peer_totals: Vec::new(),
+            announces: 0,
+            peers_ever: 0,
+            dial_failures: 0,
+            tracker_error: None,
         });
         let (broadcast, _) = broadcast::channel(1024);
         let (progress, _) = watch::channel(crate::announce::Progress::default());

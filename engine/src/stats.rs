@@ -59,6 +59,14 @@ pub struct Stats {
     pub banned: usize,
     /// Time to completion at the current rate.
     pub eta: Option<Duration>,
+    /// Announces made to the trackers, answered or not.
+    pub announces: u32,
+    /// Peers that completed a handshake since the start.
+    pub peers_ever: u32,
+    /// Dials that ended before a handshake (refused, timed out, …).
+    pub dial_failures: u32,
+    /// The last tracker error, until a tracker answers again.
+    pub tracker_error: Option<String>,
     /// Payload exchanged with each peer since the start, by peer id, for
     /// the first [`MAX_PEER_TOTALS`] peers met (sorted by id).
     pub peer_totals: Vec<PeerTotals>,

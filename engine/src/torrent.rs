@@ -179,6 +179,13 @@ struct Running {
     ticks: u64,
     /// Whether pieces were verified since resume data was last saved.
     dirty: bool,
+    /// Announces made (answered or not), peers that completed a handshake,
+    /// and dials that ended before one: for telling a user that nobody
+    /// can be found.
+    announces: u32,
+    peers_ever: u32,
+    dial_failures: u32,
+    tracker_error: Option<String>,
     /// Who the peers that left were (see [`MAX_GONE`]).
     gone: HashMap<PeerKey, (Option<PeerId>, SocketAddr, bool)>,
     /// Payload exchanged with each peer id met (see `Stats::peer_totals`).
@@ -235,6 +242,10 @@ impl Torrent {
             ticks: 0,
             dirty: false,
             saving: None,
+            announces: 0,
+            peers_ever: 0,
+            dial_failures: 0,
+            tracker_error: None,
             gone: HashMap::new(),
             totals: std::collections::BTreeMap::new(),
         };
@@ -531,7 +542,13 @@ impl Torrent {
                 }
             }
             Event::Closed { key, reason } => self.forget_peer(run, key, &reason),
+            Event::AnnounceFailed(error) => {
+                run.announces += 1;
+                run.tracker_error = Some(error);
+            }
             Event::Discovered(addrs) => {
+                run.announces += 1;
+                run.tracker_error = None;
                 if !run.paused {
                     for addr in addrs {
                         self.add_candidate(run, addr);
@@ -609,6 +626,7 @@ impl Torrent {
             });
         }
         let addr = peer.addr;
+        run.peers_ever += 1;
         tracing::debug!(%addr, "peer connected");
         let _ = self.broadcast.send(TorrentEvent::PeerConnected { addr });
     }
@@ -1101,6 +1119,9 @@ impl Torrent {
         run.gone.insert(key, (peer.id, peer.addr, peer.outgoing));
         run.picker.remove_peer(&peer.has);
         run.known.remove(&peer.addr);
+        if peer.outgoing && !peer.ready() {
+            run.dial_failures += 1;
+        }
         if peer.outgoing {
             run.cooling.insert(peer.addr, Instant::now() + RETRY_AFTER);
         }
@@ -1291,6 +1312,10 @@ impl Torrent {
             banned: run.banned_ids.len(),
             eta: if left == 0 { None } else { run.down.eta(left) },
             peer_totals: run.totals.values().copied().collect(),
+            announces: run.announces,
+            peers_ever: run.peers_ever,
+            dial_failures: run.dial_failures,
+            tracker_error: run.tracker_error.clone(),
         };
         self.stats.send_if_modified(|old| {
             if *old == stats {

@@ -720,3 +720,41 @@ fn a_port_in_use_is_said_plainly() {
         "{err}"
     );
 }
+
+/// A download whose only peer cannot be reached gives up after a few
+/// tries with a sentence that says what to check.
+#[test]
+fn an_unreachable_peer_is_given_up_on_with_advice() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.bin"), vec![1u8; 1000]).unwrap();
+    let created = btc(&["create", "a.bin", "-o", "a.torrent"], dir.path());
+    assert!(created.status.success());
+    // A port nothing listens on: taken, then released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let output = Command::new(env!("CARGO_BIN_EXE_btc"))
+        .args([
+            "download",
+            "a.torrent",
+            "-o",
+            "out",
+            "--port",
+            "0",
+            "--bind",
+            "127.0.0.1",
+        ])
+        .args(["--peer", &format!("127.0.0.1:{port}")])
+        .current_dir(dir.path())
+        .env("XDG_STATE_HOME", dir.path().join("state"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", transcript(&output));
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        err.contains("no peer could be reached after 3 tries each: check the --peer addresses"),
+        "{err}"
+    );
+}
