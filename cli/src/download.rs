@@ -56,7 +56,7 @@ pub(crate) struct DownloadArgs {
     #[arg(long)]
     seed: bool,
     /// Seed after the download until this many times its size is uploaded.
-    #[arg(long, value_name = "R")]
+    #[arg(long, value_name = "R", value_parser = parse_ratio)]
     seed_ratio: Option<f64>,
     /// Seed after the download for this long (such as 30m or 2h).
     #[arg(long, value_name = "DURATION", value_parser = format::parse_duration)]
@@ -78,6 +78,13 @@ pub(crate) struct DownloadArgs {
     /// repeatable.
     #[arg(long, value_name = "GLOB")]
     exclude: Vec<String>,
+}
+
+fn parse_ratio(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
+        _ => Err(format!("{text:?} is not a ratio above 0, such as 1.5")),
+    }
 }
 
 /// Which files `--only` and `--exclude` leave, one flag per file; `None`
@@ -161,6 +168,20 @@ struct NetArgs {
     /// Most upload rate, such as 500KiB/s.
     #[arg(long, value_name = "RATE", value_parser = format::parse_rate)]
     upload_limit: Option<u64>,
+}
+
+impl DownloadArgs {
+    /// Whether only errors are to be said.
+    pub(crate) fn quiet(&self) -> bool {
+        self.quiet
+    }
+}
+
+impl SeedArgs {
+    /// Whether only errors are to be said.
+    pub(crate) fn quiet(&self) -> bool {
+        self.quiet
+    }
 }
 
 pub(crate) fn download(args: &DownloadArgs) -> Result<String> {
@@ -313,6 +334,7 @@ async fn run_download(args: &DownloadArgs) -> Result<String> {
     let give_up = GiveUp {
         trackers: !torrent.trackers().is_empty(),
         direct: options.peers.len() as u32,
+        started: Instant::now(),
     };
     let handle = session
         .add(torrent, options)
@@ -519,16 +541,24 @@ impl Until {
 struct GiveUp {
     trackers: bool,
     direct: u32,
+    started: Instant,
 }
 
 /// Announces, and dials of each direct peer, before giving up.
 const TRACKER_TRIES: u32 = 5;
 const DIAL_TRIES: u32 = 3;
+/// Never sooner than this: a seeder may refuse connections while it checks
+/// its data.
+const GIVE_UP_AFTER: Duration = Duration::from_secs(30);
 
 impl GiveUp {
     /// Why to give up now, if it is time.
     fn now(&self, stats: &Stats) -> Option<String> {
-        if stats.peers_ever > 0 || stats.peers > 0 || stats.candidates > 0 {
+        if stats.peers_ever > 0
+            || stats.connections > 0
+            || stats.candidates > 0
+            || self.started.elapsed() < GIVE_UP_AFTER
+        {
             return None;
         }
         let trackers_done = !self.trackers || stats.announces >= TRACKER_TRIES;
@@ -703,6 +733,7 @@ mod tests {
             eta: None,
             peer_totals: Vec::new(),
             announces: 0,
+            connections: 0,
             peers_ever: 0,
             dial_failures: 0,
             tracker_error: None,
@@ -711,9 +742,11 @@ mod tests {
 
     #[test]
     fn a_download_gives_up_only_when_nobody_was_ever_reached() {
+        let long_ago = Instant::now() - GIVE_UP_AFTER;
         let trackers = GiveUp {
             trackers: true,
             direct: 0,
+            started: long_ago,
         };
         let mut s = stats();
         s.announces = 4;
@@ -729,10 +762,21 @@ mod tests {
         assert!(trackers.now(&s).unwrap().contains("know nobody sharing"));
         s.peers_ever = 1;
         assert_eq!(trackers.now(&s), None, "someone was reached once");
+        s.peers_ever = 0;
+        s.connections = 1;
+        assert_eq!(trackers.now(&s), None, "a dial is under way");
+        let young = GiveUp {
+            trackers: true,
+            direct: 0,
+            started: Instant::now(),
+        };
+        s.connections = 0;
+        assert_eq!(young.now(&s), None, "too soon");
 
         let direct = GiveUp {
             trackers: false,
             direct: 2,
+            started: long_ago,
         };
         let mut s = stats();
         s.dial_failures = 5;

@@ -47,7 +47,12 @@ struct ManArgs {}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.verbose);
+    let quiet = match &cli.command {
+        Command::Download(args) => args.quiet(),
+        Command::Seed(args) => args.quiet(),
+        _ => false,
+    };
+    init_logging(cli.verbose, quiet);
     let result = match cli.command {
         Command::Info(args) => info::run(&args),
         Command::Create(args) => create::run(&args),
@@ -88,8 +93,9 @@ fn man() -> anyhow::Result<String> {
 
 /// Logs to stderr: warnings by default, then info and debug with -v and -vv.
 /// `RUST_LOG` overrides this.
-fn init_logging(verbose: u8) {
+fn init_logging(verbose: u8, quiet: bool) {
     let level = match verbose {
+        0 if quiet => "error",
         0 => "warn",
         1 => "info",
         _ => "debug",

@@ -31,7 +31,17 @@ impl Limiter {
 
     /// Takes `bytes` tokens, waiting as long as that is over the rate.
     pub(crate) async fn take(&self, bytes: u64) {
-        let wait = {
+        let wait = self.reserve(bytes);
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Takes `bytes` tokens now and says how long to wait before using
+    /// them (zero if within the rate), for a caller that has other work
+    /// meanwhile.
+    pub(crate) fn reserve(&self, bytes: u64) -> Duration {
+        {
             let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
             let now = Instant::now();
             let (tokens, last) = *state;
@@ -44,9 +54,6 @@ impl Limiter {
             } else {
                 Duration::from_secs_f64(-left / self.rate)
             }
-        };
-        if !wait.is_zero() {
-            tokio::time::sleep(wait).await;
         }
     }
 }

@@ -28,8 +28,10 @@ const AT_ONCE: usize = 4;
 
 /// Fetches the info dictionary of `link` from its direct peers (`x.pe`),
 /// `extra` peers, and the peers its trackers (`tr`) list, asking up to four
-/// at a time; gives up after `deadline`. Returns the torrent, its trackers
-/// taken from the link.
+/// at a time and taking the first good answer; gives up after `deadline`.
+/// Direct peers are asked first and again every round; trackers are asked
+/// each round too, no more often than they allow. Returns the torrent, its
+/// trackers taken from the link.
 pub(crate) async fn fetch(
     link: &MagnetLink,
     extra: &[SocketAddr],
@@ -38,32 +40,59 @@ pub(crate) async fn fetch(
     client: &TrackerClient,
     deadline: Duration,
 ) -> Result<Metainfo, String> {
-    let work = async {
-        let mut peers: Vec<SocketAddr> = extra.to_vec();
-        for peer in &link.peers {
-            if let Ok(mut addrs) = tokio::net::lookup_host(peer.as_str()).await
-                && let Some(addr) = addrs.next()
-            {
-                peers.push(addr);
-            }
+    let mut direct: Vec<SocketAddr> = extra.to_vec();
+    for peer in &link.peers {
+        if let Ok(mut addrs) = tokio::net::lookup_host(peer.as_str()).await
+            && let Some(addr) = addrs.next()
+        {
+            direct.push(addr);
         }
+    }
+    if direct.is_empty() && link.trackers.is_empty() {
+        return Err(
+            "no peer gave the torrent's metadata: the link names no tracker and no peer".into(),
+        );
+    }
+    let mut last_error = "no peer to ask".to_string();
+    let work = async {
         let mut tiers = TrackerTiers::new(link.trackers.iter().map(|t| vec![t.clone()]).collect());
-        let mut tried = std::collections::HashSet::new();
-        let mut last_error = "no peer to ask".to_string();
+        let mut next_announce = tokio::time::Instant::now();
         loop {
-            if !link.trackers.is_empty() {
+            let mut peers = direct.clone();
+            if !link.trackers.is_empty() && tokio::time::Instant::now() >= next_announce {
                 // Not knowing the size, we say one byte is left: a leecher.
                 let request = AnnounceRequest::new(link.info_hash, our_id, port, 1);
-                if let Ok((_, answer)) = tiers.announce(client, &request).await {
-                    peers.extend(answer.peers.iter().map(|p| p.addr));
-                }
+                let announce = tiers.announce(client, &request);
+                let wait = match tokio::time::timeout(ANNOUNCE_TIMEOUT, announce).await {
+                    Ok(Ok((_, answer))) => {
+                        peers.extend(answer.peers.iter().map(|p| p.addr));
+                        let wait = answer.min_interval.unwrap_or(answer.interval).max(1);
+                        Duration::from_secs(u64::from(wait)).min(MAX_REANNOUNCE)
+                    }
+                    Ok(Err(errors)) => {
+                        if let Some((url, error)) = errors.last() {
+                            last_error = format!("{url}: {error}");
+                        }
+                        MAX_REANNOUNCE
+                    }
+                    Err(_) => {
+                        last_error = "the trackers did not answer in time".into();
+                        MAX_REANNOUNCE
+                    }
+                };
+                next_announce = tokio::time::Instant::now() + wait;
             }
-            let fresh: Vec<SocketAddr> = peers.drain(..).filter(|p| tried.insert(*p)).collect();
-            for batch in fresh.chunks(AT_ONCE) {
-                let attempts = batch.iter().map(|addr| {
-                    tokio::time::timeout(PER_PEER, from_peer(*addr, link.info_hash, our_id))
-                });
-                for result in futures::future::join_all(attempts).await {
+            peers.sort_unstable();
+            peers.dedup();
+            for batch in peers.chunks(AT_ONCE) {
+                let mut attempts: futures::stream::FuturesUnordered<_> = batch
+                    .iter()
+                    .map(|addr| {
+                        tokio::time::timeout(PER_PEER, from_peer(*addr, link.info_hash, our_id))
+                    })
+                    .collect();
+                // The first good answer wins; the rest are dropped.
+                while let Some(result) = attempts.next().await {
                     match result {
                         Ok(Ok(info)) => return torrent(&info, link),
                         Ok(Err(e)) => last_error = e,
@@ -71,25 +100,27 @@ pub(crate) async fn fetch(
                     }
                 }
             }
-            if link.trackers.is_empty() {
-                return Err(format!(
-                    "no peer gave the torrent's metadata ({last_error})"
-                ));
-            }
-            // Trackers may know more peers later.
-            tokio::time::sleep(Duration::from_secs(5)).await;
-            tried.clear();
+            tokio::time::sleep(RETRY_EVERY).await;
         }
     };
-    tokio::time::timeout(deadline, work)
-        .await
-        .unwrap_or_else(|_| {
-            Err(format!(
-                "no peer gave the torrent's metadata within {} s",
-                deadline.as_secs()
-            ))
-        })
+    let result = tokio::time::timeout(deadline, work).await;
+    result.unwrap_or_else(|_| {
+        Err(format!(
+            "no peer gave the torrent's metadata within {} s ({last_error})",
+            deadline.as_secs()
+        ))
+    })
 }
+
+/// How long one announce may take here.
+const ANNOUNCE_TIMEOUT: Duration = Duration::from_secs(20);
+/// Trackers are asked again at least this often while the metadata is
+/// missing (sooner if their minimum interval allows).
+const MAX_REANNOUNCE: Duration = Duration::from_secs(60);
+/// Pause between rounds of asking peers.
+const RETRY_EVERY: Duration = Duration::from_secs(5);
+/// Metadata pieces asked of a peer at once.
+const METADATA_WINDOW: usize = 8;
 
 /// Builds the torrent from a verified info dictionary and the link's
 /// trackers.
@@ -152,6 +183,8 @@ async fn from_peer(
     .map_err(send)?;
     let mut pieces: Vec<Option<Bytes>> = Vec::new();
     let mut size = 0usize;
+    let mut asked = 0usize;
+    let mut ut_metadata = 0u8;
     while let Some(message) = wire.next().await {
         let message = message.map_err(|e| format!("{addr}: {e}"))?;
         let Message::Extended { id, payload } = message else {
@@ -170,7 +203,9 @@ async fn from_peer(
             size = total as usize;
             let count = size.div_ceil(METADATA_PIECE);
             pieces = vec![None; count];
-            for piece in 0..count {
+            ut_metadata = their_id;
+            // A few pieces at a time: some clients refuse a long queue.
+            for piece in 0..count.min(METADATA_WINDOW) {
                 let request = UtMetadata::Request {
                     piece: piece as u32,
                 };
@@ -180,6 +215,7 @@ async fn from_peer(
                 })
                 .await
                 .map_err(send)?;
+                asked = piece + 1;
             }
             futures::SinkExt::<Message>::flush(&mut wire)
                 .await
@@ -200,6 +236,18 @@ async fn from_peer(
                         return Err(format!("{addr} sent a malformed metadata piece"));
                     }
                     pieces[index] = Some(data);
+                    if asked < pieces.len() {
+                        let request = UtMetadata::Request {
+                            piece: asked as u32,
+                        };
+                        wire.send(Message::Extended {
+                            id: ut_metadata,
+                            payload: request.encode(),
+                        })
+                        .await
+                        .map_err(send)?;
+                        asked += 1;
+                    }
                     if pieces.iter().all(Option::is_some) {
                         let info: Vec<u8> = pieces
                             .iter()

@@ -368,6 +368,8 @@ impl Writer {
         // Requests to serve, each with the time it may go (now, unless an
         // added latency is injected).
         let mut serving: VecDeque<(BlockRef, tokio::time::Instant)> = VecDeque::new();
+        // Blocks whose upload tokens are already taken.
+        let mut paid: HashSet<BlockRef> = HashSet::new();
         let mut served = 0u64;
         loop {
             // Everything already commanded, in order.
@@ -384,7 +386,23 @@ impl Writer {
             }
             // Then one upload, if any is queued.
             let now = tokio::time::Instant::now();
+            if serving.is_empty() {
+                paid.clear();
+            }
             if let Some((block, _)) = serving.pop_front_if(|(_, due)| *due <= now) {
+                // Over the upload limit, the block waits its turn in the
+                // queue, and commands (our requests, haves, cancels) keep
+                // flowing meanwhile.
+                if let Some(limit) = &self.upload_limit
+                    && !paid.remove(&block)
+                {
+                    let wait = limit.reserve(u64::from(block.length));
+                    if !wait.is_zero() {
+                        paid.insert(block);
+                        serving.push_front((block, now + wait));
+                        continue;
+                    }
+                }
                 let data = match disk.read_block(block).await {
                     Ok(data) => data,
                     Err(e) => return format!("cannot read a block to upload: {e}"),
@@ -396,9 +414,6 @@ impl Writer {
                     data
                 };
                 let bytes = data.len() as u64;
-                if let Some(limit) = &self.upload_limit {
-                    limit.take(bytes).await;
-                }
                 let piece = Message::Piece {
                     piece: block.piece,
                     offset: block.offset,

@@ -270,6 +270,7 @@ impl Session {
             eta: None,
             peer_totals: Vec::new(),
             announces: 0,
+            connections: 0,
             peers_ever: 0,
             dial_failures: 0,
             tracker_error: None,

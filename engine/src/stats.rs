@@ -61,6 +61,8 @@ pub struct Stats {
     pub eta: Option<Duration>,
     /// Announces made to the trackers, answered or not.
     pub announces: u32,
+    /// Connections open now, handshakes under way included.
+    pub connections: usize,
     /// Peers that completed a handshake since the start.
     pub peers_ever: u32,
     /// Dials that ended before a handshake (refused, timed out, …).

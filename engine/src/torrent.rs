@@ -601,7 +601,9 @@ impl Torrent {
         peer.id = Some(id);
         peer.fast = handshake.reserved.fast();
         peer.extended = handshake.reserved.extension_protocol();
-        if peer.fast && complete {
+        // Every piece, not just every wanted one: a partial download
+        // (chosen files) sends its bitfield.
+        if peer.fast && complete && have_count == run.picker.layout().num_pieces() {
             peer.send(Message::HaveAll);
         } else if peer.fast && have_count == 0 {
             peer.send(Message::HaveNone);
@@ -1149,6 +1151,13 @@ impl Torrent {
         run.down.tick();
         run.up.tick();
         let now = Instant::now();
+        // Under a download limit, blocks are held back on purpose: waiting
+        // for one is not a sign of a bad peer.
+        let snub_timeout = if self.limits.download.is_some() {
+            self.config.snub_timeout.max(Duration::from_secs(120))
+        } else {
+            self.config.snub_timeout
+        };
         let mut snubbed = Vec::new();
         for (key, peer) in run.peers.iter_mut() {
             peer.down.tick();
@@ -1157,7 +1166,7 @@ impl Torrent {
             // unasked blocks is not.
             peer.unrequested /= 2;
             if let Some(since) = peer.waiting_since
-                && now.duration_since(since) > self.config.snub_timeout
+                && now.duration_since(since) > snub_timeout
                 && !peer.snubbed
             {
                 snubbed.push(*key);
@@ -1313,6 +1322,7 @@ impl Torrent {
             eta: if left == 0 { None } else { run.down.eta(left) },
             peer_totals: run.totals.values().copied().collect(),
             announces: run.announces,
+            connections: run.peers.len(),
             peers_ever: run.peers_ever,
             dial_failures: run.dial_failures,
             tracker_error: run.tracker_error.clone(),
