@@ -9,7 +9,11 @@
 //!   SIZE] [--piece-length SIZE] [--files N] [--real]`: runs a swarm on
 //!   127.0.0.1 (see the `testnet` crate) and writes its report under
 //!   `target/testnet/`.
+//! - `bench [--size SIZE] [--rounds N] [--btc PATH]`: btc against the real
+//!   clients installed, in turns, from one btc seeder; medians and the
+//!   machine's bounds, written under `target/bench/`.
 
+mod bench;
 mod testnet;
 mod tidy;
 
@@ -18,7 +22,7 @@ use std::process::{Command, ExitCode};
 use anyhow::{Context, Result, bail};
 
 const USAGE: &str =
-    "usage: cargo xtask <tidy | fuzz [TARGET] [--seconds N] | testnet [--help] [OPTIONS]>";
+    "usage: cargo xtask <tidy | fuzz [TARGET] [--seconds N] | testnet [--help] | bench [--help]>";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -28,6 +32,7 @@ fn main() -> ExitCode {
             .map(|()| println!("tidy: ok")),
         Some("fuzz") => fuzz(&args[1..]),
         Some("testnet") => testnet::run(&args[1..]),
+        Some("bench") => bench::run(&args[1..]),
         _ => {
             eprintln!("{USAGE}");
             return ExitCode::from(2);
