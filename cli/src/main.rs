@@ -5,6 +5,7 @@ mod download;
 mod format;
 mod info;
 mod tracker;
+mod watch;
 
 use std::io::Write as _;
 use std::process::ExitCode;

@@ -80,8 +80,9 @@ pub struct Picker {
     have: u32,
     /// Pieces to download (those of the wanted files); all by default.
     wanted: Vec<bool>,
-    /// Wanted pieces, and wanted pieces had.
+    /// Wanted pieces, their bytes, and wanted pieces had.
     wanted_count: u32,
+    wanted_bytes: u64,
     have_wanted: u32,
     /// Wanted pieces in `Piece::Missing`.
     unstarted: u32,
@@ -107,6 +108,7 @@ impl Picker {
             })
             .collect();
         let have = pieces.iter().filter(|p| **p == Piece::Have).count() as u32;
+        let total = layout.total_length();
         Picker {
             layout,
             availability: vec![0; num],
@@ -115,6 +117,7 @@ impl Picker {
             have,
             wanted: vec![true; num],
             wanted_count: num as u32,
+            wanted_bytes: total,
             have_wanted: have,
             pieces,
             missing_blocks: 0,
@@ -137,6 +140,10 @@ impl Picker {
         }
         self.wanted = wanted;
         self.wanted_count = self.wanted.iter().filter(|w| **w).count() as u32;
+        self.wanted_bytes = (0..self.layout.num_pieces())
+            .filter(|p| self.wanted[*p as usize])
+            .map(|p| u64::from(self.layout.piece_len(p).unwrap_or(0)))
+            .sum();
         self.have_wanted = self.count(|state, wanted| wanted && state == Piece::Have);
         self.unstarted = self.count(|state, wanted| wanted && state == Piece::Missing);
     }
@@ -176,10 +183,7 @@ impl Picker {
 
     /// Bytes of the wanted pieces.
     pub fn bytes_wanted(&self) -> u64 {
-        (0..self.layout.num_pieces())
-            .filter(|p| self.is_wanted(*p))
-            .map(|p| u64::from(self.layout.piece_len(p).unwrap_or(0)))
-            .sum()
+        self.wanted_bytes
     }
 
     /// The pieces had, as a bitfield.

@@ -251,30 +251,8 @@ impl Session {
         let (control_tx, control) = mpsc::channel(16);
         let (incoming_tx, incoming) = mpsc::channel(16);
         let layout = torrent.layout();
-        let (stats, stats_rx) = watch::channel(Stats {
-            state: TorrentState::Checking,
-            pieces_have: 0,
-            pieces_total: layout.num_pieces(),
-            bytes_left: layout.total_length(),
-            bytes_total: layout.total_length(),
-            downloaded: 0,
-            uploaded: 0,
-            wasted: 0,
-            download_rate: 0.0,
-            upload_rate: 0.0,
-            peers: 0,
-            seeds: 0,
-            candidates: 0,
-            hash_failures: 0,
-            banned: 0,
-            eta: None,
-            peer_totals: Vec::new(),
-            announces: 0,
-            connections: 0,
-            peers_ever: 0,
-            dial_failures: 0,
-            tracker_error: None,
-        });
+        let (stats, stats_rx) =
+            watch::channel(Stats::new(layout.num_pieces(), layout.total_length()));
         let (broadcast, _) = broadcast::channel(1024);
         let (progress, _) = watch::channel(crate::announce::Progress::default());
         let task = Torrent {

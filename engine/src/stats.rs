@@ -74,6 +74,37 @@ pub struct Stats {
     pub peer_totals: Vec<PeerTotals>,
 }
 
+impl Stats {
+    /// The statistics of a torrent about to be checked: `pieces_total`
+    /// pieces and `bytes_total` bytes, nothing done yet.
+    pub fn new(pieces_total: u32, bytes_total: u64) -> Stats {
+        Stats {
+            state: TorrentState::Checking,
+            pieces_have: 0,
+            pieces_total,
+            bytes_left: bytes_total,
+            bytes_total,
+            downloaded: 0,
+            uploaded: 0,
+            wasted: 0,
+            download_rate: 0.0,
+            upload_rate: 0.0,
+            peers: 0,
+            seeds: 0,
+            candidates: 0,
+            hash_failures: 0,
+            banned: 0,
+            eta: None,
+            peer_totals: Vec::new(),
+            announces: 0,
+            connections: 0,
+            peers_ever: 0,
+            dial_failures: 0,
+            tracker_error: None,
+        }
+    }
+}
+
 /// Peers whose totals are kept, so that a long-running torrent's statistics
 /// stay bounded.
 pub const MAX_PEER_TOTALS: usize = 256;

@@ -33,5 +33,5 @@ mod scenario;
 
 pub use content::Content;
 pub use report::{MemberReport, Report, size};
-pub use run::{Progress, run};
+pub use run::{Progress, local_config, local_tracker, run};
 pub use scenario::{Leave, PeerSpec, RealPeer, SCENARIOS, Scenario};

@@ -15,6 +15,27 @@ use crate::real::{Aria2, Transmission};
 use crate::report::{MemberReport, Report};
 use crate::scenario::{PeerSpec, RealPeer, Scenario};
 
+/// A tracker on 127.0.0.1 (an ephemeral port) that tells peers to come
+/// back every second, so that a swarm finds itself quickly.
+pub async fn local_tracker() -> std::io::Result<HttpTracker> {
+    let config = TrackerConfig {
+        interval: 1,
+        min_interval: 1,
+        ..TrackerConfig::default()
+    };
+    HttpTracker::bind(SocketAddr::from(([127, 0, 0, 1], 0)), config).await
+}
+
+/// Session settings for a peer of a test swarm: 127.0.0.1, an ephemeral
+/// port, and a 5 s snub timeout (peers here answer in milliseconds).
+pub fn local_config() -> SessionConfig {
+    SessionConfig {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        snub_timeout: Duration::from_secs(5),
+        ..SessionConfig::default()
+    }
+}
+
 /// How often everyone's progress is sampled.
 const SAMPLE_EVERY: Duration = Duration::from_millis(50);
 /// Real clients are asked for their progress every this many samples.
@@ -54,7 +75,6 @@ struct BtcMember {
     state: Presence,
     /// Totals of earlier sessions (a churned peer restarts its counters).
     earlier: Totals,
-    last: Option<Stats>,
     completed_after: Option<Duration>,
     /// Ids of the peers it banned.
     banned: Vec<Option<PeerId>>,
@@ -119,16 +139,9 @@ pub async fn run(
             ));
         }
     }
-    let tracker = HttpTracker::bind(
-        SocketAddr::from(([127, 0, 0, 1], 0)),
-        TrackerConfig {
-            interval: 1,
-            min_interval: 1,
-            ..TrackerConfig::default()
-        },
-    )
-    .await
-    .map_err(|e| format!("cannot start the tracker: {e}"))?;
+    let tracker = local_tracker()
+        .await
+        .map_err(|e| format!("cannot start the tracker: {e}"))?;
     let sizes = split(scenario.size, scenario.files);
     let content = Content::generate(
         "testnet",
@@ -159,7 +172,6 @@ pub async fn run(
             handle: None,
             state: Presence::NotYet,
             earlier: Totals::default(),
-            last: None,
             completed_after: None,
             banned: Vec::new(),
             events: None,
@@ -214,7 +226,6 @@ pub async fn run(
                 {
                     member.completed_after = Some(now);
                 }
-                member.last = Some(stats);
             }
         }
         // Real clients are asked once a second (it runs their tools).
@@ -325,10 +336,8 @@ async fn step(member: &mut BtcMember, content: &Content, now: Duration) -> Resul
 
 async fn join(member: &mut BtcMember, content: &Content) -> Result<(), String> {
     let session = Session::start(SessionConfig {
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         peer_id: member.id,
-        snub_timeout: Duration::from_secs(5),
-        ..SessionConfig::default()
+        ..local_config()
     })
     .await
     .map_err(|e| format!("{}: cannot listen: {e}", member.spec.name))?;

@@ -14,6 +14,16 @@ fn btc(args: &[&str], dir: &Path) -> Output {
         .expect("btc runs")
 }
 
+/// Runs btc in `dir` with its resume files under `state`.
+fn btc_with_state(args: &[&str], dir: &Path, state: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_btc"))
+        .args(args)
+        .current_dir(dir)
+        .env("XDG_STATE_HOME", state)
+        .output()
+        .expect("btc runs")
+}
+
 fn fixture(name: &str) -> String {
     let path: PathBuf = [
         env!("CARGO_MANIFEST_DIR"),
@@ -364,18 +374,22 @@ fn seed_then_download_end_to_end() {
         .unwrap_or_else(|| panic!("no port in {first:?}"));
     assert!(first.contains("pieces verified"), "{first}");
 
-    let download = Command::new(env!("CARGO_BIN_EXE_btc"))
-        .args(["download", "album.torrent", "-o", "out", "--port", "0"])
-        .args([
+    let download = btc_with_state(
+        &[
+            "download",
+            "album.torrent",
+            "-o",
+            "out",
+            "--port",
+            "0",
             "--bind",
             "127.0.0.1",
             "--peer",
             &format!("127.0.0.1:{port}"),
-        ])
-        .current_dir(dir.path())
-        .env("XDG_STATE_HOME", &state)
-        .output()
-        .unwrap();
+        ],
+        dir.path(),
+        &state,
+    );
     assert!(download.status.success(), "{}", transcript(&download));
     let said = String::from_utf8_lossy(&download.stdout);
     assert!(said.starts_with("downloaded album (2.9 MiB) in "), "{said}");
@@ -390,8 +404,8 @@ fn seed_then_download_end_to_end() {
 
     // Again, quietly, rate-limited, seeding for a second afterwards: it
     // says nothing, and exits 0 on its own with every byte right.
-    let quiet = Command::new(env!("CARGO_BIN_EXE_btc"))
-        .args([
+    let quiet = btc_with_state(
+        &[
             "download",
             "album.torrent",
             "-o",
@@ -399,25 +413,20 @@ fn seed_then_download_end_to_end() {
             "--port",
             "0",
             "--quiet",
-        ])
-        .args([
             "--bind",
             "127.0.0.1",
             "--peer",
             &format!("127.0.0.1:{port}"),
-        ])
-        .args([
             "--download-limit",
             "4MiB/s",
             "--max-peers",
             "5",
             "--seed-time",
             "1s",
-        ])
-        .current_dir(dir.path())
-        .env("XDG_STATE_HOME", &state)
-        .output()
-        .unwrap();
+        ],
+        dir.path(),
+        &state,
+    );
     assert!(quiet.status.success(), "{}", transcript(&quiet));
     assert_eq!(String::from_utf8_lossy(&quiet.stdout), "");
     assert_eq!(
@@ -431,8 +440,8 @@ fn seed_then_download_end_to_end() {
     let json: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
     let hash = json["info_hash"].as_str().unwrap().to_string();
     let magnet = format!("magnet:?xt=urn:btih:{hash}&dn=album&x.pe=127.0.0.1:{port}");
-    let fetched = Command::new(env!("CARGO_BIN_EXE_btc"))
-        .args([
+    let fetched = btc_with_state(
+        &[
             "download",
             &magnet,
             "-o",
@@ -441,12 +450,12 @@ fn seed_then_download_end_to_end() {
             "0",
             "--bind",
             "127.0.0.1",
-        ])
-        .args(["--save-torrent", "fetched.torrent"])
-        .current_dir(dir.path())
-        .env("XDG_STATE_HOME", &state)
-        .output()
-        .unwrap();
+            "--save-torrent",
+            "fetched.torrent",
+        ],
+        dir.path(),
+        &state,
+    );
     assert!(fetched.status.success(), "{}", transcript(&fetched));
     assert_eq!(
         std::fs::read(dir.path().join("out3/album/disc/track.bin")).unwrap(),
@@ -457,19 +466,24 @@ fn seed_then_download_end_to_end() {
     assert_eq!(saved["info_hash"], json["info_hash"]);
 
     // Only the files matching a glob: the other is never written.
-    let only = Command::new(env!("CARGO_BIN_EXE_btc"))
-        .args(["download", "album.torrent", "-o", "out4", "--port", "0"])
-        .args([
+    let only = btc_with_state(
+        &[
+            "download",
+            "album.torrent",
+            "-o",
+            "out4",
+            "--port",
+            "0",
             "--bind",
             "127.0.0.1",
             "--peer",
             &format!("127.0.0.1:{port}"),
-        ])
-        .args(["--only", "disc/*"])
-        .current_dir(dir.path())
-        .env("XDG_STATE_HOME", &state)
-        .output()
-        .unwrap();
+            "--only",
+            "disc/*",
+        ],
+        dir.path(),
+        &state,
+    );
     assert!(only.status.success(), "{}", transcript(&only));
     assert_eq!(
         std::fs::read(dir.path().join("out4/album/disc/track.bin")).unwrap(),
@@ -536,14 +550,7 @@ fn seed_and_download_refuse_what_cannot_work() {
     assert!(created.status.success(), "{}", transcript(&created));
     std::fs::create_dir(dir.path().join("empty")).unwrap();
     let state = dir.path().join("state");
-    let run = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_btc"))
-            .args(args)
-            .current_dir(dir.path())
-            .env("XDG_STATE_HOME", &state)
-            .output()
-            .unwrap()
-    };
+    let run = |args: &[&str]| btc_with_state(args, dir.path(), &state);
     let seed = run(&[
         "seed",
         "a.torrent",
@@ -681,12 +688,7 @@ fn an_interrupted_download_resumes_when_run_again() {
         "{said}"
     );
 
-    let again = Command::new(env!("CARGO_BIN_EXE_btc"))
-        .args(args)
-        .current_dir(dir.path())
-        .env("XDG_STATE_HOME", &state)
-        .output()
-        .unwrap();
+    let again = btc_with_state(&args, dir.path(), &state);
     assert!(again.status.success(), "{}", transcript(&again));
     assert_eq!(std::fs::read(&target).unwrap(), data);
 }
@@ -735,8 +737,9 @@ fn an_unreachable_peer_is_given_up_on_with_advice() {
         .local_addr()
         .unwrap()
         .port();
-    let output = Command::new(env!("CARGO_BIN_EXE_btc"))
-        .args([
+    let peer = format!("127.0.0.1:{port}");
+    let output = btc_with_state(
+        &[
             "download",
             "a.torrent",
             "-o",
@@ -745,12 +748,12 @@ fn an_unreachable_peer_is_given_up_on_with_advice() {
             "0",
             "--bind",
             "127.0.0.1",
-        ])
-        .args(["--peer", &format!("127.0.0.1:{port}")])
-        .current_dir(dir.path())
-        .env("XDG_STATE_HOME", dir.path().join("state"))
-        .output()
-        .unwrap();
+            "--peer",
+            &peer,
+        ],
+        dir.path(),
+        &dir.path().join("state"),
+    );
     assert_eq!(output.status.code(), Some(1), "{}", transcript(&output));
     let err = String::from_utf8_lossy(&output.stderr);
     assert!(

@@ -8,10 +8,10 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use engine::{Session, SessionConfig, TorrentHandle, TorrentOptions, TorrentState};
+use engine::{Session, TorrentHandle, TorrentOptions, TorrentState};
 use testnet::Content;
 use testnet::real::{Aria2, Transmission, wait_until};
-use tracker::{HttpTracker, TrackerConfig};
+use tracker::HttpTracker;
 
 mod scenarios;
 
@@ -23,26 +23,11 @@ const SIZES: [u64; 5] = [0, 1, 300_000, 1 << 20, 500_001];
 const SIZES_NOT_EMPTY: [u64; 4] = [1, 300_000, 1 << 20, 500_001];
 
 async fn session() -> Session {
-    Session::start(SessionConfig {
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        snub_timeout: Duration::from_secs(5),
-        ..SessionConfig::default()
-    })
-    .await
-    .unwrap()
+    Session::start(testnet::local_config()).await.unwrap()
 }
 
 async fn tracker() -> HttpTracker {
-    HttpTracker::bind(
-        SocketAddr::from(([127, 0, 0, 1], 0)),
-        TrackerConfig {
-            interval: 1,
-            min_interval: 1,
-            ..TrackerConfig::default()
-        },
-    )
-    .await
-    .unwrap()
+    testnet::local_tracker().await.unwrap()
 }
 
 async fn complete(handle: &TorrentHandle) {
