@@ -53,14 +53,27 @@ impl Process {
         }
     }
 
+    /// The child's process id (also its process group's).
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The exit status if the process has exited, without waiting. Once it
+    /// has, whatever it started in its group is killed.
+    pub fn try_wait(&mut self) -> io::Result<Option<std::process::ExitStatus>> {
+        let status = self.child.try_wait()?;
+        if status.is_some() {
+            self.reaped = true;
+            self.kill_group();
+        }
+        Ok(status)
+    }
+
     /// Waits (at most `timeout`) for the process to exit by itself.
     pub fn wait_exit(&mut self, timeout: Duration) -> io::Result<std::process::ExitStatus> {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(status) = self.child.try_wait()? {
-                self.reaped = true;
-                // Whatever it started in its group goes with it.
-                self.kill_group();
+            if let Some(status) = self.try_wait()? {
                 return Ok(status);
             }
             if Instant::now() >= deadline {

@@ -1,0 +1,501 @@
+//! The clients the benchmark drives, as seeders and leechers on 127.0.0.1.
+//!
+//! Every client finds its peers through the benchmark's tracker (the
+//! torrent's only announce URL), speaks plaintext, and runs with DHT, local
+//! discovery, PEX, UPnP, NAT-PMP and uTP off, in its own process group with
+//! its own fresh profile. Otherwise each keeps its defaults: the benchmark
+//! compares what users get. `../shared/LAB.md` explains the settings.
+
+use std::io::{Read as _, Write as _};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, bail};
+use serde::Serialize;
+use testnet::real::{Process, free_port, installed};
+
+/// The libtorrent peer script (run by python3 with python3-libtorrent).
+const LT_PEER: &str = include_str!("lt_peer.py");
+
+/// GNU time, for the CPU time and peak RSS of clients that exit when done.
+pub(crate) const TIME: &str = "/usr/bin/time";
+
+/// A client the benchmark can run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Client {
+    /// This project's `btc download` and `btc seed`.
+    Btc,
+    /// libtorrent (rasterbar) through python3-libtorrent.
+    Libtorrent,
+    /// qbittorrent-nox, driven through its web API.
+    Qbittorrent,
+    /// aria2c.
+    Aria2,
+}
+
+impl Client {
+    /// Every client, in the order tables list them.
+    pub(crate) const ALL: [Client; 4] = [
+        Client::Btc,
+        Client::Libtorrent,
+        Client::Qbittorrent,
+        Client::Aria2,
+    ];
+
+    /// Its name in tables and on the command line.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Client::Btc => "btc",
+            Client::Libtorrent => "libtorrent",
+            Client::Qbittorrent => "qbittorrent",
+            Client::Aria2 => "aria2",
+        }
+    }
+
+    /// The client named `name`.
+    pub(crate) fn parse(name: &str) -> Option<Client> {
+        Client::ALL.into_iter().find(|c| c.name() == name)
+    }
+
+    /// The Debian package that provides it.
+    pub(crate) fn package(self) -> &'static str {
+        match self {
+            Client::Btc => "(this workspace)",
+            Client::Libtorrent => "python3-libtorrent",
+            Client::Qbittorrent => "qbittorrent-nox",
+            Client::Aria2 => "aria2",
+        }
+    }
+}
+
+/// What the benchmark needs to start clients.
+#[derive(Debug)]
+pub(crate) struct Tools {
+    /// The btc binary.
+    pub(crate) btc: PathBuf,
+    /// A python3 that can import libtorrent, if any.
+    pub(crate) python: Option<PathBuf>,
+    /// Where the libtorrent script is written, and scratch folders go.
+    pub(crate) work: tempfile::TempDir,
+}
+
+impl Tools {
+    /// Finds what is installed.
+    pub(crate) fn new(btc: PathBuf) -> Result<Tools> {
+        let work = tempfile::tempdir()?;
+        std::fs::write(work.path().join("lt_peer.py"), LT_PEER)?;
+        // Debian's module is for Debian's python3, which may not be the
+        // first python3 on PATH (pyenv, a venv).
+        let python = ["/usr/bin/python3", "python3"]
+            .into_iter()
+            .map(PathBuf::from)
+            .find(|python| {
+                Command::new(python)
+                    .args(["-c", "import libtorrent"])
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success())
+            });
+        Ok(Tools { btc, python, work })
+    }
+
+    /// Whether `client` can run here.
+    pub(crate) fn available(&self, client: Client) -> bool {
+        match client {
+            Client::Btc => self.btc.is_file(),
+            Client::Libtorrent => self.python.is_some(),
+            Client::Qbittorrent => installed("qbittorrent-nox"),
+            Client::Aria2 => installed("aria2c"),
+        }
+    }
+
+    fn scratch(&self) -> Result<tempfile::TempDir> {
+        Ok(tempfile::tempdir_in(self.work.path())?)
+    }
+}
+
+/// What one finished leecher used.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Usage {
+    /// From start to a complete, verified download, in seconds.
+    pub(crate) seconds: f64,
+    /// User plus system CPU seconds of the leecher process.
+    pub(crate) cpu_seconds: f64,
+    /// Peak resident memory of the leecher process, in MiB.
+    pub(crate) peak_rss_mib: f64,
+}
+
+/// A running client.
+#[derive(Debug)]
+pub(crate) struct Peer {
+    pub(crate) client: Client,
+    process: Process,
+    started: Instant,
+    /// qBittorrent's web API port.
+    api: Option<u16>,
+    /// GNU time's report, for clients that exit when done.
+    time_report: Option<PathBuf>,
+    /// Where a leecher downloads to.
+    pub(crate) out: PathBuf,
+    /// Its profile and download folders, removed on drop.
+    _scratch: tempfile::TempDir,
+}
+
+impl Peer {
+    /// Starts `client` seeding `torrent` from `data`, the folder that holds
+    /// its content.
+    pub(crate) fn seed(tools: &Tools, client: Client, torrent: &Path, data: &Path) -> Result<Peer> {
+        Peer::start(tools, client, torrent, Some(data))
+    }
+
+    /// Starts `client` downloading `torrent` into a fresh folder.
+    pub(crate) fn leech(tools: &Tools, client: Client, torrent: &Path) -> Result<Peer> {
+        Peer::start(tools, client, torrent, None)
+    }
+
+    fn start(tools: &Tools, client: Client, torrent: &Path, data: Option<&Path>) -> Result<Peer> {
+        let scratch = tools.scratch()?;
+        let out = match data {
+            Some(data) => data.to_path_buf(),
+            None => {
+                let out = scratch.path().join("out");
+                std::fs::create_dir(&out)?;
+                out
+            }
+        };
+        let seeding = data.is_some();
+        let port = free_port()?.to_string();
+        let mut api = None;
+        let mut command = match client {
+            Client::Btc => {
+                let mut command = Command::new(&tools.btc);
+                if seeding {
+                    command.args(["seed", "-q", "-d"]).arg(&out);
+                } else {
+                    command.args(["download", "-q", "-o"]).arg(&out);
+                }
+                command
+                    .args(["--port", &port, "--bind", "127.0.0.1"])
+                    .arg(torrent)
+                    .env("XDG_STATE_HOME", scratch.path());
+                command
+            }
+            Client::Libtorrent => {
+                let python = tools
+                    .python
+                    .as_ref()
+                    .context("python3-libtorrent is not installed")?;
+                let mut command = Command::new(python);
+                command
+                    .arg(tools.work.path().join("lt_peer.py"))
+                    .arg(if seeding { "seed" } else { "leech" })
+                    .arg(torrent)
+                    .arg(&out)
+                    .arg(&port);
+                command
+            }
+            Client::Aria2 => {
+                let mut command = Command::new("aria2c");
+                command
+                    .args(["--no-conf", "--enable-dht=false", "--enable-dht6=false"])
+                    .args(["--bt-enable-lpd=false", "--enable-peer-exchange=false"])
+                    .args(["--bt-tracker-interval=1", "--file-allocation=none"])
+                    .args(["--summary-interval=0", "--console-log-level=error"])
+                    .arg(format!("--listen-port={port}"))
+                    .arg(if seeding {
+                        "--seed-ratio=0.0"
+                    } else {
+                        "--seed-time=0"
+                    })
+                    .arg("-d")
+                    .arg(&out)
+                    .arg(torrent);
+                if seeding {
+                    command.arg("-V");
+                }
+                command
+            }
+            Client::Qbittorrent => {
+                let web = free_port()?;
+                api = Some(web);
+                let config = scratch.path().join("profile/qBittorrent/config");
+                std::fs::create_dir_all(&config)?;
+                std::fs::write(
+                    config.join("qBittorrent.conf"),
+                    qbittorrent_config(&port, web),
+                )?;
+                let mut command = Command::new("qbittorrent-nox");
+                command
+                    .arg(format!(
+                        "--profile={}",
+                        scratch.path().join("profile").display()
+                    ))
+                    .arg(format!("--save-path={}", out.display()))
+                    .arg(torrent);
+                command
+            }
+        };
+        // Clients that exit when done are timed by GNU time; qBittorrent
+        // runs on and is measured through /proc.
+        let time_report =
+            (!seeding && client != Client::Qbittorrent).then(|| scratch.path().join("time.txt"));
+        let process = match &time_report {
+            Some(report) => {
+                let mut timed = Command::new(TIME);
+                timed.arg("-f").arg("%e %U %S %M").arg("-o").arg(report);
+                timed.arg(command.get_program()).args(command.get_args());
+                for (key, value) in command.get_envs() {
+                    if let Some(value) = value {
+                        timed.env(key, value);
+                    }
+                }
+                Process::spawn(client.name(), &mut timed)?
+            }
+            None => Process::spawn(client.name(), &mut command)?,
+        };
+        Ok(Peer {
+            client,
+            process,
+            started: Instant::now(),
+            api,
+            time_report,
+            out,
+            _scratch: scratch,
+        })
+    }
+
+    /// Fails if the client has exited (for seeders).
+    pub(crate) fn check_running(&mut self) -> Result<()> {
+        Ok(self.process.check_running()?)
+    }
+
+    /// For a leecher: its usage once its download is complete, or `None`
+    /// while it is still running. A client that exits with an error fails.
+    pub(crate) fn poll_done(&mut self) -> Result<Option<Usage>> {
+        if let Some(api) = self.api {
+            self.process.check_running()?;
+            if !qbittorrent_done(api)? {
+                return Ok(None);
+            }
+            let seconds = self.started.elapsed().as_secs_f64();
+            let (cpu_seconds, peak_rss_mib) = proc_usage(self.process.id())?;
+            return Ok(Some(Usage {
+                seconds,
+                cpu_seconds,
+                peak_rss_mib,
+            }));
+        }
+        let Some(status) = self.process.try_wait()? else {
+            return Ok(None);
+        };
+        let seconds = self.started.elapsed().as_secs_f64();
+        let report = self
+            .time_report
+            .as_ref()
+            .context("a seeder does not finish")?;
+        let text = std::fs::read_to_string(report).unwrap_or_default();
+        if !status.success() {
+            bail!("{} failed ({status}): {}", self.client.name(), text.trim());
+        }
+        let (cpu_seconds, peak_rss_mib) =
+            parse_time(&text).with_context(|| format!("cannot read {TIME}'s report {text:?}"))?;
+        Ok(Some(Usage {
+            seconds,
+            cpu_seconds,
+            peak_rss_mib,
+        }))
+    }
+}
+
+/// qBittorrent's settings: the listen port on 127.0.0.1, plaintext, TCP
+/// only, several connections per IP, no DHT, LSD, PEX or UPnP, no queueing,
+/// and its web API on 127.0.0.1 without login.
+fn qbittorrent_config(port: &str, web: u16) -> String {
+    format!(
+        "[LegalNotice]\nAccepted=true\n\n\
+         [BitTorrent]\n\
+         Session\\Port={port}\n\
+         Session\\InterfaceAddress=127.0.0.1\n\
+         Session\\DHTEnabled=false\n\
+         Session\\LSDEnabled=false\n\
+         Session\\PeXEnabled=false\n\
+         Session\\Encryption=2\n\
+         Session\\MultiConnectionsPerIp=true\n\
+         Session\\BTProtocol=TCP\n\
+         Session\\QueueingSystemEnabled=false\n\n\
+         [Preferences]\n\
+         Connection\\UPnP=false\n\
+         WebUI\\Address=127.0.0.1\n\
+         WebUI\\Port={web}\n\
+         WebUI\\LocalHostAuth=false\n\
+         WebUI\\CSRFProtection=false\n\
+         WebUI\\HostHeaderValidation=false\n"
+    )
+}
+
+/// Whether qBittorrent's (only) torrent is complete and seeding. An API
+/// that does not answer yet (still starting) means not done.
+fn qbittorrent_done(api: u16) -> Result<bool> {
+    let Ok(body) = http_get(api, "/api/v2/torrents/info") else {
+        return Ok(false);
+    };
+    let torrents: serde_json::Value = serde_json::from_slice(&body).with_context(|| {
+        format!(
+            "qBittorrent's API answered {:?}",
+            String::from_utf8_lossy(&body)
+        )
+    })?;
+    let Some(torrent) = torrents.get(0) else {
+        return Ok(false);
+    };
+    let state = torrent["state"].as_str().unwrap_or_default();
+    if state == "error" || state == "missingFiles" {
+        bail!("qBittorrent's torrent is in state {state}");
+    }
+    let progress = torrent["progress"].as_f64().unwrap_or_default();
+    Ok(progress >= 1.0 && state.ends_with("UP") && state != "checkingUP")
+}
+
+/// A bounded GET on 127.0.0.1:`port`; the body of a 200 answer. The body
+/// ends at its `Content-Length`: qBittorrent keeps the connection open
+/// whatever the request asks.
+fn http_get(port: u16, path: &str) -> Result<Vec<u8>> {
+    const MAX: usize = 16 << 20;
+    let timeout = Duration::from_secs(2);
+    let mut stream =
+        TcpStream::connect_timeout(&std::net::SocketAddr::from(([127, 0, 0, 1], port)), timeout)?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        if let Some(split) = answer.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&answer[..split]).to_ascii_lowercase();
+            let status = head.lines().next().unwrap_or_default().to_string();
+            if !status.starts_with("http/1.1 200") && !status.starts_with("http/1.0 200") {
+                bail!("{status}");
+            }
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|l| l.trim().parse::<usize>().ok());
+            let body = &answer[split + 4..];
+            match length {
+                Some(length) if length > MAX => bail!("an answer of {length} bytes"),
+                Some(length) if body.len() >= length => return Ok(body[..length].to_vec()),
+                _ => {}
+            }
+        }
+        let read = stream.read(&mut buf)?;
+        if read == 0 {
+            bail!("the connection closed before the whole answer");
+        }
+        answer.extend_from_slice(&buf[..read]);
+        if answer.len() > MAX {
+            bail!("an answer over {MAX} bytes");
+        }
+    }
+}
+
+/// CPU seconds (user + system) and peak RSS in MiB of a running process,
+/// from `/proc`.
+fn proc_usage(pid: u32) -> Result<(f64, f64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    parse_proc(&stat, &status).with_context(|| format!("cannot read /proc/{pid}"))
+}
+
+/// Reads `utime` and `stime` (fields 14 and 15, in clock ticks of 1/100 s,
+/// which Linux fixes for `/proc`) from `/proc/PID/stat`, and `VmHWM` (kB)
+/// from `/proc/PID/status`.
+pub(crate) fn parse_proc(stat: &str, status: &str) -> Option<(f64, f64)> {
+    // The command name (field 2) is in parentheses and may hold spaces.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // `rest` starts at field 3, so field N is at index N - 3.
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    let hwm_kib: f64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    Some(((utime + stime) / 100.0, hwm_kib / 1024.0))
+}
+
+/// Reads GNU time's `%e %U %S %M` line: CPU seconds (user + system) and
+/// peak RSS in MiB.
+pub(crate) fn parse_time(text: &str) -> Option<(f64, f64)> {
+    let line = text.lines().rev().find(|l| !l.trim().is_empty())?;
+    let fields: Vec<f64> = line
+        .split_whitespace()
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .ok()?;
+    match fields[..] {
+        [_, user, system, rss_kib] => Some((user + system, rss_kib / 1024.0)),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gnu_time_reports_parse() {
+        assert_eq!(parse_time("3.21 1.50 0.75 20480\n"), Some((2.25, 20.0)));
+        assert_eq!(
+            parse_time("Command exited with non-zero status 1\n0.01 0.00 0.00 1024\n"),
+            Some((0.0, 1.0))
+        );
+        assert_eq!(parse_time("garbage"), None);
+    }
+
+    #[test]
+    fn proc_files_parse() {
+        let stat = "4242 (qbittorrent nox) S 1 4242 4242 0 -1 4194560 5000 0 0 0 \
+                    150 50 0 0 20 0 12 0 100 1000000 2000 18446744073709551615";
+        let status =
+            "Name:\tqbittorrent-nox\nVmPeak:\t 900000 kB\nVmHWM:\t   51200 kB\nVmRSS:\t 40000 kB\n";
+        assert_eq!(parse_proc(stat, status), Some((2.0, 50.0)));
+        assert_eq!(parse_proc("4242 (x) S 1", status), None);
+        assert_eq!(parse_proc(stat, "Name:\tx\n"), None);
+    }
+
+    #[test]
+    fn qbittorrent_config_binds_loopback_and_plaintext() {
+        let config = qbittorrent_config("6881", 8080);
+        for line in [
+            "Accepted=true",
+            "Session\\Port=6881",
+            "Session\\InterfaceAddress=127.0.0.1",
+            "Session\\Encryption=2",
+            "WebUI\\Address=127.0.0.1",
+            "WebUI\\Port=8080",
+        ] {
+            assert!(
+                config.lines().any(|l| l == line),
+                "{line} missing: {config}"
+            );
+        }
+    }
+
+    #[test]
+    fn client_names_round_trip() {
+        for client in Client::ALL {
+            assert_eq!(Client::parse(client.name()), Some(client));
+        }
+        assert_eq!(Client::parse("rtorrent"), None);
+    }
+}
