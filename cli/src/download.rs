@@ -183,13 +183,23 @@ impl SeedArgs {
 }
 
 pub(crate) fn download(args: &DownloadArgs) -> Result<String> {
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    runtime.block_on(run_download(args))
+    runtime()?.block_on(run_download(args))
 }
 
 pub(crate) fn seed(args: &SeedArgs) -> Result<String> {
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    runtime.block_on(run_seed(args))
+    runtime()?.block_on(run_seed(args))
+}
+
+/// The engine's runtime: one thread for every connection and torrent
+/// task, beside the disk thread that hashes and writes. Tasks then wake
+/// each other without crossing threads; with a worker per core they
+/// crossed for nearly every block, and the wake-ups cost more CPU than the
+/// work (`cargo xtask bench`; the issue 9 note has the numbers).
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
 }
 
 /// How long peers have to hand over a magnet link's metadata.

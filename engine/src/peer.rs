@@ -24,7 +24,7 @@ use storage::{BlockOutcome, Disk, DiskError};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
-use tokio_util::codec::{FramedRead, FramedWrite};
+use tokio_util::codec::{Decoder as _, FramedRead, FramedWrite};
 
 use crate::Faults;
 use crate::picker::PeerKey;
@@ -40,6 +40,9 @@ const WRITE_BUFFER: usize = 64 * 1024;
 /// Blocks of one connection handed to the disk and not yet answered; the
 /// connection stops reading beyond.
 const MAX_WRITING: usize = 64;
+
+/// Uploads read from the disk at once: half a megabyte of 16 KiB blocks.
+const SERVE_BATCH: usize = 32;
 
 /// How often something is sent on an idle connection.
 const KEEPALIVE: Duration = Duration::from_secs(60);
@@ -80,11 +83,11 @@ pub(crate) enum Event {
     Ready { key: PeerKey, handshake: Handshake },
     /// A message other than a block.
     Message { key: PeerKey, message: Message },
-    /// A block we asked for, with what the disk made of it.
-    Block {
+    /// Blocks we asked for, with what the disk made of each, in the order
+    /// they arrived (those read together come together).
+    Blocks {
         key: PeerKey,
-        block: BlockRef,
-        outcome: Result<BlockOutcome, DiskError>,
+        blocks: Vec<(BlockRef, Result<BlockOutcome, DiskError>)>,
     },
     /// A block we did not ask for (or no longer wanted): dropped.
     Unrequested { key: PeerKey, bytes: u64 },
@@ -243,13 +246,8 @@ async fn exchange(link: Link, stream: TcpStream, handshake: Handshake) -> String
     };
     // Blocks already handed to the disk are reported even now: one of them
     // may have completed (or failed) its piece, and the torrent must know.
-    while let Some((block, outcome)) = writing.next().await {
-        let event = Event::Block {
-            key,
-            block,
-            outcome,
-        };
-        if events.send(event).await.is_err() {
+    while let Some(blocks) = writing.next().await {
+        if events.send(Event::Blocks { key, blocks }).await.is_err() {
             break;
         }
     }
@@ -266,40 +264,41 @@ struct ReadContext<'a> {
     download_limit: Option<&'a crate::limit::Limiter>,
 }
 
-/// Blocks handed to the disk whose outcome is still to come, in order.
-type Writing = FuturesOrdered<
-    std::pin::Pin<
-        Box<dyn std::future::Future<Output = (BlockRef, Result<BlockOutcome, DiskError>)> + Send>,
-    >,
+/// The outcomes to come of a batch of blocks handed to the disk.
+type Outcomes = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Vec<(BlockRef, Result<BlockOutcome, DiskError>)>> + Send>,
 >;
 
-async fn read_half(
-    mut reader: FramedRead<tokio::net::tcp::OwnedReadHalf, PeerCodec>,
-    ctx: ReadContext<'_>,
-    writing: &mut Writing,
-) -> String {
-    let ReadContext {
-        key,
-        disk,
-        events,
-        requests,
-        idle_timeout,
-        download_limit,
-    } = ctx;
+/// Batches of blocks handed to the disk whose outcomes are still to come,
+/// in order.
+type Writing = FuturesOrdered<Outcomes>;
+
+type Reader = FramedRead<tokio::net::tcp::OwnedReadHalf, PeerCodec>;
+
+async fn read_half(mut reader: Reader, ctx: ReadContext<'_>, writing: &mut Writing) -> String {
     let mut last_heard = tokio::time::Instant::now();
+    // Blocks in `writing`, all batches together.
+    let mut in_flight = 0;
+    // An event found while gathering a batch, to send next.
+    let mut stashed = None;
     loop {
         // Room for the event first: once an outcome is taken from
         // `writing`, it is sent without waiting, so no cancellation can
         // lose it between the two.
-        let Ok(permit) = events.reserve().await else {
+        let Ok(permit) = ctx.events.reserve().await else {
             return "the torrent stopped".into();
         };
+        if let Some(event) = stashed.take() {
+            permit.send(event);
+            continue;
+        }
         let event = tokio::select! {
             biased;
-            Some((block, outcome)) = writing.next(), if !writing.is_empty() => {
-                Event::Block { key, block, outcome }
+            Some(blocks) = writing.next(), if !writing.is_empty() => {
+                in_flight -= blocks.len();
+                Event::Blocks { key: ctx.key, blocks }
             }
-            frame = reader.next(), if writing.len() < MAX_WRITING => {
+            frame = reader.next(), if in_flight < MAX_WRITING => {
                 last_heard = tokio::time::Instant::now();
                 let message = match frame {
                     None => return "closed by the peer".into(),
@@ -309,39 +308,126 @@ async fn read_half(
                 match message {
                     Message::KeepAlive => continue,
                     Message::Piece { piece, offset, data } => {
-                        // Over the download limit, reading pauses here, and
-                        // TCP slows the sender down.
-                        if let Some(limit) = download_limit {
-                            limit.take(data.len() as u64).await;
-                        }
-                        let block = BlockRef {
-                            piece,
-                            offset,
-                            length: data.len() as u32,
-                        };
-                        if !lock(requests).remove(&block) {
-                            Event::Unrequested {
-                                key,
-                                bytes: data.len() as u64,
+                        let first = (piece, offset, data);
+                        match on_blocks(&mut reader, &ctx, first, in_flight, &mut stashed).await {
+                            Err(reason) => return reason,
+                            Ok(Gathered::Sent(count, pending)) => {
+                                in_flight += count;
+                                writing.push_back(pending);
+                                continue;
                             }
-                        } else {
-                            match disk.send_block(block, data, key).await {
-                                Ok(pending) => {
-                                    writing.push_back(Box::pin(async move { (block, pending.await) }));
-                                    continue;
-                                }
-                                Err(e) => Event::Block { key, block, outcome: Err(e) },
-                            }
+                            Ok(Gathered::Event(event)) => event,
                         }
                     }
-                    message => Event::Message { key, message },
+                    message => Event::Message { key: ctx.key, message },
                 }
             }
-            () = tokio::time::sleep_until(last_heard + idle_timeout) => {
-                return format!("silent for {} s", idle_timeout.as_secs());
+            () = tokio::time::sleep_until(last_heard + ctx.idle_timeout) => {
+                return format!("silent for {} s", ctx.idle_timeout.as_secs());
             }
         };
         permit.send(event);
+    }
+}
+
+/// What became of a received block and those read with it.
+enum Gathered {
+    /// This many blocks went to the disk; their outcomes to come.
+    Sent(usize, Outcomes),
+    /// Nothing went to the disk: this event says why.
+    Event(Event),
+}
+
+/// Takes a received block, and every further block already in the read
+/// buffer (up to the in-flight bound), to the disk as one job: one wake-up
+/// of the disk thread and one answer for all the blocks of one socket read,
+/// rather than one each. A block we did not ask for ends the batch; its
+/// event is stashed to be sent after.
+async fn on_blocks(
+    reader: &mut Reader,
+    ctx: &ReadContext<'_>,
+    first: (u32, u32, bytes::Bytes),
+    in_flight: usize,
+    stashed: &mut Option<Event>,
+) -> Result<Gathered, String> {
+    let mut batch = Vec::new();
+    let mut next = Some(first);
+    while let Some((piece, offset, data)) = next.take() {
+        // Over the download limit, reading pauses here, and TCP slows the
+        // sender down.
+        if let Some(limit) = ctx.download_limit {
+            limit.take(data.len() as u64).await;
+        }
+        let block = BlockRef {
+            piece,
+            offset,
+            length: data.len() as u32,
+        };
+        if !lock(ctx.requests).remove(&block) {
+            let event = Event::Unrequested {
+                key: ctx.key,
+                bytes: data.len() as u64,
+            };
+            if batch.is_empty() {
+                return Ok(Gathered::Event(event));
+            }
+            *stashed = Some(event);
+            break;
+        }
+        batch.push((block, data));
+        if in_flight + batch.len() < MAX_WRITING {
+            next = buffered_block(reader)?;
+        }
+    }
+    let blocks: Vec<BlockRef> = batch.iter().map(|(block, _)| *block).collect();
+    let count = blocks.len();
+    match ctx.disk.send_blocks(batch, ctx.key).await {
+        Ok(pending) => Ok(Gathered::Sent(
+            count,
+            Box::pin(async move { blocks.into_iter().zip(pending.await).collect() }),
+        )),
+        Err(e) => {
+            // The disk stopped: every block of the batch fails alike.
+            let message = e.to_string();
+            let mut blocks = blocks.into_iter();
+            let first = blocks.next().map(|block| (block, Err(e)));
+            let rest = blocks.map(|block| (block, Err(DiskError::Stopped)));
+            tracing::debug!(%message, "disk refused a batch");
+            Ok(Gathered::Event(Event::Blocks {
+                key: ctx.key,
+                blocks: first.into_iter().chain(rest).collect(),
+            }))
+        }
+    }
+}
+
+/// The `piece` message id (BEP 3).
+const PIECE_ID: u8 = 7;
+
+/// The next frame, if it is a whole `piece` message already in the read
+/// buffer; anything else stays there for the reader.
+fn buffered_block(reader: &mut Reader) -> Result<Option<(u32, u32, bytes::Bytes)>, String> {
+    let buffer = reader.read_buffer();
+    let Some(header) = buffer.get(..5) else {
+        return Ok(None);
+    };
+    let length = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as usize;
+    if header[4] != PIECE_ID || buffer.len() - 4 < length {
+        return Ok(None);
+    }
+    // One whole frame, decoded (and checked) by the codec as the reader
+    // would, without a copy.
+    let mut frame = reader.read_buffer_mut().split_to(4 + length);
+    match reader.decoder_mut().decode(&mut frame) {
+        Ok(Some(Message::Piece {
+            piece,
+            offset,
+            data,
+        })) => Ok(Some((piece, offset, data))),
+        Ok(other) => Err(format!(
+            "protocol error: a piece frame decoded as {other:?}"
+        )),
+        Err(e) => Err(format!("protocol error: {e}")),
     }
 }
 
@@ -389,7 +475,15 @@ impl Writer {
             if serving.is_empty() {
                 paid.clear();
             }
-            if let Some((block, _)) = serving.pop_front_if(|(_, due)| *due <= now) {
+            // The uploads due now, read from the disk together (blocks
+            // of one piece with one read); one at a time under a fault.
+            let mut batch = Vec::new();
+            let one_at_a_time =
+                self.faults.upload_rate.is_some() || self.faults.close_after_uploads.is_some();
+            while batch.len() < SERVE_BATCH {
+                let Some((block, _)) = serving.pop_front_if(|(_, due)| *due <= now) else {
+                    break;
+                };
                 // Over the upload limit, the block waits its turn in the
                 // queue, and commands (our requests, haves, cancels) keep
                 // flowing meanwhile.
@@ -400,29 +494,42 @@ impl Writer {
                     if !wait.is_zero() {
                         paid.insert(block);
                         serving.push_front((block, now + wait));
-                        continue;
+                        break;
                     }
                 }
-                let data = match disk.read_block(block).await {
-                    Ok(data) => data,
+                batch.push(block);
+                if one_at_a_time {
+                    break;
+                }
+            }
+            if !batch.is_empty() {
+                let read = match disk.read_blocks(batch.clone()).await {
+                    Ok(read) => read,
                     Err(e) => return format!("cannot read a block to upload: {e}"),
                 };
-                let data = if self.faults.corrupt_uploads {
-                    // A lying peer, for tests: every byte flipped.
-                    data.iter().map(|b| !b).collect::<Vec<u8>>().into()
-                } else {
-                    data
-                };
-                let bytes = data.len() as u64;
-                let piece = Message::Piece {
-                    piece: block.piece,
-                    offset: block.offset,
-                    data,
-                };
-                if let Err(e) = self.feed(piece).await {
-                    return e;
+                let mut bytes = 0;
+                for (block, data) in batch.into_iter().zip(read) {
+                    let data = match data {
+                        Ok(data) => data,
+                        Err(e) => return format!("cannot read a block to upload: {e}"),
+                    };
+                    let data = if self.faults.corrupt_uploads {
+                        // A lying peer, for tests: every byte flipped.
+                        data.iter().map(|b| !b).collect::<Vec<u8>>().into()
+                    } else {
+                        data
+                    };
+                    bytes += data.len() as u64;
+                    let piece = Message::Piece {
+                        piece: block.piece,
+                        offset: block.offset,
+                        data,
+                    };
+                    if let Err(e) = self.feed(piece).await {
+                        return e;
+                    }
+                    served += 1;
                 }
-                served += 1;
                 let key = self.key;
                 if events.send(Event::Uploaded { key, bytes }).await.is_err() {
                     return "the torrent stopped".into();

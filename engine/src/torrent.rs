@@ -518,11 +518,11 @@ impl Torrent {
                     self.drop_peer(run, key, "does not read what we send");
                 }
             }
-            Event::Block {
-                key,
-                block,
-                outcome,
-            } => self.on_block(run, key, block, outcome),
+            Event::Blocks { key, blocks } => {
+                for (block, outcome) in blocks {
+                    self.on_block(run, key, block, outcome);
+                }
+            }
             Event::Unrequested { key, bytes } => {
                 run.wasted += bytes;
                 if let Some(peer) = run.peers.get_mut(&key) {

@@ -66,6 +66,9 @@ pub enum DiskError {
 /// clients refuse more than 16 KiB; some ask for up to this).
 const MAX_READ: u32 = 8 * BLOCK_SIZE;
 
+/// The most bytes [`Disk::read_blocks`] reads with one system call.
+const MAX_READ_RUN: u64 = 1 << 20;
+
 enum Job {
     Write {
         block: BlockRef,
@@ -73,9 +76,18 @@ enum Job {
         sender: u64,
         reply: oneshot::Sender<Result<BlockOutcome, DiskError>>,
     },
+    WriteMany {
+        blocks: Vec<(BlockRef, Bytes)>,
+        sender: u64,
+        reply: oneshot::Sender<Vec<Result<BlockOutcome, DiskError>>>,
+    },
     Read {
         block: BlockRef,
         reply: oneshot::Sender<Result<Bytes, DiskError>>,
+    },
+    ReadMany {
+        blocks: Vec<BlockRef>,
+        reply: oneshot::Sender<Vec<Result<Bytes, DiskError>>>,
     },
     Check {
         resume: Option<ResumeData>,
@@ -180,9 +192,41 @@ impl Disk {
         Ok(PendingBlock(answer))
     }
 
+    /// Hands over several blocks from one sender as one job, like
+    /// [`Disk::send_block`] for each in order: one message to the disk
+    /// thread and one answer back instead of one per block. A connection
+    /// that read several blocks at once so wakes the disk thread once.
+    pub async fn send_blocks(
+        &self,
+        blocks: Vec<(BlockRef, Bytes)>,
+        sender: u64,
+    ) -> Result<PendingBlocks, DiskError> {
+        let count = blocks.len();
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send(Job::WriteMany {
+                blocks,
+                sender,
+                reply,
+            })
+            .await
+            .map_err(|_| DiskError::Stopped)?;
+        Ok(PendingBlocks { answer, count })
+    }
+
     /// Reads a block to send to a peer.
     pub async fn read_block(&self, block: BlockRef) -> Result<Bytes, DiskError> {
         self.ask(|reply| Job::Read { block, reply }).await?
+    }
+
+    /// Reads several blocks as one job, one answer each in order. Blocks
+    /// that follow each other in a piece are read with one system call
+    /// and share its buffer.
+    pub async fn read_blocks(
+        &self,
+        blocks: Vec<BlockRef>,
+    ) -> Result<Vec<Result<Bytes, DiskError>>, DiskError> {
+        self.ask(|reply| Job::ReadMany { blocks, reply }).await
     }
 
     /// Which pieces the disk holds (see [`Storage::check`]).
@@ -211,6 +255,28 @@ impl std::future::Future for PendingBlock {
         std::pin::Pin::new(&mut self.0)
             .poll(cx)
             .map(|answer| answer.unwrap_or(Err(DiskError::Stopped)))
+    }
+}
+
+/// The answers to come for blocks handed over with [`Disk::send_blocks`],
+/// one per block, in order.
+#[derive(Debug)]
+pub struct PendingBlocks {
+    answer: oneshot::Receiver<Vec<Result<BlockOutcome, DiskError>>>,
+    count: usize,
+}
+
+impl std::future::Future for PendingBlocks {
+    type Output = Vec<Result<BlockOutcome, DiskError>>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let count = self.count;
+        std::pin::Pin::new(&mut self.answer).poll(cx).map(|answer| {
+            answer.unwrap_or_else(|_| (0..count).map(|_| Err(DiskError::Stopped)).collect())
+        })
     }
 }
 
@@ -248,8 +314,22 @@ impl State {
             } => {
                 let _ = reply.send(self.write(block, &data, sender));
             }
+            Job::WriteMany {
+                blocks,
+                sender,
+                reply,
+            } => {
+                let outcomes = blocks
+                    .into_iter()
+                    .map(|(block, data)| self.write(block, &data, sender))
+                    .collect();
+                let _ = reply.send(outcomes);
+            }
             Job::Read { block, reply } => {
                 let _ = reply.send(self.read(block));
+            }
+            Job::ReadMany { blocks, reply } => {
+                let _ = reply.send(self.read_many(&blocks));
             }
             Job::Check { resume, reply } => {
                 let result = self.storage.check(resume.as_ref(), |_| {});
@@ -335,13 +415,7 @@ impl State {
     /// Reads a block for a peer, after checking the range: a peer's request
     /// is bounded before anything is allocated for it.
     fn read(&mut self, block: BlockRef) -> Result<Bytes, DiskError> {
-        let valid = block.length <= MAX_READ
-            && self
-                .storage
-                .layout()
-                .check_range(block.piece, block.offset, block.length)
-                .is_some();
-        if !valid {
+        if !self.valid_read(block) {
             return Err(StorageError::BadRequest {
                 piece: block.piece,
                 problem: "read outside the piece or too long",
@@ -351,6 +425,59 @@ impl State {
         let mut buf = vec![0u8; block.length as usize];
         self.storage.read(block.piece, block.offset, &mut buf)?;
         Ok(Bytes::from(buf))
+    }
+
+    /// Reads `blocks`, each run of blocks that follow each other in one
+    /// piece (up to [`MAX_READ_RUN`] bytes) with one read.
+    fn read_many(&mut self, blocks: &[BlockRef]) -> Vec<Result<Bytes, DiskError>> {
+        let mut answers = Vec::with_capacity(blocks.len());
+        let mut rest = blocks;
+        while let Some(first) = rest.first() {
+            // The run: valid blocks, each starting where the last ended.
+            let mut end = u64::from(first.offset) + u64::from(first.length);
+            let mut run = 1;
+            while let Some(next) = rest.get(run) {
+                let follows = next.piece == first.piece && u64::from(next.offset) == end;
+                if !follows || end - u64::from(first.offset) + u64::from(next.length) > MAX_READ_RUN
+                {
+                    break;
+                }
+                end += u64::from(next.length);
+                run += 1;
+            }
+            let (now, later) = rest.split_at(run);
+            rest = later;
+            let all_valid = now.iter().all(|b| self.valid_read(*b));
+            if run == 1 || !all_valid {
+                answers.extend(now.iter().map(|b| self.read(*b)));
+                continue;
+            }
+            let mut buf = vec![0u8; (end - u64::from(first.offset)) as usize];
+            match self.storage.read(first.piece, first.offset, &mut buf) {
+                Ok(()) => {
+                    let buf = Bytes::from(buf);
+                    let mut at = 0;
+                    for block in now {
+                        let len = block.length as usize;
+                        answers.push(Ok(buf.slice(at..at + len)));
+                        at += len;
+                    }
+                }
+                // One failure for the run: each block is tried alone, so
+                // each gets its own answer.
+                Err(_) => answers.extend(now.iter().map(|b| self.read(*b))),
+            }
+        }
+        answers
+    }
+
+    fn valid_read(&self, block: BlockRef) -> bool {
+        block.length <= MAX_READ
+            && self
+                .storage
+                .layout()
+                .check_range(block.piece, block.offset, block.length)
+                .is_some()
     }
 
     fn write(

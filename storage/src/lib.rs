@@ -54,7 +54,7 @@ mod resume;
 mod store;
 
 pub use assembler::{Added, Assembler, AssemblyError};
-pub use disk::{BlockOutcome, Disk, DiskError, DiskThread, PendingBlock};
+pub use disk::{BlockOutcome, Disk, DiskError, DiskThread, PendingBlock, PendingBlocks};
 pub use error::StorageError;
 pub use resume::{FileStamp, ResumeData};
 pub use store::{Allocation, Storage, StorageConfig};

@@ -256,3 +256,110 @@ async fn liars_of_several_failed_copies_are_all_named() {
     drop(disk);
     thread.join();
 }
+
+#[tokio::test]
+async fn a_batch_of_blocks_gets_one_outcome_each_in_order() {
+    let source = tempfile::tempdir().unwrap();
+    // Pieces of two blocks, and a short last piece.
+    let (torrent, files) = make(source.path(), &[100_000], 32 * 1024);
+    let target = tempfile::tempdir().unwrap();
+    let storage = Storage::new(&torrent, target.path(), StorageConfig::default()).unwrap();
+    // Room for one unfinished piece only.
+    let (disk, thread) = Disk::start(storage, 40 * 1024, 1).unwrap();
+    let blocks = all_blocks(&torrent);
+    let data = |b| Bytes::from(source_block(&torrent, &files, b));
+    // Piece 0 whole, a duplicate of its first block, the first block of
+    // piece 1, then the first block of piece 2 (over the memory bound) and
+    // a block that does not exist.
+    let bogus = metainfo::BlockRef {
+        piece: 3,
+        offset: 5,
+        length: 16 * 1024,
+    };
+    let batch = vec![
+        (blocks[0], data(blocks[0])),
+        (blocks[1], data(blocks[1])),
+        (blocks[0], data(blocks[0])),
+        (blocks[2], data(blocks[2])),
+        (blocks[4], data(blocks[4])),
+        (bogus, Bytes::from(vec![0; 16 * 1024])),
+    ];
+    let outcomes = disk.send_blocks(batch, 7).await.unwrap().await;
+    assert_eq!(outcomes.len(), 6);
+    assert_eq!(outcomes[0].as_ref().unwrap(), &BlockOutcome::Stored);
+    assert_eq!(
+        outcomes[1].as_ref().unwrap(),
+        &BlockOutcome::PieceVerified {
+            piece: 0,
+            liars: vec![]
+        }
+    );
+    assert_eq!(
+        outcomes[2].as_ref().unwrap(),
+        &BlockOutcome::AlreadyVerified(0)
+    );
+    assert_eq!(outcomes[3].as_ref().unwrap(), &BlockOutcome::Stored);
+    assert!(
+        matches!(
+            outcomes[4],
+            Err(DiskError::Block(AssemblyError::Full { .. }))
+        ),
+        "{:?}",
+        outcomes[4]
+    );
+    assert!(
+        matches!(
+            outcomes[5],
+            Err(DiskError::Block(AssemblyError::NotABlock(_)))
+        ),
+        "{:?}",
+        outcomes[5]
+    );
+    assert!(disk.check(None).await.unwrap()[0]);
+    drop(disk);
+    thread.join();
+}
+
+#[tokio::test]
+async fn blocks_read_together_match_blocks_read_alone() {
+    let source = tempfile::tempdir().unwrap();
+    // Two files, so a run of blocks crosses from one to the other.
+    let (torrent, files) = make(source.path(), &[40_000, 60_000], 64 * 1024);
+    let storage = Storage::new(&torrent, source.path(), StorageConfig::default()).unwrap();
+    let (disk, thread) = Disk::start(storage, 1 << 20, 4).unwrap();
+    assert!(disk.check(None).await.unwrap().iter().all(|h| *h));
+    let blocks = all_blocks(&torrent);
+    // Past the end of its piece.
+    let bogus = metainfo::BlockRef {
+        piece: 0,
+        offset: 64 * 1024 - 100,
+        length: 16 * 1024,
+    };
+    // A run in piece 0, a gap, a block out of order, a bad block between
+    // two that follow each other, and the short last block.
+    let asked = vec![
+        blocks[0],
+        blocks[1],
+        blocks[2],
+        blocks[5],
+        blocks[4],
+        blocks[5],
+        bogus,
+        blocks[6],
+        *blocks.last().unwrap(),
+    ];
+    let answers = disk.read_blocks(asked.clone()).await.unwrap();
+    assert_eq!(answers.len(), asked.len());
+    for (block, answer) in asked.iter().zip(&answers) {
+        if *block == bogus {
+            assert!(answer.is_err(), "{:?}", answer.as_ref().map(|b| b.len()));
+        } else {
+            assert!(
+                answer.as_ref().unwrap()[..] == source_block(&torrent, &files, *block)[..],
+                "{block:?}"
+            );
+        }
+    }
+    drop(disk);
+    thread.join();
+}
