@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use engine::{Session, SessionConfig, TorrentHandle, TorrentOptions, TorrentState};
+use engine::{Allocation, Session, SessionConfig, TorrentHandle, TorrentOptions, TorrentState};
 use metainfo::Metainfo;
 
 use crate::format::{self, size};
@@ -76,6 +76,10 @@ pub(crate) struct DownloadArgs {
     /// repeatable.
     #[arg(long, value_name = "GLOB")]
     exclude: Vec<String>,
+    /// Create files sparse, taking disk space only as pieces arrive,
+    /// instead of reserving all of it at the start.
+    #[arg(long)]
+    sparse: bool,
 }
 
 fn parse_ratio(text: &str) -> Result<f64, String> {
@@ -321,6 +325,9 @@ async fn run_download(args: &DownloadArgs) -> Result<String> {
     let mut options = TorrentOptions::new(&args.output);
     options.peers = peers;
     options.compact = !args.no_compact;
+    if args.sparse {
+        options.storage.allocation = Allocation::Sparse;
+    }
     options.wanted_files = chosen_files(&torrent, &args.only, &args.exclude)?;
     let total = match &options.wanted_files {
         Some(wanted) => torrent
