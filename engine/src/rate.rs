@@ -40,6 +40,12 @@ impl Rate {
         self.window.iter().sum::<u64>() as f64 / self.window.len() as f64
     }
 
+    /// Ticks closed so far, up to the window's length: how many seconds
+    /// [`Rate::per_second`] has to go on.
+    pub fn ticks(&self) -> usize {
+        self.window.len()
+    }
+
     /// All bytes counted.
     pub fn total(&self) -> u64 {
         self.total
@@ -60,6 +66,7 @@ mod tests {
     fn averages_over_the_window_and_forgets_old_ticks() {
         let mut rate = Rate::default();
         assert_eq!(rate.per_second(), 0.0);
+        assert_eq!(rate.ticks(), 0);
         rate.add(1000);
         rate.tick();
         assert_eq!(rate.per_second(), 1000.0);
@@ -70,6 +77,7 @@ mod tests {
             rate.tick();
         }
         assert_eq!(rate.per_second(), 0.0);
+        assert_eq!(rate.ticks(), WINDOW);
         assert_eq!(rate.total(), 4000);
         assert_eq!(rate.eta(10), None);
     }

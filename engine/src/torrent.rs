@@ -103,14 +103,21 @@ impl Peer {
     }
 
     /// Requests to keep in flight: the peer's rate times
-    /// [`REQUEST_QUEUE_TIME`], in blocks, within its `reqq`.
+    /// [`REQUEST_QUEUE_TIME`], in blocks, within its `reqq`. Until its rate
+    /// has a whole second behind it, a slow start: one more for every block
+    /// received, so the pipeline doubles every round trip instead of
+    /// staying at [`MIN_QUEUE`] for the first second.
     fn queue_depth(&self) -> usize {
         if self.snubbed {
             return 1;
         }
-        let by_rate =
+        let mut depth =
             (self.down.per_second() * REQUEST_QUEUE_TIME / f64::from(BLOCK_SIZE)) as usize;
-        by_rate.clamp(MIN_QUEUE, MAX_QUEUE).min(self.reqq.max(1))
+        if self.down.ticks() < 2 {
+            let received = usize::try_from(self.down.total() / u64::from(BLOCK_SIZE));
+            depth = depth.max(MIN_QUEUE.saturating_add(received.unwrap_or(MAX_QUEUE)));
+        }
+        depth.clamp(MIN_QUEUE, MAX_QUEUE).min(self.reqq.max(1))
     }
 
     fn send(&self, message: Message) {

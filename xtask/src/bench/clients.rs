@@ -275,6 +275,12 @@ impl Peer {
         })
     }
 
+    /// User plus system CPU seconds the client has used so far (for
+    /// seeders, which run without GNU time).
+    pub(crate) fn cpu_seconds(&self) -> Result<f64> {
+        Ok(proc_usage(self.process.id())?.0)
+    }
+
     /// Fails if the client has exited (for seeders).
     pub(crate) fn check_running(&mut self) -> Result<()> {
         Ok(self.process.check_running()?)

@@ -128,6 +128,8 @@ pub(crate) struct Run {
     pub(crate) seconds: f64,
     pub(crate) cpu_seconds: f64,
     pub(crate) peak_rss_mib: f64,
+    /// CPU seconds all the seeders used while this run's leechers ran.
+    pub(crate) seeder_cpu_seconds: f64,
 }
 
 /// A whole benchmark.
@@ -432,7 +434,7 @@ impl Setup<'_> {
         let mut runs = Vec::new();
         for round in 1..=self.rounds {
             for leecher in self.leechers {
-                let usages = self
+                let (usages, seeder_cpu_seconds) = self
                     .leech(content, *leecher, count, &mut running)
                     .with_context(|| {
                         format!("{} from {seeder_names}, round {round}", leecher.name())
@@ -454,6 +456,7 @@ impl Setup<'_> {
                     seconds: usage.seconds,
                     cpu_seconds: usage.cpu_seconds,
                     peak_rss_mib: usage.peak_rss_mib,
+                    seeder_cpu_seconds,
                 }));
             }
         }
@@ -461,15 +464,20 @@ impl Setup<'_> {
     }
 
     /// Runs `count` leechers of `client` at once until each is complete;
-    /// checks every copy byte for byte.
+    /// checks every copy byte for byte. Returns what each leecher used, and
+    /// the CPU seconds the seeders used meanwhile.
     fn leech(
         &self,
         content: &Content,
         client: Client,
         count: usize,
         seeders: &mut [Peer],
-    ) -> Result<Vec<Usage>> {
+    ) -> Result<(Vec<Usage>, f64)> {
         let bytes = content.torrent().info().total_length();
+        let seeder_cpu = |seeders: &[Peer]| -> Result<f64> {
+            seeders.iter().map(Peer::cpu_seconds).sum::<Result<f64>>()
+        };
+        let seeder_cpu_before = seeder_cpu(seeders)?;
         let mut leechers = (0..count)
             .map(|_| Peer::leech(self.tools, client, content.torrent_file()))
             .collect::<Result<Vec<_>>>()?;
@@ -491,12 +499,13 @@ impl Setup<'_> {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
+        let seeder_cpu_seconds = seeder_cpu(seeders)? - seeder_cpu_before;
         for leecher in &leechers {
             content
                 .verify(&leecher.out)
                 .map_err(|e| anyhow::anyhow!("{}'s copy is wrong: {e}", client.name()))?;
         }
-        Ok(usages.into_iter().flatten().collect())
+        Ok((usages.into_iter().flatten().collect(), seeder_cpu_seconds))
     }
 }
 
@@ -544,6 +553,7 @@ struct Cell {
     seconds: f64,
     cpu_seconds: f64,
     peak_rss_mib: f64,
+    seeder_cpu_seconds: f64,
 }
 
 impl Cell {
@@ -578,6 +588,7 @@ fn cells(bench: &Bench, scenario: Scenario) -> Vec<Cell> {
                 seconds: median(runs.iter().map(|r| r.seconds).collect()),
                 cpu_seconds: median(runs.iter().map(|r| r.cpu_seconds).collect()),
                 peak_rss_mib: median(runs.iter().map(|r| r.peak_rss_mib).collect()),
+                seeder_cpu_seconds: median(runs.iter().map(|r| r.seeder_cpu_seconds).collect()),
             }
         })
         .collect()
@@ -638,12 +649,14 @@ fn comparisons(bench: &Bench) -> Vec<String> {
                 continue;
             };
             lines.push(format!(
-                "- One, {} leecher: from the btc seeder {:.0} MB/s = {:.2}× its fastest other seeder ({} {:.0} MB/s)",
+                "- One, {} leecher: from the btc seeder {:.0} MB/s = {:.2}× its fastest other seeder ({} {:.0} MB/s); the btc seeder used {:.2} CPU s against {:.2}",
                 leecher.name(),
                 btc.mb_s(),
                 btc.mb_s() / best.mb_s(),
                 best.seeders,
                 best.mb_s(),
+                btc.seeder_cpu_seconds,
+                best.seeder_cpu_seconds,
             ));
         }
     }
@@ -676,13 +689,13 @@ pub(crate) fn table(bench: &Bench) -> String {
         };
         out.push_str(&format!(
             "\n### {} ({shape})\n\n\
-             | seeders | leecher | seconds | MB/s | CPU s | CPU s/GiB | peak RSS MiB |\n\
-             |---|---|---|---|---|---|---|\n",
+             | seeders | leecher | seconds | MB/s | CPU s | CPU s/GiB | peak RSS MiB | seeders' CPU s |\n\
+             |---|---|---|---|---|---|---|---|\n",
             scenario.title(bench.swarm)
         ));
         for cell in &cells {
             out.push_str(&format!(
-                "| {} | {} | {:.2} | {:.0} | {:.2} | {:.2} | {:.1} |\n",
+                "| {} | {} | {:.2} | {:.0} | {:.2} | {:.2} | {:.1} | {:.2} |\n",
                 cell.seeders,
                 cell.leecher.name(),
                 cell.seconds,
@@ -690,6 +703,7 @@ pub(crate) fn table(bench: &Bench) -> String {
                 cell.cpu_seconds,
                 cell.cpu_per_gib(),
                 cell.peak_rss_mib,
+                cell.seeder_cpu_seconds,
             ));
         }
     }
@@ -738,6 +752,7 @@ mod tests {
             seconds,
             cpu_seconds: seconds / 2.0,
             peak_rss_mib: 10.0,
+            seeder_cpu_seconds: seconds / 4.0,
         }
     }
 
@@ -806,10 +821,10 @@ mod tests {
         assert_eq!(per_scenario(Scenario::Swarm), 2 * n);
         assert_eq!(per_scenario(Scenario::Files), n);
         assert!(
-            bench
-                .runs
-                .iter()
-                .all(|r| r.seconds > 0.0 && r.peak_rss_mib > 0.0 && r.cpu_seconds >= 0.0),
+            bench.runs.iter().all(|r| r.seconds > 0.0
+                && r.peak_rss_mib > 0.0
+                && r.cpu_seconds >= 0.0
+                && r.seeder_cpu_seconds >= 0.0),
             "{:?}",
             bench.runs
         );
