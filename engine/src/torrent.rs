@@ -97,6 +97,17 @@ struct Peer {
     _permit: OwnedSemaphorePermit,
 }
 
+/// The requests to keep in flight to a peer that is not snubbed, from its
+/// download rate and its `reqq` (see `Peer::queue_depth`).
+fn pipeline_depth(down: &Rate, reqq: usize) -> usize {
+    let mut depth = (down.per_second() * REQUEST_QUEUE_TIME / f64::from(BLOCK_SIZE)) as usize;
+    if down.ticks() < 2 {
+        let received = usize::try_from(down.total() / u64::from(BLOCK_SIZE));
+        depth = depth.max(MIN_QUEUE.saturating_add(received.unwrap_or(MAX_QUEUE)));
+    }
+    depth.clamp(MIN_QUEUE, MAX_QUEUE).min(reqq.max(1))
+}
+
 impl Peer {
     fn ready(&self) -> bool {
         self.id.is_some()
@@ -111,13 +122,7 @@ impl Peer {
         if self.snubbed {
             return 1;
         }
-        let mut depth =
-            (self.down.per_second() * REQUEST_QUEUE_TIME / f64::from(BLOCK_SIZE)) as usize;
-        if self.down.ticks() < 2 {
-            let received = usize::try_from(self.down.total() / u64::from(BLOCK_SIZE));
-            depth = depth.max(MIN_QUEUE.saturating_add(received.unwrap_or(MAX_QUEUE)));
-        }
-        depth.clamp(MIN_QUEUE, MAX_QUEUE).min(self.reqq.max(1))
+        pipeline_depth(&self.down, self.reqq)
     }
 
     fn send(&self, message: Message) {
@@ -1362,4 +1367,37 @@ fn count(
     });
     entry.downloaded += downloaded;
     entry.uploaded += uploaded;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BLOCK: u64 = BLOCK_SIZE as u64;
+
+    #[test]
+    fn the_pipeline_starts_slow_and_grows_with_each_block_until_the_rate_is_known() {
+        let mut down = Rate::default();
+        assert_eq!(pipeline_depth(&down, 500), MIN_QUEUE);
+        down.add(100 * BLOCK);
+        assert_eq!(pipeline_depth(&down, 500), MIN_QUEUE + 100);
+        // Within the peer's reqq, and within MAX_QUEUE.
+        assert_eq!(pipeline_depth(&down, 50), 50);
+        down.add(10_000 * BLOCK);
+        assert_eq!(pipeline_depth(&down, 5000), MAX_QUEUE);
+        // A first, partial second does not end the slow start.
+        down.tick();
+        assert_eq!(pipeline_depth(&down, 500), 500);
+        // After a whole second, the rate decides: 10 blocks a second for
+        // REQUEST_QUEUE_TIME seconds, at least MIN_QUEUE.
+        down.add(10 * BLOCK);
+        down.tick();
+        let by_rate = ((10_100.0 + 10.0) / 2.0 * REQUEST_QUEUE_TIME) as usize;
+        assert_eq!(pipeline_depth(&down, 5000), by_rate.min(MAX_QUEUE));
+        for _ in 0..5 {
+            down.add(BLOCK);
+            down.tick();
+        }
+        assert_eq!(pipeline_depth(&down, 500), MIN_QUEUE);
+    }
 }
