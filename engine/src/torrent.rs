@@ -92,9 +92,46 @@ struct Peer {
     /// are out.
     waiting_since: Option<Instant>,
     snubbed: bool,
-    unrequested: u32,
+    unasked: Unasked,
     connected_at: Instant,
     _permit: OwnedSemaphorePermit,
+}
+
+/// The blocks a peer sent that we did not ask for. Blocks we asked for and
+/// then took back (cancelled once another peer delivered them, or when the
+/// peer was snubbed or a piece failed) may come anyway, sent before the peer
+/// knew: that many are late, not unasked. A steady stream of unasked blocks
+/// gets the peer dropped.
+#[derive(Clone, Copy, Debug, Default)]
+struct Unasked {
+    /// Unasked blocks, halved every second.
+    count: u32,
+    /// Blocks taken back that may still come, at most [`MAX_QUEUE`].
+    taken_back: u32,
+}
+
+impl Unasked {
+    /// Counts `blocks` requests taken back.
+    fn took_back(&mut self, blocks: usize) {
+        let blocks = u32::try_from(blocks).unwrap_or(u32::MAX);
+        self.taken_back = self.taken_back.saturating_add(blocks).min(MAX_QUEUE as u32);
+    }
+
+    /// Counts a block that came without a request out for it; true when
+    /// that makes too many.
+    fn arrived(&mut self) -> bool {
+        if self.taken_back > 0 {
+            self.taken_back -= 1;
+            return false;
+        }
+        self.count += 1;
+        self.count > MAX_UNREQUESTED
+    }
+
+    /// A second has passed.
+    fn tick(&mut self) {
+        self.count /= 2;
+    }
 }
 
 /// The requests to keep in flight to a peer that is not snubbed, from its
@@ -479,7 +516,7 @@ impl Torrent {
                 up: Rate::default(),
                 waiting_since: None,
                 snubbed: false,
-                unrequested: 0,
+                unasked: Unasked::default(),
                 connected_at: Instant::now(),
                 _permit: permit,
             },
@@ -538,8 +575,7 @@ impl Torrent {
             Event::Unrequested { key, bytes } => {
                 run.wasted += bytes;
                 if let Some(peer) = run.peers.get_mut(&key) {
-                    peer.unrequested += 1;
-                    if peer.unrequested > MAX_UNREQUESTED {
+                    if peer.unasked.arrived() {
                         self.drop_peer(run, key, "too many blocks we did not ask for");
                     }
                 }
@@ -925,9 +961,10 @@ impl Torrent {
                     }
                     Delivered::New { cancel } => {
                         for other in cancel {
-                            if let Some(peer) = run.peers.get(&other)
+                            if let Some(peer) = run.peers.get_mut(&other)
                                 && peer::lock(&peer.requests).remove(&block)
                             {
+                                peer.unasked.took_back(1);
                                 peer.send(Message::Cancel(block));
                             }
                         }
@@ -975,6 +1012,14 @@ impl Torrent {
         self.update_progress(run);
         if run.picker.is_complete() {
             tracing::info!(name = %self.metainfo.info().name(), "download complete");
+            for peer in run.peers.values() {
+                tracing::debug!(
+                    addr = %peer.addr,
+                    received = peer.down.total(),
+                    sent = peer.up.total(),
+                    "peer's share"
+                );
+            }
             // The state says so before the event does: a listener woken by
             // `Finished` reads `Seeding`.
             self.publish(run);
@@ -1005,7 +1050,7 @@ impl Torrent {
         // Copies still asked for (endgame) would bring back data from the
         // failed round: cancel them, so that the next round's blocks all
         // come from the peers it asks.
-        for peer in run.peers.values() {
+        for peer in run.peers.values_mut() {
             let stale: Vec<BlockRef> = {
                 let mut requests = peer::lock(&peer.requests);
                 let stale: Vec<BlockRef> = requests
@@ -1018,6 +1063,7 @@ impl Torrent {
                 }
                 stale
             };
+            peer.unasked.took_back(stale.len());
             for block in stale {
                 peer.send(Message::Cancel(block));
             }
@@ -1174,9 +1220,7 @@ impl Torrent {
         for (key, peer) in run.peers.iter_mut() {
             peer.down.tick();
             peer.up.tick();
-            // Late blocks after our cancels are normal; a steady stream of
-            // unasked blocks is not.
-            peer.unrequested /= 2;
+            peer.unasked.tick();
             if let Some(since) = peer.waiting_since
                 && now.duration_since(since) > snub_timeout
                 && !peer.snubbed
@@ -1231,6 +1275,7 @@ impl Torrent {
         peer.snubbed = true;
         peer.waiting_since = None;
         let withdrawn: Vec<BlockRef> = peer::lock(&peer.requests).drain().collect();
+        peer.unasked.took_back(withdrawn.len());
         for block in &withdrawn {
             peer.send(Message::Cancel(*block));
         }
@@ -1374,6 +1419,35 @@ mod tests {
     use super::*;
 
     const BLOCK: u64 = BLOCK_SIZE as u64;
+
+    #[test]
+    fn blocks_taken_back_may_come_late_but_a_stream_of_unasked_blocks_is_too_many() {
+        let mut unasked = Unasked::default();
+        assert!(!(0..MAX_UNREQUESTED).any(|_| unasked.arrived()));
+        assert!(unasked.arrived());
+        // Halved every second: a trickle is forgiven.
+        let mut unasked = Unasked::default();
+        for _ in 0..10 {
+            assert!(!(0..MAX_UNREQUESTED / 2).any(|_| unasked.arrived()));
+            unasked.tick();
+        }
+        // Cancelled requests answered late do not count...
+        let mut unasked = Unasked::default();
+        unasked.took_back(600);
+        assert!(!(0..600 + MAX_UNREQUESTED).any(|_| unasked.arrived()));
+        // ...only as many as were taken back.
+        assert!(unasked.arrived());
+        // And no more than a full pipeline's worth is ever excused.
+        let mut unasked = Unasked::default();
+        unasked.took_back(usize::MAX);
+        unasked.took_back(5);
+        assert_eq!(
+            (0..MAX_QUEUE as u32 + MAX_UNREQUESTED + 1)
+                .filter(|_| unasked.arrived())
+                .count(),
+            1
+        );
+    }
 
     #[test]
     fn the_pipeline_starts_slow_and_grows_with_each_block_until_the_rate_is_known() {

@@ -7,11 +7,14 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use engine::{Faults, Session, SessionConfig, TorrentHandle, TorrentOptions, TorrentState};
+use engine::{
+    Faults, Session, SessionConfig, TorrentEvent, TorrentHandle, TorrentOptions, TorrentState,
+};
 use metainfo::{Metainfo, TorrentBuilder};
 use rand::{Rng as _, SeedableRng as _};
 use tracker::{HttpTracker, TrackerConfig};
 
+mod hostile;
 mod swarm;
 
 /// Generated content on disk and its torrent.
