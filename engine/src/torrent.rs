@@ -574,10 +574,10 @@ impl Torrent {
             }
             Event::Unrequested { key, bytes } => {
                 run.wasted += bytes;
-                if let Some(peer) = run.peers.get_mut(&key) {
-                    if peer.unasked.arrived() {
-                        self.drop_peer(run, key, "too many blocks we did not ask for");
-                    }
+                if let Some(peer) = run.peers.get_mut(&key)
+                    && peer.unasked.arrived()
+                {
+                    self.drop_peer(run, key, "too many blocks we did not ask for");
                 }
             }
             Event::Uploaded { key, bytes } => {
