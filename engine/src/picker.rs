@@ -70,12 +70,15 @@ pub enum Delivered {
 /// `Partial` exactly when it has an entry in `partial`; the counts in each
 /// entry match its blocks; a block is asked of at most
 /// `MAX_ENDGAME_REQUESTERS` peers and never twice of one; `missing_blocks`
-/// and `unstarted` count what they say.
+/// and `unstarted` count what they say; the candidates are exactly the
+/// wanted pieces in `Piece::Missing`, in order of availability.
 #[derive(Debug)]
 pub struct Picker {
     layout: Layout,
     pieces: Vec<Piece>,
     availability: Vec<u32>,
+    /// The pieces that may be started, rarest first.
+    candidates: Candidates,
     partial: HashMap<u32, Partial>,
     have: u32,
     /// Pieces to download (those of the wanted files); all by default.
@@ -84,6 +87,8 @@ pub struct Picker {
     wanted_count: u32,
     wanted_bytes: u64,
     have_wanted: u32,
+    /// Bytes of the wanted pieces had.
+    have_wanted_bytes: u64,
     /// Wanted pieces in `Piece::Missing`.
     unstarted: u32,
     /// Missing blocks over all partial pieces.
@@ -109,9 +114,10 @@ impl Picker {
             .collect();
         let have = pieces.iter().filter(|p| **p == Piece::Have).count() as u32;
         let total = layout.total_length();
-        Picker {
+        let mut picker = Picker {
             layout,
             availability: vec![0; num],
+            candidates: Candidates::default(),
             partial: HashMap::new(),
             unstarted: num as u32 - have,
             have,
@@ -119,11 +125,36 @@ impl Picker {
             wanted_count: num as u32,
             wanted_bytes: total,
             have_wanted: have,
+            have_wanted_bytes: 0,
             pieces,
             missing_blocks: 0,
             max_partial: max_partial.max(1),
             rng: SmallRng::from_rng(&mut rand::rng()),
+        };
+        picker.have_wanted_bytes = picker.wanted_had_bytes();
+        picker.rebuild_candidates();
+        picker
+    }
+
+    /// Bytes of the wanted pieces had, counted piece by piece.
+    fn wanted_had_bytes(&self) -> u64 {
+        (0..self.layout.num_pieces())
+            .filter(|p| self.wanted[*p as usize] && self.pieces[*p as usize] == Piece::Have)
+            .map(|p| u64::from(self.layout.piece_len(p).unwrap_or(0)))
+            .sum()
+    }
+
+    /// The candidates from scratch: every wanted piece in `Missing`, in a
+    /// random order, then sorted (stably) by availability.
+    fn rebuild_candidates(&mut self) {
+        let mut pieces: Vec<u32> = (0..self.layout.num_pieces())
+            .filter(|p| self.wanted[*p as usize] && self.pieces[*p as usize] == Piece::Missing)
+            .collect();
+        for i in (1..pieces.len()).rev() {
+            pieces.swap(i, self.rng.random_range(0..=i));
         }
+        pieces.sort_by_key(|p| self.availability[*p as usize]);
+        self.candidates = Candidates::new(pieces, &self.availability);
     }
 
     /// Downloads only the pieces of the files flagged in `files` (one flag
@@ -145,7 +176,9 @@ impl Picker {
             .map(|p| u64::from(self.layout.piece_len(p).unwrap_or(0)))
             .sum();
         self.have_wanted = self.count(|state, wanted| wanted && state == Piece::Have);
+        self.have_wanted_bytes = self.wanted_had_bytes();
         self.unstarted = self.count(|state, wanted| wanted && state == Piece::Missing);
+        self.rebuild_candidates();
     }
 
     fn count(&self, pred: impl Fn(Piece, bool) -> bool) -> u32 {
@@ -207,12 +240,7 @@ impl Picker {
 
     /// Bytes still missing (wanted pieces not verified).
     pub fn bytes_left(&self) -> u64 {
-        self.pieces
-            .iter()
-            .enumerate()
-            .filter(|(i, p)| **p != Piece::Have && self.wanted[*i])
-            .map(|(i, _)| u64::from(self.layout.piece_len(i as u32).unwrap_or(0)))
-            .sum()
+        self.wanted_bytes - self.have_wanted_bytes
     }
 
     /// Whether every missing block has been asked for: the endgame.
@@ -223,17 +251,18 @@ impl Picker {
     /// A peer's pieces count towards availability.
     pub fn add_peer(&mut self, has: &Bitfield) {
         for piece in has.iter() {
-            if let Some(a) = self.availability.get_mut(piece as usize) {
-                *a += 1;
-            }
+            self.add_have(piece);
         }
     }
 
     /// A peer's pieces no longer count (it left).
     pub fn remove_peer(&mut self, has: &Bitfield) {
         for piece in has.iter() {
-            if let Some(a) = self.availability.get_mut(piece as usize) {
-                *a = a.saturating_sub(1);
+            if let Some(a) = self.availability.get_mut(piece as usize)
+                && *a > 0
+            {
+                self.candidates.lower(piece, *a);
+                *a -= 1;
             }
         }
     }
@@ -241,12 +270,17 @@ impl Picker {
     /// A peer announced one more piece.
     pub fn add_have(&mut self, piece: u32) {
         if let Some(a) = self.availability.get_mut(piece as usize) {
+            self.candidates.raise(piece, *a);
             *a += 1;
         }
     }
 
     /// Whether a peer with `has` has a piece we lack.
     pub fn is_interesting(&self, has: &Bitfield) -> bool {
+        if has.is_full() {
+            // A seed (the usual case, asked after every piece): no scan.
+            return !self.is_complete();
+        }
         has.iter().any(|p| !self.has(p) && self.is_wanted(p))
     }
 
@@ -293,6 +327,8 @@ impl Picker {
     fn start(&mut self, piece: u32) {
         let blocks = self.layout.num_blocks(piece).unwrap_or(0);
         self.pieces[piece as usize] = Piece::Partial;
+        self.candidates
+            .remove(piece, self.availability[piece as usize]);
         self.unstarted -= 1;
         self.missing_blocks += blocks;
         self.partial.insert(
@@ -366,31 +402,21 @@ impl Picker {
 
     /// A piece to start for a peer with `has`: random among the first few,
     /// then the rarest, random among equals.
+    /// A piece to start that the peer has: the first such candidate (the
+    /// rarest, random among equals), or for the first few pieces the first
+    /// one after a random place.
     fn choose_new(&mut self, has: &Bitfield) -> Option<u32> {
-        let random = self.have < RANDOM_FIRST;
-        let mut best: Option<u32> = None;
-        let mut best_availability = u32::MAX;
-        let mut ties = 0u32;
-        for (i, state) in self.pieces.iter().enumerate() {
-            let piece = i as u32;
-            if *state != Piece::Missing || !has.get(piece) || !self.wanted[i] {
-                continue;
-            }
-            let availability = if random { 0 } else { self.availability[i] };
-            if availability < best_availability {
-                best_availability = availability;
-                best = Some(piece);
-                ties = 1;
-            } else if availability == best_availability {
-                // Reservoir sampling: each equal piece is kept with equal
-                // chance.
-                ties += 1;
-                if self.rng.random_range(0..ties) == 0 {
-                    best = Some(piece);
-                }
-            }
+        let order = &self.candidates.order;
+        if order.is_empty() {
+            return None;
         }
-        best
+        let start = if self.have < RANDOM_FIRST {
+            self.rng.random_range(0..order.len())
+        } else {
+            0
+        };
+        let (after, before) = order.split_at(start);
+        before.iter().chain(after).copied().find(|p| has.get(*p))
     }
 
     /// `peer` delivered `block`, and the disk took it.
@@ -465,10 +491,15 @@ impl Picker {
             if *state == Piece::Missing && wanted {
                 self.unstarted -= 1;
             }
+            if *state == Piece::Missing {
+                self.candidates
+                    .remove(piece, self.availability[piece as usize]);
+            }
             *state = Piece::Have;
             self.have += 1;
             if wanted {
                 self.have_wanted += 1;
+                self.have_wanted_bytes += u64::from(self.layout.piece_len(piece).unwrap_or(0));
             }
         }
         contributors
@@ -483,6 +514,8 @@ impl Picker {
         {
             *state = Piece::Missing;
             self.unstarted += 1;
+            self.candidates
+                .insert(piece, self.availability[piece as usize]);
         }
         contributors
     }
@@ -555,6 +588,154 @@ impl Picker {
         );
         let have = self.pieces.iter().filter(|p| **p == Piece::Have).count() as u32;
         assert_eq!(have, self.have);
+        assert_eq!(self.have_wanted_bytes, self.wanted_had_bytes());
+        // The candidates: the wanted missing pieces, each once, where
+        // `slot` says, in order of availability, with the right bounds.
+        let c = &self.candidates;
+        let mut expected: Vec<u32> = (0..self.layout.num_pieces())
+            .filter(|p| self.wanted[*p as usize] && self.pieces[*p as usize] == Piece::Missing)
+            .collect();
+        let mut got = c.order.clone();
+        got.sort_unstable();
+        expected.sort_unstable();
+        assert_eq!(got, expected, "candidates");
+        for (i, piece) in c.order.iter().enumerate() {
+            assert_eq!(c.slot[*piece as usize], i as u32, "slot of {piece}");
+            let a = self.availability[*piece as usize] as usize;
+            assert!(c.starts.len() > a, "no bucket for availability {a}");
+            assert!(c.starts[a] as usize <= i, "piece {piece} before its bucket");
+            if let Some(next) = c.starts.get(a + 1) {
+                assert!(i < *next as usize, "piece {piece} after its bucket");
+            }
+        }
+        assert!(c.starts.windows(2).all(|w| w[0] <= w[1]), "{:?}", c.starts);
+        assert!(c.starts.iter().all(|s| *s as usize <= c.order.len()));
+    }
+}
+
+/// The pieces that may be started, ordered by availability so the rarest
+/// is found without a scan of every piece: a list sorted by availability,
+/// each piece's place in it, and where each availability's run begins.
+/// A change of one in a piece's availability is one swap; adding or
+/// removing a piece costs one swap per availability above its own.
+#[derive(Clone, Debug, Default)]
+struct Candidates {
+    order: Vec<u32>,
+    /// Each piece's index in `order`, or `NOT_A_CANDIDATE`.
+    slot: Vec<u32>,
+    /// `starts[a]`: the index in `order` of the first piece with
+    /// availability `a` or more.
+    starts: Vec<u32>,
+}
+
+const NOT_A_CANDIDATE: u32 = u32::MAX;
+
+impl Candidates {
+    /// From pieces sorted by `availability`.
+    fn new(order: Vec<u32>, availability: &[u32]) -> Candidates {
+        let mut slot = vec![NOT_A_CANDIDATE; availability.len()];
+        for (i, piece) in order.iter().enumerate() {
+            slot[*piece as usize] = i as u32;
+        }
+        let top = order
+            .iter()
+            .map(|p| availability[*p as usize] as usize)
+            .max()
+            .unwrap_or(0);
+        let mut starts = vec![0u32; top + 1];
+        let mut i = 0;
+        for (a, start) in starts.iter_mut().enumerate() {
+            while i < order.len() && (availability[order[i] as usize] as usize) < a {
+                i += 1;
+            }
+            *start = i as u32;
+        }
+        Candidates {
+            order,
+            slot,
+            starts,
+        }
+    }
+
+    fn contains(&self, piece: u32) -> bool {
+        self.slot
+            .get(piece as usize)
+            .is_some_and(|s| *s != NOT_A_CANDIDATE)
+    }
+
+    /// Gives availability `a` a run (empty, at the end) if it has none.
+    fn reach(&mut self, a: usize) {
+        while self.starts.len() <= a {
+            self.starts.push(self.order.len() as u32);
+        }
+    }
+
+    fn swap(&mut self, i: usize, j: usize) {
+        self.order.swap(i, j);
+        self.slot[self.order[i] as usize] = i as u32;
+        self.slot[self.order[j] as usize] = j as u32;
+    }
+
+    /// `piece`'s availability goes from `a` to `a + 1`: it moves to the
+    /// end of its run, which then ends one earlier.
+    fn raise(&mut self, piece: u32, a: u32) {
+        if !self.contains(piece) {
+            return;
+        }
+        let a = a as usize;
+        self.reach(a + 1);
+        let last = self.starts[a + 1] as usize - 1;
+        self.swap(self.slot[piece as usize] as usize, last);
+        self.starts[a + 1] -= 1;
+    }
+
+    /// `piece`'s availability goes from `a` (above 0) to `a - 1`: it moves
+    /// to the start of its run, which then begins one later.
+    fn lower(&mut self, piece: u32, a: u32) {
+        if !self.contains(piece) || a == 0 {
+            return;
+        }
+        let a = a as usize;
+        let first = self.starts[a] as usize;
+        self.swap(self.slot[piece as usize] as usize, first);
+        self.starts[a] += 1;
+    }
+
+    /// `piece`, of availability `a`, is no longer a candidate: it climbs
+    /// to the end of the list, run by run, and leaves.
+    fn remove(&mut self, piece: u32, a: u32) {
+        if !self.contains(piece) {
+            return;
+        }
+        let mut at = self.slot[piece as usize] as usize;
+        for b in a as usize + 1..self.starts.len() {
+            let last = self.starts[b] as usize - 1;
+            self.swap(at, last);
+            self.starts[b] -= 1;
+            at = last;
+        }
+        let end = self.order.len() - 1;
+        self.swap(at, end);
+        self.order.pop();
+        self.slot[piece as usize] = NOT_A_CANDIDATE;
+    }
+
+    /// `piece`, of availability `a`, becomes a candidate again: it joins
+    /// at the end and sinks, run by run, to the end of its own.
+    fn insert(&mut self, piece: u32, a: u32) {
+        if self.contains(piece) || piece as usize >= self.slot.len() {
+            return;
+        }
+        self.reach(a as usize);
+        let mut at = self.order.len();
+        self.order.push(piece);
+        self.slot[piece as usize] = at as u32;
+        for b in (a as usize + 1..self.starts.len()).rev() {
+            let first = self.starts[b] as usize;
+            self.swap(at, first);
+            self.starts[b] += 1;
+            at = first;
+        }
     }
 }
 
@@ -807,6 +988,105 @@ mod tests {
             }
             prop_assert!(picker.is_complete());
             prop_assert_eq!(picker.bytes_left(), 0);
+        }
+    }
+
+    #[derive(Clone, Debug)]
+    enum Swarm {
+        Join(Vec<bool>),
+        Leave(usize),
+        Have(usize, u32),
+        Pick(usize, usize),
+        Verify(u32),
+        Fail(u32),
+    }
+
+    fn swarm_op(pieces: u32) -> impl Strategy<Value = Swarm> {
+        prop_oneof![
+            proptest::collection::vec(any::<bool>(), pieces as usize).prop_map(Swarm::Join),
+            (0..8usize).prop_map(Swarm::Leave),
+            (0..8usize, 0..pieces).prop_map(|(peer, piece)| Swarm::Have(peer, piece)),
+            (0..8usize, 1..40usize).prop_map(|(peer, want)| Swarm::Pick(peer, want)),
+            (0..pieces).prop_map(Swarm::Verify),
+            (0..pieces).prop_map(Swarm::Fail),
+        ]
+    }
+
+    proptest! {
+        /// Peers come and go with any pieces: the rarest-first list stays
+        /// right, and a new piece is never started while a rarer one the
+        /// peer has waits (once the first few random pieces are had).
+        #[test]
+        fn the_rarest_piece_a_peer_has_is_started_first(
+            ops in (1..40u32).prop_flat_map(|n| {
+                (Just(n), proptest::collection::vec(swarm_op(n), 0..120))
+            }),
+        ) {
+            let (pieces, ops) = ops;
+            let layout = Layout::new(
+                u64::from(2 * BLOCK),
+                [u64::from(pieces * 2 * BLOCK)],
+            ).unwrap();
+            let mut picker = Picker::new(layout, &[], 1000);
+            let mut peers: Vec<Bitfield> = Vec::new();
+            for op in ops {
+                match op {
+                    Swarm::Join(bits) => {
+                        let mut has = Bitfield::new(pieces);
+                        for (piece, _) in bits.iter().enumerate().filter(|(_, b)| **b) {
+                            has.set(piece as u32);
+                        }
+                        picker.add_peer(&has);
+                        peers.push(has);
+                    }
+                    Swarm::Leave(i) if !peers.is_empty() => {
+                        let has = peers.remove(i % peers.len());
+                        picker.remove_peer(&has);
+                    }
+                    Swarm::Have(i, piece) if !peers.is_empty() => {
+                        let n = peers.len();
+                        if peers[i % n].set(piece) {
+                            picker.add_have(piece);
+                        }
+                    }
+                    Swarm::Pick(i, want) if !peers.is_empty() => {
+                        let has = peers[i % peers.len()].clone();
+                        let before: Vec<Piece> = picker.pieces.clone();
+                        let random = picker.have < RANDOM_FIRST;
+                        let picked = picker.pick(i as u64, &has, want);
+                        let started: HashSet<u32> = picked
+                            .iter()
+                            .map(|b| b.piece)
+                            .filter(|p| before[*p as usize] == Piece::Missing)
+                            .collect();
+                        for piece in &started {
+                            prop_assert!(has.get(*piece));
+                        }
+                        let waiting = (0..pieces).filter(|p| {
+                            picker.pieces[*p as usize] == Piece::Missing && has.get(*p)
+                        });
+                        if !random {
+                            for waits in waiting {
+                                for piece in &started {
+                                    prop_assert!(
+                                        picker.availability[*piece as usize]
+                                            <= picker.availability[waits as usize],
+                                        "started {} over rarer {}", piece, waits
+                                    );
+                                }
+                            }
+                        }
+                    }
+                    Swarm::Verify(piece) => {
+                        picker.verified(piece);
+                    }
+                    Swarm::Fail(piece) => {
+                        picker.failed(piece);
+                    }
+                    _ => {}
+                }
+                picker.check_invariants();
+            }
         }
     }
 }
