@@ -310,6 +310,7 @@ pub(crate) fn measure(btc: &Path, options: &Options, say: &mut dyn FnMut(String)
     } else {
         None
     };
+    settle();
     // The seeder of the scenarios that have one: the first real client
     // (a third party to every leecher), else btc.
     let reference = clients
@@ -358,6 +359,7 @@ pub(crate) fn measure(btc: &Path, options: &Options, say: &mut dyn FnMut(String)
                 let content =
                     Content::generate("files", &sizes, false, PIECE_LENGTH, &trackers, 0xf11e)
                         .context("cannot generate the content")?;
+                settle();
                 runs.extend(setup.run(*scenario, &content, &[reference], 1, say)?);
             }
         }
@@ -474,6 +476,7 @@ impl Setup<'_> {
         seeders: &mut [Peer],
     ) -> Result<(Vec<Usage>, f64)> {
         let bytes = content.torrent().info().total_length();
+        settle();
         let seeder_cpu = |seeders: &[Peer]| -> Result<f64> {
             seeders.iter().map(Peer::cpu_seconds).sum::<Result<f64>>()
         };
@@ -507,6 +510,14 @@ impl Setup<'_> {
         }
         Ok((usages.into_iter().flatten().collect(), seeder_cpu_seconds))
     }
+}
+
+/// Flushes every file written so far to the disk (`sync`), so that no run
+/// pays for the writeback of data written before it: the content just
+/// generated, or a leecher's copy (btc flushes its own when it completes;
+/// the others leave it to the kernel).
+fn settle() {
+    let _ = Command::new("sync").status();
 }
 
 /// Today's date (UTC), as `date` prints it.
