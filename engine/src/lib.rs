@@ -44,5 +44,5 @@ pub use picker::Picker;
 pub use rate::Rate;
 pub use session::{EngineError, Faults, Session, SessionConfig, TorrentHandle, TorrentOptions};
 pub use stats::{MAX_PEER_TOTALS, PeerTotals, Stats, TorrentEvent, TorrentState};
-/// The storage settings [`TorrentOptions::storage`] holds.
+// The storage settings `TorrentOptions::storage` holds.
 pub use storage::{Allocation, StorageConfig};

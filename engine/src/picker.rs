@@ -400,23 +400,35 @@ impl Picker {
         }
     }
 
-    /// A piece to start for a peer with `has`: random among the first few,
-    /// then the rarest, random among equals.
-    /// A piece to start that the peer has: the first such candidate (the
-    /// rarest, random among equals), or for the first few pieces the first
-    /// one after a random place.
+    /// A piece to start for a peer with `has`: any at random among the
+    /// first few, then the rarest, at random among equally rare ones (so
+    /// that leechers of one seed do not all fetch the same pieces).
     fn choose_new(&mut self, has: &Bitfield) -> Option<u32> {
         let order = &self.candidates.order;
         if order.is_empty() {
             return None;
         }
-        let start = if self.have < RANDOM_FIRST {
-            self.rng.random_range(0..order.len())
-        } else {
-            0
+        let from_random = |run: &[u32], rng: &mut SmallRng| {
+            let start = rng.random_range(0..run.len());
+            run[start..]
+                .iter()
+                .chain(&run[..start])
+                .copied()
+                .find(|p| has.get(*p))
         };
-        let (after, before) = order.split_at(start);
-        before.iter().chain(after).copied().find(|p| has.get(*p))
+        if self.have < RANDOM_FIRST {
+            return from_random(order, &mut self.rng);
+        }
+        // The rarest the peer has; the pieces before it in its run are ones
+        // the peer lacks.
+        let first = order.iter().position(|p| has.get(*p))?;
+        let a = self.availability[order[first] as usize] as usize;
+        let end = self
+            .candidates
+            .starts
+            .get(a + 1)
+            .map_or(order.len(), |s| *s as usize);
+        from_random(&order[first..end], &mut self.rng)
     }
 
     /// `peer` delivered `block`, and the disk took it.
@@ -513,9 +525,11 @@ impl Picker {
             && *state == Piece::Partial
         {
             *state = Piece::Missing;
-            self.unstarted += 1;
-            self.candidates
-                .insert(piece, self.availability[piece as usize]);
+            if self.wanted[piece as usize] {
+                self.unstarted += 1;
+                self.candidates
+                    .insert(piece, self.availability[piece as usize]);
+            }
         }
         contributors
     }
@@ -991,6 +1005,22 @@ mod tests {
         }
     }
 
+    #[test]
+    fn equally_rare_pieces_are_started_at_random() {
+        let mut have = vec![false; 100];
+        have[..RANDOM_FIRST as usize].fill(true);
+        let firsts: HashSet<u32> = (0..20)
+            .map(|_| {
+                let mut picker = Picker::new(layout(100, BLOCK), &have, 10);
+                picker.add_peer(&Bitfield::full(100));
+                picker.pick(1, &Bitfield::full(100), 1)[0].piece
+            })
+            .collect();
+        // Twenty leechers of one seed do not all start with the same piece
+        // (all twenty alike by chance: one in 96^19).
+        assert!(firsts.len() > 1, "{firsts:?}");
+    }
+
     #[derive(Clone, Debug)]
     enum Swarm {
         Join(Vec<bool>),
@@ -1019,15 +1049,20 @@ mod tests {
         #[test]
         fn the_rarest_piece_a_peer_has_is_started_first(
             ops in (1..40u32).prop_flat_map(|n| {
-                (Just(n), proptest::collection::vec(swarm_op(n), 0..120))
+                (
+                    Just(n),
+                    proptest::collection::vec(swarm_op(n), 0..120),
+                    proptest::collection::vec(any::<bool>(), n as usize),
+                )
             }),
         ) {
-            let (pieces, ops) = ops;
+            let (pieces, ops, had) = ops;
             let layout = Layout::new(
                 u64::from(2 * BLOCK),
                 [u64::from(pieces * 2 * BLOCK)],
             ).unwrap();
-            let mut picker = Picker::new(layout, &[], 1000);
+            let mut picker = Picker::new(layout, &had, 1000);
+            picker.check_invariants();
             let mut peers: Vec<Bitfield> = Vec::new();
             for op in ops {
                 match op {

@@ -12,6 +12,8 @@ pub struct Rate {
     window: VecDeque<u64>,
     /// All bytes ever counted.
     total: u64,
+    /// Ticks closed since the first byte was counted, up to `WINDOW`.
+    active: usize,
 }
 
 /// Ticks kept: with one tick a second, a five-second average.
@@ -30,6 +32,9 @@ impl Rate {
             self.window.pop_front();
         }
         self.window.push_back(std::mem::take(&mut self.current));
+        if self.total > 0 {
+            self.active = (self.active + 1).min(WINDOW);
+        }
     }
 
     /// Bytes per second, averaged over the window (each tick one second).
@@ -40,10 +45,11 @@ impl Rate {
         self.window.iter().sum::<u64>() as f64 / self.window.len() as f64
     }
 
-    /// Ticks closed so far, up to the window's length: how many seconds
-    /// [`Rate::per_second`] has to go on.
+    /// Ticks closed since the first byte was counted, up to the window's
+    /// length: how many seconds of transfer [`Rate::per_second`] has to go
+    /// on.
     pub fn ticks(&self) -> usize {
-        self.window.len()
+        self.active
     }
 
     /// All bytes counted.
@@ -80,5 +86,17 @@ mod tests {
         assert_eq!(rate.ticks(), WINDOW);
         assert_eq!(rate.total(), 4000);
         assert_eq!(rate.eta(10), None);
+    }
+
+    #[test]
+    fn ticks_count_from_the_first_byte() {
+        let mut rate = Rate::default();
+        for _ in 0..3 {
+            rate.tick();
+        }
+        assert_eq!(rate.ticks(), 0);
+        rate.add(1);
+        rate.tick();
+        assert_eq!(rate.ticks(), 1);
     }
 }

@@ -106,7 +106,8 @@ struct Peer {
 struct Unasked {
     /// Unasked blocks, halved every second.
     count: u32,
-    /// Blocks taken back that may still come, at most [`MAX_QUEUE`].
+    /// Blocks taken back that may still come, at most [`MAX_QUEUE`],
+    /// halved every second.
     taken_back: u32,
 }
 
@@ -128,9 +129,12 @@ impl Unasked {
         self.count > MAX_UNREQUESTED
     }
 
-    /// A second has passed.
+    /// A second has passed. Blocks taken back come within a round trip or
+    /// two if at all (a peer with the fast extension rejects them instead),
+    /// so their allowance fades too.
     fn tick(&mut self) {
         self.count /= 2;
+        self.taken_back /= 2;
     }
 }
 
@@ -152,9 +156,10 @@ impl Peer {
 
     /// Requests to keep in flight: the peer's rate times
     /// [`REQUEST_QUEUE_TIME`], in blocks, within its `reqq`. Until its rate
-    /// has a whole second behind it, a slow start: one more for every block
-    /// received, so the pipeline doubles every round trip instead of
-    /// staying at [`MIN_QUEUE`] for the first second.
+    /// has a whole second of transfer behind it (counted from its first
+    /// block, however late it unchokes us), a slow start: one more for
+    /// every block received, so the pipeline doubles every round trip
+    /// instead of staying at [`MIN_QUEUE`] for the first second.
     fn queue_depth(&self) -> usize {
         if self.snubbed {
             return 1;
@@ -1012,11 +1017,12 @@ impl Torrent {
         self.update_progress(run);
         if run.picker.is_complete() {
             tracing::info!(name = %self.metainfo.info().name(), "download complete");
-            for peer in run.peers.values() {
+            // Every peer met, those gone included.
+            for totals in run.totals.values() {
                 tracing::debug!(
-                    addr = %peer.addr,
-                    received = peer.down.total(),
-                    sent = peer.up.total(),
+                    id = %totals.id,
+                    received = totals.downloaded,
+                    sent = totals.uploaded,
                     "peer's share"
                 );
             }
@@ -1447,6 +1453,12 @@ mod tests {
                 .count(),
             1
         );
+        // The allowance fades: a second later, only half is left.
+        let mut unasked = Unasked::default();
+        unasked.took_back(600);
+        unasked.tick();
+        assert!(!(0..300 + MAX_UNREQUESTED).any(|_| unasked.arrived()));
+        assert!(unasked.arrived());
     }
 
     #[test]

@@ -94,8 +94,9 @@ impl FileSet {
         })
     }
 
-    /// The handle of file `index`, opened for writing (created, and extended
-    /// to its full length as a sparse file, if needed) or for reading.
+    /// The handle of file `index`, opened for writing (created, and given
+    /// its full length as the allocation mode says, if shorter) or for
+    /// reading.
     pub(crate) fn get(&mut self, index: usize, write: bool) -> Result<&File, StorageError> {
         self.order.retain(|&i| i != index);
         let entry = match self.open[index].take() {

@@ -6,6 +6,8 @@ use std::path::Path;
 use metainfo::{InfoHash, Layout, Metainfo, Sha1, Sha1Backend};
 
 use crate::error::StorageError;
+use crate::files::FileSet;
+use crate::resume::{FileStamp, ResumeData};
 
 /// The most bytes handed to the kernel in one write.
 ///
@@ -19,8 +21,6 @@ use crate::error::StorageError;
 /// 16 KiB chunks cost 0.46–0.80 s (more calls), 64 KiB ones were bimodal again.
 /// On bare metal the chunks cost a few thousand more calls per GiB.
 const WRITE_CHUNK: usize = 32 * 1024;
-use crate::files::FileSet;
-use crate::resume::{FileStamp, ResumeData};
 
 /// How a [`Storage`] behaves.
 #[derive(Clone, Debug)]
