@@ -38,15 +38,19 @@ pub(crate) enum Client {
     Qbittorrent,
     /// aria2c.
     Aria2,
+    /// rqbit, if `cargo install rqbit` put it on the PATH (it takes about
+    /// 14 minutes to build here, so CI goes without).
+    Rqbit,
 }
 
 impl Client {
     /// Every client, in the order tables list them.
-    pub(crate) const ALL: [Client; 4] = [
+    pub(crate) const ALL: [Client; 5] = [
         Client::Btc,
         Client::Libtorrent,
         Client::Qbittorrent,
         Client::Aria2,
+        Client::Rqbit,
     ];
 
     /// Its name in tables and on the command line.
@@ -56,6 +60,7 @@ impl Client {
             Client::Libtorrent => "libtorrent",
             Client::Qbittorrent => "qbittorrent",
             Client::Aria2 => "aria2",
+            Client::Rqbit => "rqbit",
         }
     }
 
@@ -64,14 +69,21 @@ impl Client {
         Client::ALL.into_iter().find(|c| c.name() == name)
     }
 
-    /// The Debian package that provides it.
-    pub(crate) fn package(self) -> &'static str {
+    /// How to install it.
+    pub(crate) fn install(self) -> &'static str {
         match self {
-            Client::Btc => "(this workspace)",
-            Client::Libtorrent => "python3-libtorrent",
-            Client::Qbittorrent => "qbittorrent-nox",
-            Client::Aria2 => "aria2",
+            Client::Btc => "cargo build --release -p btc",
+            Client::Libtorrent => "apt-get install python3-libtorrent",
+            Client::Qbittorrent => "apt-get install qbittorrent-nox",
+            Client::Aria2 => "apt-get install aria2",
+            Client::Rqbit => "cargo install rqbit --locked",
         }
+    }
+
+    /// Whether `.ci/run` installs it (a Debian package).
+    #[cfg(test)]
+    pub(crate) fn in_ci(self) -> bool {
+        self != Client::Rqbit
     }
 }
 
@@ -114,6 +126,7 @@ impl Tools {
             Client::Libtorrent => self.python.is_some(),
             Client::Qbittorrent => installed("qbittorrent-nox"),
             Client::Aria2 => installed("aria2c"),
+            Client::Rqbit => installed("rqbit"),
         }
     }
 
@@ -223,6 +236,35 @@ impl Peer {
                 if seeding {
                     command.arg("-V");
                 }
+                command
+            }
+            Client::Rqbit => {
+                let mut command = Command::new("rqbit");
+                command
+                    .args([
+                        "--disable-dht",
+                        "--disable-dht-persistence",
+                        "--disable-lsd",
+                    ])
+                    .args(["--disable-upnp-port-forward", "--ipv4-only"])
+                    .args(["--listen-ip", "127.0.0.1", "--listen-port", &port])
+                    // rqbit 9.1 announces port 4240 unless told.
+                    .args(["--announce-port", &port])
+                    .args(["-i", "1s", "--http-api-listen-addr"])
+                    .arg(format!("127.0.0.1:{}", free_port()?))
+                    .args(["download", "--overwrite", "-o"])
+                    .arg(&out);
+                if !seeding {
+                    // Exit once the download is complete.
+                    command.arg("-e");
+                }
+                command
+                    .arg(torrent)
+                    // Its session files go with the scratch folder.
+                    .env("HOME", scratch.path())
+                    .env("XDG_DATA_HOME", scratch.path())
+                    .env("XDG_CACHE_HOME", scratch.path())
+                    .env("XDG_CONFIG_HOME", scratch.path());
                 command
             }
             Client::Qbittorrent => {
