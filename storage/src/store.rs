@@ -171,12 +171,12 @@ impl Storage {
                 *left -= part.len() as u64;
             }
             let handle = self.files.get(file, true)?;
-            let mut at = offset;
+            let mut to = offset;
             for chunk in part.chunks(WRITE_CHUNK) {
                 handle
-                    .write_all_at(chunk, at)
+                    .write_all_at(chunk, to)
                     .map_err(|e| StorageError::io("write", &path, e))?;
-                at += chunk.len() as u64;
+                to += chunk.len() as u64;
             }
         }
         Ok(())
