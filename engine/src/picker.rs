@@ -9,9 +9,11 @@ use std::collections::HashMap;
 
 use metainfo::{BlockRef, Layout};
 use peerwire::Bitfield;
-use rand::Rng as _;
 use rand::SeedableRng as _;
 use rand::rngs::SmallRng;
+
+mod rarity;
+use rarity::Rarity;
 
 /// A connection, as the picker knows it.
 pub type PeerKey = u64;
@@ -76,9 +78,9 @@ pub enum Delivered {
 pub struct Picker {
     layout: Layout,
     pieces: Vec<Piece>,
-    availability: Vec<u32>,
-    /// The pieces that may be started, rarest first.
-    candidates: Candidates,
+    /// How many peers have each piece, and the pieces that may be started,
+    /// rarest first.
+    rarity: Rarity,
     partial: HashMap<u32, Partial>,
     have: u32,
     /// Pieces to download (those of the wanted files); all by default.
@@ -116,8 +118,7 @@ impl Picker {
         let total = layout.total_length();
         let mut picker = Picker {
             layout,
-            availability: vec![0; num],
-            candidates: Candidates::default(),
+            rarity: Rarity::new(num),
             partial: HashMap::new(),
             unstarted: num as u32 - have,
             have,
@@ -131,30 +132,21 @@ impl Picker {
             max_partial: max_partial.max(1),
             rng: SmallRng::from_rng(&mut rand::rng()),
         };
-        picker.have_wanted_bytes = picker.wanted_had_bytes();
+        picker.have_wanted_bytes = picker.bytes(|state, wanted| wanted && state == Piece::Have);
         picker.rebuild_candidates();
         picker
     }
 
-    /// Bytes of the wanted pieces had, counted piece by piece.
-    fn wanted_had_bytes(&self) -> u64 {
+    /// The wanted pieces in `Missing`: those that may be started.
+    fn candidates(&self) -> Vec<u32> {
         (0..self.layout.num_pieces())
-            .filter(|p| self.wanted[*p as usize] && self.pieces[*p as usize] == Piece::Have)
-            .map(|p| u64::from(self.layout.piece_len(p).unwrap_or(0)))
-            .sum()
+            .filter(|p| self.wanted[*p as usize] && self.pieces[*p as usize] == Piece::Missing)
+            .collect()
     }
 
-    /// The candidates from scratch: every wanted piece in `Missing`, in a
-    /// random order, then sorted (stably) by availability.
     fn rebuild_candidates(&mut self) {
-        let mut pieces: Vec<u32> = (0..self.layout.num_pieces())
-            .filter(|p| self.wanted[*p as usize] && self.pieces[*p as usize] == Piece::Missing)
-            .collect();
-        for i in (1..pieces.len()).rev() {
-            pieces.swap(i, self.rng.random_range(0..=i));
-        }
-        pieces.sort_by_key(|p| self.availability[*p as usize]);
-        self.candidates = Candidates::new(pieces, &self.availability);
+        let candidates = self.candidates();
+        self.rarity.set_candidates(candidates, &mut self.rng);
     }
 
     /// Downloads only the pieces of the files flagged in `files` (one flag
@@ -171,12 +163,9 @@ impl Picker {
         }
         self.wanted = wanted;
         self.wanted_count = self.wanted.iter().filter(|w| **w).count() as u32;
-        self.wanted_bytes = (0..self.layout.num_pieces())
-            .filter(|p| self.wanted[*p as usize])
-            .map(|p| u64::from(self.layout.piece_len(p).unwrap_or(0)))
-            .sum();
+        self.wanted_bytes = self.bytes(|_, wanted| wanted);
         self.have_wanted = self.count(|state, wanted| wanted && state == Piece::Have);
-        self.have_wanted_bytes = self.wanted_had_bytes();
+        self.have_wanted_bytes = self.bytes(|state, wanted| wanted && state == Piece::Have);
         self.unstarted = self.count(|state, wanted| wanted && state == Piece::Missing);
         self.rebuild_candidates();
     }
@@ -187,6 +176,14 @@ impl Picker {
             .zip(&self.wanted)
             .filter(|(state, wanted)| pred(**state, **wanted))
             .count() as u32
+    }
+
+    /// Bytes of the pieces for which `pred(state, wanted)` holds.
+    fn bytes(&self, pred: impl Fn(Piece, bool) -> bool) -> u64 {
+        (0..self.layout.num_pieces())
+            .filter(|p| pred(self.pieces[*p as usize], self.wanted[*p as usize]))
+            .map(|p| u64::from(self.layout.piece_len(p).unwrap_or(0)))
+            .sum()
     }
 
     /// Whether piece `piece` is to be downloaded.
@@ -258,21 +255,13 @@ impl Picker {
     /// A peer's pieces no longer count (it left).
     pub fn remove_peer(&mut self, has: &Bitfield) {
         for piece in has.iter() {
-            if let Some(a) = self.availability.get_mut(piece as usize)
-                && *a > 0
-            {
-                self.candidates.lower(piece, *a);
-                *a -= 1;
-            }
+            self.rarity.lower(piece);
         }
     }
 
     /// A peer announced one more piece.
     pub fn add_have(&mut self, piece: u32) {
-        if let Some(a) = self.availability.get_mut(piece as usize) {
-            self.candidates.raise(piece, *a);
-            *a += 1;
-        }
+        self.rarity.raise(piece);
     }
 
     /// Whether a peer with `has` has a piece we lack.
@@ -327,8 +316,7 @@ impl Picker {
     fn start(&mut self, piece: u32) {
         let blocks = self.layout.num_blocks(piece).unwrap_or(0);
         self.pieces[piece as usize] = Piece::Partial;
-        self.candidates
-            .remove(piece, self.availability[piece as usize]);
+        self.rarity.remove(piece);
         self.unstarted -= 1;
         self.missing_blocks += blocks;
         self.partial.insert(
@@ -404,31 +392,11 @@ impl Picker {
     /// first few, then the rarest, at random among equally rare ones (so
     /// that leechers of one seed do not all fetch the same pieces).
     fn choose_new(&mut self, has: &Bitfield) -> Option<u32> {
-        let order = &self.candidates.order;
-        if order.is_empty() {
-            return None;
-        }
-        let from_random = |run: &[u32], rng: &mut SmallRng| {
-            let start = rng.random_range(0..run.len());
-            run[start..]
-                .iter()
-                .chain(&run[..start])
-                .copied()
-                .find(|p| has.get(*p))
-        };
         if self.have < RANDOM_FIRST {
-            return from_random(order, &mut self.rng);
+            self.rarity.any(has, &mut self.rng)
+        } else {
+            self.rarity.rarest(has, &mut self.rng)
         }
-        // The rarest the peer has; the pieces before it in its run are ones
-        // the peer lacks.
-        let first = order.iter().position(|p| has.get(*p))?;
-        let a = self.availability[order[first] as usize] as usize;
-        let end = self
-            .candidates
-            .starts
-            .get(a + 1)
-            .map_or(order.len(), |s| *s as usize);
-        from_random(&order[first..end], &mut self.rng)
     }
 
     /// `peer` delivered `block`, and the disk took it.
@@ -504,8 +472,7 @@ impl Picker {
                 self.unstarted -= 1;
             }
             if *state == Piece::Missing {
-                self.candidates
-                    .remove(piece, self.availability[piece as usize]);
+                self.rarity.remove(piece);
             }
             *state = Piece::Have;
             self.have += 1;
@@ -527,8 +494,7 @@ impl Picker {
             *state = Piece::Missing;
             if self.wanted[piece as usize] {
                 self.unstarted += 1;
-                self.candidates
-                    .insert(piece, self.availability[piece as usize]);
+                self.rarity.insert(piece);
             }
         }
         contributors
@@ -602,154 +568,11 @@ impl Picker {
         );
         let have = self.pieces.iter().filter(|p| **p == Piece::Have).count() as u32;
         assert_eq!(have, self.have);
-        assert_eq!(self.have_wanted_bytes, self.wanted_had_bytes());
-        // The candidates: the wanted missing pieces, each once, where
-        // `slot` says, in order of availability, with the right bounds.
-        let c = &self.candidates;
-        let mut expected: Vec<u32> = (0..self.layout.num_pieces())
-            .filter(|p| self.wanted[*p as usize] && self.pieces[*p as usize] == Piece::Missing)
-            .collect();
-        let mut got = c.order.clone();
-        got.sort_unstable();
-        expected.sort_unstable();
-        assert_eq!(got, expected, "candidates");
-        for (i, piece) in c.order.iter().enumerate() {
-            assert_eq!(c.slot[*piece as usize], i as u32, "slot of {piece}");
-            let a = self.availability[*piece as usize] as usize;
-            assert!(c.starts.len() > a, "no bucket for availability {a}");
-            assert!(c.starts[a] as usize <= i, "piece {piece} before its bucket");
-            if let Some(next) = c.starts.get(a + 1) {
-                assert!(i < *next as usize, "piece {piece} after its bucket");
-            }
-        }
-        assert!(c.starts.windows(2).all(|w| w[0] <= w[1]), "{:?}", c.starts);
-        assert!(c.starts.iter().all(|s| *s as usize <= c.order.len()));
-    }
-}
-
-/// The pieces that may be started, ordered by availability so the rarest
-/// is found without a scan of every piece: a list sorted by availability,
-/// each piece's place in it, and where each availability's run begins.
-/// A change of one in a piece's availability is one swap; adding or
-/// removing a piece costs one swap per availability above its own.
-#[derive(Clone, Debug, Default)]
-struct Candidates {
-    order: Vec<u32>,
-    /// Each piece's index in `order`, or `NOT_A_CANDIDATE`.
-    slot: Vec<u32>,
-    /// `starts[a]`: the index in `order` of the first piece with
-    /// availability `a` or more.
-    starts: Vec<u32>,
-}
-
-const NOT_A_CANDIDATE: u32 = u32::MAX;
-
-impl Candidates {
-    /// From pieces sorted by `availability`.
-    fn new(order: Vec<u32>, availability: &[u32]) -> Candidates {
-        let mut slot = vec![NOT_A_CANDIDATE; availability.len()];
-        for (i, piece) in order.iter().enumerate() {
-            slot[*piece as usize] = i as u32;
-        }
-        let top = order
-            .iter()
-            .map(|p| availability[*p as usize] as usize)
-            .max()
-            .unwrap_or(0);
-        let mut starts = vec![0u32; top + 1];
-        let mut i = 0;
-        for (a, start) in starts.iter_mut().enumerate() {
-            while i < order.len() && (availability[order[i] as usize] as usize) < a {
-                i += 1;
-            }
-            *start = i as u32;
-        }
-        Candidates {
-            order,
-            slot,
-            starts,
-        }
-    }
-
-    fn contains(&self, piece: u32) -> bool {
-        self.slot
-            .get(piece as usize)
-            .is_some_and(|s| *s != NOT_A_CANDIDATE)
-    }
-
-    /// Gives availability `a` a run (empty, at the end) if it has none.
-    fn reach(&mut self, a: usize) {
-        while self.starts.len() <= a {
-            self.starts.push(self.order.len() as u32);
-        }
-    }
-
-    fn swap(&mut self, i: usize, j: usize) {
-        self.order.swap(i, j);
-        self.slot[self.order[i] as usize] = i as u32;
-        self.slot[self.order[j] as usize] = j as u32;
-    }
-
-    /// `piece`'s availability goes from `a` to `a + 1`: it moves to the
-    /// end of its run, which then ends one earlier.
-    fn raise(&mut self, piece: u32, a: u32) {
-        if !self.contains(piece) {
-            return;
-        }
-        let a = a as usize;
-        self.reach(a + 1);
-        let last = self.starts[a + 1] as usize - 1;
-        self.swap(self.slot[piece as usize] as usize, last);
-        self.starts[a + 1] -= 1;
-    }
-
-    /// `piece`'s availability goes from `a` (above 0) to `a - 1`: it moves
-    /// to the start of its run, which then begins one later.
-    fn lower(&mut self, piece: u32, a: u32) {
-        if !self.contains(piece) || a == 0 {
-            return;
-        }
-        let a = a as usize;
-        let first = self.starts[a] as usize;
-        self.swap(self.slot[piece as usize] as usize, first);
-        self.starts[a] += 1;
-    }
-
-    /// `piece`, of availability `a`, is no longer a candidate: it climbs
-    /// to the end of the list, run by run, and leaves.
-    fn remove(&mut self, piece: u32, a: u32) {
-        if !self.contains(piece) {
-            return;
-        }
-        let mut at = self.slot[piece as usize] as usize;
-        for b in a as usize + 1..self.starts.len() {
-            let last = self.starts[b] as usize - 1;
-            self.swap(at, last);
-            self.starts[b] -= 1;
-            at = last;
-        }
-        let end = self.order.len() - 1;
-        self.swap(at, end);
-        self.order.pop();
-        self.slot[piece as usize] = NOT_A_CANDIDATE;
-    }
-
-    /// `piece`, of availability `a`, becomes a candidate again: it joins
-    /// at the end and sinks, run by run, to the end of its own.
-    fn insert(&mut self, piece: u32, a: u32) {
-        if self.contains(piece) || piece as usize >= self.slot.len() {
-            return;
-        }
-        self.reach(a as usize);
-        let mut at = self.order.len();
-        self.order.push(piece);
-        self.slot[piece as usize] = at as u32;
-        for b in (a as usize + 1..self.starts.len()).rev() {
-            let first = self.starts[b] as usize;
-            self.swap(at, first);
-            self.starts[b] += 1;
-            at = first;
-        }
+        assert_eq!(
+            self.have_wanted_bytes,
+            self.bytes(|state, wanted| wanted && state == Piece::Have)
+        );
+        self.rarity.check_invariants(self.candidates());
     }
 }
 
@@ -1104,8 +927,7 @@ mod tests {
                             for waits in waiting {
                                 for piece in &started {
                                     prop_assert!(
-                                        picker.availability[*piece as usize]
-                                            <= picker.availability[waits as usize],
+                                        picker.rarity.of(*piece) <= picker.rarity.of(waits),
                                         "started {} over rarer {}", piece, waits
                                     );
                                 }
