@@ -63,6 +63,9 @@ struct Peer {
     addr: SocketAddr,
     /// Whether we dialled (and may dial again).
     outgoing: bool,
+    /// Where a peer that dialled us listens, if its extension handshake
+    /// said (`p`): an address we need not dial while this connection lasts.
+    listen: Option<SocketAddr>,
     id: Option<PeerId>,
     commands: mpsc::UnboundedSender<Command>,
     /// Commands sent and not yet carried out by the writer.
@@ -462,6 +465,7 @@ impl Torrent {
                 snubbed: false,
                 unasked: Unasked::default(),
                 connected_at: Instant::now(),
+                listen: None,
                 _permit: permit,
             },
         );
@@ -558,16 +562,38 @@ impl Torrent {
         } else if run.banned_ids.contains(&id) {
             Some("banned")
         } else if let Some((&other, _)) = run.peers.iter().find(|(_, p)| p.id == Some(id)) {
-            // Both sides dialled. Both keep the connection dialled by the
-            // peer with the lower id, so they never drop one each.
+            let (new_addr, new_outgoing) = run
+                .peers
+                .get(&key)
+                .map_or((None, false), |p| (Some(p.addr), p.outgoing));
+            let old = run.peers.get_mut(&other);
+            let old_outgoing = old.as_ref().is_some_and(|p| p.outgoing);
+            let old_busy = old
+                .as_ref()
+                .is_some_and(|p| p.down.total() > 0 || p.up.total() > 0);
+            // Both sides dialled at about the same time. Both keep the
+            // connection dialled by the peer with the lower id, so they
+            // never drop one each.
             let dialled_by = |outgoing: bool| if outgoing { self.config.peer_id } else { id };
-            let new_outgoing = run.peers.get(&key).is_some_and(|p| p.outgoing);
-            let old_outgoing = run.peers.get(&other).is_some_and(|p| p.outgoing);
-            let keep_new = dialled_by(new_outgoing).0 < dialled_by(old_outgoing).0;
-            if keep_new && new_outgoing != old_outgoing {
+            let keep_new = new_outgoing != old_outgoing
+                && !old_busy
+                && dialled_by(new_outgoing).0 < dialled_by(old_outgoing).0;
+            if keep_new {
                 self.drop_peer(run, other, "connected twice; keeping the other connection");
                 None
             } else {
+                // A connection that already carries blocks is kept, whoever
+                // dialled it: dropping it would lose the requests in flight.
+                // A peer that dialled us without saying where it listens
+                // (rqbit, aria2) has now shown us: that address is not
+                // dialled again while the connection lasts.
+                if new_outgoing
+                    && let Some(old) = old
+                    && !old.outgoing
+                    && let Some(addr) = new_addr
+                {
+                    old.listen.get_or_insert(addr);
+                }
                 Some("already connected to this peer")
             }
         } else {
@@ -721,6 +747,19 @@ impl Torrent {
                             peer.reqq = (reqq as usize).clamp(1, MAX_QUEUE);
                         }
                         peer.ut_metadata = theirs.id("ut_metadata");
+                        // A peer that dialled us is not dialled back when a
+                        // tracker lists it: a second connection to the same
+                        // peer would cost one of the two, and the requests
+                        // in flight on it.
+                        if !peer.outgoing
+                            && peer.listen.is_none()
+                            && let Some(port) = theirs.p
+                        {
+                            let listen = SocketAddr::new(peer.addr.ip(), port);
+                            peer.listen = Some(listen);
+                            run.known.insert(listen);
+                            run.candidates.retain(|a| *a != listen);
+                        }
                     }
                 } else if id == crate::metadata::UT_METADATA_ID
                     && let Some(their_id) = peer.ut_metadata
@@ -1123,7 +1162,18 @@ impl Torrent {
         }
         run.gone.insert(key, (peer.id, peer.addr, peer.outgoing));
         run.picker.remove_peer(&peer.has);
-        run.known.remove(&peer.addr);
+        // Its addresses may be dialled again, unless another connection
+        // to the same peer still stands for them.
+        let taken = |addr: SocketAddr| {
+            run.peers
+                .values()
+                .any(|p| p.addr == addr || p.listen == Some(addr))
+        };
+        for addr in [Some(peer.addr), peer.listen].into_iter().flatten() {
+            if !taken(addr) {
+                run.known.remove(&addr);
+            }
+        }
         if peer.outgoing && !peer.ready() {
             run.dial_failures += 1;
         }

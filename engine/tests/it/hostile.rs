@@ -89,3 +89,87 @@ async fn a_peer_that_floods_blocks_nobody_asked_for_is_dropped() {
     assert_eq!(handle.stats().pieces_have, 0);
     leecher.shutdown().await;
 }
+
+/// Reads messages until a piece comes, skipping whatever else the seeder
+/// says; `None` if the connection ends first.
+async fn next_piece(framed: &mut Framed<TcpStream, PeerCodec>) -> Option<(u32, u32, usize)> {
+    let read = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(Ok(message)) = framed.next().await {
+            if let Message::Piece {
+                piece,
+                offset,
+                data,
+            } = message
+            {
+                return Some((piece, offset, data.len()));
+            }
+        }
+        None
+    });
+    read.await.expect("a piece or the end in time")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_connects_twice_keeps_the_connection_that_already_carries_blocks() {
+    let content = content(&[256 * 1024], 32 * 1024, &[], 32);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let seeder = session().await;
+    let mut options = content.seed_options();
+    options.peers = vec![listener.local_addr().unwrap()];
+    seeder.add(content.torrent.clone(), options).await.unwrap();
+
+    // The seeder dials us. Our id is lower than any btc id, so the rule
+    // for connections opened at the same moment (keep the one dialled by
+    // the lower id) would pick our second connection over this one.
+    let id = PeerId([0; 20]);
+    let accepted = tokio::time::timeout(Duration::from_secs(30), listener.accept()).await;
+    let (mut stream, _) = accepted.expect("the seeder dials in time").unwrap();
+    let mut theirs = [0u8; peerwire::HANDSHAKE_LEN];
+    stream.read_exact(&mut theirs).await.unwrap();
+    let ours = Handshake::new(content.torrent.info_hash(), id, Reserved::default());
+    stream.write_all(&ours.encode()).await.unwrap();
+    let pieces = content.torrent.layout().num_pieces();
+    let mut first = Framed::new(stream, PeerCodec::new(Some(pieces)));
+    first.send(Message::Interested).await.unwrap();
+    let block = |offset| BlockRef {
+        piece: 0,
+        offset,
+        length: 16 * 1024,
+    };
+    // Asked before the unchoke comes, a request may be refused in silence;
+    // wait for it.
+    let unchoked = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(Ok(message)) = first.next().await {
+            if message == Message::Unchoke {
+                return true;
+            }
+        }
+        false
+    });
+    assert!(unchoked.await.expect("unchoked in time"));
+    first.send(Message::Request(block(0))).await.unwrap();
+    assert_eq!(next_piece(&mut first).await, Some((0, 0, 16 * 1024)));
+
+    // Then we dial the seeder as well, with the same id.
+    let mut second = TcpStream::connect(seeder.local_addr()).await.unwrap();
+    second.write_all(&ours.encode()).await.unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(30), async {
+        let mut sink = Vec::new();
+        second.read_to_end(&mut sink).await
+    });
+    // The handshake may come back first; then the seeder hangs up.
+    let _ = ended
+        .await
+        .expect("the second connection is closed in time");
+
+    // The first connection still serves.
+    first
+        .send(Message::Request(block(16 * 1024)))
+        .await
+        .unwrap();
+    assert_eq!(
+        next_piece(&mut first).await,
+        Some((0, 16 * 1024, 16 * 1024))
+    );
+    seeder.shutdown().await;
+}
