@@ -4,8 +4,9 @@
 //! decodes frames; blocks go straight to the disk (no copy, no detour through
 //! the torrent task) if and only if they were asked for, and everything else
 //! is passed to the torrent task as an [`Event`]. The writer sends what the
-//! torrent task commands and serves upload requests from the disk, one block
-//! at a time, so a peer that stops reading slows only its own connection.
+//! torrent task commands and serves upload requests from the disk, a batch at
+//! a time, the next batch read while the last one is sent; a peer that stops
+//! reading slows only its own connection.
 //! The torrent task never waits on a connection: it commands over an
 //! unbounded channel whose length the protocol bounds (requests within the
 //! pipeline depth, serves within [`MAX_SERVE_QUEUE`]).
@@ -42,6 +43,7 @@ const WRITE_BUFFER: usize = 64 * 1024;
 const MAX_WRITING: usize = 64;
 
 /// Uploads read from the disk at once: half a megabyte of 16 KiB blocks.
+/// A connection holds at most two batches: one being sent, one read ahead.
 const SERVE_BATCH: usize = 32;
 
 /// How often something is sent on an idle connection.
@@ -231,6 +233,7 @@ async fn exchange(link: Link, stream: TcpStream, handshake: Handshake) -> String
         faults,
         timeout: idle_timeout,
         queued,
+        served: 0,
     };
     let mut writing = FuturesOrdered::new();
     let reason = tokio::select! {
@@ -442,6 +445,18 @@ struct Writer {
     /// reading: the connection ends.
     timeout: Duration,
     queued: Arc<AtomicUsize>,
+    /// Blocks uploaded so far.
+    served: u64,
+}
+
+/// Uploads a connection owes its peer.
+#[derive(Default)]
+struct ServeQueue {
+    /// Requests not yet read, each with the time it may go (now, unless an
+    /// added latency is injected).
+    serving: VecDeque<(BlockRef, tokio::time::Instant)>,
+    /// Blocks read from the disk and not yet sent: at most one batch.
+    read: Vec<(BlockRef, bytes::Bytes)>,
 }
 
 impl Writer {
@@ -451,18 +466,15 @@ impl Writer {
         events: &mpsc::Sender<Event>,
         mut commands: mpsc::UnboundedReceiver<Command>,
     ) -> String {
-        // Requests to serve, each with the time it may go (now, unless an
-        // added latency is injected).
-        let mut serving: VecDeque<(BlockRef, tokio::time::Instant)> = VecDeque::new();
+        let mut queue = ServeQueue::default();
         // Blocks whose upload tokens are already taken.
         let mut paid: HashSet<BlockRef> = HashSet::new();
-        let mut served = 0u64;
         loop {
             // Everything already commanded, in order.
             loop {
                 match commands.try_recv() {
                     Ok(command) => {
-                        if let Err(e) = self.obey(command, &mut serving).await {
+                        if let Err(e) = self.obey(command, &mut queue).await {
                             return e;
                         }
                     }
@@ -470,106 +482,144 @@ impl Writer {
                     Err(mpsc::error::TryRecvError::Disconnected) => return "closed by us".into(),
                 }
             }
-            // Then one upload, if any is queued.
             let now = tokio::time::Instant::now();
-            if serving.is_empty() {
+            if queue.serving.is_empty() {
                 paid.clear();
             }
-            // The uploads due now, read from the disk together (blocks
-            // of one piece with one read); one at a time under a fault.
-            let mut batch = Vec::new();
-            let one_at_a_time =
-                self.faults.upload_rate.is_some() || self.faults.close_after_uploads.is_some();
-            while batch.len() < SERVE_BATCH {
-                let Some((block, _)) = serving.pop_front_if(|(_, due)| *due <= now) else {
-                    break;
-                };
-                // Over the upload limit, the block waits its turn in the
-                // queue, and commands (our requests, haves, cancels) keep
-                // flowing meanwhile.
-                if let Some(limit) = &self.upload_limit
-                    && !paid.remove(&block)
-                {
-                    let wait = limit.reserve(u64::from(block.length));
-                    if !wait.is_zero() {
-                        paid.insert(block);
-                        serving.push_front((block, now + wait));
-                        break;
-                    }
+            let batch = self.next_batch(&mut queue.serving, &mut paid, now);
+            if batch.is_empty() && queue.read.is_empty() {
+                if let Err(e) = self.flush().await {
+                    return e;
                 }
-                batch.push(block);
-                if one_at_a_time {
-                    break;
-                }
-            }
-            if !batch.is_empty() {
-                let read = match disk.read_blocks(batch.clone()).await {
-                    Ok(read) => read,
-                    Err(e) => return format!("cannot read a block to upload: {e}"),
-                };
-                let mut bytes = 0;
-                for (block, data) in batch.into_iter().zip(read) {
-                    let data = match data {
-                        Ok(data) => data,
-                        Err(e) => return format!("cannot read a block to upload: {e}"),
-                    };
-                    let data = if self.faults.corrupt_uploads {
-                        // A lying peer, for tests: every byte flipped.
-                        data.iter().map(|b| !b).collect::<Vec<u8>>().into()
-                    } else {
-                        data
-                    };
-                    bytes += data.len() as u64;
-                    let piece = Message::Piece {
-                        piece: block.piece,
-                        offset: block.offset,
-                        data,
-                    };
-                    if let Err(e) = self.feed(piece).await {
-                        return e;
-                    }
-                    served += 1;
-                }
-                let key = self.key;
-                if events.send(Event::Uploaded { key, bytes }).await.is_err() {
-                    return "the torrent stopped".into();
-                }
-                if let Some(rate) = self.faults.upload_rate {
-                    if let Err(e) = self.flush().await {
-                        return e;
-                    }
-                    let pause = Duration::from_secs_f64(bytes as f64 / rate.max(1) as f64);
-                    tokio::time::sleep(pause).await;
-                }
-                if self.faults.close_after_uploads.is_some_and(|n| served >= n) {
-                    // A peer that drops the connection mid-piece, for tests.
-                    let _ = self.flush().await;
-                    return "closed on purpose (fault injection)".into();
-                }
-                continue;
-            }
-            if let Err(e) = self.flush().await {
-                return e;
-            }
-            let next_due = serving.front().map(|(_, due)| *due);
-            tokio::select! {
-                command = commands.recv() => match command {
-                    Some(command) => {
-                        if let Err(e) = self.obey(command, &mut serving).await {
+                let next_due = queue.serving.front().map(|(_, due)| *due);
+                tokio::select! {
+                    command = commands.recv() => match command {
+                        Some(command) => {
+                            if let Err(e) = self.obey(command, &mut queue).await {
+                                return e;
+                            }
+                        }
+                        None => return "closed by us".into(),
+                    },
+                    () = tokio::time::sleep_until(next_due.unwrap_or(now + KEEPALIVE)) => {
+                        if next_due.is_none()
+                            && let Err(e) = self.feed(Message::KeepAlive).await
+                        {
                             return e;
                         }
                     }
-                    None => return "closed by us".into(),
-                },
-                () = tokio::time::sleep_until(next_due.unwrap_or(now + KEEPALIVE)) => {
-                    if next_due.is_none()
-                        && let Err(e) = self.feed(Message::KeepAlive).await
-                    {
-                        return e;
-                    }
+                }
+                continue;
+            }
+            // The blocks read last go out while the disk reads the next
+            // batch, so the socket does not sit idle during a read.
+            let read = async {
+                if batch.is_empty() {
+                    Ok(Vec::new())
+                } else {
+                    disk.read_blocks(batch.clone()).await
+                }
+            };
+            let ready = std::mem::take(&mut queue.read);
+            let (sent, read) = futures::join!(self.send_blocks(ready, events), read);
+            if let Err(e) = sent {
+                return e;
+            }
+            let read = match read {
+                Ok(read) => read,
+                Err(e) => return format!("cannot read a block to upload: {e}"),
+            };
+            for (block, data) in batch.into_iter().zip(read) {
+                match data {
+                    Ok(data) => queue.read.push((block, data)),
+                    Err(e) => return format!("cannot read a block to upload: {e}"),
                 }
             }
         }
+    }
+
+    /// Takes the uploads due now from the queue, to be read from the disk
+    /// together (blocks of one piece with one read); one at a time under a
+    /// fault.
+    fn next_batch(
+        &self,
+        serving: &mut VecDeque<(BlockRef, tokio::time::Instant)>,
+        paid: &mut HashSet<BlockRef>,
+        now: tokio::time::Instant,
+    ) -> Vec<BlockRef> {
+        let mut batch = Vec::new();
+        let one_at_a_time =
+            self.faults.upload_rate.is_some() || self.faults.close_after_uploads.is_some();
+        while batch.len() < SERVE_BATCH {
+            let Some((block, _)) = serving.pop_front_if(|(_, due)| *due <= now) else {
+                break;
+            };
+            // Over the upload limit, the block waits its turn in the queue,
+            // and commands (our requests, haves, cancels) keep flowing
+            // meanwhile.
+            if let Some(limit) = &self.upload_limit
+                && !paid.remove(&block)
+            {
+                let wait = limit.reserve(u64::from(block.length));
+                if !wait.is_zero() {
+                    paid.insert(block);
+                    serving.push_front((block, now + wait));
+                    break;
+                }
+            }
+            batch.push(block);
+            if one_at_a_time {
+                break;
+            }
+        }
+        batch
+    }
+
+    /// Sends blocks read from the disk, and tells the torrent task.
+    async fn send_blocks(
+        &mut self,
+        blocks: Vec<(BlockRef, bytes::Bytes)>,
+        events: &mpsc::Sender<Event>,
+    ) -> Result<(), String> {
+        if blocks.is_empty() {
+            return Ok(());
+        }
+        let mut bytes = 0;
+        for (block, data) in blocks {
+            let data = if self.faults.corrupt_uploads {
+                // A lying peer, for tests: every byte flipped.
+                data.iter().map(|b| !b).collect::<Vec<u8>>().into()
+            } else {
+                data
+            };
+            bytes += data.len() as u64;
+            let piece = Message::Piece {
+                piece: block.piece,
+                offset: block.offset,
+                data,
+            };
+            self.feed(piece).await?;
+            self.served += 1;
+        }
+        let key = self.key;
+        if events.send(Event::Uploaded { key, bytes }).await.is_err() {
+            return Err("the torrent stopped".into());
+        }
+        if let Some(rate) = self.faults.upload_rate {
+            self.flush().await?;
+            let pause = Duration::from_secs_f64(bytes as f64 / rate.max(1) as f64);
+            tokio::time::sleep(pause).await;
+        }
+        if self
+            .faults
+            .close_after_uploads
+            .is_some_and(|n| self.served >= n)
+        {
+            // A peer that drops the connection mid-piece, for tests.
+            let _ = self.flush().await;
+            return Err("closed on purpose (fault injection)".into());
+        }
+        Ok(())
     }
 
     async fn feed(&mut self, message: Message) -> Result<(), String> {
@@ -589,34 +639,41 @@ impl Writer {
         }
     }
 
-    async fn obey(
-        &mut self,
-        command: Command,
-        serving: &mut VecDeque<(BlockRef, tokio::time::Instant)>,
-    ) -> Result<(), String> {
+    async fn obey(&mut self, command: Command, queue: &mut ServeQueue) -> Result<(), String> {
         self.queued.fetch_sub(1, Ordering::Relaxed);
         match command {
             Command::Send(message) => self.feed(message).await?,
             Command::Serve(block) => {
-                if serving.len() < MAX_SERVE_QUEUE && block.length <= BLOCK_SIZE {
+                let queued = queue.serving.len() + queue.read.len();
+                if queued < MAX_SERVE_QUEUE && block.length <= BLOCK_SIZE {
                     let due = tokio::time::Instant::now() + self.faults.latency.unwrap_or_default();
-                    serving.push_back((block, due));
+                    queue.serving.push_back((block, due));
                 } else if self.fast {
                     self.feed(Message::Reject(block)).await?;
                 }
             }
             Command::Unserve(block) => {
-                if let Some(i) = serving.iter().position(|(b, _)| *b == block) {
-                    serving.remove(i);
-                    if self.fast {
-                        // BEP 6: a cancelled request is answered with a reject.
-                        self.feed(Message::Reject(block)).await?;
-                    }
+                let found = if let Some(i) = queue.serving.iter().position(|(b, _)| *b == block) {
+                    queue.serving.remove(i);
+                    true
+                } else if let Some(i) = queue.read.iter().position(|(b, _)| *b == block) {
+                    queue.read.remove(i);
+                    true
+                } else {
+                    false
+                };
+                if found && self.fast {
+                    // BEP 6: a cancelled request is answered with a reject.
+                    self.feed(Message::Reject(block)).await?;
                 }
             }
             Command::Choke { reject } => {
                 self.feed(Message::Choke).await?;
-                for (block, _) in std::mem::take(serving) {
+                let read = std::mem::take(&mut queue.read).into_iter().map(|(b, _)| b);
+                let serving = std::mem::take(&mut queue.serving)
+                    .into_iter()
+                    .map(|(b, _)| b);
+                for block in read.chain(serving) {
                     if reject {
                         self.feed(Message::Reject(block)).await?;
                     }
