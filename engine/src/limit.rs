@@ -56,6 +56,13 @@ impl Limiter {
             }
         }
     }
+
+    /// Gives back tokens taken for bytes that will not be sent after all
+    /// (a cancelled or choked upload), so the next takers wait less.
+    pub(crate) fn refund(&self, bytes: u64) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.0 = (state.0 + bytes as f64).min(self.burst);
+    }
 }
 
 #[cfg(test)]
@@ -73,5 +80,21 @@ mod tests {
         let elapsed = start.elapsed().as_secs_f64();
         let expected = (10.0 * 16_384.0 - 16_384.0) / 100_000.0;
         assert!((elapsed - expected).abs() < 0.01, "{elapsed} vs {expected}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn refunded_tokens_shorten_the_next_wait_but_never_pass_the_burst() {
+        let limiter = Limiter::new(100_000);
+        // The burst is one block: the first goes at once, the second
+        // leaves a debt.
+        assert!(limiter.reserve(16_384).is_zero());
+        let debt = limiter.reserve(16_384);
+        assert!((debt.as_secs_f64() - 0.16384).abs() < 1e-6, "{debt:?}");
+        // Both blocks are given back: the debt is paid off, and no more
+        // than the burst is saved.
+        limiter.refund(2 * 16_384);
+        assert!(limiter.reserve(16_384).is_zero());
+        let wait = limiter.reserve(1_000);
+        assert!((wait.as_secs_f64() - 0.01).abs() < 1e-6, "{wait:?}");
     }
 }

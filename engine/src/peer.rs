@@ -456,7 +456,10 @@ struct ServeQueue {
     /// added latency is injected).
     serving: VecDeque<(BlockRef, tokio::time::Instant)>,
     /// Blocks read from the disk and not yet sent: at most one batch.
+    /// Their upload tokens are taken.
     read: Vec<(BlockRef, bytes::Bytes)>,
+    /// Blocks in `serving` whose upload tokens are already taken.
+    paid: HashSet<BlockRef>,
 }
 
 impl Writer {
@@ -467,8 +470,6 @@ impl Writer {
         mut commands: mpsc::UnboundedReceiver<Command>,
     ) -> String {
         let mut queue = ServeQueue::default();
-        // Blocks whose upload tokens are already taken.
-        let mut paid: HashSet<BlockRef> = HashSet::new();
         loop {
             // Everything already commanded, in order.
             loop {
@@ -484,9 +485,9 @@ impl Writer {
             }
             let now = tokio::time::Instant::now();
             if queue.serving.is_empty() {
-                paid.clear();
+                queue.paid.clear();
             }
-            let batch = self.next_batch(&mut queue.serving, &mut paid, now);
+            let batch = self.next_batch(&mut queue.serving, &mut queue.paid, now);
             if batch.is_empty() && queue.read.is_empty() {
                 if let Err(e) = self.flush().await {
                     return e;
@@ -639,6 +640,13 @@ impl Writer {
         }
     }
 
+    /// Gives back the upload tokens taken for a block that will not go.
+    fn refund(&self, block: BlockRef) {
+        if let Some(limit) = &self.upload_limit {
+            limit.refund(u64::from(block.length));
+        }
+    }
+
     async fn obey(&mut self, command: Command, queue: &mut ServeQueue) -> Result<(), String> {
         self.queued.fetch_sub(1, Ordering::Relaxed);
         match command {
@@ -655,9 +663,13 @@ impl Writer {
             Command::Unserve(block) => {
                 let found = if let Some(i) = queue.serving.iter().position(|(b, _)| *b == block) {
                     queue.serving.remove(i);
+                    if queue.paid.remove(&block) {
+                        self.refund(block);
+                    }
                     true
                 } else if let Some(i) = queue.read.iter().position(|(b, _)| *b == block) {
                     queue.read.remove(i);
+                    self.refund(block);
                     true
                 } else {
                     false
@@ -669,11 +681,17 @@ impl Writer {
             }
             Command::Choke { reject } => {
                 self.feed(Message::Choke).await?;
-                let read = std::mem::take(&mut queue.read).into_iter().map(|(b, _)| b);
+                let mut paid = std::mem::take(&mut queue.paid);
+                let read = std::mem::take(&mut queue.read)
+                    .into_iter()
+                    .map(|(b, _)| (b, true));
                 let serving = std::mem::take(&mut queue.serving)
                     .into_iter()
-                    .map(|(b, _)| b);
-                for block in read.chain(serving) {
+                    .map(move |(b, _)| (b, paid.remove(&b)));
+                for (block, paid) in read.chain(serving) {
+                    if paid {
+                        self.refund(block);
+                    }
                     if reject {
                         self.feed(Message::Reject(block)).await?;
                     }

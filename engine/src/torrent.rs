@@ -4,7 +4,7 @@
 //! waits on a connection, so a slow peer cannot stall the torrent.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -59,12 +59,19 @@ pub(crate) struct Incoming {
     pub(crate) addr: SocketAddr,
 }
 
+/// The host of an address, the same whether an IPv4 peer shows as
+/// `a.b.c.d` or, on a dual-stack socket, as `::ffff:a.b.c.d`.
+fn host(addr: SocketAddr) -> IpAddr {
+    addr.ip().to_canonical()
+}
+
 struct Peer {
     addr: SocketAddr,
     /// Whether we dialled (and may dial again).
     outgoing: bool,
     /// Where a peer that dialled us listens, if its extension handshake
-    /// said (`p`): an address we need not dial while this connection lasts.
+    /// said (`p`) or our own dial reached it again on this IP: an address
+    /// we need not dial while this connection lasts.
     listen: Option<SocketAddr>,
     id: Option<PeerId>,
     commands: mpsc::UnboundedSender<Command>,
@@ -164,7 +171,9 @@ struct Running {
     known: HashSet<SocketAddr>,
     /// Addresses that failed or left, and when they may be dialled again.
     cooling: HashMap<SocketAddr, Instant>,
-    banned_ids: HashSet<PeerId>,
+    /// Peers banned for bad data, by id and IP together: an id alone is
+    /// only a claim, which a liar could make in another peer's name.
+    banned_ids: HashSet<(PeerId, IpAddr)>,
     banned_addrs: HashSet<SocketAddr>,
     down: Rate,
     up: Rate,
@@ -492,7 +501,10 @@ impl Torrent {
         {
             return;
         }
-        if run.banned_ids.contains(&incoming.handshake.peer_id) {
+        if run
+            .banned_ids
+            .contains(&(incoming.handshake.peer_id, host(incoming.addr)))
+        {
             return;
         }
         let Ok(permit) = self.permits.clone().try_acquire_owned() else {
@@ -557,15 +569,20 @@ impl Torrent {
 
     fn on_ready(&self, run: &mut Running, key: PeerKey, handshake: Handshake) {
         let id = handshake.peer_id;
+        let host_of_key = run.peers.get(&key).map(|p| host(p.addr));
         let reason = if id == self.config.peer_id {
             Some("that is us")
-        } else if run.banned_ids.contains(&id) {
+        } else if host_of_key.is_some_and(|ip| run.banned_ids.contains(&(id, ip))) {
             Some("banned")
-        } else if let Some((&other, _)) = run.peers.iter().find(|(_, p)| p.id == Some(id)) {
-            let (new_addr, new_outgoing) = run
-                .peers
-                .get(&key)
-                .map_or((None, false), |p| (Some(p.addr), p.outgoing));
+        } else if let Some((new_addr, new_outgoing)) =
+            run.peers.get(&key).map(|p| (p.addr, p.outgoing))
+            && let Some((&other, _)) = run.peers.iter().find(|(k, p)| {
+                // A peer id is only a claim: the same id from another IP
+                // is another peer, so that nobody can keep a peer out by
+                // connecting first under its id.
+                **k != key && p.id == Some(id) && host(p.addr) == host(new_addr)
+            })
+        {
             let old = run.peers.get_mut(&other);
             let old_outgoing = old.as_ref().is_some_and(|p| p.outgoing);
             let old_busy = old
@@ -590,9 +607,8 @@ impl Torrent {
                 if new_outgoing
                     && let Some(old) = old
                     && !old.outgoing
-                    && let Some(addr) = new_addr
                 {
-                    old.listen.get_or_insert(addr);
+                    old.listen.get_or_insert(new_addr);
                 }
                 Some("already connected to this peer")
             }
@@ -1089,7 +1105,7 @@ impl Torrent {
             run.banned_addrs.insert(addr);
         }
         let new = match id {
-            Some(id) => run.banned_ids.insert(id),
+            Some(id) => run.banned_ids.insert((id, host(addr))),
             None => true,
         };
         if new {
@@ -1099,7 +1115,9 @@ impl Torrent {
         let same: Vec<PeerKey> = run
             .peers
             .iter()
-            .filter(|(k, p)| **k == key || (id.is_some() && p.id == id))
+            .filter(|(k, p)| {
+                **k == key || (id.is_some() && p.id == id && host(p.addr) == host(addr))
+            })
             .map(|(k, _)| *k)
             .collect();
         for key in same {

@@ -1,6 +1,8 @@
 //! Peers that misbehave on purpose, scripted over real sockets on
 //! 127.0.0.1 with peerwire's codec.
 
+use std::collections::HashMap;
+
 use futures::{SinkExt as _, StreamExt as _};
 use metainfo::{BlockRef, PeerId};
 use peerwire::{Bitfield, Handshake, Message, PeerCodec, Reserved};
@@ -171,5 +173,184 @@ async fn a_peer_that_connects_twice_keeps_the_connection_that_already_carries_bl
         next_piece(&mut first).await,
         Some((0, 16 * 1024, 16 * 1024))
     );
+    seeder.shutdown().await;
+}
+
+/// Sends our handshake with `id` on `stream` (and reads the seeder's,
+/// if we dialled it), says we are interested and waits for the unchoke.
+async fn greet(
+    mut stream: TcpStream,
+    torrent: &Metainfo,
+    id: PeerId,
+    reserved: Reserved,
+    we_dialled: bool,
+) -> Framed<TcpStream, PeerCodec> {
+    let ours = Handshake::new(torrent.info_hash(), id, reserved);
+    stream.write_all(&ours.encode()).await.unwrap();
+    if we_dialled {
+        assert_eq!(
+            read_handshake(&mut stream).await.info_hash,
+            torrent.info_hash()
+        );
+    }
+    let mut framed = Framed::new(stream, PeerCodec::new(Some(torrent.layout().num_pieces())));
+    framed.send(Message::Interested).await.unwrap();
+    let unchoked = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(Ok(message)) = framed.next().await {
+            if message == Message::Unchoke {
+                return true;
+            }
+        }
+        false
+    });
+    assert!(
+        unchoked.await.expect("unchoked in time"),
+        "closed before the unchoke"
+    );
+    framed
+}
+
+/// Reads the seeder's handshake from a connection we dialled.
+async fn read_handshake(stream: &mut TcpStream) -> Handshake {
+    let mut theirs = [0u8; peerwire::HANDSHAKE_LEN];
+    tokio::time::timeout(Duration::from_secs(30), stream.read_exact(&mut theirs))
+        .await
+        .expect("a handshake in time")
+        .unwrap();
+    Handshake::decode(&theirs).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_cancelled_request_gets_exactly_one_piece_or_one_reject() {
+    // 4 MiB of 16 KiB blocks: more than one batch of uploads is read ahead
+    // of the socket, so cancels meet blocks queued, read and being sent.
+    let content = content(&[4 << 20], 256 * 1024, &[], 33);
+    let seeder = session().await;
+    seeder
+        .add(content.torrent.clone(), content.seed_options())
+        .await
+        .unwrap();
+    let stream = TcpStream::connect(seeder.local_addr()).await.unwrap();
+    let fast = Reserved::default().with_fast(true);
+    let mut framed = greet(stream, &content.torrent, PeerId::generate(), fast, true).await;
+
+    let blocks: Vec<BlockRef> = (0..255u32)
+        .map(|i| BlockRef {
+            piece: i / 16,
+            offset: (i % 16) * 16 * 1024,
+            length: 16 * 1024,
+        })
+        .collect();
+    let marker = BlockRef {
+        piece: 15,
+        offset: 15 * 16 * 1024,
+        length: 16 * 1024,
+    };
+    for &block in &blocks {
+        framed.feed(Message::Request(block)).await.unwrap();
+    }
+    futures::SinkExt::<Message>::flush(&mut framed)
+        .await
+        .unwrap();
+    // Once the first piece is here the writer is busy; then everything is
+    // cancelled, and a last request marks the end: the seeder serves in
+    // order, so when it comes every earlier request has had its answer.
+    let mut answers: HashMap<BlockRef, (usize, usize)> = HashMap::new();
+    let first = next_piece(&mut framed).await.expect("a first piece");
+    let first = BlockRef {
+        piece: first.0,
+        offset: first.1,
+        length: u32::try_from(first.2).unwrap(),
+    };
+    answers.entry(first).or_default().0 += 1;
+    for &block in &blocks {
+        framed.feed(Message::Cancel(block)).await.unwrap();
+    }
+    framed.send(Message::Request(marker)).await.unwrap();
+    let collected = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(message) = framed.next().await {
+            match message.unwrap() {
+                Message::Piece {
+                    piece,
+                    offset,
+                    data,
+                } => {
+                    let block = BlockRef {
+                        piece,
+                        offset,
+                        length: u32::try_from(data.len()).unwrap(),
+                    };
+                    if block == marker {
+                        return true;
+                    }
+                    let start = piece as usize * 256 * 1024 + offset as usize;
+                    assert!(
+                        data[..] == content.files[0].1[start..start + data.len()],
+                        "block {block:?} holds the wrong data"
+                    );
+                    answers.entry(block).or_default().0 += 1;
+                }
+                Message::Reject(block) => answers.entry(block).or_default().1 += 1,
+                _ => {}
+            }
+        }
+        false
+    });
+    assert!(
+        collected.await.expect("the marker in time"),
+        "the seeder hung up"
+    );
+    for block in &blocks {
+        let (pieces, rejects) = answers.remove(block).unwrap_or_default();
+        assert_eq!(
+            (pieces + rejects, pieces.min(1) + rejects.min(1)),
+            (1, 1),
+            "{block:?}: {pieces} pieces, {rejects} rejects"
+        );
+    }
+    assert!(
+        answers.is_empty(),
+        "answers to blocks never asked: {answers:?}"
+    );
+    seeder.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_id_claimed_from_another_host_does_not_keep_the_real_peer_out() {
+    let content = content(&[256 * 1024], 32 * 1024, &[], 34);
+    // The real peer listens on ::1; the seeder dials it at once.
+    let real = TcpListener::bind("[::1]:0").await.unwrap();
+    let seeder = session().await;
+    let mut options = content.seed_options();
+    options.peers = vec![real.local_addr().unwrap()];
+    seeder.add(content.torrent.clone(), options).await.unwrap();
+    let accepted = tokio::time::timeout(Duration::from_secs(30), real.accept()).await;
+    let (mut real_stream, _) = accepted.expect("the seeder dials in time").unwrap();
+    read_handshake(&mut real_stream).await;
+
+    // Before the real peer answers, an impostor on 127.0.0.1 connects
+    // under its id and gets a block, so its connection carries data.
+    let id = PeerId([0; 20]);
+    let impostor = TcpStream::connect(seeder.local_addr()).await.unwrap();
+    let mut impostor = greet(impostor, &content.torrent, id, Reserved::default(), true).await;
+    let block = |offset| BlockRef {
+        piece: 0,
+        offset,
+        length: 16 * 1024,
+    };
+    impostor.send(Message::Request(block(0))).await.unwrap();
+    assert_eq!(next_piece(&mut impostor).await, Some((0, 0, 16 * 1024)));
+
+    // The real peer, on another host, is a peer of its own.
+    let mut real = greet(
+        real_stream,
+        &content.torrent,
+        id,
+        Reserved::default(),
+        false,
+    )
+    .await;
+    real.send(Message::Request(block(16 * 1024))).await.unwrap();
+    assert_eq!(next_piece(&mut real).await, Some((0, 16 * 1024, 16 * 1024)));
     seeder.shutdown().await;
 }
