@@ -126,33 +126,20 @@ async fn a_peer_that_connects_twice_keeps_the_connection_that_already_carries_bl
     let id = PeerId([0; 20]);
     let accepted = tokio::time::timeout(Duration::from_secs(30), listener.accept()).await;
     let (mut stream, _) = accepted.expect("the seeder dials in time").unwrap();
-    let mut theirs = [0u8; peerwire::HANDSHAKE_LEN];
-    stream.read_exact(&mut theirs).await.unwrap();
-    let ours = Handshake::new(content.torrent.info_hash(), id, Reserved::default());
-    stream.write_all(&ours.encode()).await.unwrap();
-    let pieces = content.torrent.layout().num_pieces();
-    let mut first = Framed::new(stream, PeerCodec::new(Some(pieces)));
-    first.send(Message::Interested).await.unwrap();
+    read_handshake(&mut stream).await;
+    // Asked before the unchoke comes, a request may be refused in silence:
+    // `greet` waits for it.
+    let mut first = greet(stream, &content.torrent, id, Reserved::default(), false).await;
     let block = |offset| BlockRef {
         piece: 0,
         offset,
         length: 16 * 1024,
     };
-    // Asked before the unchoke comes, a request may be refused in silence;
-    // wait for it.
-    let unchoked = tokio::time::timeout(Duration::from_secs(30), async {
-        while let Some(Ok(message)) = first.next().await {
-            if message == Message::Unchoke {
-                return true;
-            }
-        }
-        false
-    });
-    assert!(unchoked.await.expect("unchoked in time"));
     first.send(Message::Request(block(0))).await.unwrap();
     assert_eq!(next_piece(&mut first).await, Some((0, 0, 16 * 1024)));
 
     // Then we dial the seeder as well, with the same id.
+    let ours = Handshake::new(content.torrent.info_hash(), id, Reserved::default());
     let mut second = TcpStream::connect(seeder.local_addr()).await.unwrap();
     second.write_all(&ours.encode()).await.unwrap();
     let ended = tokio::time::timeout(Duration::from_secs(30), async {
