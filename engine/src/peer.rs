@@ -38,6 +38,27 @@ pub(crate) const MAX_SERVE_QUEUE: usize = 256;
 const READ_BUFFER: usize = 128 * 1024;
 const WRITE_BUFFER: usize = 64 * 1024;
 
+/// Unsent bytes a socket may hold before it takes no more writes
+/// (`TCP_NOTSENT_LOWAT`). Unbounded, Linux takes megabytes ahead of a peer
+/// that reads slowly. Bounded, what is not yet sent stays in our queue,
+/// where a cancel or choke still reaches it, and on loopback the sending
+/// is done by our writes rather than by the reader's acknowledgements.
+/// In `cargo xtask bench` (1 GiB, two interleaved runs of three rounds),
+/// a libtorrent leecher of a btc seeder went from 2.27–2.32 s to
+/// 2.06–2.07 s, and an rqbit leecher from 2.69–2.74 s to 2.34–2.43 s.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const NOTSENT_LOWAT: u32 = 64 * 1024;
+
+/// Sets a peer connection's socket options: no Nagle delay (requests are
+/// small and urgent), and a bound on unsent bytes where the system has one.
+fn tune(stream: &TcpStream) {
+    let _ = stream.set_nodelay(true);
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        let _ = socket2::SockRef::from(stream).set_tcp_notsent_lowat(NOTSENT_LOWAT);
+    }
+}
+
 /// Blocks of one connection handed to the disk and not yet answered; the
 /// connection stops reading beyond.
 const MAX_WRITING: usize = 64;
@@ -176,7 +197,7 @@ async fn connect(link: &Link, start: Start) -> Result<(TcpStream, Handshake), St
                 .await
                 .map_err(|_| "connect timed out".to_string())?
                 .map_err(|e| format!("connect failed: {e}"))?;
-            let _ = stream.set_nodelay(true);
+            tune(&stream);
             let theirs = tokio::time::timeout(link.handshake_timeout, async {
                 stream.write_all(&ours).await?;
                 let mut buf = [0u8; HANDSHAKE_LEN];
@@ -194,7 +215,7 @@ async fn connect(link: &Link, start: Start) -> Result<(TcpStream, Handshake), St
             mut stream,
             handshake,
         } => {
-            let _ = stream.set_nodelay(true);
+            tune(&stream);
             tokio::time::timeout(link.handshake_timeout, stream.write_all(&ours))
                 .await
                 .map_err(|_| "handshake timed out".to_string())?
@@ -699,5 +720,25 @@ impl Writer {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_tuned_socket_has_no_nagle_delay_and_a_bound_on_unsent_bytes() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let stream = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        tune(&stream);
+        assert!(stream.nodelay().unwrap());
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        assert_eq!(
+            socket2::SockRef::from(&stream).tcp_notsent_lowat().unwrap(),
+            NOTSENT_LOWAT
+        );
     }
 }
