@@ -12,7 +12,11 @@ use rustix::fs::{Mode, OFlags, ResolveFlags};
 use rustix::io::Errno;
 
 use crate::error::StorageError;
+use crate::flusher::Flusher;
 use crate::store::Allocation;
+
+/// Bytes written to one file after which a background flush of it begins.
+const FLUSH_AFTER: u64 = 64 << 20;
 
 /// One file of the torrent, as stored.
 #[derive(Clone, Debug)]
@@ -42,6 +46,11 @@ pub(crate) struct FileSet {
     open: Vec<Option<(File, bool)>>,
     order: VecDeque<usize>,
     capacity: usize,
+    /// Bytes written to each file since its last flush began.
+    unflushed: Vec<u64>,
+    flush_after: u64,
+    /// Started when a first file has `flush_after` bytes to flush.
+    flusher: Option<Flusher>,
 }
 
 impl FileSet {
@@ -84,6 +93,9 @@ impl FileSet {
         });
         let open = files.iter().map(|_| None).collect();
         Ok(FileSet {
+            unflushed: vec![0; files.len()],
+            flush_after: FLUSH_AFTER,
+            flusher: None,
             root_dir: open_beneath_root(&root),
             root,
             allocation,
@@ -215,10 +227,42 @@ impl FileSet {
             .map_err(|e| StorageError::io(action, path, e))
     }
 
+    /// Counts `bytes` written to file `index`; past `flush_after` since
+    /// the last, a background flush of the file begins.
+    pub(crate) fn wrote(&mut self, index: usize, bytes: u64) {
+        let Some(unflushed) = self.unflushed.get_mut(index) else {
+            return;
+        };
+        *unflushed += bytes;
+        if *unflushed < self.flush_after {
+            return;
+        }
+        *unflushed = 0;
+        let Some(Some((file, true))) = self.open.get(index) else {
+            return;
+        };
+        let Ok(file) = file.try_clone() else {
+            return;
+        };
+        if self.flusher.is_none() {
+            // Without the thread, the flush before the stamps does it all.
+            self.flusher = Flusher::start().ok();
+        }
+        if let Some(flusher) = &self.flusher {
+            flusher.flush(index, file);
+        }
+    }
+
     /// Flushes every file written since the last call to the disk, so that
     /// stamps taken afterwards describe data that is really there. Closes
     /// all handles, so the next access sees the files as they are now.
     pub(crate) fn sync_and_close(&mut self) -> Result<(), StorageError> {
+        if let Some(flusher) = &self.flusher
+            && let Err((index, e)) = flusher.wait()
+        {
+            return Err(StorageError::io("sync", &self.files[index].path, e));
+        }
+        self.unflushed.fill(0);
         for index in 0..self.open.len() {
             if let Some((file, true)) = &self.open[index] {
                 file.sync_data()
@@ -425,6 +469,7 @@ mod tests {
 
     use super::*;
     use metainfo::{Metainfo, TorrentBuilder};
+    use std::os::unix::fs::FileExt as _;
 
     /// A torrent of `content/sub/file` (100 bytes).
     fn torrent(dir: &Path) -> Metainfo {
@@ -448,6 +493,42 @@ mod tests {
             FileSet::new(torrent.info(), root, 4, Allocation::Sparse, ".parts").unwrap();
         checked.root_dir = None;
         vec![beneath, checked]
+    }
+
+    #[test]
+    fn written_files_are_flushed_in_the_background_and_waited_for_before_stamps() {
+        let source = tempfile::tempdir().unwrap();
+        let torrent = torrent(source.path());
+        let target = tempfile::tempdir().unwrap();
+        let mut set = FileSet::new(
+            torrent.info(),
+            target.path(),
+            4,
+            Allocation::Sparse,
+            ".parts",
+        )
+        .unwrap();
+        set.flush_after = 40;
+        set.get(0, true)
+            .unwrap()
+            .write_all_at(&[1u8; 30], 0)
+            .unwrap();
+        set.wrote(0, 30);
+        assert!(set.flusher.is_none(), "30 bytes are not enough to flush");
+        set.get(0, true)
+            .unwrap()
+            .write_all_at(&[2u8; 70], 30)
+            .unwrap();
+        set.wrote(0, 70);
+        set.sync_and_close().unwrap();
+        let flusher = set.flusher.as_ref().expect("a flusher past 40 bytes");
+        // The flush before stamps waited for the background one.
+        assert_eq!(flusher.done(), 1);
+        assert_eq!(set.unflushed[0], 0);
+        // Counting starts again; a file not open for writing is skipped.
+        set.wrote(0, 50);
+        set.sync_and_close().unwrap();
+        assert_eq!(set.flusher.as_ref().unwrap().done(), 1);
     }
 
     #[test]

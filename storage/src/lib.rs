@@ -50,6 +50,7 @@ mod assembler;
 mod disk;
 mod error;
 mod files;
+mod flusher;
 mod resume;
 mod store;
 

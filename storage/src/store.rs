@@ -178,6 +178,7 @@ impl Storage {
                     .map_err(|e| StorageError::io("write", &path, e))?;
                 to += chunk.len() as u64;
             }
+            self.files.wrote(file, part.len() as u64);
         }
         Ok(())
     }

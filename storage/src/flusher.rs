@@ -1,0 +1,98 @@
+//! Background flushes. Data written to a file starts on its way to the
+//! disk on a thread of its own while the download goes on, so the flush
+//! that must come before resume stamps (and before `btc` exits) finds
+//! little left to do, instead of waiting for the whole torrent at once.
+
+use std::fs::File;
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+
+/// Flushes waiting for the thread; more are skipped, which loses nothing:
+/// the flush before the next stamps covers every byte anyway.
+const QUEUE: usize = 4;
+
+enum Job {
+    /// `fdatasync` this handle of file `index`.
+    Flush(usize, File),
+    /// Answer once every flush before it is done.
+    Barrier(std::sync::mpsc::Sender<()>),
+}
+
+/// The flushing thread, and what it found.
+#[derive(Debug)]
+pub(crate) struct Flusher {
+    jobs: SyncSender<Job>,
+    /// The first flush that failed, by file index. A handle shares its
+    /// error state with the handle it was cloned from, so an error the
+    /// thread sees would be missed by a later flush of the original: it is
+    /// kept here for [`Flusher::wait`] to report.
+    error: Arc<Mutex<Option<(usize, io::Error)>>>,
+    /// Flushes done, for tests.
+    #[cfg_attr(not(test), allow(dead_code))]
+    done: Arc<AtomicU64>,
+}
+
+impl Flusher {
+    /// Starts the thread (`btc-flush`), which ends when the `Flusher` is
+    /// dropped and its queue is done.
+    pub(crate) fn start() -> io::Result<Flusher> {
+        let (jobs, queue) = std::sync::mpsc::sync_channel(QUEUE);
+        let error = Arc::new(Mutex::new(None));
+        let done = Arc::new(AtomicU64::new(0));
+        let (thread_error, thread_done) = (Arc::clone(&error), Arc::clone(&done));
+        std::thread::Builder::new()
+            .name("btc-flush".into())
+            .spawn(move || run(&queue, &thread_error, &thread_done))?;
+        Ok(Flusher { jobs, error, done })
+    }
+
+    /// Queues a flush of `file`, a clone of file `index`'s handle, unless
+    /// the queue is full.
+    pub(crate) fn flush(&self, index: usize, file: File) {
+        match self.jobs.try_send(Job::Flush(index, file)) {
+            Ok(()) | Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {}
+        }
+    }
+
+    /// Waits for every flush queued so far, and reports the first that
+    /// failed since the last call.
+    pub(crate) fn wait(&self) -> Result<(), (usize, io::Error)> {
+        let (ack, acked) = std::sync::mpsc::channel();
+        if self.jobs.send(Job::Barrier(ack)).is_ok() {
+            // An error here means the thread is gone: nothing is left to
+            // wait for.
+            let _ = acked.recv();
+        }
+        match self.error.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            Some(failed) => Err(failed),
+            None => Ok(()),
+        }
+    }
+
+    /// How many flushes the thread has done.
+    #[cfg(test)]
+    pub(crate) fn done(&self) -> u64 {
+        self.done.load(Ordering::Relaxed)
+    }
+}
+
+fn run(queue: &Receiver<Job>, error: &Mutex<Option<(usize, io::Error)>>, done: &AtomicU64) {
+    while let Ok(job) = queue.recv() {
+        match job {
+            Job::Flush(index, file) => {
+                if let Err(e) = file.sync_data() {
+                    error
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .get_or_insert((index, e));
+                }
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+            Job::Barrier(ack) => {
+                let _ = ack.send(());
+            }
+        }
+    }
+}
