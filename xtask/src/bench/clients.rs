@@ -493,6 +493,29 @@ pub(crate) fn parse_proc(stat: &str, status: &str) -> Option<(f64, f64)> {
     Some(((utime + stime) / 100.0, hwm_kib / 1024.0))
 }
 
+/// CPU seconds the whole machine has spent busy since boot, every process
+/// and kernel thread together (the `cpu` line of `/proc/stat`).
+pub(crate) fn machine_busy_seconds() -> Result<f64> {
+    let stat = std::fs::read_to_string("/proc/stat")?;
+    parse_machine_busy(&stat).context("cannot read the cpu line of /proc/stat")
+}
+
+/// Sums `user nice system irq softirq` (in ticks of 1/100 s) from the
+/// `cpu` line of `/proc/stat`; idle, iowait and steal are not busy. Guest
+/// time is already inside `user` and `nice`.
+pub(crate) fn parse_machine_busy(stat: &str) -> Option<f64> {
+    let line = stat.lines().find_map(|l| l.strip_prefix("cpu "))?;
+    let fields: Vec<u64> = line
+        .split_whitespace()
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .ok()?;
+    let [user, nice, system, _idle, _iowait, irq, softirq, ..] = fields[..] else {
+        return None;
+    };
+    Some((user + nice + system + irq + softirq) as f64 / 100.0)
+}
+
 /// Reads GNU time's `%e %U %S %M` line: CPU seconds (user + system) and
 /// peak RSS in MiB.
 pub(crate) fn parse_time(text: &str) -> Option<(f64, f64)> {
@@ -511,6 +534,16 @@ pub(crate) fn parse_time(text: &str) -> Option<(f64, f64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn machine_busy_time_is_user_nice_system_irq_and_softirq() {
+        let stat =
+            "cpu  100 20 300 9000 50 4 6 70 0 0\ncpu0 50 10 150 4500 25 2 3 35 0 0\nintr 1\n";
+        assert_eq!(parse_machine_busy(stat), Some(4.3));
+        assert_eq!(parse_machine_busy("cpu  1 2 3\n"), None);
+        assert_eq!(parse_machine_busy("cpu0 1 2 3 4 5 6 7 8\n"), None);
+        assert_eq!(parse_machine_busy("cpu  1 2 x 4 5 6 7 8\n"), None);
+    }
 
     #[test]
     fn gnu_time_reports_parse() {

@@ -132,6 +132,10 @@ pub(crate) struct Run {
     pub(crate) peak_rss_mib: f64,
     /// CPU seconds all the seeders used while this run's leechers ran.
     pub(crate) seeder_cpu_seconds: f64,
+    /// CPU seconds the whole machine used from this run's start until its
+    /// data was on the disk: leechers, seeders, and the kernel's own
+    /// threads (writeback, loopback), shared by every leecher of a swarm.
+    pub(crate) machine_cpu_seconds: f64,
 }
 
 /// A whole benchmark.
@@ -434,7 +438,7 @@ impl Setup<'_> {
         let mut runs = Vec::new();
         for round in 1..=self.rounds {
             for leecher in self.leechers {
-                let (usages, seeder_cpu_seconds) = self
+                let (usages, seeder_cpu_seconds, machine_cpu_seconds) = self
                     .leech(content, *leecher, count, &mut running)
                     .with_context(|| {
                         format!("{} from {seeder_names}, round {round}", leecher.name())
@@ -457,6 +461,7 @@ impl Setup<'_> {
                     cpu_seconds: usage.cpu_seconds,
                     peak_rss_mib: usage.peak_rss_mib,
                     seeder_cpu_seconds,
+                    machine_cpu_seconds,
                 }));
             }
         }
@@ -464,21 +469,23 @@ impl Setup<'_> {
     }
 
     /// Runs `count` leechers of `client` at once until each is complete;
-    /// checks every copy byte for byte. Returns what each leecher used, and
-    /// the CPU seconds the seeders used meanwhile.
+    /// checks every copy byte for byte. Returns what each leecher used, the
+    /// CPU seconds the seeders used meanwhile, and the CPU seconds the whole
+    /// machine used until the copies were on the disk.
     fn leech(
         &self,
         content: &Content,
         client: Client,
         count: usize,
         seeders: &mut [Peer],
-    ) -> Result<(Vec<Usage>, f64)> {
+    ) -> Result<(Vec<Usage>, f64, f64)> {
         let bytes = content.torrent().info().total_length();
         settle();
         let seeder_cpu = |seeders: &[Peer]| -> Result<f64> {
             seeders.iter().map(Peer::cpu_seconds).sum::<Result<f64>>()
         };
         let seeder_cpu_before = seeder_cpu(seeders)?;
+        let machine_before = clients::machine_busy_seconds()?;
         let mut leechers = (0..count)
             .map(|_| Peer::leech(self.tools, client, content.torrent_file()))
             .collect::<Result<Vec<_>>>()?;
@@ -501,12 +508,20 @@ impl Setup<'_> {
             std::thread::sleep(Duration::from_millis(10));
         }
         let seeder_cpu_seconds = seeder_cpu(seeders)? - seeder_cpu_before;
+        // btc writes its copy to the disk before it exits; the others leave
+        // that to the kernel's threads, which count here once `sync` is done.
+        settle();
+        let machine_cpu_seconds = clients::machine_busy_seconds()? - machine_before;
         for leecher in &leechers {
             content
                 .verify(&leecher.out)
                 .map_err(|e| anyhow::anyhow!("{}'s copy is wrong: {e}", client.name()))?;
         }
-        Ok((usages.into_iter().flatten().collect(), seeder_cpu_seconds))
+        Ok((
+            usages.into_iter().flatten().collect(),
+            seeder_cpu_seconds,
+            machine_cpu_seconds,
+        ))
     }
 }
 
@@ -585,6 +600,7 @@ mod tests {
             cpu_seconds: seconds / 2.0,
             peak_rss_mib: 10.0,
             seeder_cpu_seconds: seconds / 4.0,
+            machine_cpu_seconds: seconds,
         }
     }
 
@@ -661,7 +677,8 @@ mod tests {
             bench.runs.iter().all(|r| r.seconds > 0.0
                 && r.peak_rss_mib > 0.0
                 && r.cpu_seconds >= 0.0
-                && r.seeder_cpu_seconds >= 0.0),
+                && r.seeder_cpu_seconds >= 0.0
+                && r.machine_cpu_seconds > 0.0),
             "{:?}",
             bench.runs
         );

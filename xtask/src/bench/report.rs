@@ -13,6 +13,7 @@ struct Cell {
     cpu_seconds: f64,
     peak_rss_mib: f64,
     seeder_cpu_seconds: f64,
+    machine_cpu_seconds: f64,
 }
 
 impl Cell {
@@ -48,6 +49,7 @@ fn cells(bench: &Bench, scenario: Scenario) -> Vec<Cell> {
                 cpu_seconds: median(runs.iter().map(|r| r.cpu_seconds).collect()),
                 peak_rss_mib: median(runs.iter().map(|r| r.peak_rss_mib).collect()),
                 seeder_cpu_seconds: median(runs.iter().map(|r| r.seeder_cpu_seconds).collect()),
+                machine_cpu_seconds: median(runs.iter().map(|r| r.machine_cpu_seconds).collect()),
             }
         })
         .collect()
@@ -79,14 +81,21 @@ fn comparisons(bench: &Bench) -> Vec<String> {
                 .filter(|c| c.leecher != Client::Btc)
                 .map(|c| c.cpu_per_gib())
                 .fold(f64::INFINITY, f64::min);
+            let leanest_machine = row
+                .iter()
+                .filter(|c| c.leecher != Client::Btc)
+                .map(|c| c.machine_cpu_seconds)
+                .fold(f64::INFINITY, f64::min);
             lines.push(format!(
-                "- {scenario:?}, from {seeders}: btc leecher {:.0} MB/s = {:.2}× the fastest other ({} {:.0} MB/s); CPU {:.2} s/GiB against the leanest other's {:.2}",
+                "- {scenario:?}, from {seeders}: btc leecher {:.0} MB/s = {:.2}× the fastest other ({} {:.0} MB/s); CPU {:.2} s/GiB against the leanest other's {:.2}; machine CPU {:.2} s against the others' lowest {:.2}",
                 btc.mb_s(),
                 btc.mb_s() / best.mb_s(),
                 best.leecher.name(),
                 best.mb_s(),
                 btc.cpu_per_gib(),
                 leanest,
+                btc.machine_cpu_seconds,
+                leanest_machine,
             ));
         }
         if scenario != Scenario::One {
@@ -148,13 +157,13 @@ pub(crate) fn table(bench: &Bench) -> String {
         };
         out.push_str(&format!(
             "\n### {} ({shape})\n\n\
-             | seeders | leecher | seconds | MB/s | CPU s | CPU s/GiB | peak RSS MiB | seeders' CPU s |\n\
-             |---|---|---|---|---|---|---|---|\n",
+             | seeders | leecher | seconds | MB/s | CPU s | CPU s/GiB | peak RSS MiB | seeders' CPU s | machine CPU s |\n\
+             |---|---|---|---|---|---|---|---|---|\n",
             scenario.title(bench.swarm)
         ));
         for cell in &cells {
             out.push_str(&format!(
-                "| {} | {} | {:.2} | {:.0} | {:.2} | {:.2} | {:.1} | {:.2} |\n",
+                "| {} | {} | {:.2} | {:.0} | {:.2} | {:.2} | {:.1} | {:.2} | {:.2} |\n",
                 cell.seeders,
                 cell.leecher.name(),
                 cell.seconds,
@@ -163,6 +172,7 @@ pub(crate) fn table(bench: &Bench) -> String {
                 cell.cpu_per_gib(),
                 cell.peak_rss_mib,
                 cell.seeder_cpu_seconds,
+                cell.machine_cpu_seconds,
             ));
         }
     }
