@@ -13,6 +13,11 @@
 //! - `swarm`: one seeder to eight leechers of the same client at once;
 //! - `files`: one seeder, one leecher, a torrent of many small files.
 //!
+//! Every set of seeders first serves one unmeasured download: the first
+//! download from a freshly started seeder ran 20–100% slower than the
+//! next ones (libtorrent maps the file in, every seeder warms its caches),
+//! and it would always fall on the same leecher, the first in turn.
+//!
 //! Every client finds its peers through an in-process tracker. For each
 //! leecher it records the wall time to a complete, verified copy (checked
 //! byte for byte afterwards), MB/s, CPU seconds and peak RSS, and prints
@@ -402,9 +407,10 @@ struct Setup<'a> {
 }
 
 impl Setup<'_> {
-    /// Starts `seeders`, waits until the tracker lists them all, then, for
-    /// every round and every leecher client in turn, runs `count` leechers
-    /// of that client at once and checks every copy.
+    /// Starts `seeders`, waits until the tracker lists them all, lets the
+    /// first leecher client download once unmeasured, then, for every round
+    /// and every leecher client in turn, runs `count` leechers of that
+    /// client at once and checks every copy.
     fn run(
         &self,
         scenario: Scenario,
@@ -434,6 +440,10 @@ impl Setup<'_> {
             },
         )
         .with_context(|| format!("seeders {seeder_names}"))?;
+        if let Some(first) = self.leechers.first() {
+            self.leech(content, *first, 1, &mut running)
+                .with_context(|| format!("warming up {seeder_names}"))?;
+        }
 
         let mut runs = Vec::new();
         for round in 1..=self.rounds {
