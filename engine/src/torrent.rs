@@ -759,6 +759,12 @@ impl Torrent {
                     // A malformed extension handshake is ignored, as other
                     // clients do; `reqq` and `ut_metadata` matter here.
                     if let Ok(theirs) = ExtensionHandshake::decode(&payload) {
+                        tracing::debug!(
+                            addr = %peer.addr,
+                            client = ?theirs.v,
+                            reqq = ?theirs.reqq,
+                            "extension handshake"
+                        );
                         if let Some(reqq) = theirs.reqq {
                             peer.reqq = (reqq as usize).clamp(1, MAX_QUEUE);
                         }

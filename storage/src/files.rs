@@ -124,16 +124,35 @@ impl FileSet {
                     && let Some((file, writable)) = self.open[oldest].take()
                     && writable
                 {
-                    // Written data reaches the disk before its handle goes, so
-                    // that resume stamps never describe data still in memory.
-                    file.sync_data()
-                        .map_err(|e| StorageError::io("sync", &self.files[oldest].path, e))?;
+                    self.retire(oldest, file)?;
                 }
                 (self.open_file(index, write)?, write)
             }
         };
         self.order.push_back(index);
         Ok(&self.open[index].insert(entry).0)
+    }
+
+    /// Closes a handle written through, once its data is on the disk, so
+    /// that resume stamps never describe data still in memory. The flushing
+    /// thread does it while the download goes on (a torrent of many small
+    /// files evicts a handle for nearly every piece, and an `fdatasync`
+    /// each on this thread cost more than the writes); it takes a few
+    /// handles at most, then this waits. Its errors come out of the flush
+    /// before the next stamps.
+    fn retire(&mut self, index: usize, file: File) -> Result<(), StorageError> {
+        if self.flusher.is_none() {
+            self.flusher = Flusher::start().ok();
+        }
+        let file = match &self.flusher {
+            Some(flusher) => match flusher.close(index, file) {
+                Ok(()) => return Ok(()),
+                Err(file) => file,
+            },
+            None => file,
+        };
+        file.sync_data()
+            .map_err(|e| StorageError::io("sync", &self.files[index].path, e))
     }
 
     /// Refuses to write through a handle whose file was deleted or
@@ -396,9 +415,6 @@ fn open_beneath(
     stored: &StoredFile,
     write: bool,
 ) -> Result<File, StorageError> {
-    if write && let Some(parent) = stored.relative.parent() {
-        create_folders_beneath(root_dir, root, parent)?;
-    }
     let flags = OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
     // openat2 refuses a mode without O_CREAT.
     let (flags, mode) = if write {
@@ -410,8 +426,18 @@ fn open_beneath(
         (flags | OFlags::RDONLY, Mode::empty())
     };
     let action = if write { "create" } else { "open" };
-    let fd = openat2_beneath(root_dir, &stored.relative, flags, mode)
-        .map_err(|e| StorageError::io(action, &stored.path, e.into()))?;
+    let mut opened = openat2_beneath(root_dir, &stored.relative, flags, mode);
+    // The folders are made when the file's open finds them missing (or a
+    // file in the way, which they report clearly), not walked on every
+    // open: the kernel resolves the whole path beneath the root either way.
+    if write
+        && matches!(opened, Err(Errno::NOENT | Errno::NOTDIR))
+        && let Some(parent) = stored.relative.parent()
+    {
+        create_folders_beneath(root_dir, root, parent)?;
+        opened = openat2_beneath(root_dir, &stored.relative, flags, mode);
+    }
+    let fd = opened.map_err(|e| StorageError::io(action, &stored.path, e.into()))?;
     Ok(File::from(fd))
 }
 
@@ -493,6 +519,42 @@ mod tests {
             FileSet::new(torrent.info(), root, 4, Allocation::Sparse, ".parts").unwrap();
         checked.root_dir = None;
         vec![beneath, checked]
+    }
+
+    #[test]
+    fn evicted_handles_are_flushed_by_the_thread_before_stamps() {
+        let source = tempfile::tempdir().unwrap();
+        let content = source.path().join("content");
+        std::fs::create_dir_all(content.join("deep/er")).unwrap();
+        for name in ["a", "deep/b", "deep/er/c"] {
+            std::fs::write(content.join(name), [0u8; 10]).unwrap();
+        }
+        let torrent = TorrentBuilder::new(&content)
+            .piece_length(16 * 1024)
+            .build(|_, _| {})
+            .unwrap();
+        let target = tempfile::tempdir().unwrap();
+        for mut set in both_modes(&torrent, target.path()) {
+            set.capacity = 1;
+            // a, b, c, then a again: three handles written through evicted.
+            for (round, index) in [0, 1, 2, 0].into_iter().enumerate() {
+                let byte = u8::try_from(round).unwrap() + 1;
+                set.get(index, true)
+                    .unwrap()
+                    .write_all_at(&[byte; 5], 5 * (round as u64 / 3))
+                    .unwrap();
+                assert_eq!(set.open_count(), 1);
+            }
+            set.sync_and_close().unwrap();
+            let flusher = set.flusher.as_ref().expect("evictions start the thread");
+            assert_eq!(flusher.done(), 3);
+            assert_eq!(set.open_count(), 0);
+            let read =
+                |name: &str| std::fs::read(target.path().join("content").join(name)).unwrap();
+            assert_eq!(read("a"), [[1u8; 5], [4u8; 5]].concat());
+            assert_eq!(read("deep/b"), [[2u8; 5], [0u8; 5]].concat());
+            assert_eq!(read("deep/er/c"), [[3u8; 5], [0u8; 5]].concat());
+        }
     }
 
     #[test]

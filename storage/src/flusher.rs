@@ -6,7 +6,7 @@
 use std::fs::File;
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{Receiver, SendError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 
 /// Flushes waiting for the thread; more are skipped, which loses nothing:
@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 const QUEUE: usize = 4;
 
 enum Job {
-    /// `fdatasync` this handle of file `index`.
+    /// `fdatasync` this handle of file `index`, then close it.
     Flush(usize, File),
     /// Answer once every flush before it is done.
     Barrier(std::sync::mpsc::Sender<()>),
@@ -53,6 +53,16 @@ impl Flusher {
     pub(crate) fn flush(&self, index: usize, file: File) {
         match self.jobs.try_send(Job::Flush(index, file)) {
             Ok(()) | Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {}
+        }
+    }
+
+    /// Hands over a handle of file `index` that is being closed, to be
+    /// flushed before it is: this waits while the queue is full, so at most
+    /// [`QUEUE`] handles wait. Gives the handle back if the thread is gone.
+    pub(crate) fn close(&self, index: usize, file: File) -> Result<(), File> {
+        match self.jobs.send(Job::Flush(index, file)) {
+            Err(SendError(Job::Flush(_, file))) => Err(file),
+            _ => Ok(()),
         }
     }
 

@@ -279,7 +279,16 @@ impl Storage {
                     .layout
                     .piece_slices(piece)
                     .all(|s| unchanged[s.file] || self.files.files[s.file].padding);
-            have.push(trusted || self.verify(piece)?);
+            // A piece in a wanted file that is not there is not read: a
+            // fresh download would otherwise try to open its file once for
+            // every piece.
+            let absent = self.layout.piece_slices(piece).any(|s| {
+                !self.files.files[s.file].padding
+                    && stamps.get(s.file).is_some_and(|stamp| {
+                        stamp.is_none() && self.wanted.get(s.file) == Some(&true)
+                    })
+            });
+            have.push(trusted || (!absent && self.verify(piece)?));
             progress(piece);
         }
         Ok(have)
