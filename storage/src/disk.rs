@@ -132,6 +132,7 @@ impl Disk {
                 let mut state = State {
                     assembler: Assembler::new(storage.layout().clone(), memory_limit),
                     verified: vec![false; storage.layout().num_pieces() as usize],
+                    verified_count: 0,
                     suspects: HashMap::new(),
                     suspect_order: std::collections::VecDeque::new(),
                     storage,
@@ -287,6 +288,10 @@ struct State {
     /// Pieces known to be on disk: blocks for them are duplicates, so a late
     /// endgame copy never starts a piece over.
     verified: Vec<bool>,
+    /// How many of `verified` are set: whether all are is asked after every
+    /// piece, and a scan each time would make a download quadratic in its
+    /// piece count.
+    verified_count: usize,
     /// For pieces that failed their hash: for each failed copy (the last
     /// [`MAX_COPIES`]), each block's sender and hash, to find the liars once
     /// a good copy arrives. At most [`MAX_SUSPECT_PIECES`] pieces, the
@@ -340,6 +345,7 @@ impl State {
                 }
                 if let Ok(have) = &result {
                     self.verified.clone_from(have);
+                    self.verified_count = have.iter().filter(|h| **h).count();
                     // Partial copies of pieces now known whole free their
                     // share of the memory bound.
                     for (piece, _) in have.iter().enumerate().filter(|(_, h)| **h) {
@@ -496,8 +502,12 @@ impl State {
                 let piece = block.piece;
                 let senders = self.assembler.last_senders().to_vec();
                 if self.storage.write_verified(piece, &data)? {
-                    self.verified[piece as usize] = true;
-                    if self.verified.iter().all(|v| *v) {
+                    if let Some(verified) = self.verified.get_mut(piece as usize)
+                        && !std::mem::replace(verified, true)
+                    {
+                        self.verified_count += 1;
+                    }
+                    if self.verified_count == self.verified.len() {
                         self.create_empty_files();
                     }
                     let liars = self.liars(piece, &data);
