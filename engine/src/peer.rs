@@ -35,8 +35,9 @@ use crate::picker::PeerKey;
 /// keep in flight to us: at 256, a libtorrent 2.0 leecher stalled on it
 /// (2.84–3.04 s for 1 GiB from a btc seeder, 2.23–2.94 s from a libtorrent
 /// seeder); at 512, 2.26–2.41 s; at 2000, libtorrent's own default,
-/// 1.95–2.03 s. Only the requests wait here, not their data, so a full
-/// queue costs tens of kilobytes.
+/// 1.95–2.03 s. Only the requests wait here, not their data: a full
+/// queue is about 64 KiB, and a cancel looks through it, as libtorrent's
+/// does.
 pub(crate) const MAX_SERVE_QUEUE: usize = 2000;
 
 /// Bytes read from a socket at once, and buffered before a write.

@@ -1274,8 +1274,14 @@ impl Torrent {
                 let have = run.picker.have_vec();
                 run.dirty = false;
                 run.saving = Some(tokio::spawn(async move {
-                    if let Ok(data) = disk.resume_data(have).await {
-                        let _ = tokio::task::spawn_blocking(move || data.save(&path)).await;
+                    match disk.resume_data(have).await {
+                        Ok(data) => {
+                            let saved = tokio::task::spawn_blocking(move || data.save(&path)).await;
+                            if let Ok(Err(e)) = saved {
+                                tracing::warn!(error = %e, "cannot save resume data");
+                            }
+                        }
+                        Err(e) => tracing::warn!(error = %e, "cannot save resume data"),
                     }
                 }));
             }

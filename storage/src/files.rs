@@ -110,6 +110,12 @@ impl FileSet {
     /// its full length as the allocation mode says, if shorter) or for
     /// reading.
     pub(crate) fn get(&mut self, index: usize, write: bool) -> Result<&File, StorageError> {
+        if write {
+            // Data a background flush failed on may be lost: no more
+            // writes, so the download stops with the error (as it would
+            // had the flush been this thread's).
+            self.flush_failure()?;
+        }
         self.order.retain(|&i| i != index);
         let entry = match self.open[index].take() {
             Some((file, true)) if write => {
@@ -153,6 +159,14 @@ impl FileSet {
         };
         file.sync_data()
             .map_err(|e| StorageError::io("sync", &self.files[index].path, e))
+    }
+
+    /// The first background flush that failed, as an error.
+    fn flush_failure(&self) -> Result<(), StorageError> {
+        match self.flusher.as_ref().map(Flusher::failed) {
+            Some(Err((index, e))) => Err(StorageError::io("sync", &self.files[index].path, e)),
+            _ => Ok(()),
+        }
     }
 
     /// Refuses to write through a handle whose file was deleted or
@@ -276,21 +290,25 @@ impl FileSet {
     /// stamps taken afterwards describe data that is really there. Closes
     /// all handles, so the next access sees the files as they are now.
     pub(crate) fn sync_and_close(&mut self) -> Result<(), StorageError> {
-        if let Some(flusher) = &self.flusher
-            && let Err((index, e)) = flusher.wait()
-        {
-            return Err(StorageError::io("sync", &self.files[index].path, e));
-        }
+        let background = match &self.flusher {
+            Some(flusher) => flusher.wait(),
+            None => Ok(()),
+        };
         self.unflushed.fill(0);
+        let mut first_error = None;
         for index in 0..self.open.len() {
-            if let Some((file, true)) = &self.open[index] {
-                file.sync_data()
-                    .map_err(|e| StorageError::io("sync", &self.files[index].path, e))?;
+            if let Some((file, true)) = &self.open[index]
+                && let Err(e) = file.sync_data()
+            {
+                first_error.get_or_insert(StorageError::io("sync", &self.files[index].path, e));
             }
             self.open[index] = None;
         }
         self.order.clear();
-        Ok(())
+        if let Err((index, e)) = background {
+            return Err(StorageError::io("sync", &self.files[index].path, e));
+        }
+        first_error.map_or(Ok(()), Err)
     }
 
     /// Creates the folders above `path`, one at a time from the download
@@ -519,6 +537,43 @@ mod tests {
             FileSet::new(torrent.info(), root, 4, Allocation::Sparse, ".parts").unwrap();
         checked.root_dir = None;
         vec![beneath, checked]
+    }
+
+    #[test]
+    fn a_failed_background_flush_stops_writes_and_every_later_flush() {
+        let source = tempfile::tempdir().unwrap();
+        let torrent = torrent(source.path());
+        let target = tempfile::tempdir().unwrap();
+        let mut set = FileSet::new(
+            torrent.info(),
+            target.path(),
+            4,
+            Allocation::Sparse,
+            ".parts",
+        )
+        .unwrap();
+        set.get(0, true)
+            .unwrap()
+            .write_all_at(&[1u8; 100], 0)
+            .unwrap();
+        // fdatasync of a pipe fails (EINVAL): a flush the disk refused.
+        let (_reader, writer) = std::io::pipe().unwrap();
+        let flusher = Flusher::start().unwrap();
+        flusher.close(0, File::from(OwnedFd::from(writer))).unwrap();
+        set.flusher = Some(flusher);
+        for _ in 0..2 {
+            let err = set.sync_and_close().unwrap_err().to_string();
+            assert!(err.contains("sync"), "{err}");
+            let err = set.get(0, true).unwrap_err().to_string();
+            assert!(err.contains("sync"), "{err}");
+        }
+        // Reading, to seed what is on the disk, still works.
+        let mut back = [0u8; 100];
+        set.get(0, false)
+            .unwrap()
+            .read_exact_at(&mut back, 0)
+            .unwrap();
+        assert_eq!(back, [1u8; 100]);
     }
 
     #[test]

@@ -24,11 +24,12 @@ enum Job {
 #[derive(Debug)]
 pub(crate) struct Flusher {
     jobs: SyncSender<Job>,
-    /// The first flush that failed, by file index. A handle shares its
-    /// error state with the handle it was cloned from, so an error the
-    /// thread sees would be missed by a later flush of the original: it is
-    /// kept here for [`Flusher::wait`] to report.
-    error: Arc<Mutex<Option<(usize, io::Error)>>>,
+    /// The first flush that failed: the file's index, and the error's
+    /// kind and text. A handle shares its error state with the handle it
+    /// was cloned from, and a closed handle has no later flush at all, so
+    /// an error the thread sees would be missed by any later flush: it is
+    /// kept here, for good (what the failed flush lost is unknown).
+    error: Arc<Mutex<Option<(usize, io::ErrorKind, String)>>>,
     /// Flushes done, for tests.
     #[cfg_attr(not(test), allow(dead_code))]
     done: Arc<AtomicU64>,
@@ -67,7 +68,7 @@ impl Flusher {
     }
 
     /// Waits for every flush queued so far, and reports the first that
-    /// failed since the last call.
+    /// ever failed.
     pub(crate) fn wait(&self) -> Result<(), (usize, io::Error)> {
         let (ack, acked) = std::sync::mpsc::channel();
         if self.jobs.send(Job::Barrier(ack)).is_ok() {
@@ -75,8 +76,13 @@ impl Flusher {
             // wait for.
             let _ = acked.recv();
         }
-        match self.error.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            Some(failed) => Err(failed),
+        self.failed()
+    }
+
+    /// The first flush that ever failed, without waiting for the others.
+    pub(crate) fn failed(&self) -> Result<(), (usize, io::Error)> {
+        match &*self.error.lock().unwrap_or_else(|e| e.into_inner()) {
+            Some((index, kind, text)) => Err((*index, io::Error::new(*kind, text.clone()))),
             None => Ok(()),
         }
     }
@@ -88,7 +94,11 @@ impl Flusher {
     }
 }
 
-fn run(queue: &Receiver<Job>, error: &Mutex<Option<(usize, io::Error)>>, done: &AtomicU64) {
+fn run(
+    queue: &Receiver<Job>,
+    error: &Mutex<Option<(usize, io::ErrorKind, String)>>,
+    done: &AtomicU64,
+) {
     while let Ok(job) = queue.recv() {
         match job {
             Job::Flush(index, file) => {
@@ -96,7 +106,7 @@ fn run(queue: &Receiver<Job>, error: &Mutex<Option<(usize, io::Error)>>, done: &
                     error
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
-                        .get_or_insert((index, e));
+                        .get_or_insert((index, e.kind(), e.to_string()));
                 }
                 done.fetch_add(1, Ordering::Relaxed);
             }

@@ -7,7 +7,8 @@
 //! - [`Storage`] writes a verified piece across the files it spans, reads
 //!   blocks for seeding, and rechecks pieces on disk. Files are created when
 //!   first written, sparse or fully allocated ([`Allocation`]); zero-length
-//!   ones at the end. At most `max_open_files` handles are open at once.
+//!   ones at the end. At most `max_open_files` handles are open at once,
+//!   and a few more while they are flushed before closing.
 //! - Nothing is written outside the download folder: paths come from
 //!   `metainfo`'s checks, and every file is opened with `openat2` and
 //!   `RESOLVE_BENEATH`, so the kernel refuses a symbolic link on the way

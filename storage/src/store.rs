@@ -250,7 +250,8 @@ impl Storage {
     ///
     /// With `resume` for this torrent, a piece it records is trusted without
     /// hashing when every file the piece touches has the size and
-    /// modification time recorded; every other piece is read and hashed.
+    /// modification time recorded; every other piece is read and hashed,
+    /// but for pieces in wanted files that do not exist, which are missing.
     /// `progress` is told each piece as it is decided.
     pub fn check(
         &mut self,
@@ -271,6 +272,20 @@ impl Storage {
                 .collect(),
             _ => vec![false; stamps.len()],
         };
+        // Wanted files that do not exist (any other failure to look, and
+        // the piece is read, to fail or succeed as it will).
+        let missing: Vec<bool> = self
+            .files
+            .files
+            .iter()
+            .zip(self.wanted.iter().chain(std::iter::repeat(&false)))
+            .map(|(f, wanted)| {
+                *wanted
+                    && !f.padding
+                    && std::fs::symlink_metadata(&f.path)
+                        .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+            })
+            .collect();
         let mut have = Vec::with_capacity(self.hashes.len());
         for piece in 0..self.layout.num_pieces() {
             let recorded = resume.is_some_and(|r| r.pieces.get(piece as usize) == Some(&true));
@@ -282,12 +297,10 @@ impl Storage {
             // A piece in a wanted file that is not there is not read: a
             // fresh download would otherwise try to open its file once for
             // every piece.
-            let absent = self.layout.piece_slices(piece).any(|s| {
-                !self.files.files[s.file].padding
-                    && stamps.get(s.file).is_some_and(|stamp| {
-                        stamp.is_none() && self.wanted.get(s.file) == Some(&true)
-                    })
-            });
+            let absent = self
+                .layout
+                .piece_slices(piece)
+                .any(|s| missing.get(s.file) == Some(&true));
             have.push(trusted || (!absent && self.verify(piece)?));
             progress(piece);
         }
@@ -318,7 +331,9 @@ impl Storage {
             .collect()
     }
 
-    /// How many files are open now (at most `max_open_files`).
+    /// How many files are open now (at most `max_open_files`; up to five
+    /// more handles being closed may wait for their flush on the flushing
+    /// thread).
     pub fn open_files(&self) -> usize {
         self.files.open_count()
     }

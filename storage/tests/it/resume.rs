@@ -156,3 +156,36 @@ fn unusable_resume_files_are_ignored() {
     assert_eq!(ResumeData::load(&path, hash, 4, 1), Some(newer));
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
 }
+
+#[test]
+fn a_check_skips_missing_files_only_and_reads_files_it_cannot_stamp() {
+    let source = tempfile::tempdir().unwrap();
+    let (torrent, files) = make(source.path(), &[50_000, 30_000], 16 * 1024);
+    let target = tempfile::tempdir().unwrap();
+    let storage = download(
+        &torrent,
+        &files,
+        target.path(),
+        &all_blocks(&torrent),
+        StorageConfig::default(),
+    );
+    drop(storage);
+    // The first file dated before 1970: it has no stamp, but it is there,
+    // so its pieces are read and found good.
+    let first = file_path(&torrent, target.path(), 0);
+    let before_1970 = SystemTime::UNIX_EPOCH - Duration::from_secs(86_400);
+    std::fs::File::options()
+        .write(true)
+        .open(&first)
+        .unwrap()
+        .set_modified(before_1970)
+        .unwrap();
+    // The second file gone: the pieces only it holds are missing.
+    std::fs::remove_file(file_path(&torrent, target.path(), 1)).unwrap();
+    let mut fresh = Storage::new(&torrent, target.path(), StorageConfig::default()).unwrap();
+    let have = fresh.check(None, |_| {}).unwrap();
+    let n = have.len();
+    // 80,000 bytes in 16 KiB pieces: pieces 0..=2 lie in the first file
+    // alone, piece 3 spans both, the last in the second alone.
+    assert_eq!(have, [true, true, true, false, false], "{n} pieces");
+}
