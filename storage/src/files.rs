@@ -144,8 +144,8 @@ impl FileSet {
     /// thread does it while the download goes on (a torrent of many small
     /// files evicts a handle for nearly every piece, and an `fdatasync`
     /// each on this thread cost more than the writes); it takes a few
-    /// handles at most, then this waits. Its errors come out of the flush
-    /// before the next stamps.
+    /// handles at most, then this waits. A failure there fails every later
+    /// write and every flush before stamps.
     fn retire(&mut self, index: usize, file: File) -> Result<(), StorageError> {
         if self.flusher.is_none() {
             self.flusher = Flusher::start().ok();
