@@ -1016,7 +1016,11 @@ impl Torrent {
         }
         self.update_progress(run);
         if run.picker.is_complete() {
-            tracing::info!(name = %self.metainfo.info().name(), "download complete");
+            tracing::info!(
+                name = %self.metainfo.info().name(),
+                wasted_bytes = run.wasted,
+                "download complete"
+            );
             // Every peer met, those gone included.
             for totals in run.totals.values() {
                 tracing::debug!(
