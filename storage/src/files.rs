@@ -526,15 +526,19 @@ mod tests {
             .unwrap()
     }
 
+    /// A file set of `torrent` under `root`: four handles, sparse files.
+    fn file_set(torrent: &Metainfo, root: &Path) -> FileSet {
+        FileSet::new(torrent.info(), root, 4, Allocation::Sparse, ".parts").unwrap()
+    }
+
     /// File sets both with `openat2` and with the path-checking fallback.
     fn both_modes(torrent: &Metainfo, root: &Path) -> Vec<FileSet> {
-        let beneath = FileSet::new(torrent.info(), root, 4, Allocation::Sparse, ".parts").unwrap();
+        let beneath = file_set(torrent, root);
         assert!(
             beneath.root_dir.is_some(),
             "this kernel has openat2 (Linux 5.6+); the test needs it"
         );
-        let mut checked =
-            FileSet::new(torrent.info(), root, 4, Allocation::Sparse, ".parts").unwrap();
+        let mut checked = file_set(torrent, root);
         checked.root_dir = None;
         vec![beneath, checked]
     }
@@ -544,14 +548,7 @@ mod tests {
         let source = tempfile::tempdir().unwrap();
         let torrent = torrent(source.path());
         let target = tempfile::tempdir().unwrap();
-        let mut set = FileSet::new(
-            torrent.info(),
-            target.path(),
-            4,
-            Allocation::Sparse,
-            ".parts",
-        )
-        .unwrap();
+        let mut set = file_set(&torrent, target.path());
         set.get(0, true)
             .unwrap()
             .write_all_at(&[1u8; 100], 0)
@@ -617,14 +614,7 @@ mod tests {
         let source = tempfile::tempdir().unwrap();
         let torrent = torrent(source.path());
         let target = tempfile::tempdir().unwrap();
-        let mut set = FileSet::new(
-            torrent.info(),
-            target.path(),
-            4,
-            Allocation::Sparse,
-            ".parts",
-        )
-        .unwrap();
+        let mut set = file_set(&torrent, target.path());
         set.flush_after = 40;
         set.get(0, true)
             .unwrap()

@@ -273,14 +273,16 @@ impl Storage {
             _ => vec![false; stamps.len()],
         };
         // Wanted files that do not exist (any other failure to look, and
-        // the piece is read, to fail or succeed as it will).
+        // the piece is read, to fail or succeed as it will). A file with a
+        // stamp is there; only the others are looked at again.
         let missing: Vec<bool> = self
             .files
             .files
             .iter()
-            .zip(self.wanted.iter().chain(std::iter::repeat(&false)))
-            .map(|(f, wanted)| {
-                *wanted
+            .enumerate()
+            .map(|(i, f)| {
+                matches!(stamps.get(i), Some(None))
+                    && self.wanted.get(i) == Some(&true)
                     && !f.padding
                     && std::fs::symlink_metadata(&f.path)
                         .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
