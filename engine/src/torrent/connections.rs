@@ -1,0 +1,327 @@
+//! Who the torrent talks to: addresses waiting to be dialled, connections
+//! dialled and accepted, the checks a handshake must pass (not ourselves,
+//! not banned, not a second connection to the same peer), and forgetting a
+//! peer that leaves.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+use std::time::{Duration, Instant};
+
+use peerwire::extension::ExtensionHandshake;
+use peerwire::{Bitfield, Handshake, Message};
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
+
+use super::pipeline::Unasked;
+use super::{
+    DEFAULT_REQQ, Incoming, MAX_GONE, Peer, REPLACE_EVERY, RETRY_AFTER, Running, Torrent, host,
+};
+use crate::peer::{self, Link, Requests, Start};
+use crate::picker::PeerKey;
+use crate::rate::Rate;
+use crate::stats::TorrentEvent;
+
+impl Torrent {
+    /// Queues an address to dial, unless it is ours, known, banned or cooling
+    /// down after a failure.
+    pub(super) fn add_candidate(&self, run: &mut Running, addr: SocketAddr) {
+        let ours =
+            addr.port() == self.port && (addr.ip().is_loopback() || addr.ip().is_unspecified());
+        if ours
+            || run.known.contains(&addr)
+            || run.banned_addrs.contains(&addr)
+            || run.cooling.get(&addr).is_some_and(|t| *t > Instant::now())
+        {
+            return;
+        }
+        run.known.insert(addr);
+        run.candidates.push_back(addr);
+    }
+
+    /// Dials candidates while there is room.
+    pub(super) fn connect_more(&self, run: &mut Running) {
+        if run.paused || run.error.is_some() {
+            return;
+        }
+        while run.peers.len() < self.config.max_peers_per_torrent {
+            let Some(addr) = run.candidates.pop_front() else {
+                break;
+            };
+            let Ok(permit) = self.permits.clone().try_acquire_owned() else {
+                run.candidates.push_front(addr);
+                break;
+            };
+            self.spawn_peer(
+                run,
+                addr,
+                true,
+                permit,
+                Start::Connect {
+                    addr,
+                    timeout: self.config.connect_timeout,
+                },
+            );
+        }
+    }
+
+    /// Starts a connection task for `addr` and enters it in the peer table.
+    pub(super) fn spawn_peer(
+        &self,
+        run: &mut Running,
+        addr: SocketAddr,
+        outgoing: bool,
+        permit: OwnedSemaphorePermit,
+        start: Start,
+    ) {
+        let key = run.next_key;
+        run.next_key += 1;
+        let (commands, commands_rx) = mpsc::unbounded_channel();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let requests = Requests::default();
+        let num_pieces = run.picker.layout().num_pieces();
+        run.peers.insert(
+            key,
+            Peer {
+                addr,
+                outgoing,
+                id: None,
+                commands,
+                queued: queued.clone(),
+                requests: requests.clone(),
+                has: Bitfield::new(num_pieces),
+                said_pieces: false,
+                fast: false,
+                extended: false,
+                ut_metadata: None,
+                reqq: DEFAULT_REQQ,
+                am_choking: true,
+                am_interested: false,
+                peer_choking: true,
+                peer_interested: false,
+                down: Rate::default(),
+                up: Rate::default(),
+                waiting_since: None,
+                snubbed: false,
+                unasked: Unasked::default(),
+                connected_at: Instant::now(),
+                listen: None,
+                _permit: permit,
+            },
+        );
+        let link = Link {
+            key,
+            info_hash: self.info_hash,
+            our_id: self.config.peer_id,
+            num_pieces,
+            disk: self.disk.clone(),
+            events: self.events_tx.clone(),
+            commands: commands_rx,
+            queued,
+            requests,
+            faults: self.options.faults.clone(),
+            handshake_timeout: self.config.handshake_timeout,
+            idle_timeout: self.config.idle_timeout,
+            limits: self.limits.clone(),
+        };
+        tokio::spawn(peer::run(link, start));
+    }
+
+    /// A peer dialled us: taken if there is room and it is not banned.
+    pub(super) fn on_incoming(&self, run: &mut Running, incoming: Incoming) {
+        if run.paused || run.error.is_some() || run.peers.len() >= self.config.max_peers_per_torrent
+        {
+            return;
+        }
+        if run
+            .banned_ids
+            .contains(&(incoming.handshake.peer_id, host(incoming.addr)))
+        {
+            return;
+        }
+        let Ok(permit) = self.permits.clone().try_acquire_owned() else {
+            return;
+        };
+        let start = Start::Accepted {
+            stream: incoming.stream,
+            handshake: incoming.handshake,
+        };
+        self.spawn_peer(run, incoming.addr, false, permit, start);
+    }
+
+    /// A connection's handshake is done: it is dropped if it is us, banned or
+    /// a second connection to a peer we have; else it gets our pieces and, if
+    /// it speaks BEP 10, our extension handshake.
+    pub(super) fn on_ready(&self, run: &mut Running, key: PeerKey, handshake: Handshake) {
+        let id = handshake.peer_id;
+        let host_of_key = run.peers.get(&key).map(|p| host(p.addr));
+        let reason = if id == self.config.peer_id {
+            Some("that is us")
+        } else if host_of_key.is_some_and(|ip| run.banned_ids.contains(&(id, ip))) {
+            Some("banned")
+        } else if let Some((new_addr, new_outgoing)) =
+            run.peers.get(&key).map(|p| (p.addr, p.outgoing))
+            && let Some((&other, _)) = run.peers.iter().find(|(k, p)| {
+                // A peer id is only a claim: the same id from another IP
+                // is another peer, so that nobody can keep a peer out by
+                // connecting first under its id.
+                **k != key && p.id == Some(id) && host(p.addr) == host(new_addr)
+            })
+        {
+            let old = run.peers.get_mut(&other);
+            let old_outgoing = old.as_ref().is_some_and(|p| p.outgoing);
+            let old_busy = old
+                .as_ref()
+                .is_some_and(|p| p.down.total() > 0 || p.up.total() > 0);
+            // Both sides dialled at about the same time. Both keep the
+            // connection dialled by the peer with the lower id, so they
+            // never drop one each.
+            let dialled_by = |outgoing: bool| if outgoing { self.config.peer_id } else { id };
+            let keep_new = new_outgoing != old_outgoing
+                && !old_busy
+                && dialled_by(new_outgoing).0 < dialled_by(old_outgoing).0;
+            if keep_new {
+                self.drop_peer(run, other, "connected twice; keeping the other connection");
+                None
+            } else {
+                // A connection that already carries blocks is kept, whoever
+                // dialled it: dropping it would lose the requests in flight.
+                // A peer that dialled us without saying where it listens
+                // (rqbit, aria2) has now shown us: that address is not
+                // dialled again while the connection lasts.
+                if new_outgoing
+                    && let Some(old) = old
+                    && !old.outgoing
+                {
+                    old.listen.get_or_insert(new_addr);
+                }
+                Some("already connected to this peer")
+            }
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            // Ourselves: never dial that address again.
+            if id == self.config.peer_id
+                && let Some(peer) = run.peers.get(&key)
+                && peer.outgoing
+            {
+                run.banned_addrs.insert(peer.addr);
+            }
+            self.drop_peer(run, key, reason);
+            return;
+        }
+        let complete = run.picker.is_complete();
+        let bitfield = run.picker.bitfield();
+        let have_count = run.picker.have_count();
+        let Some(peer) = run.peers.get_mut(&key) else {
+            return;
+        };
+        peer.id = Some(id);
+        peer.fast = handshake.reserved.fast();
+        peer.extended = handshake.reserved.extension_protocol();
+        // Every piece, not just every wanted one: a partial download
+        // (chosen files) sends its bitfield.
+        if peer.fast && complete && have_count == run.picker.layout().num_pieces() {
+            peer.send(Message::HaveAll);
+        } else if peer.fast && have_count == 0 {
+            peer.send(Message::HaveNone);
+        } else if have_count > 0 {
+            peer.send(Message::Bitfield(bitfield.to_bytes()));
+        }
+        if peer.extended {
+            let mut ours = ExtensionHandshake {
+                v: Some(concat!("btc ", env!("CARGO_PKG_VERSION")).to_string()),
+                reqq: Some(peer::MAX_SERVE_QUEUE as u32),
+                p: Some(self.port),
+                yourip: None,
+                // We serve the info dictionary to magnet downloaders.
+                metadata_size: u32::try_from(self.metainfo.raw_info().len()).ok(),
+                ..ExtensionHandshake::default()
+            };
+            ours.m
+                .insert("ut_metadata".into(), crate::metadata::UT_METADATA_ID);
+            peer.send(Message::Extended {
+                id: 0,
+                payload: ours.encode(),
+            });
+        }
+        let addr = peer.addr;
+        run.peers_ever += 1;
+        tracing::debug!(%addr, "peer connected");
+        let _ = self.broadcast.send(TorrentEvent::PeerConnected { addr });
+    }
+
+    /// Closes a connection from our side.
+    pub(super) fn drop_peer(&self, run: &mut Running, key: PeerKey, reason: &str) {
+        // Dropping its command channel ends the connection task.
+        self.forget_peer(run, key, reason);
+    }
+
+    /// Removes a peer, gives its requests back to the picker and its
+    /// availability up.
+    pub(super) fn forget_peer(&self, run: &mut Running, key: PeerKey, reason: &str) {
+        let Some(peer) = run.peers.remove(&key) else {
+            return;
+        };
+        peer::lock(&peer.requests).clear();
+        run.picker.peer_gone(key);
+        // Keys only grow, so the smallest is the oldest.
+        if run.gone.len() >= MAX_GONE
+            && let Some(oldest) = run.gone.keys().min().copied()
+        {
+            run.gone.remove(&oldest);
+        }
+        run.gone.insert(key, (peer.id, peer.addr, peer.outgoing));
+        run.picker.remove_peer(&peer.has);
+        // Its addresses may be dialled again, unless another connection
+        // to the same peer still stands for them.
+        let taken = |addr: SocketAddr| {
+            run.peers
+                .values()
+                .any(|p| p.addr == addr || p.listen == Some(addr))
+        };
+        for addr in [Some(peer.addr), peer.listen].into_iter().flatten() {
+            if !taken(addr) {
+                run.known.remove(&addr);
+            }
+        }
+        if peer.outgoing && !peer.ready() {
+            run.dial_failures += 1;
+        }
+        if peer.outgoing {
+            run.cooling.insert(peer.addr, Instant::now() + RETRY_AFTER);
+        }
+        if peer.ready() {
+            tracing::debug!(addr = %peer.addr, %reason, "peer dropped");
+            let _ = self.broadcast.send(TorrentEvent::PeerDropped {
+                addr: peer.addr,
+                reason: reason.to_string(),
+            });
+        }
+        // Its blocks may now be asked of others.
+        self.fill_all(run);
+    }
+
+    /// At the peer limit with addresses waiting, the slowest downloader (not
+    /// new, not a fresh optimistic unchoke) makes room for a new peer.
+    pub(super) fn replace_slowest(&self, run: &mut Running) {
+        if run.candidates.is_empty()
+            || run.peers.len() < self.config.max_peers_per_torrent
+            || run.picker.is_complete()
+        {
+            return;
+        }
+        let now = Instant::now();
+        let slowest = run
+            .peers
+            .iter()
+            .filter(|(_, p)| {
+                now.duration_since(p.connected_at) > Duration::from_secs(REPLACE_EVERY)
+            })
+            .min_by(|a, b| a.1.down.per_second().total_cmp(&b.1.down.per_second()))
+            .map(|(k, _)| *k);
+        if let Some(key) = slowest {
+            self.drop_peer(run, key, "replaced by a faster peer");
+        }
+    }
+}

@@ -1,0 +1,318 @@
+//! The download side: asking peers for blocks, what each block's arrival
+//! means (stored, a copy, a piece verified or failed), banning the peers
+//! that sent bad data, and snubbing those that stop sending.
+
+use std::time::Instant;
+
+use metainfo::BlockRef;
+use peerwire::Message;
+use storage::{AssemblyError, BlockOutcome, DiskError};
+
+use super::{Running, Torrent, count, host};
+use crate::announce::Order;
+use crate::peer;
+use crate::picker::{Delivered, PeerKey};
+use crate::stats::TorrentEvent;
+
+impl Torrent {
+    /// Asks `key` for more blocks, up to its queue depth.
+    pub(super) fn fill(&self, run: &mut Running, key: PeerKey) {
+        if run.paused || run.error.is_some() {
+            return;
+        }
+        let Some(peer) = run.peers.get_mut(&key) else {
+            return;
+        };
+        if !peer.ready() || peer.peer_choking || !peer.am_interested {
+            return;
+        }
+        let depth = peer.queue_depth();
+        let mut requests = peer::lock(&peer.requests);
+        let room = depth.saturating_sub(requests.len());
+        // Top up in batches, not one block per block received.
+        if room == 0 || (room < depth / 4 && !requests.is_empty()) {
+            return;
+        }
+        let picked = run.picker.pick(key, &peer.has, room);
+        if picked.is_empty() {
+            return;
+        }
+        if requests.is_empty() {
+            peer.waiting_since = Some(Instant::now());
+        }
+        for block in picked {
+            requests.insert(block);
+            peer.send(Message::Request(block));
+        }
+    }
+
+    /// Tops up every peer's requests (after blocks were given back).
+    pub(super) fn fill_all(&self, run: &mut Running) {
+        let keys: Vec<PeerKey> = run.peers.keys().copied().collect();
+        for key in keys {
+            self.fill(run, key);
+        }
+    }
+
+    /// A peer that sent nothing for a while after being asked: its requests
+    /// go to others, and it gets one at a time until it sends again.
+    pub(super) fn snub(&self, run: &mut Running, key: PeerKey) {
+        let Some(peer) = run.peers.get_mut(&key) else {
+            return;
+        };
+        tracing::debug!(addr = %peer.addr, "peer snubbed");
+        peer.snubbed = true;
+        peer.waiting_since = None;
+        let withdrawn: Vec<BlockRef> = peer::lock(&peer.requests).drain().collect();
+        peer.unasked.took_back(withdrawn.len());
+        for block in &withdrawn {
+            peer.send(Message::Cancel(*block));
+        }
+        for block in withdrawn {
+            run.picker.withdrawn(key, block);
+        }
+        self.fill_all(run);
+    }
+
+    /// A block from `key` reached the disk (or failed to): counts it, cancels
+    /// its other copies, and acts on a piece verified or failed.
+    pub(super) fn on_block(
+        &self,
+        run: &mut Running,
+        key: PeerKey,
+        block: BlockRef,
+        outcome: Result<BlockOutcome, DiskError>,
+    ) {
+        let bytes = u64::from(block.length);
+        let outcome = match outcome {
+            Ok(outcome) => outcome,
+            Err(DiskError::Block(AssemblyError::Full { .. })) => {
+                // The memory bound: the block is dropped and asked for again.
+                run.picker.withdrawn(key, block);
+                run.wasted += bytes;
+                self.fill_all(run);
+                return;
+            }
+            Err(DiskError::Block(e)) => {
+                self.drop_peer(run, key, &format!("bad block: {e}"));
+                return;
+            }
+            Err(e) => {
+                self.fail(run, format!("{e}"));
+                return;
+            }
+        };
+        // Counted for its sender even if the connection has ended since.
+        let sender = run
+            .peers
+            .get(&key)
+            .map(|p| p.id)
+            .or_else(|| run.gone.get(&key).map(|g| g.0))
+            .flatten();
+        if let Some(id) = sender {
+            count(&mut run.totals, id, bytes, 0);
+        }
+        if let Some(peer) = run.peers.get_mut(&key) {
+            peer.down.add(bytes);
+            peer.snubbed = false;
+            peer.waiting_since = if peer::lock(&peer.requests).is_empty() {
+                None
+            } else {
+                Some(Instant::now())
+            };
+        }
+        run.down.add(bytes);
+        if outcome == BlockOutcome::Duplicate {
+            // The disk holds this block already (an endgame copy, or a copy
+            // that arrived after its peer left): wasted bytes, but the
+            // picker below still learns the block is in.
+            run.wasted += bytes;
+        }
+        match outcome {
+            BlockOutcome::AlreadyVerified(piece) => {
+                run.wasted += bytes;
+                if !run.picker.has(piece) {
+                    self.piece_verified(run, piece);
+                }
+            }
+            BlockOutcome::Stored
+            | BlockOutcome::Duplicate
+            | BlockOutcome::PieceVerified { .. }
+            | BlockOutcome::PieceFailed { .. } => {
+                match run.picker.delivered(key, block) {
+                    Delivered::Duplicate => {
+                        if outcome != BlockOutcome::Duplicate {
+                            run.wasted += bytes;
+                        }
+                    }
+                    Delivered::New { cancel } => {
+                        for other in cancel {
+                            if let Some(peer) = run.peers.get_mut(&other)
+                                && peer::lock(&peer.requests).remove(&block)
+                            {
+                                peer.unasked.took_back(1);
+                                peer.send(Message::Cancel(block));
+                            }
+                        }
+                    }
+                }
+                match outcome {
+                    // Once: an `AlreadyVerified` from another peer may have
+                    // overtaken this answer.
+                    BlockOutcome::PieceVerified { piece, ref liars } => {
+                        // The liars are banned whatever the order of
+                        // events; the piece is counted once.
+                        for liar in liars {
+                            self.ban(run, *liar);
+                        }
+                        if !run.picker.has(piece) {
+                            self.piece_verified(run, piece);
+                        }
+                    }
+                    BlockOutcome::PieceFailed { piece, senders } => {
+                        self.piece_failed(run, piece, senders);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        self.fill(run, key);
+    }
+
+    /// Piece `piece` is verified and on disk.
+    pub(super) fn piece_verified(&self, run: &mut Running, piece: u32) {
+        run.picker.verified(piece);
+        run.dirty = true;
+        let _ = self.broadcast.send(TorrentEvent::PieceVerified(piece));
+        let keys: Vec<PeerKey> = run.peers.keys().copied().collect();
+        for key in keys {
+            if let Some(peer) = run.peers.get(&key)
+                && peer.ready()
+            {
+                peer.send(Message::Have(piece));
+                if peer.am_interested && !run.picker.is_interesting(&peer.has) {
+                    self.update_interest(run, key);
+                }
+            }
+        }
+        self.update_progress(run);
+        if run.picker.is_complete() {
+            tracing::info!(
+                name = %self.metainfo.info().name(),
+                wasted_bytes = run.wasted,
+                "download complete"
+            );
+            // Every peer met, those gone included.
+            for totals in run.totals.values() {
+                tracing::debug!(
+                    id = %totals.id,
+                    received = totals.downloaded,
+                    sent = totals.uploaded,
+                    "peer's share"
+                );
+            }
+            // The state says so before the event does: a listener woken by
+            // `Finished` reads `Seeding`.
+            self.publish(run);
+            let _ = self.broadcast.send(TorrentEvent::Finished);
+            if let Some(orders) = &self.announcer {
+                let _ = orders.try_send(Order::Completed);
+            }
+            // Seeds have nothing to give each other.
+            let seeds: Vec<PeerKey> = run
+                .peers
+                .iter()
+                .filter(|(_, p)| p.has.is_full())
+                .map(|(k, _)| *k)
+                .collect();
+            for key in seeds {
+                self.drop_peer(run, key, "both are seeds");
+            }
+            self.publish(run);
+        }
+    }
+
+    /// Piece `piece` failed its hash check; `senders` are the peers whose
+    /// blocks were hashed, as the disk saw them (a late copy from an earlier
+    /// round counts against whoever sent it, not whoever was asked since).
+    pub(super) fn piece_failed(&self, run: &mut Running, piece: u32, senders: Vec<PeerKey>) {
+        run.picker.failed(piece);
+        let contributors = senders;
+        // Copies still asked for (endgame) would bring back data from the
+        // failed round: cancel them, so that the next round's blocks all
+        // come from the peers it asks.
+        for peer in run.peers.values_mut() {
+            let stale: Vec<BlockRef> = {
+                let mut requests = peer::lock(&peer.requests);
+                let stale: Vec<BlockRef> = requests
+                    .iter()
+                    .filter(|b| b.piece == piece)
+                    .copied()
+                    .collect();
+                for block in &stale {
+                    requests.remove(block);
+                }
+                stale
+            };
+            peer.unasked.took_back(stale.len());
+            for block in stale {
+                peer.send(Message::Cancel(block));
+            }
+        }
+        run.hash_failures += 1;
+        run.wasted += u64::from(run.picker.layout().piece_len(piece).unwrap_or(0));
+        let mut distinct: Vec<PeerKey> = contributors.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        let addrs = distinct
+            .iter()
+            .filter_map(|k| run.peers.get(k).map(|p| p.addr))
+            .collect();
+        tracing::info!(piece, peers = ?addrs, "piece failed its hash check");
+        let _ = self.broadcast.send(TorrentEvent::HashFailed {
+            piece,
+            peers: addrs,
+        });
+        // A peer that sent the whole piece sent the bad data. When several
+        // did, the good copy to come will tell which (`piece_verified`).
+        if let [alone] = distinct[..] {
+            self.ban(run, alone);
+        }
+    }
+
+    /// Bans the peer behind connection `key` (live, or gone): its id and,
+    /// if we dialled it, its address. Every live connection with that id
+    /// is dropped, so a liar that reconnected meanwhile goes too.
+    pub(super) fn ban(&self, run: &mut Running, key: PeerKey) {
+        let Some((id, addr, outgoing)) = run
+            .peers
+            .get(&key)
+            .map(|p| (p.id, p.addr, p.outgoing))
+            .or_else(|| run.gone.get(&key).copied())
+        else {
+            return;
+        };
+        if outgoing {
+            run.banned_addrs.insert(addr);
+        }
+        let new = match id {
+            Some(id) => run.banned_ids.insert((id, host(addr))),
+            None => true,
+        };
+        if new {
+            tracing::warn!(%addr, "banned for sending data that failed its hash check");
+            let _ = self.broadcast.send(TorrentEvent::PeerBanned { addr, id });
+        }
+        let same: Vec<PeerKey> = run
+            .peers
+            .iter()
+            .filter(|(k, p)| {
+                **k == key || (id.is_some() && p.id == id && host(p.addr) == host(addr))
+            })
+            .map(|(k, _)| *k)
+            .collect();
+        for key in same {
+            self.drop_peer(run, key, "banned: sent bad data");
+        }
+    }
+}
