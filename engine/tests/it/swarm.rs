@@ -68,6 +68,10 @@ async fn a_seeder_that_joins_late_is_found_through_the_tracker() {
         .await
         .expect("the leecher announces");
     assert_eq!(leech.stats().peers, 0);
+    // Its first announce, `started`, says what it lacks: it is counted
+    // as a leecher, not a seed.
+    let stats = tracker.state().lock().unwrap().stats(&hash).unwrap();
+    assert_eq!((stats.complete, stats.incomplete), (0, 1));
     let seeder = session().await;
     seeder
         .add(content.torrent.clone(), content.seed_options())
