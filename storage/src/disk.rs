@@ -129,10 +129,12 @@ impl Disk {
         let thread = std::thread::Builder::new()
             .name("btc-disk".into())
             .spawn(move || {
+                let wanted = storage.wanted_pieces();
                 let mut state = State {
                     assembler: Assembler::new(storage.layout().clone(), memory_limit),
                     verified: vec![false; storage.layout().num_pieces() as usize],
-                    verified_count: 0,
+                    wanted_left: wanted.iter().filter(|w| **w).count(),
+                    wanted,
                     suspects: HashMap::new(),
                     suspect_order: std::collections::VecDeque::new(),
                     storage,
@@ -288,10 +290,12 @@ struct State {
     /// Pieces known to be on disk: blocks for them are duplicates, so a late
     /// endgame copy never starts a piece over.
     verified: Vec<bool>,
-    /// How many of `verified` are set: whether all are is asked after every
-    /// piece, and a scan each time would make a download quadratic in its
-    /// piece count.
-    verified_count: usize,
+    /// Pieces that hold a byte of a wanted file.
+    wanted: Vec<bool>,
+    /// How many of those are not verified: whether all are in is asked
+    /// after every piece, and a scan each time would make a download
+    /// quadratic in its piece count.
+    wanted_left: usize,
     /// For pieces that failed their hash: for each failed copy (the last
     /// [`MAX_COPIES`]), each block's sender and hash, to find the liars once
     /// a good copy arrives. At most [`MAX_SUSPECT_PIECES`] pieces, the
@@ -338,14 +342,16 @@ impl State {
             }
             Job::Check { resume, reply } => {
                 let result = self.storage.check(resume.as_ref(), |_| {});
-                if let Ok(have) = &result
-                    && have.iter().all(|h| *h)
-                {
-                    self.create_empty_files();
-                }
                 if let Ok(have) = &result {
                     self.verified.clone_from(have);
-                    self.verified_count = have.iter().filter(|h| **h).count();
+                    self.wanted_left = have
+                        .iter()
+                        .zip(&self.wanted)
+                        .filter(|(have, wanted)| **wanted && !**have)
+                        .count();
+                    if self.wanted_left == 0 {
+                        self.create_empty_files();
+                    }
                     // Partial copies of pieces now known whole free their
                     // share of the memory bound.
                     for (piece, _) in have.iter().enumerate().filter(|(_, h)| **h) {
@@ -409,8 +415,8 @@ impl State {
         liars
     }
 
-    /// Zero-length files hold no piece: they are made once every piece is
-    /// in. Failing to make one loses no data and must not stop a complete
+    /// Zero-length files hold no piece: the wanted ones are made once every
+    /// wanted piece is in. Failing to make one loses no data and must not stop a complete
     /// download from seeding, so it is logged, not returned.
     fn create_empty_files(&mut self) {
         if let Err(e) = self.storage.create_empty_files() {
@@ -504,11 +510,12 @@ impl State {
                 if self.storage.write_verified(piece, &data)? {
                     if let Some(verified) = self.verified.get_mut(piece as usize)
                         && !std::mem::replace(verified, true)
+                        && self.wanted.get(piece as usize) == Some(&true)
                     {
-                        self.verified_count += 1;
-                    }
-                    if self.verified_count == self.verified.len() {
-                        self.create_empty_files();
+                        self.wanted_left -= 1;
+                        if self.wanted_left == 0 {
+                            self.create_empty_files();
+                        }
                     }
                     let liars = self.liars(piece, &data);
                     BlockOutcome::PieceVerified { piece, liars }

@@ -122,6 +122,21 @@ impl Storage {
         &self.layout
     }
 
+    /// One flag per piece: whether it holds a byte of a wanted file.
+    pub fn wanted_pieces(&self) -> Vec<bool> {
+        let mut pieces = vec![false; self.layout.num_pieces() as usize];
+        for (file, wanted) in self.wanted.iter().enumerate() {
+            if *wanted {
+                for piece in self.layout.file_pieces(file) {
+                    if let Some(flag) = pieces.get_mut(piece as usize) {
+                        *flag = true;
+                    }
+                }
+            }
+        }
+        pieces
+    }
+
     /// Checks `data` against piece `piece`'s hash and, if it matches, writes
     /// it. Returns whether it matched; a piece that does not is not written.
     pub fn write_verified(&mut self, piece: u32, data: &[u8]) -> Result<bool, StorageError> {

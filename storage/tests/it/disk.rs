@@ -363,3 +363,61 @@ async fn blocks_read_together_match_blocks_read_alone() {
     drop(disk);
     thread.join();
 }
+
+/// A download of chosen files makes the empty files among them once every
+/// piece of the chosen files is in (and none of the others), or at once
+/// when the chosen files hold no piece at all.
+#[tokio::test]
+async fn chosen_empty_files_are_made_once_the_chosen_pieces_are_in() {
+    let source = tempfile::tempdir().unwrap();
+    let (torrent, files) = make(source.path(), &[40_000, 0, 40_000, 0], 16 * 1024);
+    let path = |dir: &std::path::Path, i| super::file_path(&torrent, dir, i);
+    let lengths: Vec<u64> = torrent.info().files().iter().map(|f| f.length).collect();
+    let (empty, full): (Vec<usize>, Vec<usize>) =
+        (0..lengths.len()).partition(|i| lengths[*i] == 0);
+    let only = |chosen: &[usize]| StorageConfig {
+        wanted: Some((0..lengths.len()).map(|i| chosen.contains(&i)).collect()),
+        ..StorageConfig::default()
+    };
+
+    // A full file and an empty one.
+    let target = tempfile::tempdir().unwrap();
+    let storage = Storage::new(&torrent, target.path(), only(&[full[0], empty[0]])).unwrap();
+    let (disk, thread) = Disk::start(storage, 1 << 20, 4).unwrap();
+    disk.check(None).await.unwrap();
+    for piece in torrent.layout().file_pieces(full[0]) {
+        assert!(
+            !path(target.path(), empty[0]).exists(),
+            "before piece {piece}"
+        );
+        for block in torrent.layout().blocks(piece) {
+            let data = Bytes::from(source_block(&torrent, &files, block));
+            disk.write_block(block, data).await.unwrap();
+        }
+    }
+    assert_eq!(
+        std::fs::metadata(path(target.path(), empty[0]))
+            .unwrap()
+            .len(),
+        0
+    );
+    assert!(!path(target.path(), empty[1]).exists());
+    assert!(!path(target.path(), full[1]).exists());
+    drop(disk);
+    thread.join();
+
+    // Only an empty file: nothing to download, so at once.
+    let target = tempfile::tempdir().unwrap();
+    let storage = Storage::new(&torrent, target.path(), only(&[empty[1]])).unwrap();
+    let (disk, thread) = Disk::start(storage, 1 << 20, 4).unwrap();
+    disk.check(None).await.unwrap();
+    assert_eq!(
+        std::fs::metadata(path(target.path(), empty[1]))
+            .unwrap()
+            .len(),
+        0
+    );
+    assert!(!path(target.path(), empty[0]).exists());
+    drop(disk);
+    thread.join();
+}
