@@ -65,6 +65,20 @@ pub(crate) fn run(args: &Args) -> Result<String> {
     // Refuse early when the output is named, rather than after hashing.
     if let Some(output) = &args.output {
         refuse_overwrite(output, args.force)?;
+        check_folder(output)?;
+    }
+    // An older copy of the output inside the folder is not content. The
+    // default output is named after the content, in the current folder.
+    let output = args.output.clone().or_else(|| {
+        let name = args.path.file_name().map(std::ffi::OsStr::to_os_string);
+        let name = name.or_else(|| args.path.canonicalize().ok()?.file_name().map(Into::into));
+        name.map(|mut name| {
+            name.push(".torrent");
+            PathBuf::from(name)
+        })
+    });
+    if let Some(output) = output {
+        builder = builder.exclude(output);
     }
     // A bar on a terminal while the files are hashed.
     let bar = std::io::stderr().is_terminal().then(|| {
@@ -92,6 +106,7 @@ pub(crate) fn run(args: &Args) -> Result<String> {
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("{}.torrent", info.name())));
     refuse_overwrite(&output, args.force)?;
+    check_folder(&output)?;
     write_atomically(&output, &torrent.to_bytes(), args.force)?;
 
     let mut magnet = MagnetLink::new(torrent.info_hash());
@@ -101,15 +116,35 @@ pub(crate) fn run(args: &Args) -> Result<String> {
     let mut out = format!("created {}\n", output.display());
     let _ = writeln!(
         out,
-        "  {} in {} files, {} pieces of {}",
+        "  {} in {}, {} pieces of {}",
         format::size(layout.total_length()),
-        info.files().len(),
+        match info.files().len() {
+            1 => "1 file".to_string(),
+            n => format!("{} files", format::grouped(n as u64)),
+        },
         format::grouped(u64::from(layout.num_pieces())),
         format::size(u64::from(info.piece_length())),
     );
     let _ = writeln!(out, "  info-hash {}", torrent.info_hash());
     let _ = writeln!(out, "  {magnet}");
     Ok(out)
+}
+
+/// The folder `output` goes in must exist: said before any hashing, and
+/// without the name of the temporary file the write goes through.
+fn check_folder(output: &Path) -> Result<()> {
+    let dir = match output.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        bail!(
+            "cannot write {}: the folder {} does not exist",
+            output.display(),
+            dir.display()
+        );
+    }
+    Ok(())
 }
 
 fn refuse_overwrite(output: &Path, force: bool) -> Result<()> {

@@ -76,6 +76,7 @@ pub struct TorrentBuilder {
     private: bool,
     web_seeds: Vec<String>,
     threads: usize,
+    exclude: Vec<PathBuf>,
 }
 
 /// The piece length mainstream tools choose for content of this size: the
@@ -113,7 +114,17 @@ impl TorrentBuilder {
             web_seeds: Vec::new(),
             // More threads than this only add memory: reading is the bottleneck.
             threads: thread::available_parallelism().map_or(1, |n| n.get().min(8)),
+            exclude: Vec::new(),
         }
+    }
+
+    /// Leaves the file at `path` out of the torrent if the folder holds it:
+    /// the `.torrent` being written into the folder it describes, say, which
+    /// a second run would otherwise take in. A path that does not exist
+    /// leaves nothing out.
+    pub fn exclude(mut self, path: impl Into<PathBuf>) -> Self {
+        self.exclude.push(path.into());
+        self
     }
 
     /// Adds a tier of trackers (BEP 12). The first tracker of the first tier
@@ -172,7 +183,13 @@ impl TorrentBuilder {
     /// Reads and hashes the content and returns the torrent. `progress` is
     /// called with bytes hashed so far and the total, after each piece.
     pub fn build(&self, mut progress: impl FnMut(u64, u64)) -> Result<Metainfo, CreateError> {
-        let content = Content::scan(&self.path)?;
+        // Compared by resolved path; one that does not resolve is not there.
+        let exclude: Vec<PathBuf> = self
+            .exclude
+            .iter()
+            .filter_map(|p| p.canonicalize().ok())
+            .collect();
+        let content = Content::scan(&self.path, &exclude)?;
         let total = content.total;
         if total == 0 {
             return Err(CreateError::Empty(self.path.clone()));
@@ -247,7 +264,7 @@ struct Content {
 }
 
 impl Content {
-    fn scan(root: &Path) -> Result<Content, CreateError> {
+    fn scan(root: &Path, exclude: &[PathBuf]) -> Result<Content, CreateError> {
         let io_err = |error| CreateError::Io {
             path: root.to_path_buf(),
             error,
@@ -278,6 +295,13 @@ impl Content {
                 }
             })?;
             if !entry.file_type().is_file() {
+                continue;
+            }
+            let excluded = exclude.iter().any(|x| {
+                x.file_name() == Some(entry.file_name())
+                    && entry.path().canonicalize().ok().as_ref() == Some(x)
+            });
+            if excluded {
                 continue;
             }
             let relative = entry.path().strip_prefix(&absolute).unwrap_or(entry.path());

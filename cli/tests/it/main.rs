@@ -146,6 +146,43 @@ fn unusable_input_gets_one_sentence_and_status_1() {
     insta::assert_snapshot!(report);
 }
 
+/// A torrent written into the folder it describes is not content of the
+/// next one made there: `-o` inside the folder, and the default name when
+/// the folder is the current one.
+#[test]
+fn create_leaves_its_own_output_out_of_the_torrent() {
+    let dir = tempfile::tempdir().unwrap();
+    let content = dir.path().join("share");
+    std::fs::create_dir_all(&content).unwrap();
+    std::fs::write(content.join("a.bin"), vec![1u8; 50_000]).unwrap();
+    let files = |torrent: &str, cwd: &Path| {
+        let info = btc(&["info", "--json", torrent], cwd);
+        let json: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
+        json["files"].clone()
+    };
+    let only_a = serde_json::json!([{"path": "share/a.bin", "length": 50_000}]);
+    for _ in 0..2 {
+        let created = btc(
+            &["create", "share", "-o", "share/share.torrent", "--force"],
+            dir.path(),
+        );
+        assert!(created.status.success(), "{}", transcript(&created));
+        assert_eq!(files("share/share.torrent", dir.path()), only_a);
+    }
+    std::fs::remove_file(content.join("share.torrent")).unwrap();
+    for _ in 0..2 {
+        let created = btc(&["create", ".", "--force"], &content);
+        assert!(created.status.success(), "{}", transcript(&created));
+        assert_eq!(files("share.torrent", &content), only_a);
+    }
+    let missing = btc(&["create", "share", "-o", "nowhere/x.torrent"], dir.path());
+    assert_eq!(missing.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&missing.stderr).trim(),
+        "error: cannot write nowhere/x.torrent: the folder nowhere does not exist"
+    );
+}
+
 #[test]
 fn create_then_info_round_trips() {
     let dir = tempfile::tempdir().unwrap();
