@@ -71,8 +71,10 @@ impl FromStr for InfoHash {
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PeerId(pub [u8; 20]);
 
-/// btc's Azureus-style client prefix: `-BT` then a four-digit version.
-pub const CLIENT_PREFIX: &[u8; 8] = b"-BT0010-";
+/// btc's Azureus-style client prefix: `-BQ`, then the version's digits
+/// (0.1.0.0). `BQ` is in no client table we know of (libtorrent's, BEP
+/// 20's); `-BT` would say mainline BitTorrent.
+pub const CLIENT_PREFIX: &[u8; 8] = b"-BQ0100-";
 
 impl PeerId {
     /// A fresh id: [`CLIENT_PREFIX`] followed by 12 random bytes.
@@ -161,7 +163,7 @@ mod tests {
         let (a, b) = (PeerId::generate(), PeerId::generate());
         assert_eq!(&a.0[..8], CLIENT_PREFIX);
         assert_ne!(a, b);
-        assert_eq!(a.azureus_client(), Some(("BT", "0010")));
+        assert_eq!(a.azureus_client(), Some(("BQ", "0100")));
     }
 
     #[test]

@@ -175,7 +175,7 @@ fn encodings() {
     }
     let hello = Handshake::new(
         InfoHash([0xab; 20]),
-        PeerId(*b"-BT0010-abcdefghijkl"),
+        PeerId(*b"-BQ0100-abcdefghijkl"),
         Reserved::default()
             .with_extension_protocol(true)
             .with_fast(true),

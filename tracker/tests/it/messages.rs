@@ -10,7 +10,7 @@ use tracker::{
 };
 
 fn request() -> AnnounceRequest {
-    let mut id = *b"-BT0010-\x00\x01\x02 ~.-_%&=+";
+    let mut id = *b"-BQ0100-\x00\x01\x02 ~.-_%&=+";
     id[19] = 0xff;
     let mut r = AnnounceRequest::new(
         InfoHash(*b"\x12\x34\x56\x78\x9a\xbc\xde\xf0 abcXYZ-._~!"),
@@ -89,7 +89,7 @@ fn response() -> AnnounceResponse {
         peers: vec![
             Peer {
                 addr: v4("127.0.0.1:6881"),
-                peer_id: Some(PeerId(*b"-BT0010-aaaaaaaaaaaa")),
+                peer_id: Some(PeerId(*b"-BQ0100-aaaaaaaaaaaa")),
             },
             Peer {
                 addr: v4("10.0.0.2:51413"),
