@@ -12,26 +12,31 @@ use crate::format::{self, size};
 use crate::watch::{GiveUp, Until, duration, watch_progress};
 
 /// The user stopped a download before it finished (Ctrl-C or SIGTERM):
-/// not a failure to report with "error:", but not success either.
+/// not a failure to report with "error:", but not success either. The
+/// exit status is the signal's (see [`crate::tracker::stop_signals`]).
 #[derive(Debug)]
-pub(crate) struct Interrupted(pub(crate) String);
+pub(crate) struct Interrupted {
+    pub(crate) message: String,
+    pub(crate) status: u8,
+}
 
 impl std::fmt::Display for Interrupted {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.message)
     }
 }
 
 impl std::error::Error for Interrupted {}
 
 /// After a first Ctrl-C has started a graceful stop, a second one quits at
-/// once (exit status 130), as users of other clients expect.
+/// once (exit status 130, or 143 for SIGTERM), as users of other clients
+/// expect.
 fn quit_on_second_signal() {
     if let Ok(second) = crate::tracker::stop_signals() {
         tokio::spawn(async move {
-            second.await;
+            let status = second.await;
             eprintln!("stopped at once; the next run checks what was written");
-            std::process::exit(130);
+            std::process::exit(i32::from(status));
         });
     }
 }
@@ -302,9 +307,10 @@ async fn run_download(args: &DownloadArgs) -> Result<String> {
             let fetch = session.fetch_metadata(link, &peers, METADATA_DEADLINE);
             let torrent = tokio::select! {
                 torrent = fetch => torrent?,
-                () = &mut stop => {
+                status = &mut stop => {
                     session.shutdown().await;
-                    return Err(Interrupted("stopped while fetching the metadata".into()).into());
+                    let message = "stopped while fetching the metadata".into();
+                    return Err(Interrupted { message, status }.into());
                 }
             };
             if let Some(path) = &args.save_torrent {
@@ -358,25 +364,25 @@ async fn run_download(args: &DownloadArgs) -> Result<String> {
     tracing::info!(port = session.local_addr().port(), "listening for peers");
     let started = Instant::now();
     let outcome = tokio::select! {
-        result = watch_progress(&handle, Until::Complete(give_up), args.quiet) => Some(result),
-        () = &mut stop => None,
+        result = watch_progress(&handle, Until::Complete(give_up), args.quiet) => Ok(result),
+        status = &mut stop => Err(status),
     };
     let elapsed = started.elapsed();
     match outcome {
-        Some(Ok(())) => {}
-        Some(Err(e)) => {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
             session.shutdown().await;
             return Err(e);
         }
-        None => {
+        Err(status) => {
             quit_on_second_signal();
             session.shutdown().await;
             let stats = handle.stats();
-            return Err(Interrupted(format!(
+            let message = format!(
                 "stopped with {} of {} pieces; run the same command again to resume",
                 stats.pieces_have, stats.pieces_total
-            ))
-            .into());
+            );
+            return Err(Interrupted { message, status }.into());
         }
     }
     let stats = handle.stats();
@@ -437,10 +443,11 @@ async fn run_seed(args: &SeedArgs) -> Result<String> {
     let mut watch = handle.watch();
     let checked = tokio::select! {
         checked = watch.wait_for(|s| s.state != TorrentState::Checking) => checked.map(|s| s.clone()),
-        () = &mut stop => {
+        status = &mut stop => {
             quit_on_second_signal();
             session.shutdown().await;
-            return Err(Interrupted("stopped while checking the data".into()).into());
+            let message = "stopped while checking the data".into();
+            return Err(Interrupted { message, status }.into());
         }
     };
     let stats = match checked {
@@ -492,13 +499,13 @@ async fn run_seed(args: &SeedArgs) -> Result<String> {
 async fn seed_until_stopped(
     session: Session,
     handle: &TorrentHandle,
-    stop: std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+    stop: std::pin::Pin<&mut impl std::future::Future<Output = u8>>,
     until: Until,
     quiet: bool,
 ) -> Result<String> {
     let seeding = tokio::select! {
         result = watch_progress(handle, until, quiet) => result,
-        () = stop => Ok(()),
+        _ = stop => Ok(()),
     };
     quit_on_second_signal();
     session.shutdown().await;

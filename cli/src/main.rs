@@ -65,16 +65,19 @@ fn main() -> ExitCode {
     };
     match result.and_then(|text| print(&text)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(err) if err.downcast_ref::<download::Interrupted>().is_some() => {
-            // Stopped by the user: said plainly, status 130 as after Ctrl-C.
-            eprintln!("{err}");
-            ExitCode::from(130)
-        }
-        Err(err) => {
-            // `{:#}` joins the chain of causes into one sentence.
-            eprintln!("error: {err:#}");
-            ExitCode::FAILURE
-        }
+        Err(err) => match err.downcast::<download::Interrupted>() {
+            // Stopped by the user: said plainly, with the signal's status
+            // (130 after Ctrl-C, 143 after SIGTERM), as a shell would give.
+            Ok(stopped) => {
+                eprintln!("{stopped}");
+                ExitCode::from(stopped.status)
+            }
+            Err(err) => {
+                // `{:#}` joins the chain of causes into one sentence.
+                eprintln!("error: {err:#}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 
@@ -106,6 +109,8 @@ fn init_logging(verbose: u8, quiet: bool) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colours only for a terminal, not for a log file or a pipe.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .init();
 }

@@ -67,15 +67,17 @@ async fn serve(args: &Args) -> Result<String> {
     Ok("tracker stopped\n".into())
 }
 
-/// A future that ends on Ctrl-C, or SIGTERM as a service manager sends.
-pub(crate) fn stop_signals() -> Result<impl std::future::Future<Output = ()>> {
+/// A future that ends on Ctrl-C, or SIGTERM as a service manager sends,
+/// with the exit status a shell gives a process that signal stops (128 +
+/// the signal's number: 130, 143).
+pub(crate) fn stop_signals() -> Result<impl std::future::Future<Output = u8>> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for Ctrl-C")?;
     Ok(async move {
         tokio::select! {
-            _ = terminate.recv() => {}
-            _ = interrupt.recv() => {}
+            _ = terminate.recv() => 143,
+            _ = interrupt.recv() => 130,
         }
     })
 }

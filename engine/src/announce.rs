@@ -73,7 +73,7 @@ impl Announcer {
         request.tracker_id = tracker_id.clone();
         match self.tiers.announce(&self.client, &request).await {
             Ok((url, answer)) => {
-                tracing::debug!(%url, peers = answer.peers.len(), interval = answer.interval, "announced");
+                tracing::info!(%url, peers = answer.peers.len(), interval = answer.interval, "announced");
                 if let Some(warning) = &answer.warning {
                     let _ = self
                         .events

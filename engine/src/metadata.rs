@@ -64,18 +64,23 @@ pub(crate) async fn fetch(
                 let request = AnnounceRequest::new(link.info_hash, our_id, port, 1);
                 let announce = tiers.announce(client, &request);
                 let wait = match tokio::time::timeout(ANNOUNCE_TIMEOUT, announce).await {
-                    Ok(Ok((_, answer))) => {
+                    Ok(Ok((url, answer))) => {
+                        tracing::info!(%url, peers = answer.peers.len(), "announced (metadata)");
                         peers.extend(answer.peers.iter().map(|p| p.addr));
                         let wait = answer.min_interval.unwrap_or(answer.interval).max(1);
                         Duration::from_secs(u64::from(wait)).min(MAX_REANNOUNCE)
                     }
                     Ok(Err(errors)) => {
+                        for (url, error) in &errors {
+                            tracing::info!(%url, %error, "announce failed (metadata)");
+                        }
                         if let Some((url, error)) = errors.last() {
                             last_error = format!("{url}: {error}");
                         }
                         MAX_REANNOUNCE
                     }
                     Err(_) => {
+                        tracing::info!("the trackers did not answer in time (metadata)");
                         last_error = "the trackers did not answer in time".into();
                         MAX_REANNOUNCE
                     }
@@ -87,16 +92,26 @@ pub(crate) async fn fetch(
             for batch in peers.chunks(AT_ONCE) {
                 let mut attempts: futures::stream::FuturesUnordered<_> = batch
                     .iter()
-                    .map(|addr| {
-                        tokio::time::timeout(PER_PEER, from_peer(*addr, link.info_hash, our_id))
+                    .map(|addr| async move {
+                        let asked = from_peer(*addr, link.info_hash, our_id);
+                        (*addr, tokio::time::timeout(PER_PEER, asked).await)
                     })
                     .collect();
                 // The first good answer wins; the rest are dropped.
-                while let Some(result) = attempts.next().await {
+                while let Some((addr, result)) = attempts.next().await {
                     match result {
-                        Ok(Ok(info)) => return torrent(&info, link),
-                        Ok(Err(e)) => last_error = e,
-                        Err(_) => last_error = "a peer took too long".into(),
+                        Ok(Ok(info)) => {
+                            tracing::info!(%addr, bytes = info.len(), "metadata received");
+                            return torrent(&info, link);
+                        }
+                        Ok(Err(e)) => {
+                            tracing::debug!(%addr, error = %e, "no metadata from this peer");
+                            last_error = e;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%addr, "no metadata from this peer in time");
+                            last_error = "a peer took too long".into();
+                        }
                     }
                 }
             }

@@ -457,7 +457,9 @@ impl Torrent {
         if run.error.is_some() {
             return;
         }
-        tracing::error!(%message, "torrent stopped");
+        // Said at info, not error: the application hears of it through
+        // `TorrentEvent::Error` and the state, and reports it in its words.
+        tracing::info!(%message, "torrent stopped");
         run.error = Some(message.clone());
         let _ = self.broadcast.send(TorrentEvent::Error(message));
         let keys: Vec<PeerKey> = run.peers.keys().copied().collect();

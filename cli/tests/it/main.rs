@@ -631,8 +631,9 @@ fn seed_and_download_refuse_what_cannot_work() {
     );
 }
 
-/// Ctrl-C (SIGINT) during a download stops it cleanly with status 130 and
-/// says how to resume; the same command again finishes the download.
+/// Ctrl-C (SIGINT) during a download stops it cleanly with status 130 (143
+/// for SIGTERM) and says how to resume; the same command again finishes
+/// the download.
 #[test]
 fn an_interrupted_download_resumes_when_run_again() {
     use std::process::Stdio;
@@ -724,6 +725,29 @@ fn an_interrupted_download_resumes_when_run_again() {
         said.contains("run the same command again to resume"),
         "{said}"
     );
+
+    // SIGTERM, as a service manager sends, stops it the same way, with
+    // the status a shell gives for that signal.
+    let mut other = args;
+    other[3] = "out2";
+    let mut second = Guard(Some(spawn(&other)));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let target2 = dir.path().join("out2/big.bin");
+    while !target2.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the second download never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let child = second.0.take().unwrap();
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(143), "{}", transcript(&output));
 
     let again = btc_with_state(&args, dir.path(), &state);
     assert!(again.status.success(), "{}", transcript(&again));

@@ -287,6 +287,13 @@ impl Torrent {
         }
         if peer.outgoing && !peer.ready() {
             run.dial_failures += 1;
+            // A peer the user named is worth a word at -v; the tracker's
+            // many dead addresses only at -vv.
+            if self.options.peers.contains(&peer.addr) {
+                tracing::info!(addr = %peer.addr, %reason, "cannot connect");
+            } else {
+                tracing::debug!(addr = %peer.addr, %reason, "cannot connect");
+            }
         }
         if peer.outgoing {
             run.cooling.insert(peer.addr, Instant::now() + RETRY_AFTER);
