@@ -55,6 +55,12 @@ pub enum Error {
         /// How it conflicts.
         conflict: &'static str,
     },
+    /// The torrent is BitTorrent v2 only (BEP 52: a `file tree` and
+    /// `meta version` 2, no v1 `pieces`), which btc cannot download.
+    #[error(
+        "the torrent is for BitTorrent v2 only (BEP 52), which btc does not support; a hybrid v1/v2 torrent of the same content would work"
+    )]
+    V2Only,
     /// The number of piece hashes does not fit the total length.
     #[error(
         "the torrent has {found} piece hashes, but {total_length} bytes in pieces of {piece_length} need {expected}"

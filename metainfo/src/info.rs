@@ -145,6 +145,11 @@ impl Info {
                 bad(field, problem)
             })?;
 
+        if info.get(b"pieces").is_none()
+            && (info.get(b"file tree").is_some() || info.get(b"meta version").is_some())
+        {
+            return Err(Error::V2Only);
+        }
         let pieces = bytes(required(info, b"pieces", "info.pieces")?, "info.pieces")?;
         let (pieces, rest) = pieces.as_chunks::<20>();
         if !rest.is_empty() {

@@ -158,6 +158,28 @@ fn cases() -> Vec<(&'static str, Vec<u8>)> {
             ),
         ),
         (
+            "v2 only",
+            torrent(|d| {
+                d.entry_with(b"file tree", |e| {
+                    e.dict(|d| {
+                        d.entry_with(b"a", |e| {
+                            e.dict(|d| {
+                                d.entry_with(b"", |e| {
+                                    e.dict(|d| {
+                                        d.entry(b"length", &1i64);
+                                        d.entry(b"pieces root", "x".repeat(32).as_str());
+                                    })
+                                })
+                            })
+                        })
+                    })
+                });
+                d.entry(b"meta version", &2i64);
+                d.entry(b"name", "a");
+                d.entry(b"piece length", &16384i64);
+            }),
+        ),
+        (
             "deep nesting",
             [
                 b"d4:info".to_vec(),
