@@ -113,9 +113,11 @@ fn info_json(t: &Metainfo) -> InfoJson<'_> {
         num_pieces: t.layout().num_pieces(),
         private: info.is_private(),
         trackers: t.trackers(),
+        // Padding files (BEP 47) are layout, not content.
         files: info
             .files()
             .iter()
+            .filter(|f| !f.is_padding())
             .map(|f| FileJson {
                 path: info.display_path(f),
                 length: f.length,
@@ -183,13 +185,27 @@ fn torrent_text(t: &Metainfo) -> String {
     let mut out = Lines(String::new());
     out.field("name", info.name());
     out.field("info-hash", t.info_hash());
+    // Padding files (BEP 47, in hybrid torrents) align files to pieces:
+    // neither shown nor counted as content.
+    let files: Vec<_> = info.files().iter().filter(|f| !f.is_padding()).collect();
+    let content: u64 = files.iter().map(|f| f.length).sum();
+    let padding = info.total_length() - content;
     out.field(
         "size",
-        format!(
-            "{} ({} bytes)",
-            format::size(info.total_length()),
-            format::grouped(info.total_length())
-        ),
+        if padding == 0 {
+            format!(
+                "{} ({} bytes)",
+                format::size(content),
+                format::grouped(content)
+            )
+        } else {
+            format!(
+                "{} ({} bytes, and {} bytes of padding)",
+                format::size(content),
+                format::grouped(content),
+                format::grouped(padding)
+            )
+        },
     );
     out.field(
         "pieces",
@@ -212,15 +228,14 @@ fn torrent_text(t: &Metainfo) -> String {
         out.field("created on", format::utc(date));
     }
     let mut text = out.0;
-    let _ = writeln!(text, "files ({}):", info.files().len());
-    let width = info
-        .files()
+    let _ = writeln!(text, "files ({}):", files.len());
+    let width = files
         .iter()
         .map(|f| format::size(f.length).len())
         .max()
         .unwrap_or(0);
     if !info.is_multi_file() {
-        for file in info.files() {
+        for file in &files {
             let _ = writeln!(
                 text,
                 "  {:>width$}  {}",
@@ -232,7 +247,7 @@ fn torrent_text(t: &Metainfo) -> String {
     }
     // A tree: each folder once, its files and folders indented under it.
     let mut open: Vec<String> = Vec::new();
-    for file in info.files() {
+    for file in files {
         let parts: Vec<String> = info
             .file_path(file)
             .map(|c| format::printable(c).into_owned())

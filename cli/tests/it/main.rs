@@ -84,6 +84,36 @@ fn info_on_real_torrents() {
     }
 }
 
+/// Padding files (BEP 47), as hybrid v1/v2 torrents have, are neither
+/// listed nor counted as content.
+#[test]
+fn info_leaves_padding_files_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut torrent = b"d4:infod5:filesl".to_vec();
+    torrent.extend_from_slice(b"d6:lengthi5e4:pathl1:aee");
+    torrent.extend_from_slice(b"d4:attr1:p6:lengthi16379e4:pathl4:.pad5:16379ee");
+    torrent.extend_from_slice(b"d6:lengthi3e4:pathl3:sub1:bee");
+    torrent.extend_from_slice(b"e4:name1:x12:piece lengthi16384e6:pieces40:");
+    torrent.extend_from_slice(&[0xab; 40]);
+    torrent.extend_from_slice(b"ee");
+    std::fs::write(dir.path().join("padded.torrent"), torrent).unwrap();
+    let output = btc(&["info", "padded.torrent"], dir.path());
+    assert!(output.status.success(), "{}", transcript(&output));
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(!text.contains(".pad"), "{text}");
+    assert!(text.contains("files (2):"), "{text}");
+    assert!(
+        text.contains("8 B (8 bytes, and 16,379 bytes of padding)"),
+        "{text}"
+    );
+    let output = btc(&["info", "--json", "padded.torrent"], dir.path());
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        json["files"],
+        serde_json::json!([{"path": "x/a", "length": 5}, {"path": "x/sub/b", "length": 3}])
+    );
+}
+
 #[test]
 fn info_json_has_the_stable_keys() {
     let output = btc(
