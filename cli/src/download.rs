@@ -73,11 +73,13 @@ pub(crate) struct DownloadArgs {
     /// Show no progress, and print nothing but errors.
     #[arg(short, long)]
     quiet: bool,
-    /// Download only the files whose path in the torrent matches this glob
-    /// (such as '*.flac' or 'disc1/**'); repeatable.
+    /// Download only the files that match this glob, as .gitignore matches:
+    /// '*.flac' at any depth, 'extras' or 'extras/' a whole folder,
+    /// 'disc1/*.flac' a path from the top (the torrent's folder name, as
+    /// btc info shows it, may lead); repeatable.
     #[arg(long, value_name = "GLOB")]
     only: Vec<String>,
-    /// Skip the files whose path in the torrent matches this glob;
+    /// Skip the files that match this glob (as --only reads it);
     /// repeatable.
     #[arg(long, value_name = "GLOB")]
     exclude: Vec<String>,
@@ -104,18 +106,12 @@ fn chosen_files(
     if only.is_empty() && exclude.is_empty() {
         return Ok(None);
     }
-    let set = |globs: &[String], flag: &str| -> Result<globset::GlobSet> {
-        let mut builder = globset::GlobSetBuilder::new();
-        for glob in globs {
-            builder.add(
-                globset::Glob::new(glob)
-                    .with_context(|| format!("{flag} {glob:?} is not a glob"))?,
-            );
-        }
-        Ok(builder.build()?)
-    };
-    let (only_set, exclude_set) = (set(only, "--only")?, set(exclude, "--exclude")?);
+    let (only_set, exclude_set) = (
+        Patterns::new(only, "--only")?,
+        Patterns::new(exclude, "--exclude")?,
+    );
     let info = torrent.info();
+    let name = info.is_multi_file().then(|| info.name());
     let wanted: Vec<bool> = info
         .files()
         .iter()
@@ -127,16 +123,68 @@ fn chosen_files(
             } else {
                 &parts[..]
             };
-            let path = inner.join("/");
             !file.is_padding()
-                && (only.is_empty() || only_set.is_match(&path))
-                && !exclude_set.is_match(&path)
+                && (only.is_empty() || only_set.matches(inner, name))
+                && !exclude_set.matches(inner, name)
         })
         .collect();
     if !wanted.iter().any(|w| *w) {
         bail!("--only and --exclude leave no file to download; see the files with btc info");
     }
     Ok(Some(wanted))
+}
+
+/// `--only` or `--exclude` globs, read as `.gitignore` reads its lines: a
+/// glob without a `/` matches a file or folder name at any depth (`*.flac`,
+/// `extras`); one with a `/` matches a path from the top (`disc1/*.flac`),
+/// with or without the torrent's own folder name first, as `btc info` shows
+/// it. `*` stays within one name, `**` crosses folders, and a folder that
+/// matches takes everything in it.
+struct Patterns {
+    /// Globs to match against one name.
+    names: globset::GlobSet,
+    /// Globs to match against a path from the top.
+    paths: globset::GlobSet,
+}
+
+impl Patterns {
+    fn new(globs: &[String], flag: &str) -> Result<Patterns> {
+        let mut names = globset::GlobSetBuilder::new();
+        let mut paths = globset::GlobSetBuilder::new();
+        for glob in globs {
+            let trimmed = glob.trim_end_matches('/');
+            let trimmed = trimmed.strip_prefix('/').unwrap_or(trimmed);
+            let compiled = globset::GlobBuilder::new(trimmed)
+                .literal_separator(true)
+                .build()
+                .with_context(|| format!("{flag} {glob:?} is not a glob"))?;
+            if trimmed.contains('/') {
+                paths.add(compiled);
+            } else {
+                names.add(compiled);
+            }
+        }
+        Ok(Patterns {
+            names: names.build()?,
+            paths: paths.build()?,
+        })
+    }
+
+    /// Whether the file at `inner` (its path inside the torrent's folder
+    /// `name`, if it has one) or a folder holding it matches.
+    fn matches(&self, inner: &[&str], name: Option<&str>) -> bool {
+        if inner.iter().any(|part| self.names.is_match(part)) {
+            return true;
+        }
+        if self.paths.is_empty() {
+            return false;
+        }
+        (1..=inner.len()).any(|depth| {
+            let path = inner[..depth].join("/");
+            self.paths.is_match(&path)
+                || name.is_some_and(|name| self.paths.is_match(format!("{name}/{path}")))
+        })
+    }
 }
 
 /// Seed a torrent from data already on disk, until Ctrl-C.
@@ -515,4 +563,46 @@ async fn seed_until_stopped(
         "stopped seeding after uploading {}\n",
         size(uploaded)
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Patterns;
+
+    fn matches(globs: &[&str], path: &str) -> bool {
+        let globs: Vec<String> = globs.iter().map(|g| g.to_string()).collect();
+        let patterns = Patterns::new(&globs, "--only").unwrap();
+        let inner: Vec<&str> = path.split('/').collect();
+        patterns.matches(&inner, Some("album"))
+    }
+
+    #[test]
+    fn globs_read_as_gitignore_lines() {
+        // A name at any depth.
+        assert!(matches(&["*.flac"], "a.flac"));
+        assert!(matches(&["*.flac"], "disc1/deeper/a.flac"));
+        assert!(!matches(&["*.flac"], "a.flac.txt"));
+        // A folder takes what it holds, with or without a slash.
+        assert!(matches(&["disc1"], "disc1/deeper/a.flac"));
+        assert!(matches(&["disc1/"], "disc1/a.flac"));
+        assert!(!matches(&["disc1"], "disc10/a.flac"));
+        // A path from the top: `*` stays within one name, `**` does not.
+        assert!(matches(&["disc1/*.flac"], "disc1/a.flac"));
+        assert!(!matches(&["disc1/*.flac"], "disc1/deeper/a.flac"));
+        assert!(matches(&["disc1/**/*.flac"], "disc1/deeper/a.flac"));
+        assert!(!matches(&["disc1/*.flac"], "other/disc1/a.flac"));
+        // The torrent's folder name may lead, as `btc info` prints paths.
+        assert!(matches(&["album/disc1/**"], "disc1/deeper/a.flac"));
+        assert!(matches(&["album/cover.jpg"], "cover.jpg"));
+        assert!(!matches(&["other/cover.jpg"], "cover.jpg"));
+        assert!(!matches(&[], "cover.jpg"));
+    }
+
+    #[test]
+    fn a_bad_glob_is_named() {
+        let error = Patterns::new(&["a[".to_string()], "--exclude")
+            .err()
+            .unwrap();
+        assert!(format!("{error:#}").starts_with("--exclude \"a[\" is not a glob"));
+    }
 }
