@@ -87,6 +87,11 @@ pub(crate) struct DownloadArgs {
     /// instead of reserving all of it at the start.
     #[arg(long)]
     sparse: bool,
+    /// Hash the data already on disk again instead of trusting the resume
+    /// data (which trusts files whose size and modification time are
+    /// unchanged).
+    #[arg(long)]
+    recheck: bool,
 }
 
 fn parse_ratio(text: &str) -> Result<f64, String> {
@@ -203,6 +208,10 @@ pub(crate) struct SeedArgs {
     /// Show no progress, and print nothing but errors.
     #[arg(short, long)]
     quiet: bool,
+    /// Hash the data again instead of trusting the resume data (which
+    /// trusts files whose size and modification time are unchanged).
+    #[arg(long)]
+    recheck: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -400,6 +409,7 @@ async fn run_download(args: &DownloadArgs) -> Result<String> {
     std::fs::create_dir_all(&args.output)
         .with_context(|| format!("cannot create {}", args.output.display()))?;
     options.resume_file = resume_file(&torrent, &args.output);
+    options.recheck = args.recheck;
     let give_up = GiveUp {
         trackers: !torrent.trackers().is_empty(),
         direct: options.peers.len() as u32,
@@ -484,6 +494,7 @@ async fn run_seed(args: &SeedArgs) -> Result<String> {
     let mut options = TorrentOptions::new(&args.dir);
     options.peers = resolve(&args.peers).await?;
     options.resume_file = resume_file(&torrent, &args.dir);
+    options.recheck = args.recheck;
     let handle = session
         .add(torrent, options)
         .await

@@ -95,6 +95,10 @@ pub struct TorrentOptions {
     pub download_dir: PathBuf,
     /// Where the resume data is kept, if anywhere.
     pub resume_file: Option<PathBuf>,
+    /// Hash every piece at the start instead of trusting the resume data
+    /// (which vouches for files whose size and modification time have not
+    /// changed); the resume data is still saved.
+    pub recheck: bool,
     /// Peers to dial besides those trackers give.
     pub peers: Vec<SocketAddr>,
     /// Ask trackers for compact peer lists.
@@ -117,6 +121,7 @@ impl TorrentOptions {
         TorrentOptions {
             download_dir: download_dir.into(),
             resume_file: None,
+            recheck: false,
             peers: Vec::new(),
             compact: true,
             storage: StorageConfig::default(),

@@ -210,7 +210,12 @@ impl Torrent {
     /// Checks the data on disk, then runs until stopped.
     pub(crate) async fn run(mut self) {
         let layout = self.metainfo.layout().clone();
-        let resume = self.options.resume_file.as_deref().and_then(|path| {
+        let trusted = self
+            .options
+            .resume_file
+            .as_deref()
+            .filter(|_| !self.options.recheck);
+        let resume = trusted.and_then(|path| {
             ResumeData::load(
                 path,
                 self.info_hash,

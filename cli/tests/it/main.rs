@@ -663,7 +663,7 @@ fn seed_and_download_refuse_what_cannot_work() {
 
 /// Ctrl-C (SIGINT) during a download stops it cleanly with status 130 (143
 /// for SIGTERM) and says how to resume; the same command again finishes
-/// the download.
+/// the download, and with --recheck repairs what changed behind its back.
 #[test]
 fn an_interrupted_download_resumes_when_run_again() {
     use std::process::Stdio;
@@ -781,6 +781,25 @@ fn an_interrupted_download_resumes_when_run_again() {
 
     let again = btc_with_state(&args, dir.path(), &state);
     assert!(again.status.success(), "{}", transcript(&again));
+    assert_eq!(std::fs::read(&target).unwrap(), data);
+
+    // A byte changed behind btc's back, the modification time put back:
+    // the resume data vouches for the file, until --recheck.
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&target)
+        .unwrap();
+    let modified = file.metadata().unwrap().modified().unwrap();
+    std::os::unix::fs::FileExt::write_at(&file, &[!data[1_000_000]], 1_000_000).unwrap();
+    file.set_modified(modified).unwrap();
+    drop(file);
+    let trusted = btc_with_state(&args, dir.path(), &state);
+    assert!(trusted.status.success(), "{}", transcript(&trusted));
+    assert_ne!(std::fs::read(&target).unwrap(), data);
+    let mut recheck = args.to_vec();
+    recheck.push("--recheck");
+    let repaired = btc_with_state(&recheck, dir.path(), &state);
+    assert!(repaired.status.success(), "{}", transcript(&repaired));
     assert_eq!(std::fs::read(&target).unwrap(), data);
 }
 
