@@ -30,15 +30,27 @@ pub(crate) fn run(args: &Args) -> Result<String> {
     runtime.block_on(serve(args))
 }
 
-async fn serve(args: &Args) -> Result<String> {
-    let config = TrackerConfig {
+/// Clients keep their own floor under the interval a tracker gives:
+/// libtorrent (and so qBittorrent) announce at most every 5 minutes.
+const CLIENT_MIN_INTERVAL: u32 = 300;
+
+fn config(args: &Args) -> TrackerConfig {
+    // A peer is forgotten after two missed announces, counted at the pace
+    // clients really keep: with `--interval 5`, a libtorrent seeder still
+    // announces only every 5 minutes, and must stay listed meanwhile.
+    let pace = args.interval.max(CLIENT_MIN_INTERVAL);
+    TrackerConfig {
         interval: args.interval,
         min_interval: args.interval.min(60),
-        peer_timeout: Duration::from_secs(u64::from(args.interval) * 2 + 60),
+        peer_timeout: Duration::from_secs(u64::from(pace) * 2 + 60),
         allow_list: (!args.allow.is_empty())
             .then(|| args.allow.iter().copied().collect::<HashSet<_>>()),
         ..TrackerConfig::default()
-    };
+    }
+}
+
+async fn serve(args: &Args) -> Result<String> {
+    let config = config(args);
     // Listen for the stop signals before saying we run, so that a signal
     // sent as soon as we say so is handled cleanly.
     let stop = stop_signals()?;
@@ -80,4 +92,25 @@ pub(crate) fn stop_signals() -> Result<impl std::future::Future<Output = u8>> {
             _ = interrupt.recv() => 130,
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peers_outlive_two_announces_at_the_pace_clients_keep() {
+        let args = |interval| Args {
+            bind: "127.0.0.1:0".parse().unwrap(),
+            interval,
+            allow: Vec::new(),
+        };
+        // libtorrent announces every 5 minutes at the fastest.
+        let short = config(&args(5));
+        assert_eq!(short.interval, 5);
+        assert_eq!(short.peer_timeout, Duration::from_secs(2 * 300 + 60));
+        let long = config(&args(1800));
+        assert_eq!(long.peer_timeout, Duration::from_secs(2 * 1800 + 60));
+        assert_eq!(long.min_interval, 60);
+    }
 }
