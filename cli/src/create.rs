@@ -132,7 +132,7 @@ pub(crate) fn run(args: &Args) -> Result<String> {
 
 /// The folder `output` goes in must exist: said before any hashing, and
 /// without the name of the temporary file the write goes through.
-fn check_folder(output: &Path) -> Result<()> {
+pub(crate) fn check_folder(output: &Path) -> Result<()> {
     let dir = match output.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),

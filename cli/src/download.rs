@@ -358,6 +358,10 @@ async fn run_download(args: &DownloadArgs) -> Result<String> {
                     "this magnet link names no tracker and no peer: give peers with --peer HOST:PORT"
                 );
             }
+            // Said now, not after the metadata has come.
+            if let Some(path) = &args.save_torrent {
+                crate::create::check_folder(path)?;
+            }
             if !args.quiet {
                 eprintln!("fetching the torrent's metadata from its peers…");
             }
@@ -371,8 +375,7 @@ async fn run_download(args: &DownloadArgs) -> Result<String> {
                 }
             };
             if let Some(path) = &args.save_torrent {
-                crate::create::write_atomically(path, &torrent.to_bytes(), true)
-                    .with_context(|| format!("cannot save the torrent as {}", path.display()))?;
+                crate::create::write_atomically(path, &torrent.to_bytes(), true)?;
             }
             torrent
         }

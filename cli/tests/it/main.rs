@@ -659,6 +659,18 @@ fn seed_and_download_refuse_what_cannot_work() {
         String::from_utf8_lossy(&magnet.stderr)
             .contains("this magnet link names no tracker and no peer: give peers with --peer")
     );
+    // A place the torrent cannot be saved is said before any fetching.
+    let nowhere = run(&[
+        "download",
+        "magnet:?xt=urn:btih:0123456789abcdef0123456789abcdef01234567&x.pe=127.0.0.1:1",
+        "--save-torrent",
+        "nowhere/x.torrent",
+    ]);
+    assert_eq!(nowhere.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&nowhere.stderr).trim(),
+        "error: cannot write nowhere/x.torrent: the folder nowhere does not exist"
+    );
 }
 
 /// Ctrl-C (SIGINT) during a download stops it cleanly with status 130 (143
