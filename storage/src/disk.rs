@@ -350,7 +350,7 @@ impl State {
                         .filter(|(have, wanted)| **wanted && !**have)
                         .count();
                     if self.wanted_left == 0 {
-                        self.create_empty_files();
+                        self.finish_files();
                     }
                     // Partial copies of pieces now known whole free their
                     // share of the memory bound.
@@ -416,11 +416,16 @@ impl State {
     }
 
     /// Zero-length files hold no piece: the wanted ones are made once every
-    /// wanted piece is in. Failing to make one loses no data and must not stop a complete
+    /// wanted piece is in. Then too, a part file left by an earlier download
+    /// of chosen files goes, if every file is now wanted. Failing to make one loses no data and must not stop a complete
     /// download from seeding, so it is logged, not returned.
-    fn create_empty_files(&mut self) {
+    fn finish_files(&mut self) {
         if let Err(e) = self.storage.create_empty_files() {
             tracing::warn!(error = %e, "cannot create an empty file of the torrent");
+        }
+        // Likewise a part file no longer needed: only a leftover.
+        if let Err(e) = self.storage.remove_stale_parts() {
+            tracing::warn!(error = %e, "cannot remove the part file");
         }
     }
 
@@ -514,7 +519,7 @@ impl State {
                     {
                         self.wanted_left -= 1;
                         if self.wanted_left == 0 {
-                            self.create_empty_files();
+                            self.finish_files();
                         }
                     }
                     let liars = self.liars(piece, &data);

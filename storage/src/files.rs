@@ -379,6 +379,26 @@ impl FileSet {
         self.files.len() - 1
     }
 
+    /// Removes the part file, left by an earlier download of chosen files,
+    /// once a download of every file no longer needs it; whether it was
+    /// there. Left alone if it is open, or if a file of the torrent has its
+    /// path (a torrent may name it on purpose).
+    pub(crate) fn remove_parts(&mut self) -> Result<bool, StorageError> {
+        let index = self.parts_index();
+        let parts = &self.files[index];
+        let named = self.files[..index]
+            .iter()
+            .any(|f| f.relative == parts.relative);
+        if named || self.open[index].is_some() {
+            return Ok(false);
+        }
+        match std::fs::remove_file(&parts.path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(StorageError::io("remove", &parts.path, e)),
+        }
+    }
+
     /// How many handles are open now.
     pub(crate) fn open_count(&self) -> usize {
         self.open.iter().filter(|f| f.is_some()).count()

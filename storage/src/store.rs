@@ -260,6 +260,16 @@ impl Storage {
         self.files.create_empty_files(&self.wanted)
     }
 
+    /// With every file wanted, removes the part file an earlier download of
+    /// chosen files left (nothing reads it now): call once the download is
+    /// complete. Whether there was one.
+    pub fn remove_stale_parts(&mut self) -> Result<bool, StorageError> {
+        if self.wanted.iter().any(|w| !w) {
+            return Ok(false);
+        }
+        self.files.remove_parts()
+    }
+
     /// Which pieces the disk holds, one flag per piece: on start, or for
     /// `btc seed`.
     ///

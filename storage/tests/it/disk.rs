@@ -421,3 +421,48 @@ async fn chosen_empty_files_are_made_once_the_chosen_pieces_are_in() {
     drop(disk);
     thread.join();
 }
+
+/// The part file a download of chosen files keeps goes once a later
+/// download of every file completes: nothing reads it any more.
+#[tokio::test]
+async fn a_full_download_removes_the_part_file_a_partial_one_left() {
+    let source = tempfile::tempdir().unwrap();
+    let (torrent, files) = make(source.path(), &[40_000, 40_000], 16 * 1024);
+    let target = tempfile::tempdir().unwrap();
+    let parts = target
+        .path()
+        .join(format!(".{}.parts", torrent.info_hash().to_hex()));
+    let download = |wanted: Option<Vec<bool>>| {
+        let storage = Storage::new(
+            &torrent,
+            target.path(),
+            StorageConfig {
+                wanted: wanted.clone(),
+                ..StorageConfig::default()
+            },
+        )
+        .unwrap();
+        let pieces: Vec<u32> = match &wanted {
+            Some(_) => torrent.layout().file_pieces(0).collect(),
+            None => (0..torrent.layout().num_pieces()).collect(),
+        };
+        let (torrent, files) = (&torrent, &files);
+        async move {
+            let (disk, thread) = Disk::start(storage, 1 << 20, 4).unwrap();
+            disk.check(None).await.unwrap();
+            for piece in pieces {
+                for block in torrent.layout().blocks(piece) {
+                    let data = Bytes::from(source_block(torrent, files, block));
+                    disk.write_block(block, data).await.unwrap();
+                }
+            }
+            drop(disk);
+            thread.join();
+        }
+    };
+    // The first file's last piece reaches into the second file.
+    download(Some(vec![true, false])).await;
+    assert!(parts.exists());
+    download(None).await;
+    assert!(!parts.exists());
+}
