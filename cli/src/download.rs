@@ -448,13 +448,31 @@ async fn run_download(args: &DownloadArgs) -> Result<String> {
     }
     let stats = handle.stats();
     let rate = stats.downloaded as f64 / elapsed.as_secs_f64().max(0.001);
-    let done = format!(
-        "downloaded {name} ({}) in {:.1} s, {}/s, into {}\n",
-        size(total),
-        elapsed.as_secs_f64(),
-        size(rate as u64),
-        args.output.display()
-    );
+    // The rate is this run's; a resumed download says how much that was.
+    let done = if stats.downloaded == 0 {
+        format!(
+            "{name} ({}) is already complete in {}\n",
+            size(total),
+            args.output.display()
+        )
+    } else if stats.downloaded < total {
+        format!(
+            "downloaded {name} ({}, {} of it in this run) in {:.1} s, {}/s, into {}\n",
+            size(total),
+            size(stats.downloaded),
+            elapsed.as_secs_f64(),
+            size(rate as u64),
+            args.output.display()
+        )
+    } else {
+        format!(
+            "downloaded {name} ({}) in {:.1} s, {}/s, into {}\n",
+            size(total),
+            elapsed.as_secs_f64(),
+            size(rate as u64),
+            args.output.display()
+        )
+    };
     let done = if args.quiet { String::new() } else { done };
     if args.seed || args.seed_ratio.is_some() || args.seed_time.is_some() {
         crate::print(&done)?;

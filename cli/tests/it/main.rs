@@ -794,6 +794,8 @@ fn an_interrupted_download_resumes_when_run_again() {
     let again = btc_with_state(&args, dir.path(), &state);
     assert!(again.status.success(), "{}", transcript(&again));
     assert_eq!(std::fs::read(&target).unwrap(), data);
+    let said = String::from_utf8_lossy(&again.stdout);
+    assert!(said.contains("of it in this run) in "), "{said}");
 
     // A byte changed behind btc's back, the modification time put back:
     // the resume data vouches for the file, until --recheck.
@@ -807,6 +809,11 @@ fn an_interrupted_download_resumes_when_run_again() {
     drop(file);
     let trusted = btc_with_state(&args, dir.path(), &state);
     assert!(trusted.status.success(), "{}", transcript(&trusted));
+    let said = String::from_utf8_lossy(&trusted.stdout);
+    assert!(
+        said.starts_with("big.bin (3.8 MiB) is already complete in out"),
+        "{said}"
+    );
     assert_ne!(std::fs::read(&target).unwrap(), data);
     let mut recheck = args.to_vec();
     recheck.push("--recheck");
