@@ -248,6 +248,20 @@ impl Picker {
         self.wanted_bytes - self.have_wanted_bytes
     }
 
+    /// Bytes of every piece not had, wanted or not: what a tracker is told
+    /// is `left`, so that a download of chosen files is not taken for a
+    /// seed.
+    pub fn bytes_missing(&self) -> u64 {
+        let layout = &self.layout;
+        let piece_length = u64::from(layout.piece_length());
+        let mut had = u64::from(self.have) * piece_length;
+        let last = layout.num_pieces().saturating_sub(1);
+        if self.has(last) {
+            had -= piece_length - u64::from(layout.piece_len(last).unwrap_or(0));
+        }
+        layout.total_length() - had
+    }
+
     /// Whether every missing block has been asked for: the endgame.
     pub fn in_endgame(&self) -> bool {
         !self.is_complete() && self.unstarted == 0 && self.missing_blocks == 0
@@ -601,6 +615,28 @@ mod tests {
             [u64::from(pieces) * u64::from(piece_length) - 100],
         )
         .unwrap()
+    }
+
+    #[test]
+    fn bytes_missing_counts_every_piece_not_had_the_short_last_one_too() {
+        let layout = layout(10, BLOCK);
+        let total = layout.total_length();
+        let mut have = vec![false; 10];
+        assert_eq!(
+            Picker::new(layout.clone(), &have, 100).bytes_missing(),
+            total
+        );
+        have[..4].fill(true);
+        let picker = Picker::new(layout.clone(), &have, 100);
+        assert_eq!(picker.bytes_missing(), total - 4 * u64::from(BLOCK));
+        have[9] = true;
+        let picker = Picker::new(layout.clone(), &have, 100);
+        assert_eq!(
+            picker.bytes_missing(),
+            total - 4 * u64::from(BLOCK) - u64::from(BLOCK - 100)
+        );
+        let picker = Picker::new(layout, &[true; 10], 100);
+        assert_eq!(picker.bytes_missing(), 0);
     }
 
     #[test]

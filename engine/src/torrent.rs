@@ -568,12 +568,13 @@ impl Torrent {
     /// Gives the announcer what it reports. `send_replace`, not `send`: the
     /// first update comes before the announcer subscribes, and `send`
     /// drops a value nobody listens to, which made the first `started`
-    /// announce say `left=0`, as a seed would.
+    /// announce say `left=0`, as a seed would. `left` counts every piece
+    /// missing, so chosen files complete are still a leecher's.
     fn update_progress(&self, run: &Running) {
         self.progress.send_replace(Progress {
             uploaded: run.up.total(),
             downloaded: run.down.total(),
-            left: run.picker.bytes_left(),
+            left: run.picker.bytes_missing(),
         });
     }
 

@@ -215,7 +215,11 @@ impl Torrent {
             // `Finished` reads `Seeding`.
             self.publish(run);
             let _ = self.broadcast.send(TorrentEvent::Finished);
-            if let Some(orders) = &self.announcer {
+            // `completed` only for the whole torrent: chosen files alone
+            // do not make a seed.
+            if let Some(orders) = &self.announcer
+                && run.picker.have_count() == run.picker.layout().num_pieces()
+            {
                 let _ = orders.try_send(Order::Completed);
             }
             // Seeds have nothing to give each other.

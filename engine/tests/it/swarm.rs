@@ -370,3 +370,35 @@ async fn a_full_disk_stops_the_download_with_a_clear_error() {
     leecher.shutdown().await;
     seeder.shutdown().await;
 }
+
+/// A download of chosen files, complete, is still a leecher to the tracker:
+/// its `left` counts the pieces it lacks, and it never says `completed`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chosen_files_complete_are_not_announced_as_a_seed() {
+    let tracker = tracker().await;
+    let content = content(
+        &[100_000, 150_000],
+        32 * 1024,
+        &[tracker.announce_url()],
+        17,
+    );
+    let seeder = session().await;
+    seeder
+        .add(content.torrent.clone(), content.seed_options())
+        .await
+        .unwrap();
+    let target = tempfile::tempdir().unwrap();
+    let mut options = TorrentOptions::new(target.path());
+    options.wanted_files = Some(vec![true, false]);
+    let leecher = session().await;
+    let leech = leecher.add(content.torrent.clone(), options).await.unwrap();
+    complete(&leech).await;
+    assert!(leech.stats().pieces_have < leech.stats().pieces_total);
+    // The `stopped` announce is sent (or timed out) before shutdown ends.
+    leecher.shutdown().await;
+    let hash = content.torrent.info_hash();
+    let stats = tracker.state().lock().unwrap().stats(&hash).unwrap();
+    assert_eq!(stats.downloaded, 0, "a `completed` was announced");
+    seeder.shutdown().await;
+    tracker.stop().await;
+}
