@@ -47,6 +47,11 @@ const CHOKE_EVERY: u64 = 10;
 const SAVE_EVERY: u64 = 60;
 /// Seconds between replacing the slowest peer when better ones wait.
 const REPLACE_EVERY: u64 = 60;
+/// Requests an unchoked peer may reject (BEP 6) without sending a block
+/// in between before it is dropped: one that rejects everything would
+/// otherwise be asked again and again, at about its pipeline depth a
+/// second.
+const MAX_REJECTS: u32 = 128;
 /// How long an address waits before it is dialled again after a failure.
 const RETRY_AFTER: Duration = Duration::from_secs(10);
 
@@ -104,6 +109,8 @@ struct Peer {
     /// are out.
     waiting_since: Option<Instant>,
     snubbed: bool,
+    /// Requests it rejected while unchoking us since its last block.
+    rejects: u32,
     unasked: Unasked,
     connected_at: Instant,
     _permit: OwnedSemaphorePermit,

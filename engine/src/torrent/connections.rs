@@ -102,6 +102,7 @@ impl Torrent {
                 up: Rate::default(),
                 waiting_since: None,
                 snubbed: false,
+                rejects: 0,
                 unasked: Unasked::default(),
                 connected_at: Instant::now(),
                 listen: None,

@@ -9,7 +9,7 @@ use peerwire::extension::{ExtensionHandshake, UtMetadata};
 use peerwire::{Bitfield, Message};
 
 use super::pipeline::MAX_QUEUE;
-use super::{Running, Torrent};
+use super::{MAX_REJECTS, Running, Torrent};
 use crate::peer::{self, Command};
 use crate::picker::PeerKey;
 
@@ -104,7 +104,24 @@ impl Torrent {
                 }
                 if peer::lock(&peer.requests).remove(&block) {
                     run.picker.withdrawn(key, block);
-                    self.fill_all(run);
+                    // A choking peer rejects what it had queued; one that
+                    // rejects while unchoked is refusing work. It is not
+                    // asked again at once (it would be asked in a loop):
+                    // only at the next tick, or when it sends a block.
+                    if !peer.peer_choking {
+                        peer.rejects += 1;
+                        if peer.rejects > MAX_REJECTS {
+                            return Err(format!(
+                                "rejected {} requests without sending a block",
+                                peer.rejects
+                            ));
+                        }
+                    }
+                    let others: Vec<PeerKey> =
+                        run.peers.keys().copied().filter(|k| *k != key).collect();
+                    for other in others {
+                        self.fill(run, other);
+                    }
                 }
             }
             Message::Extended { id, payload } => {

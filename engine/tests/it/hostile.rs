@@ -341,3 +341,65 @@ async fn a_peer_id_claimed_from_another_host_does_not_keep_the_real_peer_out() {
     assert_eq!(next_piece(&mut real).await, Some((0, 16 * 1024, 16 * 1024)));
     seeder.shutdown().await;
 }
+
+/// A peer that unchokes us and then rejects (BEP 6) every request is not
+/// asked again in a loop, and is dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_rejects_every_request_is_dropped_without_a_request_storm() {
+    let content = content(&[512 * 1024], 32 * 1024, &[], 35);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let leecher = session().await;
+    let target = tempfile::tempdir().unwrap();
+    let mut options = TorrentOptions::new(target.path());
+    options.peers = vec![listener.local_addr().unwrap()];
+    let handle = leecher.add(content.torrent.clone(), options).await.unwrap();
+    let mut events = handle.events();
+
+    let accepted = tokio::time::timeout(Duration::from_secs(30), listener.accept()).await;
+    let (mut stream, _) = accepted.expect("the leecher dials in time").unwrap();
+    assert_eq!(
+        read_handshake(&mut stream).await.info_hash,
+        content.torrent.info_hash()
+    );
+    let fast = Reserved::default().with_fast(true);
+    let ours = Handshake::new(content.torrent.info_hash(), PeerId::generate(), fast);
+    stream.write_all(&ours.encode()).await.unwrap();
+    let pieces = content.torrent.layout().num_pieces();
+    let mut framed = Framed::new(stream, PeerCodec::new(Some(pieces)));
+    framed.send(Message::HaveAll).await.unwrap();
+    framed.send(Message::Unchoke).await.unwrap();
+    let rejected = tokio::time::timeout(Duration::from_secs(60), async {
+        let mut rejected = 0u32;
+        while let Some(Ok(message)) = framed.next().await {
+            if let Message::Request(block) = message {
+                rejected += 1;
+                if framed.send(Message::Reject(block)).await.is_err() {
+                    break;
+                }
+            }
+        }
+        rejected
+    })
+    .await
+    .expect("the leecher hangs up");
+    let dropped = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match events.recv().await {
+                Ok(TorrentEvent::PeerDropped { addr, reason })
+                    if addr == listener.local_addr().unwrap() =>
+                {
+                    return reason;
+                }
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => panic!("events: {e}"),
+            }
+        }
+    })
+    .await
+    .expect("a PeerDropped event");
+    assert!(dropped.contains("rejected"), "{dropped}");
+    // Asked about once per tick, not in a loop: a little over the bound.
+    assert!(rejected <= 256, "{rejected} requests");
+    assert_eq!(handle.stats().pieces_have, 0);
+    leecher.shutdown().await;
+}
