@@ -387,7 +387,6 @@ async fn run_download(args: &DownloadArgs) -> Result<String> {
         }
     };
     let name = torrent.info().name().to_string();
-    let total = torrent.layout().total_length();
     let mut options = TorrentOptions::new(&args.output);
     options.peers = peers;
     options.compact = !args.no_compact;
@@ -395,17 +394,21 @@ async fn run_download(args: &DownloadArgs) -> Result<String> {
         options.storage.allocation = Allocation::Sparse;
     }
     options.wanted_files = chosen_files(&torrent, &args.only, &args.exclude)?;
-    let total = match &options.wanted_files {
-        Some(wanted) => torrent
-            .info()
-            .files()
-            .iter()
-            .zip(wanted)
-            .filter(|(_, w)| **w)
-            .map(|(f, _)| f.length)
-            .sum(),
-        None => total,
-    };
+    // The content chosen, padding files (BEP 47) left out.
+    let total: u64 = torrent
+        .info()
+        .files()
+        .iter()
+        .enumerate()
+        .filter(|(i, f)| {
+            !f.is_padding()
+                && options
+                    .wanted_files
+                    .as_ref()
+                    .is_none_or(|wanted| wanted.get(*i) == Some(&true))
+        })
+        .map(|(_, f)| f.length)
+        .sum();
     if torrent.trackers().is_empty() && options.peers.is_empty() && magnet.is_none() {
         bail!("this torrent names no tracker: give peers with --peer HOST:PORT");
     }

@@ -69,7 +69,9 @@ fn main() -> ExitCode {
             // Stopped by the user: said plainly, with the signal's status
             // (130 after Ctrl-C, 143 after SIGTERM), as a shell would give.
             Ok(stopped) => {
-                eprintln!("{stopped}");
+                if !quiet {
+                    eprintln!("{stopped}");
+                }
                 ExitCode::from(stopped.status)
             }
             Err(err) => {
@@ -98,14 +100,22 @@ fn man() -> anyhow::Result<String> {
 /// Logs to stderr: warnings by default, then info and debug with -v and -vv.
 /// `RUST_LOG` overrides this.
 fn init_logging(verbose: u8, quiet: bool) {
+    // More words from btc's own crates only: the libraries under them
+    // (globset, hyper, rustls) say little a user can act on.
     let level = match verbose {
         0 if quiet => "error",
         0 => "warn",
-        1 => "info",
-        _ => "debug",
+        1 => "warn,btc=info,engine=info,storage=info,tracker=info,peerwire=info,metainfo=info",
+        _ => {
+            "warn,btc=debug,engine=debug,storage=debug,tracker=debug,peerwire=debug,metainfo=debug"
+        }
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    // An empty or unreadable `RUST_LOG` is as good as none.
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .and_then(|v| tracing_subscriber::EnvFilter::try_new(v).ok())
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(level));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

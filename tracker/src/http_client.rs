@@ -150,11 +150,17 @@ impl HttpClient {
     }
 
     async fn get_following(&self, url: &str) -> Result<Vec<u8>, TrackerError> {
+        const USER_AGENT: &str = concat!("btc/", env!("CARGO_PKG_VERSION"));
         let mut uri = parse_uri(url)?;
         for _ in 0..=self.options.max_redirects {
+            // Some trackers refuse requests that name no client.
+            let request = hyper::Request::get(uri.clone())
+                .header(hyper::header::USER_AGENT, USER_AGENT)
+                .body(Empty::new())
+                .map_err(|e| TrackerError::Unreachable(e.to_string()))?;
             let response = self
                 .client
-                .get(uri.clone())
+                .request(request)
                 .await
                 .map_err(|e| TrackerError::Unreachable(error_chain(&e)))?;
             let status = response.status();

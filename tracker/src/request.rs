@@ -139,6 +139,9 @@ impl AnnounceRequest {
                 "left" => left = Some(number("left", &value)?),
                 "compact" => request.compact = value == b"1",
                 "no_peer_id" => request.no_peer_id = value == b"1",
+                // A negative count (`-1`, as some clients send) asks for
+                // the tracker's default.
+                "numwant" if value.first() == Some(&b'-') => request.numwant = None,
                 "numwant" => request.numwant = Some(number("numwant", &value)?),
                 "key" => {
                     // Clients send it in hex (libtorrent) or decimal; keep

@@ -251,6 +251,20 @@ fn hostile_requests_are_refused_clearly() {
     insta::assert_snapshot!(report);
 }
 
+/// A negative `numwant` (some clients send `-1`) asks for the default.
+#[test]
+fn a_negative_numwant_asks_for_the_default() {
+    let mut request = AnnounceRequest::new(InfoHash([1; 20]), PeerId([2; 20]), 6881, 0);
+    request.numwant = Some(5);
+    let url = request.url("http://127.0.0.1/announce");
+    let query = url
+        .split_once('?')
+        .unwrap()
+        .1
+        .replace("numwant=5", "numwant=-1");
+    assert_eq!(AnnounceRequest::from_query(&query).unwrap().numwant, None);
+}
+
 fn arb_request() -> impl Strategy<Value = AnnounceRequest> {
     (
         any::<[u8; 20]>(),
