@@ -52,8 +52,16 @@ const REPLACE_EVERY: u64 = 60;
 /// otherwise be asked again and again, at about its pipeline depth a
 /// second.
 const MAX_REJECTS: u32 = 128;
-/// How long an address waits before it is dialled again after a failure.
+/// How long an address waits before it is dialled again after a failure;
+/// doubled for each failure in a row (but for the peers the user named),
+/// up to [`RETRY_MAX`].
 const RETRY_AFTER: Duration = Duration::from_secs(10);
+const RETRY_MAX: Duration = Duration::from_secs(30 * 60);
+/// Why a seed is dropped by a seed, and how long its address then rests
+/// (whichever side hung up): two seeds have nothing to trade for as long
+/// as both stay seeds.
+const BOTH_SEEDS: &str = "both are seeds";
+const SEED_RETRY: Duration = Duration::from_secs(30 * 60);
 
 /// Orders from a [`crate::TorrentHandle`].
 #[derive(Debug)]
@@ -185,6 +193,9 @@ struct Running {
     known: HashSet<SocketAddr>,
     /// Addresses that failed or left, and when they may be dialled again.
     cooling: HashMap<SocketAddr, Instant>,
+    /// Dials or handshakes that failed in a row, per address, with the
+    /// last one's time (forgotten after [`RETRY_MAX`] without one).
+    failures: HashMap<SocketAddr, (u32, Instant)>,
     /// Peers banned for bad data, by id and IP together: an id alone is
     /// only a claim, which a liar could make in another peer's name.
     banned_ids: HashSet<(PeerId, IpAddr)>,
@@ -255,6 +266,7 @@ impl Torrent {
             candidates: VecDeque::new(),
             known: HashSet::new(),
             cooling: HashMap::new(),
+            failures: HashMap::new(),
             banned_ids: HashSet::new(),
             banned_addrs: HashSet::new(),
             down: Rate::default(),
@@ -516,6 +528,8 @@ impl Torrent {
         }
         // Direct peers are dialled again after they leave.
         run.cooling.retain(|_, until| *until > now);
+        run.failures
+            .retain(|_, (_, last)| now.duration_since(*last) < RETRY_MAX);
         if !run.paused {
             for addr in self.options.peers.clone() {
                 self.add_candidate(run, addr);

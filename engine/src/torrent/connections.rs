@@ -14,7 +14,8 @@ use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
 use super::pipeline::Unasked;
 use super::{
-    DEFAULT_REQQ, Incoming, MAX_GONE, Peer, REPLACE_EVERY, RETRY_AFTER, Running, Torrent, host,
+    DEFAULT_REQQ, Incoming, MAX_GONE, Peer, REPLACE_EVERY, RETRY_AFTER, RETRY_MAX, Running,
+    SEED_RETRY, Torrent, host,
 };
 use crate::peer::{self, Link, Requests, Start};
 use crate::picker::PeerKey;
@@ -247,6 +248,7 @@ impl Torrent {
             });
         }
         let addr = peer.addr;
+        run.failures.remove(&addr);
         run.peers_ever += 1;
         tracing::debug!(%addr, "peer connected");
         let _ = self.broadcast.send(TorrentEvent::PeerConnected { addr });
@@ -296,8 +298,27 @@ impl Torrent {
                 tracing::debug!(addr = %peer.addr, %reason, "cannot connect");
             }
         }
-        if peer.outgoing {
-            run.cooling.insert(peer.addr, Instant::now() + RETRY_AFTER);
+        let now = Instant::now();
+        if run.picker.is_complete() && peer.has.is_full() {
+            // Neither has anything for the other, whoever hung up: its
+            // addresses rest long, rather than be dialled at every tick or
+            // announce.
+            for addr in [Some(peer.addr), peer.listen].into_iter().flatten() {
+                run.cooling.insert(addr, now + SEED_RETRY);
+            }
+        } else if peer.outgoing {
+            let failed = !peer.ready();
+            let rest = if failed && !self.options.peers.contains(&peer.addr) {
+                // A dead or refusing address waits longer after each try.
+                let entry = run.failures.entry(peer.addr).or_insert((0, now));
+                *entry = (entry.0.saturating_add(1), now);
+                RETRY_AFTER
+                    .saturating_mul(1 << (entry.0 - 1).min(8))
+                    .min(RETRY_MAX)
+            } else {
+                RETRY_AFTER
+            };
+            run.cooling.insert(peer.addr, now + rest);
         }
         if peer.ready() {
             tracing::debug!(addr = %peer.addr, %reason, "peer dropped");

@@ -9,7 +9,7 @@ use peerwire::extension::{ExtensionHandshake, UtMetadata};
 use peerwire::{Bitfield, Message};
 
 use super::pipeline::MAX_QUEUE;
-use super::{MAX_REJECTS, Running, Torrent};
+use super::{BOTH_SEEDS, MAX_REJECTS, Running, Torrent};
 use crate::peer::{self, Command};
 use crate::picker::PeerKey;
 
@@ -187,7 +187,7 @@ impl Torrent {
             return;
         };
         if run.picker.is_complete() && peer.has.is_full() {
-            self.drop_peer(run, key, "both are seeds");
+            self.drop_peer(run, key, BOTH_SEEDS);
             return;
         }
         self.update_interest(run, key);

@@ -8,7 +8,7 @@ use metainfo::BlockRef;
 use peerwire::Message;
 use storage::{AssemblyError, BlockOutcome, DiskError};
 
-use super::{Running, Torrent, count, host};
+use super::{BOTH_SEEDS, Running, Torrent, count, host};
 use crate::announce::Order;
 use crate::peer;
 use crate::picker::{Delivered, PeerKey};
@@ -231,7 +231,7 @@ impl Torrent {
                 .map(|(k, _)| *k)
                 .collect();
             for key in seeds {
-                self.drop_peer(run, key, "both are seeds");
+                self.drop_peer(run, key, BOTH_SEEDS);
             }
             self.publish(run);
         }
