@@ -459,6 +459,7 @@ impl Torrent {
                 }
             }
             Event::Closed { key, reason } => self.forget_peer(run, key, &reason),
+            Event::Discarded(pieces) => self.pieces_discarded(run, pieces),
             Event::AnnounceFailed(error) => {
                 run.announces += 1;
                 run.tracker_error = Some(error);

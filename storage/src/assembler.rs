@@ -146,6 +146,23 @@ impl Assembler {
         }
     }
 
+    /// Drops every unfinished piece that holds a block from `sender` (a
+    /// peer found to lie: its other blocks are as suspect), returning them
+    /// in order.
+    pub fn discard_from(&mut self, sender: u64) -> Vec<u32> {
+        let mut pieces: Vec<u32> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.senders.contains(&Some(sender)))
+            .map(|(piece, _)| *piece)
+            .collect();
+        pieces.sort_unstable();
+        for piece in &pieces {
+            self.discard(*piece);
+        }
+        pieces
+    }
+
     /// Bytes held for unfinished pieces.
     pub fn held(&self) -> usize {
         self.held

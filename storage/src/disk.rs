@@ -97,6 +97,10 @@ enum Job {
         have: Vec<bool>,
         reply: oneshot::Sender<Result<ResumeData, DiskError>>,
     },
+    Forget {
+        sender: u64,
+        reply: oneshot::Sender<Vec<u32>>,
+    },
 }
 
 /// A cheap, cloneable handle to the disk thread.
@@ -242,6 +246,13 @@ impl Disk {
     pub async fn resume_data(&self, have: Vec<bool>) -> Result<ResumeData, DiskError> {
         self.ask(|reply| Job::Resume { have, reply }).await?
     }
+
+    /// Drops the unfinished pieces holding a block from `sender` (a peer
+    /// banned for bad data) and says which they were: they must be asked
+    /// for again, whole.
+    pub async fn forget_sender(&self, sender: u64) -> Result<Vec<u32>, DiskError> {
+        self.ask(|reply| Job::Forget { sender, reply }).await
+    }
 }
 
 /// The answer to come for a block handed over with [`Disk::send_block`].
@@ -359,6 +370,9 @@ impl State {
                     }
                 }
                 let _ = reply.send(result.map_err(DiskError::from));
+            }
+            Job::Forget { sender, reply } => {
+                let _ = reply.send(self.assembler.discard_from(sender));
             }
             Job::Resume { have, reply } => {
                 // Never record more than this thread has seen verified.

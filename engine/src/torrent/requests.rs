@@ -10,7 +10,7 @@ use storage::{AssemblyError, BlockOutcome, DiskError};
 
 use super::{BOTH_SEEDS, Running, Torrent, count, host};
 use crate::announce::Order;
-use crate::peer;
+use crate::peer::{self, Event};
 use crate::picker::{Delivered, PeerKey};
 use crate::stats::TorrentEvent;
 
@@ -241,11 +241,41 @@ impl Torrent {
     /// blocks were hashed, as the disk saw them (a late copy from an earlier
     /// round counts against whoever sent it, not whoever was asked since).
     pub(super) fn piece_failed(&self, run: &mut Running, piece: u32, senders: Vec<PeerKey>) {
+        self.restart_piece(run, piece);
+        run.hash_failures += 1;
+        run.wasted += u64::from(run.picker.layout().piece_len(piece).unwrap_or(0));
+        let mut distinct = senders;
+        distinct.sort_unstable();
+        distinct.dedup();
+        // Those gone too (a liar banned on another piece, say): the blame
+        // must not seem to fall on the honest peers alone.
+        let addrs = distinct
+            .iter()
+            .filter_map(|k| {
+                run.peers
+                    .get(k)
+                    .map(|p| p.addr)
+                    .or_else(|| run.gone.get(k).map(|g| g.1))
+            })
+            .collect();
+        tracing::info!(piece, peers = ?addrs, "piece failed its hash check");
+        let _ = self.broadcast.send(TorrentEvent::HashFailed {
+            piece,
+            peers: addrs,
+        });
+        // A peer that sent the whole piece sent the bad data. When several
+        // did, the good copy to come will tell which (`piece_verified`).
+        if let [alone] = distinct[..] {
+            self.ban(run, alone);
+        }
+    }
+
+    /// Piece `piece` starts over: every block is asked for again. Copies
+    /// still asked for (endgame) would bring back data from the round given
+    /// up: they are cancelled, so that the next round's blocks all come
+    /// from the peers it asks.
+    fn restart_piece(&self, run: &mut Running, piece: u32) {
         run.picker.failed(piece);
-        let contributors = senders;
-        // Copies still asked for (endgame) would bring back data from the
-        // failed round: cancel them, so that the next round's blocks all
-        // come from the peers it asks.
         for peer in run.peers.values_mut() {
             let stale: Vec<BlockRef> = {
                 let mut requests = peer::lock(&peer.requests);
@@ -264,25 +294,19 @@ impl Torrent {
                 peer.send(Message::Cancel(block));
             }
         }
-        run.hash_failures += 1;
-        run.wasted += u64::from(run.picker.layout().piece_len(piece).unwrap_or(0));
-        let mut distinct: Vec<PeerKey> = contributors.clone();
-        distinct.sort_unstable();
-        distinct.dedup();
-        let addrs = distinct
-            .iter()
-            .filter_map(|k| run.peers.get(k).map(|p| p.addr))
-            .collect();
-        tracing::info!(piece, peers = ?addrs, "piece failed its hash check");
-        let _ = self.broadcast.send(TorrentEvent::HashFailed {
-            piece,
-            peers: addrs,
-        });
-        // A peer that sent the whole piece sent the bad data. When several
-        // did, the good copy to come will tell which (`piece_verified`).
-        if let [alone] = distinct[..] {
-            self.ban(run, alone);
+    }
+
+    /// The disk dropped these unfinished pieces, which held blocks from a
+    /// banned peer: they are downloaded again.
+    pub(super) fn pieces_discarded(&self, run: &mut Running, pieces: Vec<u32>) {
+        for piece in pieces {
+            if !run.picker.has(piece) {
+                tracing::debug!(piece, "piece started over: it held a banned peer's blocks");
+                run.wasted += u64::from(run.picker.layout().piece_len(piece).unwrap_or(0));
+                self.restart_piece(run, piece);
+            }
         }
+        self.fill_all(run);
     }
 
     /// Bans the peer behind connection `key` (live, or gone): its id and,
@@ -316,8 +340,27 @@ impl Torrent {
             })
             .map(|(k, _)| *k)
             .collect();
-        for key in same {
-            self.drop_peer(run, key, "banned: sent bad data");
+        for key in &same {
+            self.drop_peer(run, *key, "banned: sent bad data");
         }
+        // Its blocks in pieces not yet finished are as suspect: the disk
+        // drops those pieces, and they are asked for again.
+        let disk = self.disk.clone();
+        let events = self.events_tx.clone();
+        let mut senders = same;
+        if !senders.contains(&key) {
+            senders.push(key);
+        }
+        tokio::spawn(async move {
+            let mut pieces = Vec::new();
+            for sender in senders {
+                if let Ok(mut dropped) = disk.forget_sender(sender).await {
+                    pieces.append(&mut dropped);
+                }
+            }
+            if !pieces.is_empty() {
+                let _ = events.send(Event::Discarded(pieces)).await;
+            }
+        });
     }
 }

@@ -466,3 +466,54 @@ async fn a_full_download_removes_the_part_file_a_partial_one_left() {
     download(None).await;
     assert!(!parts.exists());
 }
+
+/// A banned peer's blocks in unfinished pieces go, with the pieces that
+/// hold them; pieces it had no part in are kept.
+#[tokio::test]
+async fn forgetting_a_sender_drops_the_unfinished_pieces_it_had_a_part_in() {
+    let source = tempfile::tempdir().unwrap();
+    let (torrent, files) = make(source.path(), &[3 * 64 * 1024], 64 * 1024);
+    let target = tempfile::tempdir().unwrap();
+    let storage = Storage::new(&torrent, target.path(), StorageConfig::default()).unwrap();
+    let (disk, thread) = Disk::start(storage, 1 << 20, 4).unwrap();
+    disk.check(None).await.unwrap();
+    let at = |piece: u32, index: u32| {
+        let block = torrent.layout().block(piece, index).unwrap();
+        (block, Bytes::from(source_block(&torrent, &files, block)))
+    };
+    // Liar 7 sent a block of pieces 0 and 2, honest 1 one of pieces 0 and 1.
+    for (piece, index, sender) in [(0, 0, 7), (2, 0, 7), (0, 1, 1), (1, 0, 1)] {
+        let (block, data) = at(piece, index);
+        let outcome = disk
+            .send_block(block, data, sender)
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        assert_eq!(outcome, BlockOutcome::Stored);
+    }
+    assert_eq!(disk.forget_sender(7).await.unwrap(), vec![0, 2]);
+    assert_eq!(disk.forget_sender(7).await.unwrap(), Vec::<u32>::new());
+    // Piece 1 kept its block: three more finish it. Piece 0 starts over.
+    let send = |piece, index| {
+        let (block, data) = at(piece, index);
+        let disk = disk.clone();
+        async move {
+            disk.send_block(block, data, 1)
+                .await
+                .unwrap()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(send(1, 1).await, BlockOutcome::Stored);
+    assert_eq!(send(1, 2).await, BlockOutcome::Stored);
+    let outcome = send(1, 3).await;
+    assert!(
+        matches!(outcome, BlockOutcome::PieceVerified { piece: 1, .. }),
+        "{outcome:?}"
+    );
+    assert_eq!(send(0, 0).await, BlockOutcome::Stored);
+    drop(disk);
+    thread.join();
+}
