@@ -531,7 +531,7 @@ impl State {
                         && !std::mem::replace(verified, true)
                         && self.wanted.get(piece as usize) == Some(&true)
                     {
-                        self.wanted_left -= 1;
+                        self.wanted_left = self.wanted_left.saturating_sub(1);
                         if self.wanted_left == 0 {
                             self.finish_files();
                         }
