@@ -130,13 +130,19 @@ pub(crate) fn run(args: &Args) -> Result<String> {
     Ok(out)
 }
 
+/// The folder a file goes in: its parent, or the current folder for a
+/// bare name.
+fn folder_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
 /// The folder `output` goes in must exist: said before any hashing, and
 /// without the name of the temporary file the write goes through.
 pub(crate) fn check_folder(output: &Path) -> Result<()> {
-    let dir = match output.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
+    let dir = folder_of(output);
     if !dir.is_dir() {
         bail!(
             "cannot write {}: the folder {} does not exist",
@@ -161,10 +167,7 @@ fn refuse_overwrite(output: &Path, force: bool) -> Result<()> {
 /// leaves half a torrent under the final name. Without `overwrite`, a file
 /// that appeared meanwhile is left alone.
 pub(crate) fn write_atomically(path: &Path, bytes: &[u8], overwrite: bool) -> Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
+    let dir = folder_of(path);
     let context = || format!("cannot write {}", path.display());
     let mut file = tempfile::Builder::new()
         .permissions(std::fs::Permissions::from_mode(0o644))

@@ -746,21 +746,31 @@ fn an_interrupted_download_resumes_when_run_again() {
         "--download-limit",
         "1MiB/s",
     ];
-    let mut first = Guard(Some(spawn(&args)));
-    // Interrupted once data has reached the disk.
+    // Starts a download into `out` and stops it with `signal` once data
+    // has reached the disk.
+    let interrupt = |out: &str, signal: &str| {
+        let mut args = args.to_vec();
+        args[3] = out;
+        let mut download = Guard(Some(spawn(&args)));
+        let target = dir.path().join(out).join("big.bin");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !target.exists() {
+            assert!(
+                Instant::now() < deadline,
+                "the download into {out} never started"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let child = download.0.take().unwrap();
+        let status = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        child.wait_with_output().unwrap()
+    };
     let target = dir.path().join("out/big.bin");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !target.exists() {
-        assert!(Instant::now() < deadline, "the download never started");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let child = first.0.take().unwrap();
-    let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let output = child.wait_with_output().unwrap();
+    let output = interrupt("out", "-INT");
     assert_eq!(output.status.code(), Some(130), "{}", transcript(&output));
     let said = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -770,25 +780,7 @@ fn an_interrupted_download_resumes_when_run_again() {
 
     // SIGTERM, as a service manager sends, stops it the same way, with
     // the status a shell gives for that signal.
-    let mut other = args;
-    other[3] = "out2";
-    let mut second = Guard(Some(spawn(&other)));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let target2 = dir.path().join("out2/big.bin");
-    while !target2.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "the second download never started"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let child = second.0.take().unwrap();
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let output = child.wait_with_output().unwrap();
+    let output = interrupt("out2", "-TERM");
     assert_eq!(output.status.code(), Some(143), "{}", transcript(&output));
 
     let again = btc_with_state(&args, dir.path(), &state);

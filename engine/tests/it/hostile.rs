@@ -12,11 +12,40 @@ use tokio_util::codec::Framed;
 
 use super::*;
 
-/// Accepts the leecher's connection and answers its handshake as a peer
-/// that has every piece of `torrent`.
+/// A leecher of `content` whose only peer is a listener the test plays:
+/// the listener, the session, the download folder and the torrent.
+async fn leecher_of_scripted_peer(
+    content: &Content,
+) -> (TcpListener, Session, tempfile::TempDir, TorrentHandle) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let leecher = session().await;
+    let target = tempfile::tempdir().unwrap();
+    let mut options = TorrentOptions::new(target.path());
+    options.peers = vec![listener.local_addr().unwrap()];
+    let handle = leecher.add(content.torrent.clone(), options).await.unwrap();
+    (listener, leecher, target, handle)
+}
+
+/// The reason given for the first peer dropped.
+async fn first_drop(events: &mut tokio::sync::broadcast::Receiver<TorrentEvent>) -> String {
+    let dropped = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match events.recv().await {
+                Ok(TorrentEvent::PeerDropped { reason, .. }) => return reason,
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => panic!("events: {e}"),
+            }
+        }
+    });
+    dropped.await.expect("a PeerDropped event")
+}
+
+/// Accepts the leecher's connection and answers its handshake, offering
+/// `reserved`, as a peer that has every piece of `torrent`.
 async fn accept_as_seeder(
     listener: &TcpListener,
     torrent: &Metainfo,
+    reserved: Reserved,
 ) -> Framed<TcpStream, PeerCodec> {
     let accepted = tokio::time::timeout(Duration::from_secs(30), listener.accept()).await;
     let (mut stream, _) = accepted.expect("the leecher dials in time").unwrap();
@@ -24,7 +53,7 @@ async fn accept_as_seeder(
     stream.read_exact(&mut theirs).await.unwrap();
     let theirs = Handshake::decode(&theirs).unwrap();
     assert_eq!(theirs.info_hash, torrent.info_hash());
-    let ours = Handshake::new(torrent.info_hash(), PeerId::generate(), Reserved::default());
+    let ours = Handshake::new(torrent.info_hash(), PeerId::generate(), reserved);
     stream.write_all(&ours.encode()).await.unwrap();
     let pieces = torrent.layout().num_pieces();
     let mut framed = Framed::new(stream, PeerCodec::new(Some(pieces)));
@@ -38,15 +67,10 @@ async fn accept_as_seeder(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_that_floods_blocks_nobody_asked_for_is_dropped() {
     let content = content(&[256 * 1024], 32 * 1024, &[], 31);
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let leecher = session().await;
-    let target = tempfile::tempdir().unwrap();
-    let mut options = TorrentOptions::new(target.path());
-    options.peers = vec![listener.local_addr().unwrap()];
-    let handle = leecher.add(content.torrent.clone(), options).await.unwrap();
+    let (listener, leecher, _target, handle) = leecher_of_scripted_peer(&content).await;
     let mut events = handle.events();
 
-    let framed = accept_as_seeder(&listener, &content.torrent).await;
+    let framed = accept_as_seeder(&listener, &content.torrent, Reserved::default()).await;
     let (mut sink, mut stream) = framed.split();
     // Never unchoked, so never asked: every block it sends is unasked.
     let block = BlockRef {
@@ -76,17 +100,7 @@ async fn a_peer_that_floods_blocks_nobody_asked_for_is_dropped() {
     .await
     .expect("the leecher hangs up on the flood");
 
-    let dropped = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            match events.recv().await {
-                Ok(TorrentEvent::PeerDropped { reason, .. }) => return reason,
-                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                Err(e) => panic!("events: {e}"),
-            }
-        }
-    })
-    .await
-    .expect("a PeerDropped event");
+    let dropped = first_drop(&mut events).await;
     assert!(dropped.contains("did not ask"), "{dropped}");
     assert_eq!(handle.stats().pieces_have, 0);
     leecher.shutdown().await;
@@ -347,26 +361,11 @@ async fn a_peer_id_claimed_from_another_host_does_not_keep_the_real_peer_out() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_that_rejects_every_request_is_dropped_without_a_request_storm() {
     let content = content(&[512 * 1024], 32 * 1024, &[], 35);
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let leecher = session().await;
-    let target = tempfile::tempdir().unwrap();
-    let mut options = TorrentOptions::new(target.path());
-    options.peers = vec![listener.local_addr().unwrap()];
-    let handle = leecher.add(content.torrent.clone(), options).await.unwrap();
+    let (listener, leecher, _target, handle) = leecher_of_scripted_peer(&content).await;
     let mut events = handle.events();
 
-    let accepted = tokio::time::timeout(Duration::from_secs(30), listener.accept()).await;
-    let (mut stream, _) = accepted.expect("the leecher dials in time").unwrap();
-    assert_eq!(
-        read_handshake(&mut stream).await.info_hash,
-        content.torrent.info_hash()
-    );
     let fast = Reserved::default().with_fast(true);
-    let ours = Handshake::new(content.torrent.info_hash(), PeerId::generate(), fast);
-    stream.write_all(&ours.encode()).await.unwrap();
-    let pieces = content.torrent.layout().num_pieces();
-    let mut framed = Framed::new(stream, PeerCodec::new(Some(pieces)));
-    framed.send(Message::HaveAll).await.unwrap();
+    let mut framed = accept_as_seeder(&listener, &content.torrent, fast).await;
     framed.send(Message::Unchoke).await.unwrap();
     let rejected = tokio::time::timeout(Duration::from_secs(60), async {
         let mut rejected = 0u32;
@@ -382,21 +381,7 @@ async fn a_peer_that_rejects_every_request_is_dropped_without_a_request_storm() 
     })
     .await
     .expect("the leecher hangs up");
-    let dropped = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            match events.recv().await {
-                Ok(TorrentEvent::PeerDropped { addr, reason })
-                    if addr == listener.local_addr().unwrap() =>
-                {
-                    return reason;
-                }
-                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                Err(e) => panic!("events: {e}"),
-            }
-        }
-    })
-    .await
-    .expect("a PeerDropped event");
+    let dropped = first_drop(&mut events).await;
     assert!(dropped.contains("rejected"), "{dropped}");
     // Asked about once per tick, not in a loop: a little over the bound.
     assert!(rejected <= 256, "{rejected} requests");

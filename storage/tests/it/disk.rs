@@ -153,6 +153,14 @@ async fn the_memory_bound_is_reported_not_exceeded() {
     thread.join();
 }
 
+/// Writes every block of `piece` from the source, in order.
+async fn write_piece(disk: &Disk, torrent: &metainfo::Metainfo, files: &[Vec<u8>], piece: u32) {
+    for block in torrent.layout().blocks(piece) {
+        let data = Bytes::from(source_block(torrent, files, block));
+        disk.write_block(block, data).await.unwrap();
+    }
+}
+
 #[tokio::test]
 async fn hostile_reads_are_refused_before_allocating_and_late_blocks_are_answered() {
     let source = tempfile::tempdir().unwrap();
@@ -160,11 +168,7 @@ async fn hostile_reads_are_refused_before_allocating_and_late_blocks_are_answere
     let target = tempfile::tempdir().unwrap();
     let storage = Storage::new(&torrent, target.path(), StorageConfig::default()).unwrap();
     let (disk, thread) = Disk::start(storage, 1 << 20, 4).unwrap();
-    for block in torrent.layout().blocks(0) {
-        disk.write_block(block, source_block(&torrent, &files, block).into())
-            .await
-            .unwrap();
-    }
+    write_piece(&disk, &torrent, &files, 0).await;
     // A request for 4 GiB, or past the piece, allocates nothing and fails.
     for length in [u32::MAX, 16 * 1024 + 1] {
         let block = metainfo::BlockRef {
@@ -390,10 +394,7 @@ async fn chosen_empty_files_are_made_once_the_chosen_pieces_are_in() {
             !path(target.path(), empty[0]).exists(),
             "before piece {piece}"
         );
-        for block in torrent.layout().blocks(piece) {
-            let data = Bytes::from(source_block(&torrent, &files, block));
-            disk.write_block(block, data).await.unwrap();
-        }
+        write_piece(&disk, &torrent, &files, piece).await;
     }
     assert_eq!(
         std::fs::metadata(path(target.path(), empty[0]))
@@ -451,10 +452,7 @@ async fn a_full_download_removes_the_part_file_a_partial_one_left() {
             let (disk, thread) = Disk::start(storage, 1 << 20, 4).unwrap();
             disk.check(None).await.unwrap();
             for piece in pieces {
-                for block in torrent.layout().blocks(piece) {
-                    let data = Bytes::from(source_block(torrent, files, block));
-                    disk.write_block(block, data).await.unwrap();
-                }
+                write_piece(&disk, torrent, files, piece).await;
             }
             drop(disk);
             thread.join();
