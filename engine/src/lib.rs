@@ -9,7 +9,8 @@
 //!
 //! Inside, each torrent is one task that owns all of its state: the
 //! [`Picker`] (rarest first, partial pieces first, endgame), the [`Choker`]
-//! (the best uploaders plus one optimistic unchoke) and the peer table.
+//! (the best uploaders plus one optimistic unchoke while downloading, every
+//! interested peer in turn while seeding) and the peer table.
 //! Each connection is a task of its own; received blocks go from it straight
 //! to the disk thread (see the `storage` crate) as shared `Bytes`, never
 //! copied and never through the torrent task, and only if they were asked

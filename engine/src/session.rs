@@ -30,8 +30,12 @@ pub struct SessionConfig {
     pub max_peers: usize,
     /// Most connections per torrent.
     pub max_peers_per_torrent: usize,
-    /// Peers unchoked at once per torrent, one of them optimistically.
+    /// Peers unchoked at once per torrent (while downloading, one of them
+    /// optimistically).
     pub upload_slots: usize,
+    /// Time between choking rounds, in whole seconds (at least one). A
+    /// seeding turn lasts six rounds.
+    pub choke_interval: Duration,
     /// How long dialling a peer may take.
     pub connect_timeout: Duration,
     /// How long a peer has to send its handshake.
@@ -57,6 +61,7 @@ impl Default for SessionConfig {
             max_peers: 500,
             max_peers_per_torrent: 50,
             upload_slots: 4,
+            choke_interval: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(10),
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(120),

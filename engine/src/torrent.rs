@@ -20,7 +20,7 @@ use storage::{Disk, DiskThread, ResumeData};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, mpsc, oneshot, watch};
 
 use crate::announce::{Order, Progress};
-use crate::choker::{Candidate, Choker};
+use crate::choker::{Candidate, Choker, Mode};
 use crate::peer::{self, Command, Event, Requests};
 use crate::picker::{PeerKey, Picker};
 use crate::rate::Rate;
@@ -42,8 +42,7 @@ const MAX_QUEUED_COMMANDS: usize = 4 * MAX_QUEUE + 2 * peer::MAX_SERVE_QUEUE;
 /// Peers that left whose identity is kept, so that a liar found out after
 /// it left (see `piece_verified`) is still banned.
 const MAX_GONE: usize = 1024;
-/// Seconds between choker rounds, and between resume-data saves.
-const CHOKE_EVERY: u64 = 10;
+/// Seconds between resume-data saves.
 const SAVE_EVERY: u64 = 60;
 /// Seconds between replacing the slowest peer when better ones wait.
 const REPLACE_EVERY: u64 = 60;
@@ -521,7 +520,10 @@ impl Torrent {
         for key in snubbed {
             self.snub(run, key);
         }
-        if run.ticks.is_multiple_of(CHOKE_EVERY) {
+        if run
+            .ticks
+            .is_multiple_of(self.config.choke_interval.as_secs().max(1))
+        {
             self.choke_round(run);
         }
         if run.ticks.is_multiple_of(REPLACE_EVERY) {
@@ -564,26 +566,24 @@ impl Torrent {
     }
 
     fn choke_round(&self, run: &mut Running) {
-        let seeding = run.picker.is_complete();
-        let candidates: Vec<Candidate> = run
-            .peers
-            .iter()
-            .filter(|(_, p)| p.ready())
-            .map(|(key, p)| Candidate {
-                key: *key,
-                interested: p.peer_interested,
-                rate: if seeding {
-                    p.up.per_second()
-                } else {
-                    p.down.per_second()
-                },
-                snubbed: p.snubbed,
-            })
-            .collect();
-        let unchoke = run.choker.round(&candidates);
+        let (candidates, mode) = choke_candidates(run);
+        let unchoke = run.choker.round(&candidates, mode);
         let keys: Vec<PeerKey> = run.peers.keys().copied().collect();
         for key in keys {
             self.set_choke(run, key, !unchoke.contains(&key));
+        }
+    }
+
+    /// Gives upload slots that interested peers do not hold to peers that
+    /// wait, at once: called when a peer becomes interested, loses
+    /// interest or leaves.
+    fn refill_slots(&self, run: &mut Running) {
+        if run.paused || run.error.is_some() {
+            return;
+        }
+        let (candidates, mode) = choke_candidates(run);
+        for key in run.choker.refill(&candidates, mode) {
+            self.set_choke(run, key, false);
         }
     }
 
@@ -653,6 +653,33 @@ impl Torrent {
             }
         });
     }
+}
+
+/// What the choker is told of the ready peers, and whom it serves.
+fn choke_candidates(run: &Running) -> (Vec<Candidate>, Mode) {
+    let seeding = run.picker.is_complete();
+    let candidates = run
+        .peers
+        .iter()
+        .filter(|(_, p)| p.ready())
+        .map(|(key, p)| Candidate {
+            key: *key,
+            interested: p.peer_interested,
+            unchoked: !p.am_choking,
+            rate: if seeding {
+                p.up.per_second()
+            } else {
+                p.down.per_second()
+            },
+            snubbed: p.snubbed,
+        })
+        .collect();
+    let mode = if seeding {
+        Mode::Seeding
+    } else {
+        Mode::Downloading
+    };
+    (candidates, mode)
 }
 
 /// Adds to the totals of peer `id`, within [`MAX_PEER_TOTALS`] peers.

@@ -276,6 +276,9 @@ impl Torrent {
         }
         run.gone.insert(key, (peer.id, peer.addr, peer.outgoing));
         run.picker.remove_peer(&peer.has);
+        if !peer.am_choking && peer.peer_interested {
+            self.refill_slots(run);
+        }
         // Its addresses may be dialled again, unless another connection
         // to the same peer still stands for them.
         let taken = |addr: SocketAddr| {

@@ -51,12 +51,19 @@ impl Torrent {
                 peer.peer_interested = true;
                 // A free upload slot is given at once rather than at the
                 // next round, so a newcomer starts without waiting.
-                let unchoked = run.peers.values().filter(|p| !p.am_choking).count();
-                if unchoked < self.config.upload_slots {
-                    self.set_choke(run, key, false);
+                if peer.am_choking {
+                    self.refill_slots(run);
                 }
             }
-            Message::NotInterested => peer.peer_interested = false,
+            Message::NotInterested => {
+                peer.peer_interested = false;
+                // Its slot goes to a peer that waits, as libtorrent does;
+                // it gets one again when it is interested again.
+                if !peer.am_choking {
+                    self.set_choke(run, key, true);
+                    self.refill_slots(run);
+                }
+            }
             Message::Have(piece) => {
                 if piece >= num_pieces {
                     return Err(format!("have for piece {piece} of {num_pieces}"));

@@ -180,6 +180,24 @@ async fn a_peer_that_connects_twice_keeps_the_connection_that_already_carries_bl
 /// Sends our handshake with `id` on `stream` (and reads the seeder's,
 /// if we dialled it), says we are interested and waits for the unchoke.
 async fn greet(
+    stream: TcpStream,
+    torrent: &Metainfo,
+    id: PeerId,
+    reserved: Reserved,
+    we_dialled: bool,
+) -> Framed<TcpStream, PeerCodec> {
+    let mut framed = shake_hands(stream, torrent, id, reserved, we_dialled).await;
+    framed.send(Message::Interested).await.unwrap();
+    assert_eq!(
+        next_of(&mut framed, |m| *m == Message::Unchoke).await,
+        Message::Unchoke
+    );
+    framed
+}
+
+/// Sends our handshake with `id` on `stream` (and reads the seeder's, if
+/// we dialled it).
+pub(super) async fn shake_hands(
     mut stream: TcpStream,
     torrent: &Metainfo,
     id: PeerId,
@@ -194,21 +212,28 @@ async fn greet(
             torrent.info_hash()
         );
     }
-    let mut framed = Framed::new(stream, PeerCodec::new(Some(torrent.layout().num_pieces())));
-    framed.send(Message::Interested).await.unwrap();
-    let unchoked = tokio::time::timeout(Duration::from_secs(30), async {
-        while let Some(Ok(message)) = framed.next().await {
-            if message == Message::Unchoke {
-                return true;
+    Framed::new(stream, PeerCodec::new(Some(torrent.layout().num_pieces())))
+}
+
+/// The next message for which `wanted` holds, within 30 seconds; others
+/// are skipped.
+pub(super) async fn next_of(
+    framed: &mut Framed<TcpStream, PeerCodec>,
+    wanted: impl Fn(&Message) -> bool,
+) -> Message {
+    let found = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(message) = framed.next().await {
+            let message = message.unwrap();
+            if wanted(&message) {
+                return Some(message);
             }
         }
-        false
+        None
     });
-    assert!(
-        unchoked.await.expect("unchoked in time"),
-        "closed before the unchoke"
-    );
-    framed
+    found
+        .await
+        .expect("the message in time")
+        .expect("the peer hung up first")
 }
 
 /// Reads the seeder's handshake from a connection we dialled.
