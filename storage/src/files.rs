@@ -206,6 +206,12 @@ impl FileSet {
             }
             if meta.len() < stored.length {
                 self.allocate(&file, stored)?;
+            } else if meta.len() > stored.length && index != self.parts_index() {
+                // A longer file in the way (an older or other version) is
+                // cut to the torrent's length, so the download comes out
+                // byte for byte; the part file has no set length.
+                file.set_len(stored.length)
+                    .map_err(|e| StorageError::io("truncate", path, e))?;
             }
         }
         Ok(file)

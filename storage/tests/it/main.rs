@@ -182,6 +182,27 @@ fn a_corrupted_byte_is_caught_on_recheck() {
 }
 
 #[test]
+fn a_longer_file_in_the_way_is_cut_to_the_torrents_length_once_written() {
+    let source = tempfile::tempdir().unwrap();
+    let (torrent, files) = make(source.path(), &[50_000, 30_000], 16 * 1024);
+    let target = tempfile::tempdir().unwrap();
+    // The first file is there already, right but for a tail of junk.
+    let path = file_path(&torrent, target.path(), 0);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let mut longer = files[0].clone();
+    longer.extend_from_slice(&[7u8; 10_000]);
+    std::fs::write(&path, &longer).unwrap();
+    download(
+        &torrent,
+        &files,
+        target.path(),
+        &all_blocks(&torrent),
+        StorageConfig::default(),
+    );
+    assert_same_files(&torrent, &files, target.path());
+}
+
+#[test]
 fn a_piece_that_does_not_match_is_not_written() {
     let source = tempfile::tempdir().unwrap();
     let (torrent, _) = make(source.path(), &[20_000], 16 * 1024);
