@@ -51,7 +51,14 @@ pub(crate) struct DownloadArgs {
     #[arg(long, value_name = "FILE")]
     save_torrent: Option<PathBuf>,
     /// The folder to download into.
-    #[arg(short, long, value_name = "DIR", default_value = ".")]
+    #[arg(
+        short,
+        long,
+        visible_short_alias = 'd',
+        visible_alias = "dir",
+        value_name = "DIR",
+        default_value = "."
+    )]
     output: PathBuf,
     #[command(flatten)]
     net: NetArgs,
