@@ -125,6 +125,9 @@ pub(crate) enum Event {
     Discovered(Vec<SocketAddr>),
     /// No tracker answered an announce; the last error.
     AnnounceFailed(String),
+    /// The disk could not read a block to upload (a file deleted or
+    /// truncated, an I/O error): the torrent cannot go on as it is.
+    ReadFailed(String),
     /// Unfinished pieces the disk dropped because a banned peer had sent
     /// some of their blocks: to be downloaded again, whole.
     Discarded(Vec<u32>),

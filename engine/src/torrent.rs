@@ -458,6 +458,11 @@ impl Torrent {
                 }
             }
             Event::Closed { key, reason } => self.forget_peer(run, key, &reason),
+            // As libtorrent and Transmission do: the files are not what
+            // the torrent says, so it stops until they are checked again.
+            Event::ReadFailed(error) => {
+                self.fail(run, format!("cannot read what peers ask for: {error}"));
+            }
             Event::Discarded(pieces) => self.pieces_discarded(run, pieces),
             Event::AnnounceFailed(error) => {
                 run.announces += 1;

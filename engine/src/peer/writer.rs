@@ -10,7 +10,7 @@ use std::time::Duration;
 use futures::SinkExt;
 use metainfo::{BLOCK_SIZE, BlockRef};
 use peerwire::{Message, PeerCodec};
-use storage::Disk;
+use storage::{Disk, DiskError};
 use tokio::sync::mpsc;
 use tokio_util::codec::FramedWrite;
 
@@ -119,12 +119,12 @@ impl Writer {
             }
             let read = match read {
                 Ok(read) => read,
-                Err(e) => return format!("cannot read a block to upload: {e}"),
+                Err(e) => return read_failed(e, events).await,
             };
             for (block, data) in batch.into_iter().zip(read) {
                 match data {
                     Ok(data) => queue.read.push((block, data)),
-                    Err(e) => return format!("cannot read a block to upload: {e}"),
+                    Err(e) => return read_failed(e, events).await,
                 }
             }
         }
@@ -291,4 +291,14 @@ impl Writer {
         }
         Ok(())
     }
+}
+
+/// Tells the torrent task that the disk failed a read (the torrent's
+/// fault, not the peer's: requests are checked before they get here), and
+/// gives the reason this connection ends. A disk stopped is a shutdown.
+async fn read_failed(error: DiskError, events: &mpsc::Sender<Event>) -> String {
+    if !matches!(error, DiskError::Stopped) {
+        let _ = events.send(Event::ReadFailed(error.to_string())).await;
+    }
+    format!("cannot read a block to upload: {error}")
 }

@@ -14,8 +14,8 @@ use metainfo::{Metainfo, TorrentBuilder};
 use rand::{Rng as _, SeedableRng as _};
 use tracker::{HttpTracker, TrackerConfig};
 
-mod choking;
 mod hostile;
+mod seeding;
 mod swarm;
 
 /// Generated content on disk and its torrent.

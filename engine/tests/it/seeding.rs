@@ -1,4 +1,5 @@
-//! Who a seeder serves, seen from scripted peers over real sockets.
+//! A seeder seen from scripted peers: whom it serves, and what it does
+//! when its files change underneath it.
 
 use futures::SinkExt as _;
 use metainfo::{BlockRef, PeerId};
@@ -74,5 +75,50 @@ async fn a_slot_freed_between_rounds_goes_to_a_waiting_peer_at_once() {
             ..
         }
     ));
+    seeder.shutdown().await;
+}
+
+/// A seeder whose file is truncated underneath it stops with an error
+/// that names the file, instead of dropping every peer that asks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_truncated_under_a_seeder_stops_it_with_a_clear_error() {
+    let content = content(&[1 << 20], 256 * 1024, &[], 42);
+    let seeder = session().await;
+    let handle = seeder
+        .add(content.torrent.clone(), content.seed_options())
+        .await
+        .unwrap();
+    let stream = TcpStream::connect(seeder.local_addr()).await.unwrap();
+    let mut peer = shake_hands(
+        stream,
+        &content.torrent,
+        PeerId::generate(),
+        Reserved::default(),
+        true,
+    )
+    .await;
+    peer.send(Message::Interested).await.unwrap();
+    assert_eq!(
+        next_of(&mut peer, |m| *m == Message::Unchoke).await,
+        Message::Unchoke
+    );
+    let path = content.dir.path().join(&content.files[0].0);
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(1000)
+        .unwrap();
+    peer.send(Message::Request(BlockRef {
+        piece: 3,
+        offset: 0,
+        length: 16 * 1024,
+    }))
+    .await
+    .unwrap();
+    wait_for(&handle, "the error", |s| {
+        matches!(&s.state, TorrentState::Error(e) if e.contains(&*path.to_string_lossy()) && e.contains("truncated"))
+    })
+    .await;
     seeder.shutdown().await;
 }
