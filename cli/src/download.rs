@@ -300,6 +300,41 @@ async fn start_session(net: &NetArgs) -> Result<Session> {
     }
 }
 
+/// Claims the torrent in its folder for this process, with a lock on a
+/// file beside its resume data, held as long as the returned file is: a
+/// second btc on the same torrent and folder would fetch the same pieces
+/// and overwrite the first one's resume data. Without resume data, or
+/// where locks do not work, nothing is claimed.
+fn claim(resume: Option<&Path>, folder: &Path) -> Result<Option<std::fs::File>> {
+    let Some(resume) = resume else {
+        return Ok(None);
+    };
+    let path = resume.with_extension("lock");
+    let opened = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path);
+    let file = match opened {
+        Ok(file) => file,
+        Err(e) => {
+            tracing::debug!(path = %path.display(), error = %e, "cannot open the lock file");
+            return Ok(None);
+        }
+    };
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => bail!(
+            "another btc is already running this torrent in {}: stop it first",
+            folder.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            tracing::debug!(path = %path.display(), error = %e, "cannot lock");
+            Ok(None)
+        }
+    }
+}
+
 async fn resolve(peers: &[String]) -> Result<Vec<SocketAddr>> {
     let mut out = Vec::new();
     for peer in peers {
@@ -422,6 +457,7 @@ async fn run_download(args: &DownloadArgs) -> Result<String> {
     std::fs::create_dir_all(&args.output)
         .with_context(|| format!("cannot create {}", args.output.display()))?;
     options.resume_file = resume_file(&torrent, &args.output);
+    let _claim = claim(options.resume_file.as_deref(), &args.output)?;
     options.recheck = args.recheck;
     let give_up = GiveUp {
         trackers: !torrent.trackers().is_empty(),
@@ -525,6 +561,7 @@ async fn run_seed(args: &SeedArgs) -> Result<String> {
     let mut options = TorrentOptions::new(&args.dir);
     options.peers = resolve(&args.peers).await?;
     options.resume_file = resume_file(&torrent, &args.dir);
+    let _claim = claim(options.resume_file.as_deref(), &args.dir)?;
     options.recheck = args.recheck;
     let handle = session
         .add(torrent, options)

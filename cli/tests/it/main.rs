@@ -24,6 +24,27 @@ fn btc_with_state(args: &[&str], dir: &Path, state: &Path) -> Output {
         .expect("btc runs")
 }
 
+/// Runs `command` to its end, killed and failed if it takes longer than
+/// `limit` (a command that should stop at once must not hang the tests).
+fn output_within(mut command: Command, limit: std::time::Duration) -> Output {
+    use std::process::Stdio;
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("btc runs");
+    let deadline = std::time::Instant::now() + limit;
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let output = child.wait_with_output().unwrap();
+            panic!("still running after {limit:?}: {}", transcript(&output));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
 fn fixture(name: &str) -> String {
     let path: PathBuf = [
         env!("CARGO_MANIFEST_DIR"),
@@ -440,6 +461,20 @@ fn seed_then_download_end_to_end() {
         .nth(1)
         .unwrap_or_else(|| panic!("no port in {first:?}"));
     assert!(first.contains("pieces verified"), "{first}");
+    // The same torrent and folder are not run twice at once.
+    let mut twice = Command::new(env!("CARGO_BIN_EXE_btc"));
+    twice
+        .args(["seed", "album.torrent", "-d", "source", "--port", "0"])
+        .current_dir(dir.path())
+        .env("XDG_STATE_HOME", &state);
+    let twice = output_within(twice, std::time::Duration::from_secs(60));
+    assert_eq!(twice.status.code(), Some(1), "{}", transcript(&twice));
+    assert!(
+        String::from_utf8_lossy(&twice.stderr)
+            .contains("another btc is already running this torrent in source"),
+        "{}",
+        transcript(&twice)
+    );
 
     let download = btc_with_state(
         &[
