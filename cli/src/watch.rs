@@ -182,11 +182,21 @@ fn status(stats: &Stats) -> String {
         .map(|d| format!("  ETA {}", duration(d)))
         .unwrap_or_default();
     format!(
-        "{state}down {}/s  up {}/s  peers {}{eta}",
+        "{state}down {}/s  up {}/s  {}{eta}",
         size(stats.download_rate as u64),
         size(stats.upload_rate as u64),
-        stats.peers,
+        peers(stats),
     )
+}
+
+/// The peers, or while a download has none, what it is doing about it:
+/// a UDP tracker may take two minutes to be found silent.
+fn peers(stats: &Stats) -> String {
+    match (stats.state == TorrentState::Downloading, stats.peers) {
+        (true, 0) if stats.connections > 0 => format!("connecting to {}", stats.connections),
+        (true, 0) => "looking for peers".into(),
+        (_, n) => format!("peers {n}"),
+    }
 }
 
 fn progress_line(stats: &Stats) -> String {
@@ -206,13 +216,13 @@ fn progress_line(stats: &Stats) -> String {
         _ => "",
     };
     format!(
-        "{state}{}{percent:5.1}%  {}/{} pieces  down {}/s  up {}/s  peers {}{eta}",
+        "{state}{}{percent:5.1}%  {}/{} pieces  down {}/s  up {}/s  {}{eta}",
         if state.is_empty() { "" } else { "  " },
         stats.pieces_have,
         stats.pieces_total,
         size(stats.download_rate as u64),
         size(stats.upload_rate as u64),
-        stats.peers,
+        peers(stats),
     )
 }
 
@@ -286,5 +296,18 @@ mod tests {
                 .unwrap()
                 .contains("check the --peer addresses")
         );
+    }
+
+    #[test]
+    fn a_download_without_peers_says_what_it_is_doing() {
+        let mut s = stats();
+        assert_eq!(status(&s), "down 0 B/s  up 0 B/s  looking for peers");
+        s.connections = 3;
+        assert!(progress_line(&s).ends_with("up 0 B/s  connecting to 3"));
+        s.peers = 2;
+        assert_eq!(status(&s), "down 0 B/s  up 0 B/s  peers 2");
+        s.peers = 0;
+        s.state = TorrentState::Seeding;
+        assert_eq!(status(&s), "seeding  down 0 B/s  up 0 B/s  peers 0");
     }
 }
