@@ -31,14 +31,34 @@ impl std::error::Error for Interrupted {}
 /// After a first Ctrl-C has started a graceful stop, a second one quits at
 /// once (exit status 130, or 143 for SIGTERM), as users of other clients
 /// expect.
-fn quit_on_second_signal() {
+fn quit_on_second_signal(quiet: bool) {
     if let Ok(second) = crate::tracker::stop_signals() {
         tokio::spawn(async move {
             let status = second.await;
-            eprintln!("stopped at once; the next run checks what was written");
+            if !quiet {
+                eprintln!("stopped at once; the next run checks what was written");
+            }
             std::process::exit(i32::from(status));
         });
     }
+}
+
+/// Stops the session: data flushed, resume data saved and trackers told
+/// `stopped` (each has a few seconds). A tracker that does not answer
+/// holds the exit that long, so past a second it is said; a second Ctrl-C
+/// quits at once.
+async fn shut_down(session: Session, quiet: bool) {
+    quit_on_second_signal(quiet);
+    let shutdown = session.shutdown();
+    tokio::pin!(shutdown);
+    tokio::select! {
+        () = &mut shutdown => return,
+        () = tokio::time::sleep(Duration::from_secs(1)) => {}
+    }
+    if !quiet {
+        eprintln!("telling the trackers we leave (Ctrl-C again to quit at once)");
+    }
+    shutdown.await;
 }
 
 /// Download a torrent, then exit (or go on seeding with --seed).
@@ -411,7 +431,7 @@ async fn run_download(args: &DownloadArgs) -> Result<String> {
             let torrent = tokio::select! {
                 torrent = fetch => torrent?,
                 status = &mut stop => {
-                    session.shutdown().await;
+                    shut_down(session, args.quiet).await;
                     let message = "stopped while fetching the metadata".into();
                     return Err(Interrupted { message, status }.into());
                 }
@@ -482,8 +502,7 @@ async fn run_download(args: &DownloadArgs) -> Result<String> {
             return Err(e);
         }
         Err(status) => {
-            quit_on_second_signal();
-            session.shutdown().await;
+            shut_down(session, args.quiet).await;
             let stats = handle.stats();
             let message = format!(
                 "stopped with {} of {} pieces; run the same command again to resume",
@@ -542,7 +561,7 @@ async fn run_download(args: &DownloadArgs) -> Result<String> {
         let said = seed_until_stopped(session, &handle, stop, until, args.quiet).await?;
         return Ok(if args.quiet { String::new() } else { said });
     }
-    session.shutdown().await;
+    shut_down(session, args.quiet).await;
     Ok(done)
 }
 
@@ -571,8 +590,7 @@ async fn run_seed(args: &SeedArgs) -> Result<String> {
     let checked = tokio::select! {
         checked = watch.wait_for(|s| s.state != TorrentState::Checking) => checked.map(|s| s.clone()),
         status = &mut stop => {
-            quit_on_second_signal();
-            session.shutdown().await;
+            shut_down(session, args.quiet).await;
             let message = "stopped while checking the data".into();
             return Err(Interrupted { message, status }.into());
         }
@@ -634,8 +652,7 @@ async fn seed_until_stopped(
         result = watch_progress(handle, until, quiet) => result,
         _ = stop => Ok(()),
     };
-    quit_on_second_signal();
-    session.shutdown().await;
+    shut_down(session, quiet).await;
     seeding?;
     let uploaded = handle.stats().uploaded;
     Ok(format!(

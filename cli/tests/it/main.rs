@@ -28,11 +28,17 @@ fn btc_with_state(args: &[&str], dir: &Path, state: &Path) -> Output {
 /// `limit` (a command that should stop at once must not hang the tests).
 fn output_within(mut command: Command, limit: std::time::Duration) -> Output {
     use std::process::Stdio;
-    let mut child = command
+    let child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("btc runs");
+    wait_within(child, limit)
+}
+
+/// Waits for `child` to end, killing it and failing if it takes longer
+/// than `limit`.
+fn wait_within(mut child: std::process::Child, limit: std::time::Duration) -> Output {
     let deadline = std::time::Instant::now() + limit;
     while child.try_wait().unwrap().is_none() {
         if std::time::Instant::now() > deadline {
@@ -915,5 +921,60 @@ fn an_unreachable_peer_is_given_up_on_with_advice() {
     assert!(
         err.contains("no peer could be reached after 3 tries each: check the --peer addresses"),
         "{err}"
+    );
+}
+
+/// Interrupted, a download tells its trackers it leaves; one that never
+/// answers holds the exit a few seconds, and btc says why.
+#[test]
+fn an_interrupted_download_says_it_waits_for_a_silent_tracker() {
+    use std::process::Stdio;
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("data.bin"), vec![5u8; 100_000]).unwrap();
+    // A UDP tracker that reads and never answers.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    silent
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let url = format!("udp://{}/announce", silent.local_addr().unwrap());
+    let created = btc(
+        &["create", "data.bin", "-t", &url, "-o", "t.torrent"],
+        dir.path(),
+    );
+    assert!(created.status.success(), "{}", transcript(&created));
+    let child = Command::new(env!("CARGO_BIN_EXE_btc"))
+        .args(["download", "t.torrent", "-o", "out", "--port", "0"])
+        .args(["--bind", "127.0.0.1"])
+        .current_dir(dir.path())
+        .env("XDG_STATE_HOME", dir.path().join("state"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Its first connect request is the sign it runs.
+    let mut buf = [0u8; 64];
+    let received = silent.recv_from(&mut buf);
+    if received.is_err() {
+        let _ = Command::new("kill").arg(child.id().to_string()).status();
+    }
+    received.expect("a connect request");
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let output = wait_within(child, std::time::Duration::from_secs(60));
+    assert_eq!(output.status.code(), Some(130), "{}", transcript(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("telling the trackers we leave"),
+        "{}",
+        transcript(&output)
+    );
+    assert!(
+        stderr.contains("stopped with 0 of"),
+        "{}",
+        transcript(&output)
     );
 }
