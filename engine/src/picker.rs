@@ -23,8 +23,11 @@ pub type PeerKey = u64;
 /// trade, and the rarest are often on one slow peer.
 const RANDOM_FIRST: u32 = 4;
 
-/// In endgame, a block is asked of at most this many peers at once.
+/// In endgame, a block is asked of at most this many peers at once, not
+/// counting peers found slow ...
 const MAX_ENDGAME_REQUESTERS: usize = 2;
+/// ... and of at most this many counting them.
+const MAX_ASKERS: usize = 4;
 /// In endgame, blocks a peer may have out that another peer was asked for
 /// too. Without a bound, a fast peer that runs out of work copies its whole
 /// pipeline (up to a thousand blocks) from the others' queues, and many of
@@ -79,7 +82,7 @@ pub enum Delivered {
 /// Invariants (checked by [`Picker::check_invariants`] in tests): a piece is
 /// `Partial` exactly when it has an entry in `partial`; the counts in each
 /// entry match its blocks; a block is asked of at most
-/// `MAX_ENDGAME_REQUESTERS` peers and never twice of one; `missing_blocks`
+/// `MAX_ASKERS` peers and never twice of one; `missing_blocks`
 /// and `unstarted` count what they say; the candidates are exactly the
 /// wanted pieces in `Piece::Missing`, in order of availability.
 #[derive(Debug)]
@@ -302,6 +305,20 @@ impl Picker {
     /// pieces (random for the first few, then rarest first, random among
     /// equals), then, in endgame, blocks already asked of one other peer.
     pub fn pick(&mut self, peer: PeerKey, has: &Bitfield, want: usize) -> Vec<BlockRef> {
+        self.pick_judging(peer, has, want, |_| false)
+    }
+
+    /// As [`Picker::pick`], but in endgame the peers for which `is_slow`
+    /// holds do not count against a block's two askers: a block that two
+    /// slow peers were asked for can still be asked of a fast one, instead
+    /// of waiting on them.
+    pub fn pick_judging(
+        &mut self,
+        peer: PeerKey,
+        has: &Bitfield,
+        want: usize,
+        is_slow: impl Fn(PeerKey) -> bool,
+    ) -> Vec<BlockRef> {
         let mut out = Vec::new();
         if want == 0 || self.is_complete() {
             return out;
@@ -330,7 +347,7 @@ impl Picker {
         }
         // 3. Endgame: blocks asked of others, fewest askers first.
         if out.len() < want && self.in_endgame() {
-            self.take_endgame(peer, has, want, &mut out);
+            self.take_endgame(peer, has, want, &is_slow, &mut out);
         }
         out
     }
@@ -375,6 +392,7 @@ impl Picker {
         peer: PeerKey,
         has: &Bitfield,
         want: usize,
+        is_slow: &impl Fn(PeerKey) -> bool,
         out: &mut Vec<BlockRef>,
     ) {
         let mut candidates: Vec<(usize, u32, u32)> = Vec::new();
@@ -386,8 +404,11 @@ impl Picker {
                 };
                 if askers.contains(&peer) {
                     shared += usize::from(askers.len() > 1);
-                } else if askers.len() < MAX_ENDGAME_REQUESTERS && has.get(piece) {
-                    candidates.push((askers.len(), piece, index as u32));
+                    continue;
+                }
+                let counted = askers.iter().filter(|a| !is_slow(**a)).count();
+                if counted < MAX_ENDGAME_REQUESTERS && askers.len() < MAX_ASKERS && has.get(piece) {
+                    candidates.push((counted, piece, index as u32));
                 }
             }
         }
@@ -573,7 +594,7 @@ impl Picker {
             assert_eq!(received, partial.received, "piece {piece}");
             for block in &partial.blocks {
                 if let Block::Requested(askers) = block {
-                    assert!(!askers.is_empty() && askers.len() <= MAX_ENDGAME_REQUESTERS);
+                    assert!(!askers.is_empty() && askers.len() <= MAX_ASKERS);
                     let mut sorted = askers.clone();
                     sorted.sort_unstable();
                     sorted.dedup();
@@ -715,6 +736,39 @@ mod tests {
         assert_eq!(picker.verified(0), vec![2, 1]);
         assert!(picker.is_complete());
         assert!(picker.pick(2, &all, 10).is_empty());
+        picker.check_invariants();
+    }
+
+    #[test]
+    fn a_block_two_slow_peers_hold_is_still_asked_of_a_fast_one() {
+        let layout = layout(1, 2 * BLOCK);
+        let mut picker = Picker::new(layout, &[], 100);
+        let all = Bitfield::full(1);
+        // Slow peers 1 and 2 hold both blocks.
+        assert_eq!(picker.pick(1, &all, 10).len(), 2);
+        assert_eq!(picker.pick(2, &all, 10).len(), 2);
+        // Judged by rate alone, a third peer would wait on them.
+        assert!(picker.pick(3, &all, 10).is_empty());
+        let slow = |k: PeerKey| k == 1 || k == 2;
+        let fast = picker.pick_judging(3, &all, 10, slow);
+        assert_eq!(fast.len(), 2, "the fast peer is asked too");
+        picker.check_invariants();
+        // A second fast peer may join; then two askers count and four
+        // in all hold each block: nobody else is asked.
+        assert_eq!(picker.pick_judging(4, &all, 10, slow).len(), 2);
+        assert!(
+            picker.pick_judging(5, &all, 10, |_| true).is_empty(),
+            "never more than {MAX_ASKERS} askers"
+        );
+        assert!(picker.pick_judging(5, &all, 10, slow).is_empty());
+        // The fast copy arrives: the slow ones and the other copy are
+        // cancelled.
+        assert_eq!(
+            picker.delivered(3, fast[0]),
+            Delivered::New {
+                cancel: vec![1, 2, 4]
+            }
+        );
         picker.check_invariants();
     }
 

@@ -2,7 +2,8 @@
 //! means (stored, a copy, a piece verified or failed), banning the peers
 //! that sent bad data, and snubbing those that stop sending.
 
-use std::time::Instant;
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
 
 use metainfo::BlockRef;
 use peerwire::Message;
@@ -12,6 +13,12 @@ use super::{BOTH_SEEDS, Running, Torrent, count, host};
 use crate::announce::Order;
 use crate::peer::{self, Event};
 use crate::picker::{Delivered, PeerKey};
+
+/// A peer this many times slower than the fastest is slow (see
+/// [`slow_peers`]) ...
+const SLOW_FACTOR: f64 = 8.0;
+/// ... once it has sent something, or kept us waiting this long.
+const SLOW_AFTER: Duration = Duration::from_secs(2);
 use crate::stats::TorrentEvent;
 
 impl Torrent {
@@ -20,6 +27,11 @@ impl Torrent {
         if run.paused || run.error.is_some() {
             return;
         }
+        let slow = if run.picker.in_endgame() {
+            slow_peers(run)
+        } else {
+            HashSet::new()
+        };
         let Some(peer) = run.peers.get_mut(&key) else {
             return;
         };
@@ -33,7 +45,9 @@ impl Torrent {
         if room == 0 || (room < depth / 4 && !requests.is_empty()) {
             return;
         }
-        let picked = run.picker.pick(key, &peer.has, room);
+        let picked = run
+            .picker
+            .pick_judging(key, &peer.has, room, |k| slow.contains(&k));
         if picked.is_empty() {
             return;
         }
@@ -363,4 +377,26 @@ impl Torrent {
             }
         });
     }
+}
+
+/// The peers much slower than the fastest, whose endgame copies a faster
+/// peer need not wait on. A block is asked of two peers at most; were both
+/// slow (leechers that upload a few KiB/s), it would wait on them while a
+/// seeder sat idle: with three 1 KiB/s leechers beside a 2 MiB/s seeder,
+/// the last 2% took 15 s, until the snub timeout.
+fn slow_peers(run: &Running) -> HashSet<PeerKey> {
+    let best = run
+        .peers
+        .values()
+        .map(|p| p.down.per_second())
+        .fold(0.0, f64::max);
+    run.peers
+        .iter()
+        .filter(|(_, p)| {
+            let judged =
+                p.down.total() > 0 || p.waiting_since.is_some_and(|t| t.elapsed() >= SLOW_AFTER);
+            judged && p.down.per_second() * SLOW_FACTOR < best
+        })
+        .map(|(k, _)| *k)
+        .collect()
 }
