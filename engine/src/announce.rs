@@ -1,6 +1,11 @@
-//! The tracker task of a torrent: `started` first, then again at the
-//! tracker's interval (never sooner than its `min interval`), `completed`
-//! once, `stopped` at the end; peers found are passed to the torrent task.
+//! The tracker tasks of a torrent, one per tier of its announce list, all at
+//! once as Transmission does: a tier of dead trackers (a UDP tracker is
+//! found silent only after two minutes) must not hold up the others, and
+//! every tier hears `completed` and `stopped`. Each announces `started`
+//! first, then again at its tracker's interval (never sooner than its `min
+//! interval`), `completed` once, `stopped` at the end; within a tier,
+//! trackers are tried in BEP 12 order. Peers found are passed to the
+//! torrent task.
 
 use std::time::Duration;
 
@@ -30,6 +35,9 @@ pub(crate) enum Order {
 
 /// The fixed parts of every announce.
 pub(crate) struct Announcer {
+    /// Which tier of the torrent's this task announces to.
+    pub(crate) tier: usize,
+    /// That tier alone.
     pub(crate) tiers: TrackerTiers,
     pub(crate) client: TrackerClient,
     pub(crate) info_hash: InfoHash,
@@ -83,7 +91,13 @@ impl Announcer {
                     tracker_id.clone_from(&answer.tracker_id);
                 }
                 let peers = answer.peers.iter().map(|p| p.addr).collect();
-                let _ = self.peers.send(Event::Discovered(peers)).await;
+                let _ = self
+                    .peers
+                    .send(Event::Discovered {
+                        tier: self.tier,
+                        peers,
+                    })
+                    .await;
                 let min = Duration::from_secs(u64::from(answer.min_interval.unwrap_or(0)));
                 let interval = Duration::from_secs(u64::from(answer.interval.max(1))).max(min);
                 Some((interval, min))
@@ -95,7 +109,13 @@ impl Announcer {
                     last = format!("{url}: {error}");
                     let _ = self.events.send(TorrentEvent::TrackerError(last.clone()));
                 }
-                let _ = self.peers.send(Event::AnnounceFailed(last)).await;
+                let _ = self
+                    .peers
+                    .send(Event::AnnounceFailed {
+                        tier: self.tier,
+                        error: last,
+                    })
+                    .await;
                 None
             }
         }

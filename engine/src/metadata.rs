@@ -12,7 +12,7 @@ use peerwire::{HANDSHAKE_LEN, Handshake, Message, PeerCodec};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio_util::codec::Framed;
-use tracker::{AnnounceRequest, TrackerClient, TrackerTiers};
+use tracker::{AnnounceRequest, TrackerClient};
 
 /// The id we ask peers to send `ut_metadata` messages with.
 pub(crate) const UT_METADATA_ID: u8 = 1;
@@ -55,36 +55,59 @@ pub(crate) async fn fetch(
     }
     let mut last_error = "no peer to ask".to_string();
     let work = async {
-        let mut tiers = TrackerTiers::new(link.trackers.iter().map(|t| vec![t.clone()]).collect());
         let mut next_announce = tokio::time::Instant::now();
         loop {
             let mut peers = direct.clone();
             if !link.trackers.is_empty() && tokio::time::Instant::now() >= next_announce {
                 // Not knowing the size, we say one byte is left: a leecher.
                 let request = AnnounceRequest::new(link.info_hash, our_id, port, 1);
-                let announce = tiers.announce(client, &request);
-                let wait = match tokio::time::timeout(ANNOUNCE_TIMEOUT, announce).await {
-                    Ok(Ok((url, answer))) => {
-                        tracing::info!(%url, peers = answer.peers.len(), "announced (metadata)");
-                        peers.extend(answer.peers.iter().map(|p| p.addr));
-                        let wait = answer.min_interval.unwrap_or(answer.interval).max(1);
-                        Duration::from_secs(u64::from(wait)).min(MAX_REANNOUNCE)
-                    }
-                    Ok(Err(errors)) => {
-                        for (url, error) in &errors {
-                            tracing::info!(%url, %error, "announce failed (metadata)");
+                // Every tracker at once: links often list dead ones first,
+                // and a silent UDP tracker takes two minutes to give up on.
+                let mut pending: futures::stream::FuturesUnordered<_> = link
+                    .trackers
+                    .iter()
+                    .map(|url| {
+                        let request = &request;
+                        async move {
+                            let announce = client.announce(url, request);
+                            (url, tokio::time::timeout(ANNOUNCE_TIMEOUT, announce).await)
                         }
-                        if let Some((url, error)) = errors.last() {
+                    })
+                    .collect();
+                let mut wait = MAX_REANNOUNCE;
+                // Once one answers, the others get a moment more.
+                let mut grace = None;
+                loop {
+                    let next = match grace {
+                        Some(deadline) => {
+                            match tokio::time::timeout_at(deadline, pending.next()).await {
+                                Ok(next) => next,
+                                Err(_) => break,
+                            }
+                        }
+                        None => pending.next().await,
+                    };
+                    let Some((url, answer)) = next else {
+                        break;
+                    };
+                    match answer {
+                        Ok(Ok(answer)) => {
+                            tracing::info!(%url, peers = answer.peers.len(), "announced (metadata)");
+                            peers.extend(answer.peers.iter().map(|p| p.addr));
+                            let again = answer.min_interval.unwrap_or(answer.interval).max(1);
+                            wait = wait.min(Duration::from_secs(u64::from(again)));
+                            grace.get_or_insert(tokio::time::Instant::now() + ANSWER_GRACE);
+                        }
+                        Ok(Err(error)) => {
+                            tracing::info!(%url, %error, "announce failed (metadata)");
                             last_error = format!("{url}: {error}");
                         }
-                        MAX_REANNOUNCE
+                        Err(_) => {
+                            tracing::info!(%url, "no answer in time (metadata)");
+                            last_error = format!("{url}: no answer in time");
+                        }
                     }
-                    Err(_) => {
-                        tracing::info!("the trackers did not answer in time (metadata)");
-                        last_error = "the trackers did not answer in time".into();
-                        MAX_REANNOUNCE
-                    }
-                };
+                }
                 next_announce = tokio::time::Instant::now() + wait;
             }
             peers.sort_unstable();
@@ -129,6 +152,8 @@ pub(crate) async fn fetch(
 
 /// How long one announce may take here.
 const ANNOUNCE_TIMEOUT: Duration = Duration::from_secs(20);
+/// How much longer the other trackers are waited for once one answered.
+const ANSWER_GRACE: Duration = Duration::from_secs(2);
 /// Trackers are asked again at least this often while the metadata is
 /// missing (sooner if their minimum interval allows).
 const MAX_REANNOUNCE: Duration = Duration::from_secs(60);

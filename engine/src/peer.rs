@@ -122,9 +122,17 @@ pub(crate) enum Event {
     /// The connection is over.
     Closed { key: PeerKey, reason: String },
     /// Peers learnt from a tracker.
-    Discovered(Vec<SocketAddr>),
+    Discovered {
+        /// The tier whose tracker answered.
+        tier: usize,
+        peers: Vec<SocketAddr>,
+    },
     /// No tracker answered an announce; the last error.
-    AnnounceFailed(String),
+    AnnounceFailed {
+        /// The tier none of whose trackers answered.
+        tier: usize,
+        error: String,
+    },
     /// The disk could not read a block to upload (a file deleted or
     /// truncated, an I/O error): the torrent cannot go on as it is.
     ReadFailed(String),

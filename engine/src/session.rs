@@ -282,7 +282,7 @@ impl Session {
             stats,
             broadcast: broadcast.clone(),
             progress,
-            announcer: None,
+            announcers: Vec::new(),
         };
         {
             let mut routes = self.routes();

@@ -178,7 +178,8 @@ pub(crate) struct Torrent {
     pub(crate) stats: watch::Sender<Stats>,
     pub(crate) broadcast: broadcast::Sender<TorrentEvent>,
     pub(crate) progress: watch::Sender<Progress>,
-    pub(crate) announcer: Option<mpsc::Sender<Order>>,
+    /// Orders for each tier's announcer.
+    pub(crate) announcers: Vec<mpsc::Sender<Order>>,
 }
 
 /// The torrent's running state, once its data is checked.
@@ -208,13 +209,12 @@ struct Running {
     ticks: u64,
     /// Whether pieces were verified since resume data was last saved.
     dirty: bool,
-    /// Announces made (answered or not), peers that completed a handshake,
-    /// and dials that ended before one: for telling a user that nobody
-    /// can be found.
-    announces: u32,
+    /// Announce rounds and errors of each tier, peers that completed a
+    /// handshake, and dials that ended before one: for telling a user
+    /// that nobody can be found.
+    tiers: TierStatus,
     peers_ever: u32,
     dial_failures: u32,
-    tracker_error: Option<String>,
     /// Who the peers that left were (see [`MAX_GONE`]).
     gone: HashMap<PeerKey, (Option<PeerId>, SocketAddr, bool)>,
     /// Payload exchanged with each peer id met (see `Stats::peer_totals`).
@@ -277,10 +277,9 @@ impl Torrent {
             ticks: 0,
             dirty: false,
             saving: None,
-            announces: 0,
+            tiers: TierStatus::default(),
             peers_ever: 0,
             dial_failures: 0,
-            tracker_error: None,
             gone: HashMap::new(),
             totals: std::collections::BTreeMap::new(),
         };
@@ -330,22 +329,26 @@ impl Torrent {
         if tiers.is_empty() {
             return;
         }
-        let (orders, rx) = mpsc::channel(4);
-        let announcer = crate::announce::Announcer {
-            tiers: tracker::TrackerTiers::new(tiers),
-            client: self.config.tracker_client.clone(),
-            info_hash: self.info_hash,
-            peer_id: self.config.peer_id,
-            port: self.port,
-            compact: self.options.compact,
-            key: rand::random(),
-            numwant: 50,
-            progress: self.progress.subscribe(),
-            peers: self.events_tx.clone(),
-            events: self.broadcast.clone(),
-        };
-        tokio::spawn(announcer.run(rx));
-        self.announcer = Some(orders);
+        let key = rand::random();
+        for (tier, urls) in tiers.into_iter().enumerate() {
+            let (orders, rx) = mpsc::channel(4);
+            let announcer = crate::announce::Announcer {
+                tier,
+                tiers: tracker::TrackerTiers::new(vec![urls]),
+                client: self.config.tracker_client.clone(),
+                info_hash: self.info_hash,
+                peer_id: self.config.peer_id,
+                port: self.port,
+                compact: self.options.compact,
+                key,
+                numwant: 50,
+                progress: self.progress.subscribe(),
+                peers: self.events_tx.clone(),
+                events: self.broadcast.clone(),
+            };
+            tokio::spawn(announcer.run(rx));
+            self.announcers.push(orders);
+        }
     }
 
     /// Graceful end: connections closed, `stopped` announced, resume data
@@ -362,12 +365,16 @@ impl Torrent {
             self.save_resume(run).await;
             self.update_progress(run);
         }
-        if let Some(orders) = self.announcer.take() {
-            let (done, wait) = oneshot::channel();
-            if orders.send(Order::Stop(done)).await.is_ok() {
-                let _ = tokio::time::timeout(Duration::from_secs(6), wait).await;
-            }
-        }
+        // Every tier hears `stopped` at once; each has its own timeout.
+        let stops = std::mem::take(&mut self.announcers)
+            .into_iter()
+            .map(|orders| async move {
+                let (done, wait) = oneshot::channel();
+                if orders.send(Order::Stop(done)).await.is_ok() {
+                    let _ = tokio::time::timeout(Duration::from_secs(6), wait).await;
+                }
+            });
+        futures::future::join_all(stops).await;
         let mut stats = self.stats.borrow().clone();
         if !matches!(stats.state, TorrentState::Error(_)) {
             stats.state = TorrentState::Stopped;
@@ -464,13 +471,11 @@ impl Torrent {
                 self.fail(run, format!("cannot read what peers ask for: {error}"));
             }
             Event::Discarded(pieces) => self.pieces_discarded(run, pieces),
-            Event::AnnounceFailed(error) => {
-                run.announces += 1;
-                run.tracker_error = Some(error);
+            Event::AnnounceFailed { tier, error } => {
+                run.tiers.failed(tier, error);
             }
-            Event::Discovered(addrs) => {
-                run.announces += 1;
-                run.tracker_error = None;
+            Event::Discovered { tier, peers: addrs } => {
+                run.tiers.answered(tier);
                 if !run.paused {
                     for addr in addrs {
                         self.add_candidate(run, addr);
@@ -643,11 +648,11 @@ impl Torrent {
             banned: run.banned_ids.len(),
             eta: if left == 0 { None } else { run.down.eta(left) },
             peer_totals: run.totals.values().copied().collect(),
-            announces: run.announces,
+            announces: run.tiers.rounds(),
             connections: run.peers.len(),
             peers_ever: run.peers_ever,
             dial_failures: run.dial_failures,
-            tracker_error: run.tracker_error.clone(),
+            tracker_error: run.tiers.error(),
         };
         self.stats.send_if_modified(|old| {
             if *old == stats {
@@ -657,6 +662,53 @@ impl Torrent {
                 true
             }
         });
+    }
+}
+
+/// What each tier's announces came to.
+#[derive(Debug, Default)]
+struct TierStatus {
+    /// Per tier: announces made, and the error of the last one if it
+    /// failed.
+    tiers: Vec<(u32, Option<String>)>,
+    /// The last error heard, of any tier.
+    last_error: Option<String>,
+}
+
+impl TierStatus {
+    fn tier(&mut self, tier: usize) -> &mut (u32, Option<String>) {
+        if self.tiers.len() <= tier {
+            self.tiers.resize(tier + 1, (0, None));
+        }
+        &mut self.tiers[tier]
+    }
+
+    fn answered(&mut self, tier: usize) {
+        let status = self.tier(tier);
+        status.0 += 1;
+        status.1 = None;
+    }
+
+    fn failed(&mut self, tier: usize, error: String) {
+        let status = self.tier(tier);
+        status.0 += 1;
+        status.1 = Some(error.clone());
+        self.last_error = Some(error);
+    }
+
+    /// Announce rounds: the most any tier made (tiers announce at once).
+    fn rounds(&self) -> u32 {
+        self.tiers.iter().map(|t| t.0).max().unwrap_or(0)
+    }
+
+    /// The last error, while no tier's last announce was answered.
+    fn error(&self) -> Option<String> {
+        let answered = self.tiers.iter().any(|t| t.0 > 0 && t.1.is_none());
+        if answered {
+            None
+        } else {
+            self.last_error.clone()
+        }
     }
 }
 

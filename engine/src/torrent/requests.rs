@@ -232,10 +232,10 @@ impl Torrent {
             let _ = self.broadcast.send(TorrentEvent::Finished);
             // `completed` only for the whole torrent: chosen files alone
             // do not make a seed.
-            if let Some(orders) = &self.announcer
-                && run.picker.have_count() == run.picker.layout().num_pieces()
-            {
-                let _ = orders.try_send(Order::Completed);
+            if run.picker.have_count() == run.picker.layout().num_pieces() {
+                for orders in &self.announcers {
+                    let _ = orders.try_send(Order::Completed);
+                }
             }
             // Seeds have nothing to give each other.
             let seeds: Vec<PeerKey> = run

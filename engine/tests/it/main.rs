@@ -30,6 +30,16 @@ struct Content {
 /// Makes a multi-file torrent named `content` from files of these sizes,
 /// with bytes from `seed`.
 fn content(sizes: &[usize], piece_length: u64, trackers: &[String], seed: u64) -> Content {
+    content_in_tiers(sizes, piece_length, &[trackers.to_vec()], seed)
+}
+
+/// As [`content`], with an announce list of these tiers.
+fn content_in_tiers(
+    sizes: &[usize],
+    piece_length: u64,
+    tiers: &[Vec<String>],
+    seed: u64,
+) -> Content {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("content");
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
@@ -44,8 +54,8 @@ fn content(sizes: &[usize], piece_length: u64, trackers: &[String], seed: u64) -
         files.push((relative, data));
     }
     let mut builder = TorrentBuilder::new(&root).piece_length(piece_length);
-    if !trackers.is_empty() {
-        builder = builder.tracker_tier(trackers.to_vec());
+    for tier in tiers.iter().filter(|t| !t.is_empty()) {
+        builder = builder.tracker_tier(tier.clone());
     }
     let torrent = builder.build(|_, _| {}).unwrap();
     Content {
@@ -232,6 +242,44 @@ async fn a_magnet_link_gets_its_metadata_from_a_btc_seeder_then_downloads() {
     content.assert_downloaded(target.path());
     leecher.shutdown().await;
     seeder.shutdown().await;
+}
+
+/// A magnet's trackers are asked at once: a first one that never answers
+/// does not keep the metadata from the peers the second one knows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_magnet_link_gets_its_peers_past_a_silent_tracker() {
+    let silent = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let tracker = tracker().await;
+    let content = content(&[300_000], 16 * 1024, &[tracker.announce_url()], 13);
+    let seeder = session().await;
+    seeder
+        .add(content.torrent.clone(), content.seed_options())
+        .await
+        .unwrap();
+    // The seeder is listed before the leecher asks.
+    let hash = content.torrent.info_hash();
+    let listed = async {
+        while tracker.state().lock().unwrap().peers(&hash).is_empty() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), listed)
+        .await
+        .expect("the seeder announces");
+    let mut link = metainfo::MagnetLink::new(hash);
+    link.trackers = vec![
+        format!("udp://{}/announce", silent.local_addr().unwrap()),
+        tracker.announce_url(),
+    ];
+    let leecher = session().await;
+    let torrent = leecher
+        .fetch_metadata(&link, &[], Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(torrent.info_hash(), hash);
+    leecher.shutdown().await;
+    seeder.shutdown().await;
+    tracker.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -84,6 +84,38 @@ async fn a_seeder_that_joins_late_is_found_through_the_tracker() {
     tracker.stop().await;
 }
 
+/// Tiers announce at once: a first tier whose UDP tracker never answers
+/// (found out only after BEP 15's retries, about two minutes) does not
+/// hold up the second, and both hear `completed`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_first_tier_does_not_hold_up_the_next() {
+    let silent = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let dead = format!("udp://{}/announce", silent.local_addr().unwrap());
+    let tracker = tracker().await;
+    let tiers = [vec![dead], vec![tracker.announce_url()]];
+    let content = content_in_tiers(&[300_000], 16 * 1024, &tiers, 9);
+    let seeder = session().await;
+    seeder
+        .add(content.torrent.clone(), content.seed_options())
+        .await
+        .unwrap();
+    let leecher = session().await;
+    let target = tempfile::tempdir().unwrap();
+    let leech = leecher
+        .add(content.torrent.clone(), TorrentOptions::new(target.path()))
+        .await
+        .unwrap();
+    complete(&leech).await;
+    content.assert_downloaded(target.path());
+    // The silent tracker was asked too, by both.
+    let mut buf = [0u8; 128];
+    let asked = tokio::time::timeout(Duration::from_secs(10), silent.recv_from(&mut buf)).await;
+    assert!(asked.is_ok(), "the first tier was not asked");
+    leecher.shutdown().await;
+    seeder.shutdown().await;
+    tracker.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_that_leaves_mid_piece_does_not_stop_the_download() {
     let content = content(&[600_000], 64 * 1024, &[], 6);
