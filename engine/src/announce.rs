@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use metainfo::{InfoHash, PeerId};
 use tokio::sync::{mpsc, oneshot, watch};
-use tracker::{AnnounceRequest, Event as AnnounceEvent, TrackerClient, TrackerTiers};
+use tracker::{
+    AnnounceRequest, AnnounceResponse, Event as AnnounceEvent, TrackerClient, TrackerTiers,
+};
 
 use crate::peer::Event;
 use crate::stats::TorrentEvent;
@@ -46,6 +48,8 @@ pub(crate) struct Announcer {
     pub(crate) compact: bool,
     pub(crate) key: u32,
     pub(crate) numwant: u32,
+    /// The shortest wait between announces, whatever the tracker says.
+    pub(crate) min_interval: Duration,
     pub(crate) progress: watch::Receiver<Progress>,
     pub(crate) peers: mpsc::Sender<Event>,
     pub(crate) events: tokio::sync::broadcast::Sender<TorrentEvent>,
@@ -83,9 +87,10 @@ impl Announcer {
             Ok((url, answer)) => {
                 tracing::info!(%url, peers = answer.peers.len(), interval = answer.interval, "announced");
                 if let Some(warning) = &answer.warning {
-                    let _ = self
-                        .events
-                        .send(TorrentEvent::TrackerError(format!("{url}: {warning}")));
+                    let _ = self.events.send(TorrentEvent::TrackerError(format!(
+                        "{url}: {}",
+                        tracker::shown(warning)
+                    )));
                 }
                 if answer.tracker_id.is_some() {
                     tracker_id.clone_from(&answer.tracker_id);
@@ -98,9 +103,7 @@ impl Announcer {
                         peers,
                     })
                     .await;
-                let min = Duration::from_secs(u64::from(answer.min_interval.unwrap_or(0)));
-                let interval = Duration::from_secs(u64::from(answer.interval.max(1))).max(min);
-                Some((interval, min))
+                Some(waits(&answer, self.min_interval))
             }
             Err(errors) => {
                 let mut last = String::new();
@@ -188,5 +191,39 @@ impl Announcer {
             }
             None => true,
         }
+    }
+}
+
+/// The wait until the next announce, and the tracker's minimum interval,
+/// from its answer: its interval, never shorter than its own minimum nor
+/// than `floor` (a tracker saying 0 would be asked again at once).
+fn waits(answer: &AnnounceResponse, floor: Duration) -> (Duration, Duration) {
+    let min = Duration::from_secs(u64::from(answer.min_interval.unwrap_or(0)));
+    let interval = Duration::from_secs(u64::from(answer.interval))
+        .max(min)
+        .max(floor);
+    (interval, min)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tracker_cannot_make_us_announce_more_often_than_the_floor() {
+        let answer = |interval, min_interval| AnnounceResponse {
+            interval,
+            min_interval,
+            tracker_id: None,
+            complete: None,
+            incomplete: None,
+            warning: None,
+            peers: Vec::new(),
+        };
+        let floor = Duration::from_secs(30);
+        let secs = |s| Duration::from_secs(s);
+        assert_eq!(waits(&answer(0, None), floor), (secs(30), secs(0)));
+        assert_eq!(waits(&answer(1800, None), floor), (secs(1800), secs(0)));
+        assert_eq!(waits(&answer(60, Some(120)), floor), (secs(120), secs(120)));
     }
 }

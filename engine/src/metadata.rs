@@ -94,8 +94,9 @@ pub(crate) async fn fetch(
                         Ok(Ok(answer)) => {
                             tracing::info!(%url, peers = answer.peers.len(), "announced (metadata)");
                             peers.extend(answer.peers.iter().map(|p| p.addr));
-                            let again = answer.min_interval.unwrap_or(answer.interval).max(1);
-                            wait = wait.min(Duration::from_secs(u64::from(again)));
+                            let again = answer.min_interval.unwrap_or(answer.interval);
+                            let again = Duration::from_secs(u64::from(again)).max(MIN_REANNOUNCE);
+                            wait = wait.min(again);
                             grace.get_or_insert(tokio::time::Instant::now() + ANSWER_GRACE);
                         }
                         Ok(Err(error)) => {
@@ -152,6 +153,8 @@ pub(crate) async fn fetch(
 
 /// How long one announce may take here.
 const ANNOUNCE_TIMEOUT: Duration = Duration::from_secs(20);
+/// Trackers are not asked again sooner than this, whatever they say.
+const MIN_REANNOUNCE: Duration = Duration::from_secs(5);
 /// How much longer the other trackers are waited for once one answered.
 const ANSWER_GRACE: Duration = Duration::from_secs(2);
 /// Trackers are asked again at least this often while the metadata is

@@ -47,6 +47,10 @@ pub struct SessionConfig {
     pub snub_timeout: Duration,
     /// How trackers are reached.
     pub tracker_client: TrackerClient,
+    /// The shortest wait between announces to a tracker, whatever interval
+    /// it asks for: a tracker saying 0 or 1 second would otherwise be
+    /// asked again all the time.
+    pub min_announce_interval: Duration,
     /// Most payload bytes per second received, over all torrents.
     pub download_limit: Option<u64>,
     /// Most payload bytes per second sent, over all torrents.
@@ -67,6 +71,7 @@ impl Default for SessionConfig {
             idle_timeout: Duration::from_secs(120),
             snub_timeout: Duration::from_secs(30),
             tracker_client: TrackerClient::default(),
+            min_announce_interval: Duration::from_secs(30),
             download_limit: None,
             upload_limit: None,
         }

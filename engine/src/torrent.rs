@@ -342,6 +342,10 @@ impl Torrent {
                 compact: self.options.compact,
                 key,
                 numwant: 50,
+                min_interval: self
+                    .config
+                    .min_announce_interval
+                    .max(Duration::from_secs(1)),
                 progress: self.progress.subscribe(),
                 peers: self.events_tx.clone(),
                 events: self.broadcast.clone(),

@@ -57,7 +57,7 @@ pub use request::{
 };
 pub use response::{
     AnnounceResponse, MAX_INTERVAL, MAX_PEERS, Peer, ResponseError, ScrapeResponse, ScrapeStats,
-    failure_bytes,
+    failure_bytes, shown,
 };
 pub use swarm::{Tracker, TrackerConfig};
 pub use udp::{MAX_SCRAPE, PROTOCOL_ID, PacketError, UdpRequest, UdpResponse};

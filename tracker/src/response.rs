@@ -47,7 +47,7 @@ pub struct AnnounceResponse {
 #[non_exhaustive]
 pub enum ResponseError {
     /// The tracker refused the request and said why.
-    #[error("the tracker refused: {0}")]
+    #[error("the tracker refused: {}", shown(.0))]
     Failure(String),
     /// The body is not bencode (often an HTML error page).
     #[error("the tracker's answer is not bencode ({error}); it begins {start:?}")]
@@ -256,6 +256,29 @@ fn text(value: Value<'_>) -> String {
     String::from_utf8_lossy(value.as_bytes().unwrap_or_default()).into_owned()
 }
 
+/// The most characters of a tracker's message kept.
+const MAX_MESSAGE: usize = 300;
+
+/// A tracker's message (a failure reason, a warning) as it may be shown to
+/// a user: control characters escaped (`\u{1b}`), so that no tracker can
+/// move the cursor or forge log lines, and at most [`MAX_MESSAGE`]
+/// characters.
+pub fn shown(message: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in message.chars().enumerate() {
+        if i == MAX_MESSAGE {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// A non-negative count that fits `u32`, if present.
 fn count(dict: Dict<'_>, field: &'static str) -> Result<Option<u32>, ResponseError> {
     dict.get(field.as_bytes())
@@ -282,22 +305,46 @@ fn compact_peers(
             problem: "length is not a whole number of peers (truncated?)",
         });
     }
-    for chunk in bytes
-        .chunks_exact(size)
-        .take(MAX_PEERS.saturating_sub(out.len()))
-    {
+    let mut seen = Seen::new(out);
+    for chunk in bytes.chunks_exact(size) {
         let (ip, port) = chunk.split_at(size - 2);
         let ip: IpAddr = match ip.len() {
             4 => Ipv4Addr::from(<[u8; 4]>::try_from(ip).unwrap_or_default()).into(),
             _ => Ipv6Addr::from(<[u8; 16]>::try_from(ip).unwrap_or_default()).into(),
         };
         let port = u16::from_be_bytes([port[0], port[1]]);
-        out.push(Peer {
+        let peer = Peer {
             addr: SocketAddr::new(ip, port),
             peer_id: None,
-        });
+        };
+        if !seen.add(out, peer) {
+            break;
+        }
     }
     Ok(())
+}
+
+/// The addresses already in a peer list, so that each is kept once: a
+/// tracker that repeats one address thousands of times must not push the
+/// real peers past [`MAX_PEERS`].
+struct Seen(std::collections::HashSet<SocketAddr>);
+
+impl Seen {
+    fn new(out: &[Peer]) -> Seen {
+        Seen(out.iter().map(|p| p.addr).collect())
+    }
+
+    /// Adds `peer` unless its address is there already; false once the
+    /// list is full.
+    fn add(&mut self, out: &mut Vec<Peer>, peer: Peer) -> bool {
+        if out.len() >= MAX_PEERS {
+            return false;
+        }
+        if self.0.insert(peer.addr) {
+            out.push(peer);
+        }
+        true
+    }
 }
 
 /// A non-compact list; entries that cannot be a peer (a host name instead of
@@ -307,7 +354,8 @@ fn dict_peers(value: Value<'_>, out: &mut Vec<Peer>) -> Result<(), ResponseError
         field: "peers",
         problem: "neither a string nor a list",
     })?;
-    for entry in list.iter().take(MAX_PEERS) {
+    let mut seen = Seen::new(out);
+    for entry in list.iter() {
         let Some(entry) = entry.as_dict() else {
             continue;
         };
@@ -324,10 +372,13 @@ fn dict_peers(value: Value<'_>, out: &mut Vec<Peer>) -> Result<(), ResponseError
             .and_then(|v| v.as_bytes())
             .and_then(|b| <[u8; 20]>::try_from(b).ok());
         if let (Some(ip), Some(port)) = (ip, port) {
-            out.push(Peer {
+            let peer = Peer {
                 addr: SocketAddr::new(ip, port),
                 peer_id: peer_id.map(PeerId),
-            });
+            };
+            if !seen.add(out, peer) {
+                break;
+            }
         }
     }
     Ok(())

@@ -86,6 +86,8 @@ async fn session() -> Session {
     Session::start(SessionConfig {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         snub_timeout: Duration::from_secs(5),
+        // The test trackers ask for a second.
+        min_announce_interval: Duration::from_secs(1),
         ..SessionConfig::default()
     })
     .await

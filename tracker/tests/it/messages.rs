@@ -341,3 +341,31 @@ proptest! {
         let _ = scrape_info_hashes(&query);
     }
 }
+
+#[test]
+fn a_trackers_message_cannot_forge_log_lines_or_flood_them() {
+    let body = b"d14:failure reason26:no\r\n\x1b[2JINJECTED LINE\x07 ok.e";
+    let err = AnnounceResponse::from_bytes(body).unwrap_err();
+    let said = err.to_string();
+    assert_eq!(
+        said,
+        r"the tracker refused: no\u{d}\u{a}\u{1b}[2JINJECTED LINE\u{7} ok."
+    );
+    let long = "x".repeat(100_000);
+    let shown = tracker::shown(&long);
+    assert_eq!(shown.chars().count(), 301);
+    assert!(shown.ends_with('…'));
+}
+
+#[test]
+fn repeated_peers_are_kept_once_and_do_not_hide_the_others() {
+    // 20,000 copies of one address, then the real peer.
+    let mut compact = [127, 0, 0, 1, 0, 9].repeat(20_000);
+    compact.extend_from_slice(&[127, 0, 0, 1, 0x1a, 0xe1]);
+    let mut body = format!("d8:intervali60e5:peers{}:", compact.len()).into_bytes();
+    body.extend_from_slice(&compact);
+    body.push(b'e');
+    let answer = AnnounceResponse::from_bytes(&body).unwrap();
+    let addrs: Vec<SocketAddr> = answer.peers.iter().map(|p| p.addr).collect();
+    assert_eq!(addrs, vec![v4("127.0.0.1:9"), v4("127.0.0.1:6881")]);
+}
