@@ -132,7 +132,26 @@ async fn on_blocks(
             offset,
             length: data.len() as u32,
         };
-        if !lock(ctx.requests).remove(&block) {
+        let requested = {
+            let mut requests = lock(ctx.requests);
+            if requests.remove(&block) {
+                true
+            } else if let Some(asked) = requests
+                .iter()
+                .find(|r| r.piece == piece && r.offset == offset)
+            {
+                // The answer to a request, cut short or too long: the
+                // request would stay out until the peer is snubbed.
+                return Err(format!(
+                    "protocol error: a block of {} bytes for a request of {}",
+                    data.len(),
+                    asked.length
+                ));
+            } else {
+                false
+            }
+        };
+        if !requested {
             let event = Event::Unrequested {
                 key: ctx.key,
                 bytes: data.len() as u64,

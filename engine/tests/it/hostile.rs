@@ -413,3 +413,33 @@ async fn a_peer_that_rejects_every_request_is_dropped_without_a_request_storm() 
     assert_eq!(handle.stats().pieces_have, 0);
     leecher.shutdown().await;
 }
+
+/// A block cut short (or too long) for a request is a protocol error: the
+/// peer is dropped and its requests go elsewhere, rather than the request
+/// waiting out the snub timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_answers_a_request_with_half_a_block_is_dropped() {
+    let content = content(&[256 * 1024], 32 * 1024, &[], 35);
+    let (listener, leecher, _target, handle) = leecher_of_scripted_peer(&content).await;
+    let mut events = handle.events();
+    let mut framed = accept_as_seeder(&listener, &content.torrent, Reserved::default()).await;
+    framed.send(Message::Unchoke).await.unwrap();
+    let asked = next_of(&mut framed, |m| matches!(m, Message::Request(_))).await;
+    let Message::Request(block) = asked else {
+        unreachable!()
+    };
+    framed
+        .send(Message::Piece {
+            piece: block.piece,
+            offset: block.offset,
+            data: vec![7u8; block.length as usize / 2].into(),
+        })
+        .await
+        .unwrap();
+    let dropped = first_drop(&mut events).await;
+    assert!(
+        dropped.contains("a block of 8192 bytes for a request of 16384"),
+        "{dropped}"
+    );
+    leecher.shutdown().await;
+}
