@@ -48,6 +48,10 @@ impl Metainfo {
     /// Dictionary keys may be out of order (real torrents have such files);
     /// everything else of BEP 3 is enforced in the info dictionary.
     pub fn from_bytes(bytes: &[u8]) -> Result<Metainfo> {
+        // A line end or spaces after the dictionary (a file saved by an
+        // editor or some web servers) are not part of the torrent; any
+        // other trailing data is still an error.
+        let bytes = bytes.trim_ascii_end();
         let root = bencode::Decoder::lenient().decode(bytes)?;
         let root = root.as_dict().ok_or(Error::NotADictionary {
             found: root.kind_name(),

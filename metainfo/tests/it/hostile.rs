@@ -205,6 +205,14 @@ fn hostile_torrents_are_refused_with_clear_messages() {
 }
 
 #[test]
+fn a_line_end_after_the_torrent_is_not_part_of_it() {
+    let whole = single("a", 5, 16384, 20);
+    let with_newline = [whole.clone(), b"\r\n \n".to_vec()].concat();
+    let t = Metainfo::from_bytes(&with_newline).unwrap();
+    assert_eq!(t.info_hash(), Metainfo::from_bytes(&whole).unwrap().info_hash());
+}
+
+#[test]
 fn malformed_fields_outside_info_are_skipped() {
     // Wrong types, non-UTF-8 URLs, empty tiers and a bare string as a tier:
     // none of them changes what the torrent is, so none refuses it.
