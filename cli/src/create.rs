@@ -42,6 +42,25 @@ pub(crate) struct Args {
     force: bool,
 }
 
+/// Refuses a URL that no client could use: one without `scheme://host`
+/// for one of `schemes`.
+fn check_url(url: &str, schemes: &[&str], what: &str) -> Result<()> {
+    let usable = url.split_once("://").is_some_and(|(scheme, rest)| {
+        schemes.contains(&scheme.to_ascii_lowercase().as_str())
+            && !rest.is_empty()
+            && !rest.starts_with('/')
+            && !url.chars().any(char::is_whitespace)
+    });
+    if usable {
+        Ok(())
+    } else {
+        anyhow::bail!(
+            "{what} {url:?} is not a URL: give {}://HOST…",
+            schemes.join("://HOST… or ")
+        )
+    }
+}
+
 pub(crate) fn run(args: &Args) -> Result<String> {
     let mut builder = TorrentBuilder::new(&args.path).private(args.private);
     for tier in &args.trackers {
@@ -51,6 +70,9 @@ pub(crate) fn run(args: &Args) -> Result<String> {
             .filter(|t| !t.is_empty())
             .map(String::from)
             .collect();
+        for url in &tier {
+            check_url(url, &["http", "https", "udp"], "tracker")?;
+        }
         builder = builder.tracker_tier(tier);
     }
     if let Some(n) = args.piece_length {
@@ -60,6 +82,7 @@ pub(crate) fn run(args: &Args) -> Result<String> {
         builder = builder.comment(comment);
     }
     for url in &args.web_seeds {
+        check_url(url, &["http", "https"], "web seed")?;
         builder = builder.web_seed(url);
     }
     // Refuse early when the output is named, rather than after hashing.
@@ -116,13 +139,16 @@ pub(crate) fn run(args: &Args) -> Result<String> {
     let mut out = format!("created {}\n", output.display());
     let _ = writeln!(
         out,
-        "  {} in {}, {} pieces of {}",
+        "  {} in {}, {} of {}",
         format::size(layout.total_length()),
         match info.files().len() {
             1 => "1 file".to_string(),
             n => format!("{} files", format::grouped(n as u64)),
         },
-        format::grouped(u64::from(layout.num_pieces())),
+        match layout.num_pieces() {
+            1 => "1 piece".to_string(),
+            n => format!("{} pieces", format::grouped(u64::from(n))),
+        },
         format::size(u64::from(info.piece_length())),
     );
     let _ = writeln!(out, "  info-hash {}", torrent.info_hash());

@@ -9,11 +9,23 @@ use anyhow::{Context, Result};
 use metainfo::InfoHash;
 use tracker::{HttpTracker, Tracker, TrackerConfig, UdpTracker};
 
+/// An address and port, or an address alone (port 6969).
+fn parse_bind(text: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    text.trim_matches(['[', ']'])
+        .parse::<std::net::IpAddr>()
+        .map(|ip| SocketAddr::new(ip, 6969))
+        .map_err(|_| format!("{text:?} is not an address and port such as 127.0.0.1:6969"))
+}
+
 /// Run a BitTorrent tracker (HTTP and UDP on the same port) until stopped.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
-    /// Address and port to listen on, for both TCP (HTTP) and UDP.
-    #[arg(long, value_name = "ADDR:PORT", default_value = "0.0.0.0:6969")]
+    /// Address and port to listen on, for both TCP (HTTP) and UDP; an
+    /// address alone listens on port 6969.
+    #[arg(long, value_name = "ADDR:PORT", default_value = "0.0.0.0:6969", value_parser = parse_bind)]
     bind: SocketAddr,
     /// Seconds clients are told to wait between announces (1 to 604800).
     #[arg(long, value_name = "SECONDS", default_value_t = 1800,

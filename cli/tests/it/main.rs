@@ -241,6 +241,30 @@ fn create_leaves_its_own_output_out_of_the_torrent() {
 }
 
 #[test]
+fn create_refuses_what_is_not_a_url_and_counts_in_words() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("one.txt"), b"hi").unwrap();
+    for (flag, url) in [
+        ("-t", "not a url"),
+        ("-t", "ftp://host/announce"),
+        ("--web-seed", "nope"),
+    ] {
+        let refused = btc(&["create", "one.txt", flag, url], dir.path());
+        assert_eq!(refused.status.code(), Some(1), "{}", transcript(&refused));
+        assert!(
+            String::from_utf8_lossy(&refused.stderr).contains("is not a URL"),
+            "{}",
+            transcript(&refused)
+        );
+    }
+    assert!(!dir.path().join("one.txt.torrent").exists());
+    let created = btc(&["create", "one.txt", "-t", "udp://h:80"], dir.path());
+    assert!(created.status.success(), "{}", transcript(&created));
+    let said = String::from_utf8_lossy(&created.stdout);
+    assert!(said.contains("2 B in 1 file, 1 piece of"), "{said}");
+}
+
+#[test]
 fn create_then_info_round_trips() {
     let dir = tempfile::tempdir().unwrap();
     let content = dir.path().join("share");

@@ -209,7 +209,10 @@ fn a_line_end_after_the_torrent_is_not_part_of_it() {
     let whole = single("a", 5, 16384, 20);
     let with_newline = [whole.clone(), b"\r\n \n".to_vec()].concat();
     let t = Metainfo::from_bytes(&with_newline).unwrap();
-    assert_eq!(t.info_hash(), Metainfo::from_bytes(&whole).unwrap().info_hash());
+    assert_eq!(
+        t.info_hash(),
+        Metainfo::from_bytes(&whole).unwrap().info_hash()
+    );
 }
 
 #[test]
