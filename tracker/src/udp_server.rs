@@ -136,7 +136,10 @@ fn answer(
             // One address family per answer, the asker's, and few enough peers
             // that the datagram stays within a common MTU.
             let limit = MAX_PAYLOAD / if ip.is_ipv4() { 6 } else { 18 };
-            let wanted = numwant.map_or(limit, |n| (n as usize).min(limit));
+            // -1 (none said) is the tracker's default, as over HTTP, not
+            // as many as fit: an answer many times the request's size.
+            let default = lock(state).config().default_numwant;
+            let wanted = numwant.map_or(default, |n| n as usize).min(limit);
             announce.numwant = Some(u32::try_from(wanted).unwrap_or(u32::MAX));
             let answer = lock(state).announce_from(&announce, ip, Instant::now(), true);
             match answer {

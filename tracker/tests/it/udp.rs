@@ -549,5 +549,13 @@ async fn large_ipv6_answers_fit_one_datagram() {
         .unwrap();
     assert_eq!(answer.peers.len(), 1380 / 18);
     assert!(answer.peers.iter().all(|p| p.addr.is_ipv6()));
+    // Saying no number (-1) gets the default, not as many as fit.
+    let mut modest = announce(9998, 5);
+    modest.numwant = None;
+    let answer = client
+        .announce(&server.announce_url(), &modest)
+        .await
+        .unwrap();
+    assert_eq!(answer.peers.len(), TrackerConfig::default().default_numwant);
     server.stop().await;
 }
