@@ -26,7 +26,8 @@ pub struct SessionConfig {
     pub listen: SocketAddr,
     /// Our peer id, sent in every handshake and announce.
     pub peer_id: PeerId,
-    /// Most connections over all torrents.
+    /// Most connections over all torrents; also the most incoming
+    /// connections waiting for their handshake at once (at least 16).
     pub max_peers: usize,
     /// Most connections per torrent.
     pub max_peers_per_torrent: usize,
@@ -184,7 +185,13 @@ impl Session {
         let local_addr = listener.local_addr()?;
         let routes = Routes::default();
         let config = Arc::new(config);
-        let accept = tokio::spawn(accept(listener, routes.clone(), config.handshake_timeout));
+        let handshaking = config.max_peers.max(MIN_HANDSHAKING);
+        let accept = tokio::spawn(accept(
+            listener,
+            routes.clone(),
+            config.handshake_timeout,
+            handshaking,
+        ));
         Ok(Session {
             limits: crate::torrent::Limits {
                 download: config
@@ -331,9 +338,17 @@ impl Session {
     }
 }
 
+/// Incoming connections that may wait for their handshake at once, when
+/// `max_peers` is lower.
+const MIN_HANDSHAKING: usize = 16;
+
 /// Accepts connections, reads each handshake (within the timeout) and
-/// hands the connection to the torrent it names.
-async fn accept(listener: TcpListener, routes: Routes, timeout: Duration) {
+/// hands the connection to the torrent it names. At most `handshaking`
+/// connections wait for their handshake at once; more are closed at once,
+/// so that a flood of idle connections cannot hold thousands of
+/// descriptors for the length of the timeout.
+async fn accept(listener: TcpListener, routes: Routes, timeout: Duration, handshaking: usize) {
+    let permits = Arc::new(tokio::sync::Semaphore::new(handshaking));
     loop {
         let (mut stream, addr) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -344,8 +359,13 @@ async fn accept(listener: TcpListener, routes: Routes, timeout: Duration) {
                 continue;
             }
         };
+        let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
+            tracing::debug!(%addr, "too many connections waiting for a handshake; closed");
+            continue;
+        };
         let routes = routes.clone();
         tokio::spawn(async move {
+            let _permit = permit;
             let mut buf = [0u8; HANDSHAKE_LEN];
             let read = tokio::time::timeout(timeout, stream.read_exact(&mut buf)).await;
             if !matches!(read, Ok(Ok(_))) {

@@ -122,3 +122,51 @@ async fn a_file_truncated_under_a_seeder_stops_it_with_a_clear_error() {
     .await;
     seeder.shutdown().await;
 }
+
+/// Idle connections that never send a handshake are bounded: past the
+/// bound, new ones are closed at once, while those within it can still
+/// complete their handshake.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_waiting_for_a_handshake_are_bounded() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    let content = content(&[64 * 1024], 16 * 1024, &[], 43);
+    let seeder = Session::start(SessionConfig {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        max_peers: 4,
+        handshake_timeout: Duration::from_secs(120),
+        ..SessionConfig::default()
+    })
+    .await
+    .unwrap();
+    seeder
+        .add(content.torrent.clone(), content.seed_options())
+        .await
+        .unwrap();
+    // 16 may wait (the floor of the bound); the next 4 are closed.
+    let mut idle = Vec::new();
+    for _ in 0..20 {
+        idle.push(TcpStream::connect(seeder.local_addr()).await.unwrap());
+    }
+    for stream in &mut idle[16..] {
+        let mut byte = [0u8; 1];
+        let read = tokio::time::timeout(Duration::from_secs(30), stream.read(&mut byte)).await;
+        assert!(
+            matches!(read, Ok(Ok(0) | Err(_))),
+            "closed at once: {read:?}"
+        );
+    }
+    let first = &mut idle[0];
+    let ours = peerwire::Handshake::new(
+        content.torrent.info_hash(),
+        PeerId::generate(),
+        Reserved::default(),
+    );
+    first.write_all(&ours.encode()).await.unwrap();
+    let mut theirs = [0u8; peerwire::HANDSHAKE_LEN];
+    tokio::time::timeout(Duration::from_secs(30), first.read_exact(&mut theirs))
+        .await
+        .expect("an answer in time")
+        .unwrap();
+    seeder.shutdown().await;
+}
