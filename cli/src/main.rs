@@ -118,7 +118,7 @@ fn init_logging(verbose: u8, quiet: bool) {
         .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(level));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| watch::LogWriter)
         // Colours only for a terminal, not for a log file or a pipe.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)

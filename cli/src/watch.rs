@@ -96,6 +96,30 @@ impl GiveUp {
     }
 }
 
+/// The progress bar on the terminal, if one is shown: log lines are
+/// written above it rather than onto it.
+static BAR: std::sync::Mutex<Option<indicatif::ProgressBar>> = std::sync::Mutex::new(None);
+
+/// Where log lines go: stderr, with the progress bar, if any, cleared
+/// while a line is written and drawn again after.
+pub(crate) struct LogWriter;
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let bar = BAR.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let write = || std::io::Write::write_all(&mut std::io::stderr(), buf);
+        match bar {
+            Some(bar) => bar.suspend(write)?,
+            None => write()?,
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::Write::flush(&mut std::io::stderr())
+    }
+}
+
 /// Shows progress on stderr until `until` or an error: a bar on a
 /// terminal, a line every ten seconds otherwise, nothing when `quiet`.
 pub(crate) async fn watch_progress(
@@ -113,7 +137,11 @@ pub(crate) async fn watch_progress(
         }
         bar
     });
+    BAR.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone_from(&bar);
     let result = show_progress(handle, &until, quiet, bar.as_ref()).await;
+    *BAR.lock().unwrap_or_else(|e| e.into_inner()) = None;
     if let Some(bar) = bar {
         // Gone before anything else is said.
         bar.finish_and_clear();
