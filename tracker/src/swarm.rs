@@ -33,6 +33,10 @@ pub struct TrackerConfig {
     /// cannot fill a swarm with made-up peers. Many clients on one machine
     /// (a test swarm on 127.0.0.1) need it well above 1.
     pub max_peers_per_ip: usize,
+    /// The most peers one host (an IPv4 address, an IPv6 /64) may have in
+    /// all swarms together, so that one host cannot fill the tracker with
+    /// made-up torrents and shut everyone else's new torrents out.
+    pub max_peers_per_host: usize,
     /// The most peers in all swarms together.
     pub max_peers: usize,
     /// The most torrents a full scrape (one naming none) lists.
@@ -52,6 +56,7 @@ impl Default for TrackerConfig {
             max_torrents: 100_000,
             max_peers_per_torrent: 10_000,
             max_peers_per_ip: 100,
+            max_peers_per_host: 10_000,
             max_peers: 1_000_000,
             max_full_scrape: 1000,
             allow_list: None,
@@ -71,6 +76,8 @@ pub struct Tracker {
     config: TrackerConfig,
     swarms: HashMap<InfoHash, Swarm>,
     total_peers: usize,
+    /// Peers of each host (see [`host`]) in all swarms.
+    hosts: HashMap<IpAddr, usize>,
     last_expiry: Option<Instant>,
 }
 
@@ -101,19 +108,31 @@ impl Swarm {
         }
     }
 
-    /// Removes silent peers; returns how many.
-    fn expire(&mut self, now: Instant, timeout: Duration) -> usize {
+    /// Removes silent peers, uncounting them from `hosts`; returns how
+    /// many.
+    fn expire(
+        &mut self,
+        now: Instant,
+        timeout: Duration,
+        hosts: &mut HashMap<IpAddr, usize>,
+    ) -> usize {
         let before = self.peers.len();
-        self.peers
-            .retain(|_, p| now.saturating_duration_since(p.last_seen) < timeout);
+        self.peers.retain(|_, p| {
+            let keep = now.saturating_duration_since(p.last_seen) < timeout;
+            if !keep {
+                uncount(hosts, p.addr.ip());
+            }
+            keep
+        });
         self.seeders = self.peers.values().filter(|p| p.left == 0).count();
         before - self.peers.len()
     }
 
-    fn remove(&mut self, id: &PeerId) -> bool {
+    fn remove(&mut self, id: &PeerId, hosts: &mut HashMap<IpAddr, usize>) -> bool {
         match self.peers.remove(id) {
             Some(old) => {
                 self.seeders -= usize::from(old.left == 0);
+                uncount(hosts, old.addr.ip());
                 true
             }
             None => false,
@@ -195,7 +214,7 @@ impl Tracker {
         }
         let config = &self.config;
         let swarm = self.swarms.entry(request.info_hash).or_default();
-        self.total_peers -= swarm.expire(now, config.peer_timeout);
+        self.total_peers -= swarm.expire(now, config.peer_timeout, &mut self.hosts);
         let addr = SocketAddr::new(ip, request.port);
         let known = swarm.peers.get(&request.peer_id).copied();
         if let Some(old) = known {
@@ -208,7 +227,7 @@ impl Tracker {
             }
         }
         let peers = if request.event == Some(Event::Stopped) {
-            self.total_peers -= usize::from(swarm.remove(&request.peer_id));
+            self.total_peers -= usize::from(swarm.remove(&request.peer_id, &mut self.hosts));
             Vec::new()
         } else {
             if known.is_none() {
@@ -217,6 +236,10 @@ impl Tracker {
                     Some("names a swarm that is full")
                 } else if from_ip >= config.max_peers_per_ip {
                     Some("names a swarm that already has the most peers allowed from your address")
+                } else if self.hosts.get(&host(ip)).copied().unwrap_or(0)
+                    >= config.max_peers_per_host
+                {
+                    Some("cannot be tracked: your address has the most peers allowed here")
                 } else if self.total_peers >= config.max_peers {
                     Some("cannot be tracked: this tracker is full")
                 } else {
@@ -242,7 +265,16 @@ impl Tracker {
                 key: request.key,
                 last_seen: now,
             };
-            self.total_peers += usize::from(swarm.insert(request.peer_id, entry));
+            if swarm.insert(request.peer_id, entry) {
+                self.total_peers += 1;
+                *self.hosts.entry(host(ip)).or_default() += 1;
+            } else if let Some(old) = known
+                && host(old.addr.ip()) != host(ip)
+            {
+                // Moved (with its key): counted where it is now.
+                uncount(&mut self.hosts, old.addr.ip());
+                *self.hosts.entry(host(ip)).or_default() += 1;
+            }
             let numwant = request
                 .numwant
                 .map_or(config.default_numwant, |n| n as usize);
@@ -296,8 +328,9 @@ impl Tracker {
     pub fn expire(&mut self, now: Instant) {
         let timeout = self.config.peer_timeout;
         let mut dropped = 0;
+        let hosts = &mut self.hosts;
         self.swarms.retain(|_, swarm| {
-            dropped += swarm.expire(now, timeout);
+            dropped += swarm.expire(now, timeout, hosts);
             !swarm.peers.is_empty()
         });
         self.total_peers -= dropped;
@@ -332,6 +365,29 @@ impl Tracker {
             .unwrap_or_default();
         peers.sort();
         peers
+    }
+}
+
+/// The host an address belongs to: an IPv4 address, or the /64 network
+/// of an IPv6 one (a host commonly has a whole /64).
+fn host(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(bits.into())
+        }
+        v4 => v4,
+    }
+}
+
+/// One peer of `ip`'s host fewer.
+fn uncount(hosts: &mut HashMap<IpAddr, usize>, ip: IpAddr) {
+    let host = host(ip);
+    if let Some(count) = hosts.get_mut(&host) {
+        *count -= 1;
+        if *count == 0 {
+            hosts.remove(&host);
+        }
     }
 }
 

@@ -201,6 +201,42 @@ fn idle_swarms_expire_when_any_request_comes() {
 }
 
 #[test]
+fn one_host_cannot_fill_the_tracker_for_everyone() {
+    let config = TrackerConfig {
+        peer_timeout: Duration::from_secs(100),
+        max_peers_per_host: 5,
+        ..TrackerConfig::default()
+    };
+    let mut t = Tracker::new(config);
+    let start = Instant::now();
+    let torrent = |n: u8, id: u8| {
+        let mut r = peer(id, 0);
+        r.info_hash = InfoHash([n; 20]);
+        r
+    };
+    // One IPv6 host (one /64, many addresses) announces made-up torrents.
+    let flooder = |n: u8| -> IpAddr { format!("2001:db8::{n}").parse().unwrap() };
+    for n in 0..5u8 {
+        t.announce(&torrent(n, n), flooder(n), start).unwrap();
+    }
+    let err = t
+        .announce(&torrent(5, 5), flooder(99), start)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("your address has the most peers"), "{err}");
+    // Another host is not affected.
+    let other: IpAddr = "2001:db8:0:1::1".parse().unwrap();
+    t.announce(&torrent(6, 6), other, start).unwrap();
+    // A stop frees a place, and so do peers gone silent.
+    let mut stop = torrent(0, 0);
+    stop.event = Some(Event::Stopped);
+    t.announce(&stop, flooder(0), start).unwrap();
+    t.announce(&torrent(5, 5), flooder(99), start).unwrap();
+    let later = start + Duration::from_secs(200);
+    t.announce(&torrent(7, 7), flooder(7), later).unwrap();
+}
+
+#[test]
 fn a_peer_cannot_be_moved_or_stopped_from_another_address() {
     let mut t = Tracker::new(TrackerConfig::default());
     let now = Instant::now();
