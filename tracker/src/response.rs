@@ -261,8 +261,7 @@ const MAX_MESSAGE: usize = 300;
 
 /// A tracker's message (a failure reason, a warning) as it may be shown to
 /// a user: control characters escaped (`\u{1b}`), so that no tracker can
-/// move the cursor or forge log lines, and at most [`MAX_MESSAGE`]
-/// characters.
+/// move the cursor or forge log lines, and at most 300 characters.
 pub fn shown(message: &str) -> String {
     let mut out = String::new();
     for (i, c) in message.chars().enumerate() {
