@@ -42,9 +42,14 @@ struct CompletionsArgs {
     shell: clap_complete::Shell,
 }
 
-/// Print btc's manual page (roff) to standard output.
+/// Print btc's manual page (roff) to standard output: btc(1), or a
+/// command's own page, such as btc-download(1).
 #[derive(Debug, clap::Args)]
-struct ManArgs {}
+struct ManArgs {
+    /// The command whose page to print (download, seed, create, info,
+    /// tracker, completions).
+    command: Option<String>,
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -61,7 +66,7 @@ fn main() -> ExitCode {
         Command::Seed(args) => download::seed(&args),
         Command::Tracker(args) => tracker::run(&args),
         Command::Completions(args) => completions(args.shell),
-        Command::Man(ManArgs {}) => man(),
+        Command::Man(ManArgs { command }) => man(command.as_deref()),
     };
     match result.and_then(|text| print(&text)) {
         Ok(()) => ExitCode::SUCCESS,
@@ -90,12 +95,45 @@ fn completions(shell: clap_complete::Shell) -> anyhow::Result<String> {
     Ok(String::from_utf8(out)?)
 }
 
-fn man() -> anyhow::Result<String> {
+fn man(command: Option<&str>) -> anyhow::Result<String> {
     use clap::CommandFactory as _;
+    let cli = Cli::command();
     let mut out = Vec::new();
-    clap_mangen::Man::new(Cli::command()).render(&mut out)?;
+    match command {
+        None => {
+            clap_mangen::Man::new(cli).render(&mut out)?;
+            out.extend_from_slice(MAN_EXTRA.as_bytes());
+        }
+        Some(name) => {
+            let Some(sub) = cli.find_subcommand(name).cloned() else {
+                let names: Vec<&str> = cli.get_subcommands().map(|c| c.get_name()).collect();
+                anyhow::bail!("btc has no command {name:?}: {}", names.join(", "));
+            };
+            clap_mangen::Man::new(sub)
+                .title(format!("btc-{name}"))
+                .render(&mut out)?;
+        }
+    }
     Ok(String::from_utf8(out)?)
 }
+
+/// What the top manual page says beyond the options.
+const MAN_EXTRA: &str = r#".SH "EXIT STATUS"
+0 done (and for \fBseed\fR, \fBdownload \-\-seed\fR and \fBtracker\fR, stopped),
+1 failure, 2 usage error, 130 interrupted by Ctrl\-C, 143 by SIGTERM.
+.SH ENVIRONMENT
+.TP
+\fBRUST_LOG\fR
+Log filter, instead of what \fB\-v\fR and \fB\-q\fR set.
+.TP
+\fBXDG_STATE_HOME\fR
+Where resume data and locks live, under \fIbtc/resume\fR.
+.SH FILES
+.TP
+\fI$XDG_STATE_HOME/btc/resume\fR, else \fI~/.local/state/btc/resume\fR
+Resume data, one file per torrent and download folder, and the lock that
+keeps a second btc off the same torrent and folder.
+"#;
 
 /// Logs to stderr: warnings by default, then info and debug with -v and -vv.
 /// `RUST_LOG` overrides this.

@@ -670,6 +670,17 @@ fn completions_and_the_manual_come_from_the_same_definitions() {
         page.contains(".TH btc 1") && page.contains("seed"),
         "{page}"
     );
+    assert!(page.contains("EXIT STATUS") && page.contains("XDG_STATE_HOME"));
+    let download = btc(&["man", "download"], &here());
+    assert!(download.status.success());
+    let page = String::from_utf8_lossy(&download.stdout);
+    assert!(
+        page.contains(".TH btc-download 1") && page.contains("\\-\\-seed\\-time"),
+        "{page}"
+    );
+    let none = btc(&["man", "fly"], &here());
+    assert_eq!(none.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&none.stderr).contains("no command \"fly\""));
     let bad = btc(&["completions", "tcsh"], &here());
     assert_eq!(bad.status.code(), Some(2), "a usage error");
 }
