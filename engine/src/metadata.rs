@@ -238,7 +238,9 @@ async fn from_peer(
                 ExtensionHandshake::decode(&payload).map_err(|e| format!("{addr}: {e}"))?;
             let (Some(their_id), Some(total)) = (theirs.id("ut_metadata"), theirs.metadata_size)
             else {
-                return Err(format!("{addr} does not serve metadata"));
+                return Err(format!(
+                    "{addr} does not offer the metadata (no ut_metadata, or no metadata_size from 1 byte to 16 MiB)"
+                ));
             };
             if !pieces.is_empty() {
                 continue;
