@@ -170,7 +170,7 @@ impl Choker {
                 }
                 (true, true) => {
                     if let Some(slot) = self.held.get_mut(&p.key)
-                        && self.round - slot.turn >= TURN_ROUNDS
+                        && self.round.saturating_sub(slot.turn) >= TURN_ROUNDS
                     {
                         slot.turn = self.round;
                     }
@@ -228,7 +228,7 @@ impl Choker {
             .partition(|p| p.unchoked);
         let (current, mut over): (Vec<&Candidate>, Vec<&Candidate>) = holding
             .into_iter()
-            .partition(|p| self.round - slot(p).turn < TURN_ROUNDS);
+            .partition(|p| self.round.saturating_sub(slot(p).turn) < TURN_ROUNDS);
         over.sort_by_key(|p| (std::cmp::Reverse(slot(p).since), p.key));
         waiting.sort_by(|a, b| self.by_wait(a, b));
         current
