@@ -81,17 +81,49 @@ impl Content {
     }
 }
 
-/// A session on 127.0.0.1 with timings fit for tests.
-async fn session() -> Session {
-    Session::start(SessionConfig {
+/// Settings on 127.0.0.1 with timings fit for tests.
+fn test_config() -> SessionConfig {
+    SessionConfig {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         snub_timeout: Duration::from_secs(5),
         // The test trackers ask for a second.
         min_announce_interval: Duration::from_secs(1),
         ..SessionConfig::default()
+    }
+}
+
+/// A session with [`test_config`].
+async fn session() -> Session {
+    Session::start(test_config()).await.unwrap()
+}
+
+/// A session on 127.0.0.1 started with `config`, seeding `content` from
+/// where it was made.
+async fn seeder_of(content: &Content, config: SessionConfig) -> Session {
+    let seeder = Session::start(SessionConfig {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        ..config
     })
     .await
-    .unwrap()
+    .unwrap();
+    seeder
+        .add(content.torrent.clone(), content.seed_options())
+        .await
+        .unwrap();
+    seeder
+}
+
+/// Waits (at most 30 s) until `tracker` lists a peer of `hash`; `who` says
+/// whose announce that is, for the failure message.
+async fn wait_listed(tracker: &HttpTracker, hash: &metainfo::InfoHash, who: &str) {
+    let listed = async {
+        while tracker.state().lock().unwrap().peers(hash).is_empty() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), listed)
+        .await
+        .unwrap_or_else(|_| panic!("{who} announces"));
 }
 
 /// An in-process tracker that tells peers to come back every second.
@@ -253,21 +285,10 @@ async fn a_magnet_link_gets_its_peers_past_a_silent_tracker() {
     let silent = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let tracker = tracker().await;
     let content = content(&[300_000], 16 * 1024, &[tracker.announce_url()], 13);
-    let seeder = session().await;
-    seeder
-        .add(content.torrent.clone(), content.seed_options())
-        .await
-        .unwrap();
+    let seeder = seeder_of(&content, test_config()).await;
     // The seeder is listed before the leecher asks.
     let hash = content.torrent.info_hash();
-    let listed = async {
-        while tracker.state().lock().unwrap().peers(&hash).is_empty() {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(30), listed)
-        .await
-        .expect("the seeder announces");
+    wait_listed(&tracker, &hash, "the seeder").await;
     let mut link = metainfo::MagnetLink::new(hash);
     link.trackers = vec![
         format!("udp://{}/announce", silent.local_addr().unwrap()),

@@ -16,18 +16,12 @@ async fn a_slot_freed_between_rounds_goes_to_a_waiting_peer_at_once() {
     let content = content(&[1 << 20], 256 * 1024, &[], 41);
     // One slot, and no round within the test: every unchoke after the
     // first comes from a slot freed.
-    let seeder = Session::start(SessionConfig {
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+    let config = SessionConfig {
         upload_slots: 1,
         choke_interval: Duration::from_secs(3600),
         ..SessionConfig::default()
-    })
-    .await
-    .unwrap();
-    seeder
-        .add(content.torrent.clone(), content.seed_options())
-        .await
-        .unwrap();
+    };
+    let seeder = seeder_of(&content, config).await;
     let fast = Reserved::default().with_fast(true);
     let join = async || {
         let stream = TcpStream::connect(seeder.local_addr()).await.unwrap();
@@ -131,18 +125,12 @@ async fn connections_waiting_for_a_handshake_are_bounded() {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
     let content = content(&[64 * 1024], 16 * 1024, &[], 43);
-    let seeder = Session::start(SessionConfig {
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+    let config = SessionConfig {
         max_peers: 4,
         handshake_timeout: Duration::from_secs(120),
         ..SessionConfig::default()
-    })
-    .await
-    .unwrap();
-    seeder
-        .add(content.torrent.clone(), content.seed_options())
-        .await
-        .unwrap();
+    };
+    let seeder = seeder_of(&content, config).await;
     // 16 may wait (the floor of the bound); the next 4 are closed.
     let mut idle = Vec::new();
     for _ in 0..20 {

@@ -59,14 +59,7 @@ async fn a_seeder_that_joins_late_is_found_through_the_tracker() {
         .unwrap();
     // The leecher has announced (the tracker lists it) and found nobody.
     let hash = content.torrent.info_hash();
-    let listed = async {
-        while tracker.state().lock().unwrap().peers(&hash).is_empty() {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(30), listed)
-        .await
-        .expect("the leecher announces");
+    wait_listed(&tracker, &hash, "the leecher").await;
     assert_eq!(leech.stats().peers, 0);
     // Its first announce, `started`, says what it lacks: it is counted
     // as a leecher, not a seed.
@@ -94,11 +87,7 @@ async fn a_silent_first_tier_does_not_hold_up_the_next() {
     let tracker = tracker().await;
     let tiers = [vec![dead], vec![tracker.announce_url()]];
     let content = content_in_tiers(&[300_000], 16 * 1024, &tiers, 9);
-    let seeder = session().await;
-    seeder
-        .add(content.torrent.clone(), content.seed_options())
-        .await
-        .unwrap();
+    let seeder = seeder_of(&content, test_config()).await;
     let leecher = session().await;
     let target = tempfile::tempdir().unwrap();
     let leech = leecher
