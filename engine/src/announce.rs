@@ -194,6 +194,53 @@ impl Announcer {
     }
 }
 
+/// What each tier's announces came to.
+#[derive(Debug, Default)]
+pub(crate) struct TierStatus {
+    /// Per tier: announces made, and the error of the last one if it
+    /// failed.
+    tiers: Vec<(u32, Option<String>)>,
+    /// The last error heard, of any tier.
+    last_error: Option<String>,
+}
+
+impl TierStatus {
+    fn tier(&mut self, tier: usize) -> &mut (u32, Option<String>) {
+        if self.tiers.len() <= tier {
+            self.tiers.resize(tier + 1, (0, None));
+        }
+        &mut self.tiers[tier]
+    }
+
+    pub(crate) fn answered(&mut self, tier: usize) {
+        let status = self.tier(tier);
+        status.0 += 1;
+        status.1 = None;
+    }
+
+    pub(crate) fn failed(&mut self, tier: usize, error: String) {
+        let status = self.tier(tier);
+        status.0 += 1;
+        status.1 = Some(error.clone());
+        self.last_error = Some(error);
+    }
+
+    /// Announce rounds: the most any tier made (tiers announce at once).
+    pub(crate) fn rounds(&self) -> u32 {
+        self.tiers.iter().map(|t| t.0).max().unwrap_or(0)
+    }
+
+    /// The last error, while no tier's last announce was answered.
+    pub(crate) fn error(&self) -> Option<String> {
+        let answered = self.tiers.iter().any(|t| t.0 > 0 && t.1.is_none());
+        if answered {
+            None
+        } else {
+            self.last_error.clone()
+        }
+    }
+}
+
 /// The wait until the next announce, and the tracker's minimum interval,
 /// from its answer: its interval, never shorter than its own minimum nor
 /// than `floor` (a tracker saying 0 would be asked again at once).
@@ -208,6 +255,18 @@ fn waits(answer: &AnnounceResponse, floor: Duration) -> (Duration, Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tiers_count_rounds_and_report_an_error_only_while_none_answers() {
+        let mut tiers = TierStatus::default();
+        assert_eq!((tiers.rounds(), tiers.error()), (0, None));
+        tiers.failed(1, "dead".into());
+        assert_eq!((tiers.rounds(), tiers.error()), (1, Some("dead".into())));
+        tiers.answered(0);
+        tiers.failed(1, "still dead".into());
+        // Tiers announce at once: two rounds, and one tier answers.
+        assert_eq!((tiers.rounds(), tiers.error()), (2, None));
+    }
 
     #[test]
     fn a_tracker_cannot_make_us_announce_more_often_than_the_floor() {

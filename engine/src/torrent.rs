@@ -19,7 +19,7 @@ use peerwire::{Bitfield, Handshake, Message};
 use storage::{Disk, DiskThread, ResumeData};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, mpsc, oneshot, watch};
 
-use crate::announce::{Order, Progress};
+use crate::announce::{Order, Progress, TierStatus};
 use crate::choker::{Candidate, Choker, Mode};
 use crate::peer::{self, Command, Event, Requests};
 use crate::picker::{PeerKey, Picker};
@@ -666,53 +666,6 @@ impl Torrent {
                 true
             }
         });
-    }
-}
-
-/// What each tier's announces came to.
-#[derive(Debug, Default)]
-struct TierStatus {
-    /// Per tier: announces made, and the error of the last one if it
-    /// failed.
-    tiers: Vec<(u32, Option<String>)>,
-    /// The last error heard, of any tier.
-    last_error: Option<String>,
-}
-
-impl TierStatus {
-    fn tier(&mut self, tier: usize) -> &mut (u32, Option<String>) {
-        if self.tiers.len() <= tier {
-            self.tiers.resize(tier + 1, (0, None));
-        }
-        &mut self.tiers[tier]
-    }
-
-    fn answered(&mut self, tier: usize) {
-        let status = self.tier(tier);
-        status.0 += 1;
-        status.1 = None;
-    }
-
-    fn failed(&mut self, tier: usize, error: String) {
-        let status = self.tier(tier);
-        status.0 += 1;
-        status.1 = Some(error.clone());
-        self.last_error = Some(error);
-    }
-
-    /// Announce rounds: the most any tier made (tiers announce at once).
-    fn rounds(&self) -> u32 {
-        self.tiers.iter().map(|t| t.0).max().unwrap_or(0)
-    }
-
-    /// The last error, while no tier's last announce was answered.
-    fn error(&self) -> Option<String> {
-        let answered = self.tiers.iter().any(|t| t.0 > 0 && t.1.is_none());
-        if answered {
-            None
-        } else {
-            self.last_error.clone()
-        }
     }
 }
 
