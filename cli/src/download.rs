@@ -471,8 +471,12 @@ async fn run_download(args: &DownloadArgs) -> Result<String> {
         })
         .map(|(_, f)| f.length)
         .sum();
-    if torrent.trackers().is_empty() && options.peers.is_empty() && magnet.is_none() {
-        bail!("this torrent names no tracker: give peers with --peer HOST:PORT");
+    if torrent.trackers().is_empty()
+        && torrent.url_list.is_empty()
+        && options.peers.is_empty()
+        && magnet.is_none()
+    {
+        bail!("this torrent names no tracker and no web seed: give peers with --peer HOST:PORT");
     }
     std::fs::create_dir_all(&args.output)
         .with_context(|| format!("cannot create {}", args.output.display()))?;

@@ -39,6 +39,7 @@ mod rate;
 mod session;
 mod stats;
 mod torrent;
+mod webseed;
 
 pub use choker::Choker;
 pub use picker::Picker;

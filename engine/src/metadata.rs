@@ -166,7 +166,7 @@ const RETRY_EVERY: Duration = Duration::from_secs(5);
 const METADATA_WINDOW: usize = 8;
 
 /// Builds the torrent from a verified info dictionary and the link's
-/// trackers.
+/// trackers and web seeds.
 fn torrent(info: &[u8], link: &MagnetLink) -> Result<Metainfo, String> {
     let mut e = bencode::Encoder::default();
     e.dict(|d| {
@@ -182,6 +182,14 @@ fn torrent(info: &[u8], link: &MagnetLink) -> Result<Metainfo, String> {
             d.entry(b"announce-list", &tiers);
         }
         d.entry(b"info", &bencode::Raw(info));
+        if !link.web_seeds.is_empty() {
+            let urls: Vec<bencode::Bytes<'_>> = link
+                .web_seeds
+                .iter()
+                .map(|url| bencode::Bytes(url.as_bytes()))
+                .collect();
+            d.entry(b"url-list", &urls);
+        }
     });
     Metainfo::from_bytes(&e.into_bytes())
         .map_err(|e| format!("the metadata is not a valid torrent: {e}"))

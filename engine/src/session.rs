@@ -52,6 +52,9 @@ pub struct SessionConfig {
     /// it asks for: a tracker saying 0 or 1 second would otherwise be
     /// asked again all the time.
     pub min_announce_interval: Duration,
+    /// How long a web seed (BEP 19) that failed waits before it is tried
+    /// again; doubled for each failure in a row, up to 30 minutes.
+    pub web_seed_retry: Duration,
     /// Most payload bytes per second received, over all torrents.
     pub download_limit: Option<u64>,
     /// Most payload bytes per second sent, over all torrents.
@@ -73,6 +76,7 @@ impl Default for SessionConfig {
             snub_timeout: Duration::from_secs(30),
             tracker_client: TrackerClient::default(),
             min_announce_interval: Duration::from_secs(30),
+            web_seed_retry: Duration::from_secs(30),
             download_limit: None,
             upload_limit: None,
         }

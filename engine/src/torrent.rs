@@ -26,6 +26,7 @@ use crate::picker::{PeerKey, Picker};
 use crate::rate::Rate;
 use crate::session::{SessionConfig, TorrentOptions};
 use crate::stats::{MAX_PEER_TOTALS, PeerTotals, Stats, TorrentEvent, TorrentState};
+use crate::webseed::{WebClient, WebSeed};
 
 mod connections;
 mod messages;
@@ -120,6 +121,8 @@ struct Peer {
     rejects: u32,
     unasked: Unasked,
     connected_at: Instant,
+    /// For a web seed, its index in `Running::web_seeds`.
+    web: Option<usize>,
     _permit: OwnedSemaphorePermit,
 }
 
@@ -221,6 +224,22 @@ struct Running {
     totals: std::collections::BTreeMap<PeerId, PeerTotals>,
     /// The periodic resume save under way, if any.
     saving: Option<tokio::task::JoinHandle<()>>,
+    /// The torrent's web seeds (BEP 19), and the client they share.
+    web_seeds: Vec<WebSeedSlot>,
+    web_client: Option<WebClient>,
+}
+
+/// A web seed, running or waiting to be tried again.
+struct WebSeedSlot {
+    seed: Arc<WebSeed>,
+    /// Its connection, while one runs.
+    key: Option<PeerKey>,
+    /// Tries in a row that ended without a block.
+    failures: u32,
+    /// When it may be tried again.
+    next_try: Instant,
+    /// It sent data that failed a hash check: never tried again.
+    banned: bool,
 }
 
 impl Torrent {
@@ -282,6 +301,8 @@ impl Torrent {
             dial_failures: 0,
             gone: HashMap::new(),
             totals: std::collections::BTreeMap::new(),
+            web_seeds: self.web_seeds(),
+            web_client: None,
         };
         if run.picker.is_complete() {
             let _ = self.broadcast.send(TorrentEvent::Finished);
@@ -291,6 +312,7 @@ impl Torrent {
         for addr in self.options.peers.clone() {
             self.add_candidate(&mut run, addr);
         }
+        self.connect_web_seeds(&mut run);
         self.publish(&run);
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -307,6 +329,10 @@ impl Torrent {
                         for addr in self.options.peers.clone() {
                             self.add_candidate(&mut run, addr);
                         }
+                        for slot in &mut run.web_seeds {
+                            slot.next_try = Instant::now();
+                        }
+                        self.connect_web_seeds(&mut run);
                         self.publish(&run);
                     }
                     Some(Control::Stop(done)) => {
@@ -553,6 +579,7 @@ impl Torrent {
             }
         }
         self.connect_more(run);
+        self.connect_web_seeds(run);
         // Anyone idle with room gets work (a piece slot may have freed).
         self.fill_all(run);
         if run.ticks.is_multiple_of(SAVE_EVERY) && run.dirty {

@@ -77,6 +77,37 @@ pub enum TrackerError {
     Response(#[from] ResponseError),
 }
 
+/// A connector for HTTP and HTTPS (HTTP/1.1) as the tracker client uses it:
+/// rustls with ring, trusting the Mozilla roots and `extra_roots` (DER;
+/// those that do not parse are ignored). For other HTTP clients of a
+/// BitTorrent program, such as web seeds (BEP 19), to trust what the
+/// tracker client trusts.
+pub fn https_connector(extra_roots: &[Vec<u8>]) -> HttpsConnector<HttpConnector> {
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    roots.add_parsable_certificates(extra_roots.iter().map(|der| der.clone().into()));
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map(|builder| builder.with_root_certificates(roots).with_no_client_auth());
+    let builder = hyper_rustls::HttpsConnectorBuilder::new();
+    let builder = match tls {
+        Ok(config) => builder.with_tls_config(config),
+        // ring supports the default versions; this cannot happen, but
+        // falling back keeps HTTPS working if it did.
+        Err(_) => builder.with_webpki_roots(),
+    };
+    builder.https_or_http().enable_http1().build()
+}
+
+/// Where a redirect's `Location` points, absolute or relative to `base`;
+/// `None` unless it is an `http://` or `https://` URL with a host.
+pub fn redirect_target(base: &hyper::Uri, location: &str) -> Option<hyper::Uri> {
+    resolve(base, location).ok()
+}
+
 /// An HTTP(S) tracker client; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct HttpClient {
@@ -94,23 +125,7 @@ impl HttpClient {
     /// A client with these limits. HTTPS uses rustls (with ring) and the
     /// Mozilla roots, plus [`HttpOptions::extra_roots`].
     pub fn new(options: HttpOptions) -> Self {
-        let mut roots = rustls::RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-        };
-        roots.add_parsable_certificates(options.extra_roots.iter().map(|der| der.clone().into()));
-        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .map(|builder| builder.with_root_certificates(roots).with_no_client_auth());
-        let builder = hyper_rustls::HttpsConnectorBuilder::new();
-        let builder = match tls {
-            Ok(config) => builder.with_tls_config(config),
-            // ring supports the default versions; this cannot happen, but
-            // falling back keeps HTTPS working if it did.
-            Err(_) => builder.with_webpki_roots(),
-        };
-        let connector = builder.https_or_http().enable_http1().build();
+        let connector = https_connector(&options.extra_roots);
         // No pooled connections: announces are minutes apart, and trackers
         // such as opentracker close a connection after each answer without
         // saying so, so a reused one is often already reset.

@@ -723,7 +723,7 @@ fn seed_and_download_refuse_what_cannot_work() {
     assert_eq!(download.status.code(), Some(1));
     let err = String::from_utf8_lossy(&download.stderr);
     assert!(
-        err.contains("names no tracker: give peers with --peer"),
+        err.contains("names no tracker and no web seed: give peers with --peer"),
         "{err}"
     );
     let magnet = run(&[
@@ -1012,4 +1012,101 @@ fn an_interrupted_download_says_it_waits_for_a_silent_tracker() {
         "{}",
         transcript(&output)
     );
+}
+
+/// A web seed (BEP 19) as users meet one: `btc create --web-seed` names a
+/// plain HTTP server, and `btc download` fetches from it with no tracker
+/// and no peer.
+#[test]
+fn a_torrent_made_with_a_web_seed_downloads_from_it_alone() {
+    use std::io::{BufRead as _, Read as _, Write as _};
+
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("source");
+    std::fs::create_dir_all(source.join("set/sub dir")).unwrap();
+    let big: Vec<u8> = (0..1_500_000u32).map(|i| (i * 13 / 5) as u8).collect();
+    std::fs::write(source.join("set/sub dir/big.bin"), &big).unwrap();
+    std::fs::write(source.join("set/small.txt"), b"small").unwrap();
+    // A server of `source` by byte range, one request per connection.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let root = source.clone();
+    let ranges = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = ranges.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            if reader.read_line(&mut line).is_err() {
+                continue;
+            }
+            let path = line.split(' ').nth(1).unwrap_or("/").replace("%20", " ");
+            let mut range = None;
+            loop {
+                let mut header = String::new();
+                if reader.read_line(&mut header).unwrap_or(0) == 0 || header == "\r\n" {
+                    break;
+                }
+                if let Some(r) = header.to_ascii_lowercase().strip_prefix("range: bytes=") {
+                    let (a, b) = r.trim().split_once('-').unwrap();
+                    range = Some((a.parse::<usize>().unwrap(), b.parse::<usize>().unwrap()));
+                }
+            }
+            let Ok(data) = std::fs::read(root.join(path.trim_start_matches('/'))) else {
+                let _ = stream.write_all(
+                    b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                );
+                continue;
+            };
+            let (first, last) = range.unwrap_or((0, data.len() - 1));
+            counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let body = &data[first..=last.min(data.len() - 1)];
+            let head = format!(
+                "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes {first}-{}/{}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                first + body.len() - 1,
+                data.len(),
+                body.len()
+            );
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(body);
+            let _ = reader.read(&mut [0u8; 1]);
+        }
+    });
+    let url = format!("http://127.0.0.1:{port}/");
+    let created = btc(
+        &[
+            "create",
+            "source/set",
+            "--web-seed",
+            &url,
+            "-o",
+            "set.torrent",
+        ],
+        dir.path(),
+    );
+    assert!(created.status.success(), "{}", transcript(&created));
+    let info = btc(&["info", "set.torrent"], dir.path());
+    assert!(
+        String::from_utf8_lossy(&info.stdout).contains(&url),
+        "{}",
+        transcript(&info)
+    );
+    let mut download = Command::new(env!("CARGO_BIN_EXE_btc"));
+    download
+        .args(["download", "set.torrent", "-o", "out", "--port", "0"])
+        .args(["--bind", "127.0.0.1"])
+        .current_dir(dir.path())
+        .env("XDG_STATE_HOME", dir.path().join("state"));
+    let download = output_within(download, std::time::Duration::from_secs(120));
+    assert!(download.status.success(), "{}", transcript(&download));
+    assert_eq!(
+        std::fs::read(dir.path().join("out/set/sub dir/big.bin")).unwrap(),
+        big
+    );
+    assert_eq!(
+        std::fs::read(dir.path().join("out/set/small.txt")).unwrap(),
+        b"small"
+    );
+    assert!(ranges.load(std::sync::atomic::Ordering::Relaxed) > 0);
 }

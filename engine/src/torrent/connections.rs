@@ -15,12 +15,13 @@ use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use super::pipeline::Unasked;
 use super::{
     DEFAULT_REQQ, Incoming, MAX_GONE, Peer, REPLACE_EVERY, RETRY_AFTER, RETRY_MAX, Running,
-    SEED_RETRY, Torrent, host,
+    SEED_RETRY, Torrent, WebSeedSlot, host,
 };
 use crate::peer::{self, Link, Requests, Start};
 use crate::picker::PeerKey;
 use crate::rate::Rate;
 use crate::stats::TorrentEvent;
+use crate::webseed::{WebClient, WebSeed};
 
 impl Torrent {
     /// Queues an address to dial, unless it is ours, known, banned or cooling
@@ -74,6 +75,20 @@ impl Torrent {
         permit: OwnedSemaphorePermit,
         start: Start,
     ) {
+        let link = self.enter_peer(run, addr, outgoing, permit, None);
+        tokio::spawn(peer::run(link, start));
+    }
+
+    /// Enters a connection in the peer table: the [`Link`] its task runs
+    /// with.
+    fn enter_peer(
+        &self,
+        run: &mut Running,
+        addr: SocketAddr,
+        outgoing: bool,
+        permit: OwnedSemaphorePermit,
+        web: Option<usize>,
+    ) -> Link {
         let key = run.next_key;
         run.next_key += 1;
         let (commands, commands_rx) = mpsc::unbounded_channel();
@@ -107,10 +122,11 @@ impl Torrent {
                 unasked: Unasked::default(),
                 connected_at: Instant::now(),
                 listen: None,
+                web,
                 _permit: permit,
             },
         );
-        let link = Link {
+        Link {
             key,
             info_hash: self.info_hash,
             our_id: self.config.peer_id,
@@ -124,8 +140,93 @@ impl Torrent {
             handshake_timeout: self.config.handshake_timeout,
             idle_timeout: self.config.idle_timeout,
             limits: self.limits.clone(),
+        }
+    }
+
+    /// The torrent's usable web seeds, each URL once; the others are
+    /// reported and left out.
+    pub(super) fn web_seeds(&self) -> Vec<WebSeedSlot> {
+        let mut slots: Vec<WebSeedSlot> = Vec::new();
+        for url in &self.metainfo.url_list {
+            if slots.iter().any(|s| s.seed.url() == url) {
+                continue;
+            }
+            match WebSeed::new(url, self.metainfo.info()) {
+                Ok(seed) => slots.push(WebSeedSlot {
+                    seed: Arc::new(seed),
+                    key: None,
+                    failures: 0,
+                    next_try: Instant::now(),
+                    banned: false,
+                }),
+                Err(e) => tracing::warn!(url = %tracker::shown(url), "web seed left out: {e}"),
+            }
+        }
+        slots
+    }
+
+    /// Starts the web seeds that are due, while there is something to
+    /// download and room for a connection.
+    pub(super) fn connect_web_seeds(&self, run: &mut Running) {
+        if run.paused || run.error.is_some() || run.picker.is_complete() {
+            return;
+        }
+        let now = Instant::now();
+        for index in 0..run.web_seeds.len() {
+            let slot = &run.web_seeds[index];
+            if slot.key.is_some() || slot.banned || slot.next_try > now {
+                continue;
+            }
+            if run.peers.len() >= self.config.max_peers_per_torrent {
+                return;
+            }
+            let Ok(permit) = self.permits.clone().try_acquire_owned() else {
+                return;
+            };
+            let seed = slot.seed.clone();
+            let client = run.web_client.get_or_insert_with(WebClient::new).clone();
+            // A web seed has no address; the unspecified one stands in
+            // where the peer table wants one, and is never dialled.
+            let addr = SocketAddr::from(([0, 0, 0, 0], 0));
+            let link = self.enter_peer(run, addr, false, permit, Some(index));
+            run.web_seeds[index].key = Some(link.key);
+            let layout = run.picker.layout().clone();
+            if run.web_seeds[index].failures == 0 {
+                tracing::info!(url = %seed.url(), "downloading from a web seed");
+            } else {
+                tracing::debug!(url = %seed.url(), "web seed tried again");
+            }
+            tokio::spawn(crate::webseed::run(link, seed, layout, client));
+        }
+    }
+
+    /// A web seed's connection ended: it is tried again later, the later
+    /// the more tries in a row failed, unless the download is done.
+    fn web_seed_gone(&self, run: &mut Running, index: usize, delivered: bool, reason: &str) {
+        let retry = self.config.web_seed_retry;
+        let Some(slot) = run.web_seeds.get_mut(index) else {
+            return;
         };
-        tokio::spawn(peer::run(link, start));
+        slot.key = None;
+        if run.picker.is_complete() || run.paused || slot.banned {
+            tracing::debug!(url = %slot.seed.url(), %reason, "web seed stopped");
+            return;
+        }
+        slot.failures = if delivered {
+            1
+        } else {
+            slot.failures.saturating_add(1)
+        };
+        let wait = retry
+            .saturating_mul(1 << (slot.failures - 1).min(6))
+            .min(RETRY_MAX);
+        slot.next_try = Instant::now() + wait;
+        // Said once in a row of failures, not at every retry.
+        if slot.failures == 1 {
+            tracing::warn!(url = %slot.seed.url(), "web seed failed: {reason}; trying again in {} s", wait.as_secs());
+        } else {
+            tracing::debug!(url = %slot.seed.url(), %reason, "web seed failed again");
+        }
     }
 
     /// A peer dialled us: taken if there is room and it is not banned.
@@ -248,8 +349,11 @@ impl Torrent {
             });
         }
         let addr = peer.addr;
-        run.failures.remove(&addr);
         run.peers_ever += 1;
+        if peer.web.is_some() {
+            return;
+        }
+        run.failures.remove(&addr);
         tracing::debug!(%addr, "peer connected");
         let _ = self.broadcast.send(TorrentEvent::PeerConnected { addr });
     }
@@ -278,6 +382,11 @@ impl Torrent {
         run.picker.remove_peer(&peer.has);
         if !peer.am_choking && peer.peer_interested {
             self.refill_slots(run);
+        }
+        if let Some(index) = peer.web {
+            self.web_seed_gone(run, index, peer.down.total() > 0, reason);
+            self.fill_all(run);
+            return;
         }
         // Its addresses may be dialled again, unless another connection
         // to the same peer still stands for them.
@@ -348,7 +457,8 @@ impl Torrent {
             .peers
             .iter()
             .filter(|(_, p)| {
-                now.duration_since(p.connected_at) > Duration::from_secs(REPLACE_EVERY)
+                p.web.is_none()
+                    && now.duration_since(p.connected_at) > Duration::from_secs(REPLACE_EVERY)
             })
             .min_by(|a, b| a.1.down.per_second().total_cmp(&b.1.down.per_second()))
             .map(|(k, _)| *k);

@@ -263,6 +263,7 @@ impl Torrent {
         distinct.dedup();
         // Those gone too (a liar banned on another piece, say): the blame
         // must not seem to fall on the honest peers alone.
+        // Web seeds have no address (they stand as the unspecified one).
         let addrs = distinct
             .iter()
             .filter_map(|k| {
@@ -271,6 +272,7 @@ impl Torrent {
                     .map(|p| p.addr)
                     .or_else(|| run.gone.get(k).map(|g| g.1))
             })
+            .filter(|addr| !addr.ip().is_unspecified())
             .collect();
         tracing::info!(piece, peers = ?addrs, "piece failed its hash check");
         let _ = self.broadcast.send(TorrentEvent::HashFailed {
@@ -342,7 +344,16 @@ impl Torrent {
             Some(id) => run.banned_ids.insert((id, host(addr))),
             None => true,
         };
-        if new {
+        let web = run
+            .web_seeds
+            .iter_mut()
+            .find(|slot| id == Some(slot.seed.peer_id()));
+        if let Some(slot) = web {
+            slot.banned = true;
+            if new {
+                tracing::warn!(url = %slot.seed.url(), "web seed dropped for good: it sent data that failed its hash check");
+            }
+        } else if new {
             tracing::warn!(%addr, "banned for sending data that failed its hash check");
             let _ = self.broadcast.send(TorrentEvent::PeerBanned { addr, id });
         }

@@ -17,6 +17,7 @@ use tracker::{HttpTracker, TrackerConfig};
 mod hostile;
 mod seeding;
 mod swarm;
+mod webseed;
 
 /// Generated content on disk and its torrent.
 struct Content {

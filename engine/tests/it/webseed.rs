@@ -1,0 +1,298 @@
+//! Web seeds (BEP 19): downloads from an HTTP server on 127.0.0.1 that
+//! serves the torrent's files by byte range, alone or beside a peer, and
+//! servers that misbehave.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use engine::{Faults, SessionConfig, TorrentOptions};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::{TcpListener, TcpStream};
+
+use super::{Content, complete, content, seeder_of, session, test_config};
+
+/// How the test server answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Behaviour {
+    /// 206 with the bytes asked for.
+    Ranges,
+    /// 200 with the whole file, whatever the range.
+    IgnoresRanges,
+    /// 206 with every byte flipped.
+    Corrupt,
+    /// 503 for the first this many requests, then as `Ranges`.
+    BusyFirst(usize),
+    /// Paths under `/moved/` are redirected to the same path without it.
+    Redirects,
+}
+
+/// Each request's path and `Range` header, in order.
+type Log = Arc<Mutex<Vec<(String, Option<String>)>>>;
+
+/// A minimal HTTP/1.1 file server: GET with an optional `Range: bytes=A-B`,
+/// keep-alive, files under `root`.
+struct WebServer {
+    addr: SocketAddr,
+    requests: Log,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl WebServer {
+    async fn start(root: PathBuf, behaviour: Behaviour) -> WebServer {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let log = requests.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let root = root.clone();
+                let log = log.clone();
+                tokio::spawn(async move {
+                    let _ = serve(stream, &root, behaviour, &log).await;
+                });
+            }
+        });
+        WebServer {
+            addr,
+            requests,
+            task,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}/{path}", self.addr)
+    }
+
+    fn requests(&self) -> Vec<(String, Option<String>)> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+impl Drop for WebServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn serve(
+    mut stream: TcpStream,
+    root: &std::path::Path,
+    behaviour: Behaviour,
+    log: &Log,
+) -> std::io::Result<()> {
+    let mut buffer = Vec::new();
+    loop {
+        // One request head.
+        let end = loop {
+            if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                break end;
+            }
+            assert!(buffer.len() < 16 * 1024, "request head too long");
+            let mut chunk = [0u8; 4096];
+            let n = stream.read(&mut chunk).await?;
+            if n == 0 {
+                return Ok(());
+            }
+            buffer.extend_from_slice(&chunk[..n]);
+        };
+        let head = String::from_utf8_lossy(&buffer[..end]).to_string();
+        buffer.drain(..end + 4);
+        let mut lines = head.split("\r\n");
+        let path = lines
+            .next()
+            .and_then(|l| l.split(' ').nth(1))
+            .unwrap_or("/")
+            .to_string();
+        let range = lines
+            .filter_map(|l| l.split_once(':'))
+            .find(|(name, _)| name.eq_ignore_ascii_case("range"))
+            .map(|(_, value)| value.trim().to_string());
+        let number = {
+            let mut log = log.lock().unwrap();
+            log.push((path.clone(), range.clone()));
+            log.len()
+        };
+        if let Behaviour::BusyFirst(n) = behaviour
+            && number <= n
+        {
+            stream
+                .write_all(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n")
+                .await?;
+            continue;
+        }
+        if behaviour == Behaviour::Redirects
+            && let Some(rest) = path.strip_prefix("/moved/")
+        {
+            let answer =
+                format!("HTTP/1.1 302 Found\r\nLocation: /{rest}\r\nContent-Length: 0\r\n\r\n");
+            stream.write_all(answer.as_bytes()).await?;
+            continue;
+        }
+        let decoded = percent_encoding::percent_decode_str(&path).decode_utf8_lossy();
+        let file = root.join(decoded.trim_start_matches('/'));
+        let Ok(data) = std::fs::read(&file) else {
+            stream
+                .write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+                .await?;
+            continue;
+        };
+        let asked = range
+            .as_deref()
+            .and_then(|r| r.strip_prefix("bytes="))
+            .and_then(|r| r.split_once('-'))
+            .and_then(|(a, b)| Some((a.parse::<usize>().ok()?, b.parse::<usize>().ok()?)));
+        let (status, body, content_range) = match asked {
+            Some((first, last)) if behaviour != Behaviour::IgnoresRanges => {
+                let last = last.min(data.len() - 1);
+                let mut body = data[first..=last].to_vec();
+                if behaviour == Behaviour::Corrupt {
+                    body.iter_mut().for_each(|b| *b = !*b);
+                }
+                let header = format!("Content-Range: bytes {first}-{last}/{}\r\n", data.len());
+                ("206 Partial Content", body, header)
+            }
+            _ => ("200 OK", data, String::new()),
+        };
+        let head = format!(
+            "HTTP/1.1 {status}\r\n{content_range}Content-Length: {}\r\n\r\n",
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).await?;
+        stream.write_all(&body).await?;
+    }
+}
+
+/// `content` with the web seed `url` added to its torrent.
+fn with_web_seed(mut content: Content, url: String) -> Content {
+    content.torrent.url_list = vec![url];
+    content
+}
+
+/// Settings for a leecher whose web seeds are retried soon.
+fn quick_retry() -> SessionConfig {
+    SessionConfig {
+        web_seed_retry: Duration::from_millis(50),
+        ..test_config()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_multi_file_torrent_downloads_from_its_web_seed_alone() {
+    let content = content(&[0, 1, 100_000, 300_000, 700_001], 128 * 1024, &[], 41);
+    let server = WebServer::start(content.dir.path().to_path_buf(), Behaviour::Ranges).await;
+    // Without the trailing slash: a multi-file torrent's files are still
+    // under URL/name/.
+    let content = with_web_seed(content, format!("http://{}", server.addr));
+    let leecher = engine::Session::start(quick_retry()).await.unwrap();
+    let target = tempfile::tempdir().unwrap();
+    let handle = leecher
+        .add(content.torrent.clone(), TorrentOptions::new(target.path()))
+        .await
+        .unwrap();
+    complete(&handle).await;
+    content.assert_downloaded(target.path());
+    assert_eq!(handle.stats().hash_failures, 0);
+    let requests = server.requests();
+    // Every request was for a range of a file of the torrent.
+    for (path, range) in &requests {
+        assert!(path.starts_with("/content/d"), "{path}");
+        assert!(range.as_deref().is_some_and(|r| r.starts_with("bytes=")));
+    }
+    // A request per piece or run of pieces (and per file in it), not per
+    // block: 1.1 MB is 9 pieces, and 68 blocks of 16 KiB.
+    assert!(requests.len() < 30, "{} requests", requests.len());
+    leecher.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_file_url_is_followed_through_a_redirect_and_a_busy_server_is_asked_again() {
+    for behaviour in [Behaviour::Redirects, Behaviour::BusyFirst(3)] {
+        let content = content(&[500_000], 16 * 1024, &[], 42);
+        let server = WebServer::start(content.dir.path().to_path_buf(), behaviour).await;
+        let path = match behaviour {
+            Behaviour::Redirects => "moved/content/d0/f00.bin",
+            _ => "content/d0/f00.bin",
+        };
+        // A single-file torrent made from one file of the content.
+        let file = content.dir.path().join("content/d0/f00.bin");
+        let mut torrent = metainfo::TorrentBuilder::new(&file)
+            .piece_length(16 * 1024)
+            .build(|_, _| {})
+            .unwrap();
+        torrent.url_list = vec![server.url(path)];
+        let leecher = engine::Session::start(quick_retry()).await.unwrap();
+        let target = tempfile::tempdir().unwrap();
+        let handle = leecher
+            .add(torrent, TorrentOptions::new(target.path()))
+            .await
+            .unwrap();
+        complete(&handle).await;
+        let got = std::fs::read(target.path().join("f00.bin")).unwrap();
+        assert!(got == content.files[0].1, "{behaviour:?}: the copy differs");
+        let requests = server.requests();
+        match behaviour {
+            Behaviour::Redirects => {
+                assert!(requests[0].0.starts_with("/moved/"));
+                assert!(requests.iter().any(|(p, _)| p == "/content/d0/f00.bin"));
+            }
+            _ => assert!(requests.len() > 3, "{requests:?}"),
+        }
+        leecher.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_web_seed_that_sends_bad_data_is_dropped_for_good_and_a_peer_finishes() {
+    let content = content(&[2_000_000], 32 * 1024, &[], 43);
+    let server = WebServer::start(content.dir.path().to_path_buf(), Behaviour::Corrupt).await;
+    let content = with_web_seed(content, server.url(""));
+    // An honest seeder, slow enough that the web seed would be tried many
+    // times over if it were not dropped for good.
+    let faults = Faults {
+        upload_rate: Some(1 << 20),
+        ..Faults::default()
+    };
+    let mut options = content.seed_options();
+    options.faults = faults;
+    let seeder = session().await;
+    seeder.add(content.torrent.clone(), options).await.unwrap();
+    let leecher = engine::Session::start(quick_retry()).await.unwrap();
+    let target = tempfile::tempdir().unwrap();
+    let mut options = TorrentOptions::new(target.path());
+    options.peers = vec![seeder.local_addr()];
+    let handle = leecher.add(content.torrent.clone(), options).await.unwrap();
+    complete(&handle).await;
+    content.assert_downloaded(target.path());
+    assert!(handle.stats().hash_failures >= 1);
+    // The requests already under way when the first piece failed (at
+    // most four at once), and no more: 2–3 here, 13 when it was not
+    // banned.
+    let requests = server.requests().len();
+    assert!(requests <= 5, "{requests} requests to a web seed that lied");
+    leecher.shutdown().await;
+    seeder.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_ignores_ranges_spoils_nothing() {
+    let content = content(&[300_000, 300_000], 32 * 1024, &[], 44);
+    let server = WebServer::start(content.dir.path().to_path_buf(), Behaviour::IgnoresRanges).await;
+    let content = with_web_seed(content, server.url(""));
+    let seeder = seeder_of(&content, test_config()).await;
+    let leecher = engine::Session::start(quick_retry()).await.unwrap();
+    let target = tempfile::tempdir().unwrap();
+    let mut options = TorrentOptions::new(target.path());
+    options.peers = vec![seeder.local_addr()];
+    let handle = leecher.add(content.torrent.clone(), options).await.unwrap();
+    complete(&handle).await;
+    content.assert_downloaded(target.path());
+    assert_eq!(handle.stats().hash_failures, 0);
+    assert!(
+        !server.requests().is_empty(),
+        "the web seed was never asked"
+    );
+    leecher.shutdown().await;
+    seeder.shutdown().await;
+}
