@@ -337,3 +337,27 @@ pub(crate) fn answer(info: &[u8], piece: u32) -> UtMetadata {
         _ => UtMetadata::Reject { piece },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_magnets_trackers_and_web_seeds_go_into_its_torrent() {
+        let pieces = "x".repeat(20);
+        let info = format!("d6:lengthi5e4:name1:f12:piece lengthi16e6:pieces20:{pieces}e");
+        let mut link = MagnetLink::new(InfoHash::of_info_bytes(info.as_bytes()));
+        link.trackers = vec!["http://t/announce".into(), "udp://u:1".into()];
+        link.web_seeds = vec!["http://w/f".into(), "https://v/".into()];
+        let torrent = torrent(info.as_bytes(), &link).unwrap();
+        assert_eq!(torrent.info_hash(), link.info_hash);
+        assert_eq!(torrent.url_list, link.web_seeds);
+        assert_eq!(
+            torrent.trackers(),
+            [
+                vec!["http://t/announce".to_string()],
+                vec!["udp://u:1".into()]
+            ]
+        );
+    }
+}

@@ -36,6 +36,10 @@ const MAX_ASKERS: usize = 4;
 /// 18.6–22.0 MB twice without the bound, 3.3–8.0 MB at 32 and 0.9–2.3 MB
 /// at 8, in the same time (1.34–1.46 s at 8, 1.37–1.64 s without).
 const MAX_ENDGAME_COPIES: usize = 8;
+/// How far past its last piece a peer picked with [`Picker::pick_after`]
+/// looks for the next one to start, before it takes any piece: a bound on
+/// the work of a pick.
+const FOLLOW_AHEAD: u32 = 64;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Piece {
@@ -319,6 +323,35 @@ impl Picker {
         want: usize,
         is_slow: impl Fn(PeerKey) -> bool,
     ) -> Vec<BlockRef> {
+        self.pick_inner(peer, has, want, is_slow, None)
+    }
+
+    /// As [`Picker::pick_judging`], for a peer best asked for adjacent
+    /// pieces: a web seed, which answers a run of them with one HTTP
+    /// request. New pieces are, before any other, the first that can be
+    /// started among the next few after `after` (the last piece asked of
+    /// it, if any), then after each other.
+    pub fn pick_after(
+        &mut self,
+        peer: PeerKey,
+        has: &Bitfield,
+        want: usize,
+        after: Option<u32>,
+        is_slow: impl Fn(PeerKey) -> bool,
+    ) -> Vec<BlockRef> {
+        self.pick_inner(peer, has, want, is_slow, Some(after))
+    }
+
+    /// Picks as [`Picker::pick_judging`] says; with `follow`, new pieces
+    /// follow the one given, or the last one started.
+    fn pick_inner(
+        &mut self,
+        peer: PeerKey,
+        has: &Bitfield,
+        want: usize,
+        is_slow: impl Fn(PeerKey) -> bool,
+        mut follow: Option<Option<u32>>,
+    ) -> Vec<BlockRef> {
         let mut out = Vec::new();
         if want == 0 || self.is_complete() {
             return out;
@@ -339,9 +372,15 @@ impl Picker {
         }
         // 2. New pieces.
         while out.len() < want && self.partial.len() < self.max_partial {
-            let Some(piece) = self.choose_new(has) else {
+            let next = follow
+                .flatten()
+                .and_then(|last| self.startable_after(last, has));
+            let Some(piece) = next.or_else(|| self.choose_new(has)) else {
                 break;
             };
+            if follow.is_some() {
+                follow = Some(Some(piece));
+            }
             self.start(piece);
             self.take_missing(peer, piece, want, &mut out);
         }
@@ -430,6 +469,15 @@ impl Picker {
                 out.push(r);
             }
         }
+    }
+
+    /// The first piece among the [`FOLLOW_AHEAD`] after `last` that `has`
+    /// holds and may be started.
+    fn startable_after(&self, last: u32, has: &Bitfield) -> Option<u32> {
+        let end = last
+            .saturating_add(FOLLOW_AHEAD)
+            .min(self.layout.num_pieces().saturating_sub(1));
+        (last.saturating_add(1)..=end).find(|p| self.rarity.contains(*p) && has.get(*p))
     }
 
     /// A piece to start for a peer with `has`: any at random among the
@@ -658,6 +706,30 @@ mod tests {
         );
         let picker = Picker::new(layout, &[true; 10], 100);
         assert_eq!(picker.bytes_missing(), 0);
+    }
+
+    #[test]
+    fn a_web_seed_is_given_runs_of_adjacent_pieces() {
+        let layout = layout(200, BLOCK);
+        let mut picker = Picker::new(layout, &[false; 200], 1000);
+        let all = Bitfield::full(200);
+        picker.add_peer(&all);
+        // Another peer takes a few pieces at random.
+        let other = picker.pick(1, &all, 20);
+        let taken: HashSet<u32> = other.iter().map(|b| b.piece).collect();
+        // The web seed's pieces follow the last one asked of it, skipping
+        // those already started (20 of the 64 it looks at, at most), and
+        // the next pick goes on from there.
+        let free_after = |last: u32| (last + 1..200).filter(|p| !taken.contains(p));
+        let first = picker.pick_after(2, &all, 10, Some(50), |_| false);
+        let pieces: Vec<u32> = first.iter().map(|b| b.piece).collect();
+        assert_eq!(pieces, free_after(50).take(10).collect::<Vec<_>>());
+        let more = picker.pick_after(2, &all, 1, Some(pieces[9]), |_| false);
+        assert_eq!(more[0].piece, free_after(pieces[9]).next().unwrap());
+        // Past its look-ahead, or at the end, any piece will do.
+        let far = picker.pick_after(2, &all, 1, Some(199), |_| false);
+        assert_eq!(far.len(), 1);
+        picker.check_invariants();
     }
 
     #[test]

@@ -123,6 +123,9 @@ struct Peer {
     connected_at: Instant,
     /// For a web seed, its index in `Running::web_seeds`.
     web: Option<usize>,
+    /// For a web seed, the last piece asked of it: the next ones follow it,
+    /// so that one HTTP request fetches several.
+    last_piece: Option<u32>,
     _permit: OwnedSemaphorePermit,
 }
 

@@ -202,15 +202,14 @@ impl WebClient {
         WebClient { client }
     }
 
-    /// GETs `range` of `url`, following redirects: the response, whose
-    /// body starts at `range.start`.
+    /// GETs `range` of `uri`, following redirects: the response, whose
+    /// body starts at `range.start`, and the URL that gave it.
     async fn get_range(
         &self,
-        url: &str,
+        mut uri: hyper::Uri,
         range: &Range<u64>,
-    ) -> Result<hyper::Response<hyper::body::Incoming>, String> {
+    ) -> Result<(hyper::Response<hyper::body::Incoming>, hyper::Uri), String> {
         const USER_AGENT: &str = concat!("btc/", env!("CARGO_PKG_VERSION"));
-        let mut uri: hyper::Uri = url.parse().map_err(|e| format!("bad URL {url:?}: {e}"))?;
         for _ in 0..=MAX_REDIRECTS {
             let request = hyper::Request::get(uri.clone())
                 .header(hyper::header::USER_AGENT, USER_AGENT)
@@ -240,10 +239,10 @@ impl WebClient {
                         "asked for bytes from {}, the server sent from {start}",
                         range.start
                     )),
-                    _ => Ok(response),
+                    _ => Ok((response, uri)),
                 },
                 // The whole file: usable when it starts where we want.
-                200 if range.start == 0 => Ok(response),
+                200 if range.start == 0 => Ok((response, uri)),
                 200 => Err("the server does not serve byte ranges".into()),
                 _ => Err(format!("HTTP {status}")),
             };
@@ -285,6 +284,9 @@ struct Fetcher {
     events: tokio::sync::mpsc::Sender<Event>,
     requests: crate::peer::Requests,
     download_limit: Option<Arc<crate::limit::Limiter>>,
+    /// Where files were redirected to, asked there directly from then on
+    /// (for as long as this connection lasts).
+    moved: std::sync::Mutex<std::collections::HashMap<usize, hyper::Uri>>,
 }
 
 /// Runs a web seed until the torrent lets go of it or a request fails,
@@ -337,6 +339,7 @@ async fn serve(link: Link, seed: Arc<WebSeed>, layout: Layout, client: WebClient
         events,
         requests,
         download_limit: limits.download,
+        moved: std::sync::Mutex::default(),
     });
     let mut queue: VecDeque<BlockRef> = VecDeque::new();
     let mut fetching = FuturesUnordered::new();
@@ -371,6 +374,19 @@ async fn serve(link: Link, seed: Arc<WebSeed>, layout: Layout, client: WebClient
     }
 }
 
+impl Fetcher {
+    fn moved_lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<usize, hyper::Uri>> {
+        self.moved.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Where file `file` was last redirected to, if anywhere.
+    fn moved_to(&self, file: usize) -> Option<hyper::Uri> {
+        self.moved_lock().get(&file).cloned()
+    }
+}
+
 /// Fetches one run of blocks, handing each to the disk as it completes.
 async fn fetch(fetcher: Arc<Fetcher>, run: Vec<BlockRef>) -> Result<(), String> {
     let parts = fetcher.seed.parts(&fetcher.layout, &run);
@@ -389,8 +405,19 @@ async fn fetch(fetcher: Arc<Fetcher>, run: Vec<BlockRef>) -> Result<(), String> 
                 cutter.push(&vec![0; length]).await?;
             }
             Part::Fetch { file, range } => {
-                let url = fetcher.seed.file_url(file).unwrap_or_default();
-                let response = fetcher.client.get_range(url, &range).await?;
+                let moved = fetcher.moved_to(file);
+                let uri = match moved {
+                    Some(uri) => uri,
+                    None => {
+                        let url = fetcher.seed.file_url(file).unwrap_or_default();
+                        url.parse().map_err(|e| format!("bad URL {url:?}: {e}"))?
+                    }
+                };
+                let asked = uri.clone();
+                let (response, answered) = fetcher.client.get_range(uri, &range).await?;
+                if answered != asked {
+                    fetcher.moved_lock().insert(file, answered);
+                }
                 let mut body = response.into_body();
                 let mut left = range.end - range.start;
                 while left > 0 {

@@ -77,7 +77,8 @@ impl Rarity {
         first_held(&self.order[first..end], has, rng)
     }
 
-    fn contains(&self, piece: u32) -> bool {
+    /// Whether `piece` is a candidate.
+    pub(super) fn contains(&self, piece: u32) -> bool {
         self.slot
             .get(piece as usize)
             .is_some_and(|s| *s != NOT_A_CANDIDATE)

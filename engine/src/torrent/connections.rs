@@ -123,6 +123,7 @@ impl Torrent {
                 connected_at: Instant::now(),
                 listen: None,
                 web,
+                last_piece: None,
                 _permit: permit,
             },
         );

@@ -45,9 +45,16 @@ impl Torrent {
         if room == 0 || (room < depth / 4 && !requests.is_empty()) {
             return;
         }
-        let picked = run
-            .picker
-            .pick_judging(key, &peer.has, room, |k| slow.contains(&k));
+        let is_slow = |k| slow.contains(&k);
+        let picked = if peer.web.is_some() {
+            let picked = run
+                .picker
+                .pick_after(key, &peer.has, room, peer.last_piece, is_slow);
+            peer.last_piece = picked.last().map(|b| b.piece).or(peer.last_piece);
+            picked
+        } else {
+            run.picker.pick_judging(key, &peer.has, room, is_slow)
+        };
         if picked.is_empty() {
             return;
         }
