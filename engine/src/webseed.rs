@@ -287,6 +287,9 @@ struct Fetcher {
     /// Where files were redirected to, asked there directly from then on
     /// (for as long as this connection lasts).
     moved: std::sync::Mutex<std::collections::HashMap<usize, hyper::Uri>>,
+    /// Cancelled when the connection ends: fetches stop waiting on the
+    /// server, but still report the blocks they handed to the disk.
+    stop: tokio_util::sync::CancellationToken,
 }
 
 /// Runs a web seed until the torrent lets go of it or a request fails,
@@ -340,10 +343,11 @@ async fn serve(link: Link, seed: Arc<WebSeed>, layout: Layout, client: WebClient
         requests,
         download_limit: limits.download,
         moved: std::sync::Mutex::default(),
+        stop: tokio_util::sync::CancellationToken::new(),
     });
     let mut queue: VecDeque<BlockRef> = VecDeque::new();
     let mut fetching = FuturesUnordered::new();
-    loop {
+    let reason = loop {
         while fetching.len() < MAX_FETCHES
             && !queue.is_empty()
             && (fetching.is_empty() || queue.len() >= MIN_EXTRA_RUN)
@@ -354,23 +358,45 @@ async fn serve(link: Link, seed: Arc<WebSeed>, layout: Layout, client: WebClient
         tokio::select! {
             command = commands.recv() => {
                 let Some(command) = command else {
-                    return "closed by us".into();
+                    break "closed by us".to_string();
                 };
-                queued.fetch_sub(1, Ordering::Relaxed);
-                match command {
-                    Command::Send(Message::Request(block)) => queue.push_back(block),
-                    Command::Send(Message::Cancel(block)) => queue.retain(|b| *b != block),
-                    // A server has no use for the rest: it neither chokes
-                    // nor wants anything.
-                    _ => {}
+                // Every command already sent, so that a run takes every
+                // request already made.
+                let mut next = Some(command);
+                while let Some(command) = next {
+                    queued.fetch_sub(1, Ordering::Relaxed);
+                    match command {
+                        Command::Send(Message::Request(block)) => queue.push_back(block),
+                        Command::Send(Message::Cancel(block)) => queue.retain(|b| *b != block),
+                        // A server has no use for the rest: it neither
+                        // chokes nor wants anything.
+                        _ => {}
+                    }
+                    next = commands.try_recv().ok();
                 }
             }
             Some(done) = fetching.next(), if !fetching.is_empty() => {
                 if let Err(reason) = done {
-                    return reason;
+                    break reason;
                 }
             }
         }
+    };
+    // Blocks already handed to the disk are reported even now, as a
+    // peer's reader reports them: one may have completed its piece.
+    fetcher.stop.cancel();
+    while fetching.next().await.is_some() {}
+    reason
+}
+
+/// `wait`, unless the connection ends first.
+async fn or_stop<T>(
+    stop: &tokio_util::sync::CancellationToken,
+    wait: impl std::future::Future<Output = Result<T, String>>,
+) -> Result<T, String> {
+    tokio::select! {
+        result = wait => result,
+        () = stop.cancelled() => Err("stopped".into()),
     }
 }
 
@@ -387,7 +413,8 @@ impl Fetcher {
     }
 }
 
-/// Fetches one run of blocks, handing each to the disk as it completes.
+/// Fetches one run of blocks, handing each to the disk as it completes;
+/// those whole before a failure still go.
 async fn fetch(fetcher: Arc<Fetcher>, run: Vec<BlockRef>) -> Result<(), String> {
     let parts = fetcher.seed.parts(&fetcher.layout, &run);
     let mut cutter = Cutter {
@@ -398,6 +425,16 @@ async fn fetch(fetcher: Arc<Fetcher>, run: Vec<BlockRef>) -> Result<(), String> 
         batch: Vec::new(),
     };
     cutter.next = cutter.blocks.next();
+    let fetched = fetch_parts(&fetcher, parts, &mut cutter).await;
+    let flushed = cutter.flush().await;
+    fetched.and(flushed)
+}
+
+async fn fetch_parts(
+    fetcher: &Fetcher,
+    parts: Vec<Part>,
+    cutter: &mut Cutter<'_>,
+) -> Result<(), String> {
     for part in parts {
         match part {
             Part::Zeros(length) => {
@@ -414,18 +451,22 @@ async fn fetch(fetcher: Arc<Fetcher>, run: Vec<BlockRef>) -> Result<(), String> 
                     }
                 };
                 let asked = uri.clone();
-                let (response, answered) = fetcher.client.get_range(uri, &range).await?;
+                let (response, answered) =
+                    or_stop(&fetcher.stop, fetcher.client.get_range(uri, &range)).await?;
                 if answered != asked {
                     fetcher.moved_lock().insert(file, answered);
                 }
                 let mut body = response.into_body();
                 let mut left = range.end - range.start;
                 while left > 0 {
-                    let frame = tokio::time::timeout(HTTP_TIMEOUT, body.frame())
-                        .await
-                        .map_err(|_| {
-                            format!("the server went silent for {} s", HTTP_TIMEOUT.as_secs())
-                        })?;
+                    let frame = or_stop(&fetcher.stop, async {
+                        tokio::time::timeout(HTTP_TIMEOUT, body.frame())
+                            .await
+                            .map_err(|_| {
+                                format!("the server went silent for {} s", HTTP_TIMEOUT.as_secs())
+                            })
+                    })
+                    .await?;
                     let Some(frame) = frame else {
                         return Err(format!(
                             "the server sent {} of {} bytes",
@@ -447,7 +488,7 @@ async fn fetch(fetcher: Arc<Fetcher>, run: Vec<BlockRef>) -> Result<(), String> 
             }
         }
     }
-    cutter.flush().await
+    Ok(())
 }
 
 /// Cuts a run's bytes into its blocks, and hands them to the disk.

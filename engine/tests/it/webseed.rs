@@ -26,7 +26,13 @@ enum Behaviour {
     BusyFirst(usize),
     /// Paths under `/moved/` are redirected to the same path without it.
     Redirects,
+    /// 206, but the connection is closed after [`CUT_AFTER`] bytes of any
+    /// body.
+    CutShort,
 }
+
+/// Where [`Behaviour::CutShort`] cuts: two and a half blocks.
+const CUT_AFTER: usize = 40_000;
 
 /// Each request's path and `Range` header, in order.
 type Log = Arc<Mutex<Vec<(String, Option<String>)>>>;
@@ -160,6 +166,10 @@ async fn serve(
             body.len()
         );
         stream.write_all(head.as_bytes()).await?;
+        if behaviour == Behaviour::CutShort && body.len() > CUT_AFTER {
+            stream.write_all(&body[..CUT_AFTER]).await?;
+            return Ok(());
+        }
         stream.write_all(&body).await?;
     }
 }
@@ -302,4 +312,23 @@ async fn a_server_that_ignores_ranges_spoils_nothing() {
     );
     leecher.shutdown().await;
     seeder.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_whole_blocks_of_an_answer_cut_short_are_kept() {
+    // Six blocks. Each try gets the first two and a half blocks of what it
+    // asks for: the whole ones must count, or no try would ever get more.
+    let content = content(&[6 * 16 * 1024], 16 * 1024, &[], 45);
+    let server = WebServer::start(content.dir.path().to_path_buf(), Behaviour::CutShort).await;
+    let content = with_web_seed(content, server.url(""));
+    let leecher = engine::Session::start(quick_retry()).await.unwrap();
+    let target = tempfile::tempdir().unwrap();
+    let handle = leecher
+        .add(content.torrent.clone(), TorrentOptions::new(target.path()))
+        .await
+        .unwrap();
+    complete(&handle).await;
+    content.assert_downloaded(target.path());
+    assert!(server.requests().len() >= 3, "{:?}", server.requests());
+    leecher.shutdown().await;
 }
