@@ -139,6 +139,9 @@ pub(crate) enum Event {
     /// Unfinished pieces the disk dropped because a banned peer had sent
     /// some of their blocks: to be downloaded again, whole.
     Discarded(Vec<u32>),
+    /// Pieces a web seed said it had but cannot serve (a file of theirs is
+    /// missing on its server).
+    Lacks { key: PeerKey, pieces: Vec<u32> },
 }
 
 /// Everything a connection task needs.

@@ -475,6 +475,7 @@ impl Torrent {
                     self.drop_peer(run, key, "does not read what we send");
                 }
             }
+            Event::Lacks { key, pieces } => self.peer_lacks(run, key, pieces),
             Event::Blocks { key, blocks } => {
                 for (block, outcome) in blocks {
                     self.on_block(run, key, block, outcome);

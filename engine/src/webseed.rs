@@ -85,6 +85,13 @@ impl WebSeed {
             return Err("only http:// and https:// URLs with a host are web seeds".into());
         }
         let encode = |part: &str| utf8_percent_encode(part, PATH_PART).to_string();
+        // A file's path goes at the end of the URL's path, before any
+        // query (a signed URL's token, say); a fragment is never sent.
+        let url_only = url.split('#').next().unwrap_or(url);
+        let (path, query) = match url_only.split_once('?') {
+            Some((path, query)) => (path, Some(query)),
+            None => (url_only, None),
+        };
         let files = info
             .files()
             .iter()
@@ -92,7 +99,7 @@ impl WebSeed {
                 if file.is_padding() {
                     return None;
                 }
-                let mut full = url.to_string();
+                let mut full = path.to_string();
                 if info.is_multi_file() {
                     if !full.ends_with('/') {
                         full.push('/');
@@ -101,6 +108,10 @@ impl WebSeed {
                     full.push_str(&parts.join("/"));
                 } else if full.ends_with('/') {
                     full.push_str(&encode(info.name()));
+                }
+                if let Some(query) = query {
+                    full.push('?');
+                    full.push_str(query);
                 }
                 Some(full)
             })
@@ -193,6 +204,27 @@ pub(crate) struct WebClient {
     client: Client<hyper_rustls::HttpsConnector<HttpConnector>, Empty<Bytes>>,
 }
 
+/// Why a request to a web seed failed.
+#[derive(Debug)]
+struct Failed {
+    /// What went wrong, for the log.
+    reason: String,
+    /// The server said the file is not there (404, 410).
+    missing: bool,
+    /// How long the server asked us to wait (`Retry-After`, in seconds).
+    wait: Option<Duration>,
+}
+
+impl Failed {
+    fn new(reason: impl Into<String>) -> Failed {
+        Failed {
+            reason: reason.into(),
+            missing: false,
+            wait: None,
+        }
+    }
+}
+
 impl WebClient {
     /// A client trusting the Mozilla roots.
     pub(crate) fn new() -> WebClient {
@@ -208,7 +240,7 @@ impl WebClient {
         &self,
         mut uri: hyper::Uri,
         range: &Range<u64>,
-    ) -> Result<(hyper::Response<hyper::body::Incoming>, hyper::Uri), String> {
+    ) -> Result<(hyper::Response<hyper::body::Incoming>, hyper::Uri), Failed> {
         const USER_AGENT: &str = concat!("btc/", env!("CARGO_PKG_VERSION"));
         for _ in 0..=MAX_REDIRECTS {
             let request = hyper::Request::get(uri.clone())
@@ -218,37 +250,72 @@ impl WebClient {
                     format!("bytes={}-{}", range.start, range.end - 1),
                 )
                 .body(Empty::new())
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| Failed::new(e.to_string()))?;
             let response = tokio::time::timeout(HTTP_TIMEOUT, self.client.request(request))
                 .await
-                .map_err(|_| format!("no answer within {} s", HTTP_TIMEOUT.as_secs()))?
-                .map_err(|e| format!("cannot reach it: {}", error_chain(&e)))?;
+                .map_err(|_| {
+                    Failed::new(format!(
+                        "no answer within {} s from {uri}",
+                        HTTP_TIMEOUT.as_secs()
+                    ))
+                })?
+                .map_err(|e| {
+                    Failed::new(if e.is_connect() {
+                        format!("cannot reach {uri}: {}", error_chain(&e))
+                    } else {
+                        format!("a bad answer from {uri}: {}", error_chain(&e))
+                    })
+                })?;
             let status = response.status();
             if status.is_redirection() {
-                uri = response
+                let location = response
                     .headers()
                     .get(hyper::header::LOCATION)
-                    .and_then(|l| l.to_str().ok())
-                    .and_then(|l| tracker::redirect_target(&uri, l))
-                    .ok_or_else(|| format!("HTTP {status} without a usable Location"))?;
+                    .map(|l| String::from_utf8_lossy(l.as_bytes()).into_owned())
+                    .ok_or_else(|| {
+                        Failed::new(format!("HTTP {status} without a Location from {uri}"))
+                    })?;
+                uri = tracker::redirect_target(&uri, &location).ok_or_else(|| {
+                    Failed::new(format!(
+                        "{uri} redirects to {}, which is not an http:// or https:// URL",
+                        tracker::shown(&location)
+                    ))
+                })?;
                 continue;
             }
             return match status.as_u16() {
                 206 => match content_range_start(&response) {
-                    Some(start) if start != range.start => Err(format!(
-                        "asked for bytes from {}, the server sent from {start}",
+                    Some(start) if start != range.start => Err(Failed::new(format!(
+                        "asked {uri} for bytes from {}, it sent from {start}",
                         range.start
-                    )),
+                    ))),
                     _ => Ok((response, uri)),
                 },
                 // The whole file: usable when it starts where we want.
                 200 if range.start == 0 => Ok((response, uri)),
-                200 => Err("the server does not serve byte ranges".into()),
-                _ => Err(format!("HTTP {status}")),
+                200 => Err(Failed::new(format!("{uri} does not serve byte ranges"))),
+                404 | 410 => Err(Failed {
+                    missing: true,
+                    ..Failed::new(format!("HTTP {status} for {uri}"))
+                }),
+                _ => Err(Failed {
+                    wait: retry_after(&response),
+                    ..Failed::new(format!("HTTP {status} for {uri}"))
+                }),
             };
         }
-        Err(format!("redirected more than {MAX_REDIRECTS} times"))
+        Err(Failed::new(format!(
+            "redirected more than {MAX_REDIRECTS} times"
+        )))
     }
+}
+
+/// A `Retry-After` in seconds (the HTTP-date form is not worth parsing
+/// here).
+fn retry_after<B>(response: &hyper::Response<B>) -> Option<Duration> {
+    let value = response.headers().get(hyper::header::RETRY_AFTER)?;
+    let seconds: u64 = value.to_str().ok()?.trim().parse().ok()?;
+    Some(Duration::from_secs(seconds))
 }
 
 /// Where a `Content-Range: bytes START-END/LEN` answer starts.
@@ -274,6 +341,13 @@ fn error_chain(err: &dyn std::error::Error) -> String {
     text
 }
 
+/// Fetches that may fail in a row, each retried within the connection
+/// after a pause (1 s, then 2 s), before the connection gives up and the
+/// torrent tries the web seed again later.
+const MAX_FAILURES: u32 = 3;
+/// The longest `Retry-After` waited for within the connection.
+const MAX_PAUSE: Duration = Duration::from_secs(20);
+
 /// What every fetch of one web seed shares.
 struct Fetcher {
     key: crate::picker::PeerKey,
@@ -292,7 +366,7 @@ struct Fetcher {
     stop: tokio_util::sync::CancellationToken,
 }
 
-/// Runs a web seed until the torrent lets go of it or a request fails,
+/// Runs a web seed until the torrent lets go of it or it keeps failing,
 /// then reports [`Event::Closed`].
 pub(crate) async fn run(link: Link, seed: Arc<WebSeed>, layout: Layout, client: WebClient) {
     let key = link.key;
@@ -333,6 +407,7 @@ async fn serve(link: Link, seed: Arc<WebSeed>, layout: Layout, client: WebClient
         limits,
         ..
     } = link;
+    let num_pieces = layout.num_pieces();
     let fetcher = Arc::new(Fetcher {
         key,
         seed,
@@ -347,8 +422,16 @@ async fn serve(link: Link, seed: Arc<WebSeed>, layout: Layout, client: WebClient
     });
     let mut queue: VecDeque<BlockRef> = VecDeque::new();
     let mut fetching = FuturesUnordered::new();
+    // Pieces of files the server does not have.
+    let mut lacking = peerwire::Bitfield::new(num_pieces);
+    let mut failures = 0;
+    let mut paused_until: Option<tokio::time::Instant> = None;
     let reason = loop {
-        while fetching.len() < MAX_FETCHES
+        if paused_until.is_some_and(|t| t <= tokio::time::Instant::now()) {
+            paused_until = None;
+        }
+        while paused_until.is_none()
+            && fetching.len() < MAX_FETCHES
             && !queue.is_empty()
             && (fetching.is_empty() || queue.len() >= MIN_EXTRA_RUN)
         {
@@ -366,7 +449,11 @@ async fn serve(link: Link, seed: Arc<WebSeed>, layout: Layout, client: WebClient
                 while let Some(command) = next {
                     queued.fetch_sub(1, Ordering::Relaxed);
                     match command {
-                        Command::Send(Message::Request(block)) => queue.push_back(block),
+                        // A request sent before the torrent learnt that the
+                        // piece is lacking was withdrawn since.
+                        Command::Send(Message::Request(block)) if !lacking.get(block.piece) => {
+                            queue.push_back(block);
+                        }
                         Command::Send(Message::Cancel(block)) => queue.retain(|b| *b != block),
                         // A server has no use for the rest: it neither
                         // chokes nor wants anything.
@@ -376,10 +463,57 @@ async fn serve(link: Link, seed: Arc<WebSeed>, layout: Layout, client: WebClient
                 }
             }
             Some(done) = fetching.next(), if !fetching.is_empty() => {
-                if let Err(reason) = done {
-                    break reason;
+                let (failed, rest) = match done {
+                    Ok(()) => {
+                        failures = 0;
+                        continue;
+                    }
+                    Err(failure) => failure,
+                };
+                if let Some(file) = failed.file.filter(|_| failed.missing) {
+                    tracing::warn!(
+                        url = %fetcher.seed.url(),
+                        "the web seed lacks a file ({}): its pieces are left to others",
+                        failed.reason
+                    );
+                    let pieces: Vec<u32> = fetcher
+                        .layout
+                        .file_pieces(file)
+                        .filter(|p| !lacking.get(*p))
+                        .collect();
+                    for piece in &pieces {
+                        lacking.set(*piece);
+                    }
+                    queue.retain(|b| !lacking.get(b.piece));
+                    let lacks = Event::Lacks { key, pieces };
+                    if fetcher.events.send(lacks).await.is_err() {
+                        break "the torrent stopped".into();
+                    }
+                    if lacking.is_full() {
+                        break "the server has none of the torrent's files".into();
+                    }
+                } else {
+                    failures += 1;
+                    if failures >= MAX_FAILURES {
+                        break failed.reason;
+                    }
+                    let pause = failed
+                        .wait
+                        .filter(|w| *w <= MAX_PAUSE)
+                        .unwrap_or(Duration::from_secs(1 << (failures - 1)));
+                    tracing::debug!(url = %fetcher.seed.url(), reason = %failed.reason, "web seed request failed; asking again in {} s", pause.as_secs());
+                    paused_until = Some(tokio::time::Instant::now() + pause);
+                }
+                // What the failed request did not bring is asked again,
+                // first, if the torrent still wants it from here.
+                let still = lock(&fetcher.requests);
+                for block in rest.into_iter().rev() {
+                    if still.contains(&block) && !lacking.get(block.piece) {
+                        queue.push_front(block);
+                    }
                 }
             }
+            () = tokio::time::sleep_until(paused_until.unwrap_or_else(tokio::time::Instant::now)), if paused_until.is_some() => {}
         }
     };
     // Blocks already handed to the disk are reported even now, as a
@@ -392,11 +526,11 @@ async fn serve(link: Link, seed: Arc<WebSeed>, layout: Layout, client: WebClient
 /// `wait`, unless the connection ends first.
 async fn or_stop<T>(
     stop: &tokio_util::sync::CancellationToken,
-    wait: impl std::future::Future<Output = Result<T, String>>,
-) -> Result<T, String> {
+    wait: impl std::future::Future<Output = Result<T, Failed>>,
+) -> Result<T, Failed> {
     tokio::select! {
         result = wait => result,
-        () = stop.cancelled() => Err("stopped".into()),
+        () = stop.cancelled() => Err(Failed::new("stopped")),
     }
 }
 
@@ -413,9 +547,19 @@ impl Fetcher {
     }
 }
 
+/// How a part of a fetch failed: why, and which file it was asking for.
+struct PartFailure {
+    failed: Failed,
+    file: Option<usize>,
+}
+
 /// Fetches one run of blocks, handing each to the disk as it completes;
-/// those whole before a failure still go.
-async fn fetch(fetcher: Arc<Fetcher>, run: Vec<BlockRef>) -> Result<(), String> {
+/// those whole before a failure still go. A failure gives back the blocks
+/// not yet had.
+async fn fetch(
+    fetcher: Arc<Fetcher>,
+    run: Vec<BlockRef>,
+) -> Result<(), (FailedFetch, Vec<BlockRef>)> {
     let parts = fetcher.seed.parts(&fetcher.layout, &run);
     let mut cutter = Cutter {
         fetcher: &fetcher,
@@ -426,35 +570,71 @@ async fn fetch(fetcher: Arc<Fetcher>, run: Vec<BlockRef>) -> Result<(), String> 
     };
     cutter.next = cutter.blocks.next();
     let fetched = fetch_parts(&fetcher, parts, &mut cutter).await;
-    let flushed = cutter.flush().await;
-    fetched.and(flushed)
+    let flushed = cutter.flush().await.map_err(|reason| PartFailure {
+        failed: Failed::new(reason),
+        file: None,
+    });
+    match fetched.and(flushed) {
+        Ok(()) => Ok(()),
+        Err(PartFailure { failed, file }) => {
+            let rest = cutter.next.into_iter().chain(cutter.blocks).collect();
+            Err((
+                FailedFetch {
+                    reason: failed.reason,
+                    missing: failed.missing,
+                    wait: failed.wait,
+                    file,
+                },
+                rest,
+            ))
+        }
+    }
+}
+
+/// A failed fetch, as the connection sees it.
+struct FailedFetch {
+    reason: String,
+    missing: bool,
+    wait: Option<Duration>,
+    /// The file it was asking for.
+    file: Option<usize>,
 }
 
 async fn fetch_parts(
     fetcher: &Fetcher,
     parts: Vec<Part>,
     cutter: &mut Cutter<'_>,
-) -> Result<(), String> {
+) -> Result<(), PartFailure> {
+    let plain = |reason: String| PartFailure {
+        failed: Failed::new(reason),
+        file: None,
+    };
     for part in parts {
         match part {
             Part::Zeros(length) => {
-                let length = usize::try_from(length).map_err(|e| e.to_string())?;
-                cutter.push(&vec![0; length]).await?;
+                let length = usize::try_from(length).map_err(|e| plain(e.to_string()))?;
+                cutter.push(&vec![0; length]).await.map_err(plain)?;
             }
             Part::Fetch { file, range } => {
-                let moved = fetcher.moved_to(file);
-                let uri = match moved {
+                let in_file = |failed: Failed| PartFailure {
+                    failed,
+                    file: Some(file),
+                };
+                let uri = match fetcher.moved_to(file) {
                     Some(uri) => uri,
                     None => {
                         let url = fetcher.seed.file_url(file).unwrap_or_default();
-                        url.parse().map_err(|e| format!("bad URL {url:?}: {e}"))?
+                        url.parse()
+                            .map_err(|e| in_file(Failed::new(format!("bad URL {url:?}: {e}"))))?
                     }
                 };
                 let asked = uri.clone();
                 let (response, answered) =
-                    or_stop(&fetcher.stop, fetcher.client.get_range(uri, &range)).await?;
+                    or_stop(&fetcher.stop, fetcher.client.get_range(uri, &range))
+                        .await
+                        .map_err(in_file)?;
                 if answered != asked {
-                    fetcher.moved_lock().insert(file, answered);
+                    fetcher.moved_lock().insert(file, answered.clone());
                 }
                 let mut body = response.into_body();
                 let mut left = range.end - range.start;
@@ -463,26 +643,34 @@ async fn fetch_parts(
                         tokio::time::timeout(HTTP_TIMEOUT, body.frame())
                             .await
                             .map_err(|_| {
-                                format!("the server went silent for {} s", HTTP_TIMEOUT.as_secs())
+                                Failed::new(format!(
+                                    "{answered} went silent for {} s",
+                                    HTTP_TIMEOUT.as_secs()
+                                ))
                             })
                     })
-                    .await?;
+                    .await
+                    .map_err(in_file)?;
                     let Some(frame) = frame else {
-                        return Err(format!(
-                            "the server sent {} of {} bytes",
+                        return Err(in_file(Failed::new(format!(
+                            "{answered} sent {} of {} bytes",
                             range.end - range.start - left,
                             range.end - range.start
-                        ));
+                        ))));
                     };
-                    let frame =
-                        frame.map_err(|e| format!("reading failed: {}", error_chain(&e)))?;
+                    let frame = frame.map_err(|e| {
+                        in_file(Failed::new(format!(
+                            "reading from {answered} failed: {}",
+                            error_chain(&e)
+                        )))
+                    })?;
                     let Ok(data) = frame.into_data() else {
                         continue;
                     };
                     // Anything past the range (a server that sent the whole
                     // file) is not ours to keep.
                     let take = data.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-                    cutter.push(&data[..take]).await?;
+                    cutter.push(&data[..take]).await.map_err(plain)?;
                     left -= take as u64;
                 }
             }
@@ -603,6 +791,14 @@ mod tests {
             assert_eq!(seed.file_url(1), None);
             assert_eq!(seed.file_url(2), Some("http://h/pub/dir/y"));
         }
+    }
+
+    #[test]
+    fn a_query_stays_at_the_end_of_the_url() {
+        let seed = WebSeed::new("http://h/pub/?token=a/b#x", &multi()).unwrap();
+        assert_eq!(seed.file_url(2), Some("http://h/pub/dir/y?token=a/b"));
+        let seed = WebSeed::new("http://h/f.iso?sig=1", &single()).unwrap();
+        assert_eq!(seed.file_url(0), Some("http://h/f.iso?sig=1"));
     }
 
     #[test]

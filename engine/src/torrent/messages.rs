@@ -189,6 +189,43 @@ impl Torrent {
 
     /// A peer's pieces changed: both seeds means nothing to trade; else our
     /// interest, then requests.
+    /// A web seed cannot serve these pieces after all (a file of theirs is
+    /// not on its server): they no longer count as its, and its requests
+    /// for them go back to the picker for others.
+    pub(super) fn peer_lacks(&self, run: &mut Running, key: PeerKey, pieces: Vec<u32>) {
+        let Some(peer) = run.peers.get_mut(&key) else {
+            return;
+        };
+        let mut lost = Bitfield::new(run.picker.layout().num_pieces());
+        for piece in pieces {
+            if peer.has.get(piece) {
+                peer.has.unset(piece);
+                lost.set(piece);
+            }
+        }
+        run.picker.remove_peer(&lost);
+        let (withdrawn, none_left) = {
+            let mut requests = peer::lock(&peer.requests);
+            let stale: Vec<BlockRef> = requests
+                .iter()
+                .filter(|b| lost.get(b.piece))
+                .copied()
+                .collect();
+            for block in &stale {
+                requests.remove(block);
+            }
+            (stale, requests.is_empty())
+        };
+        if none_left {
+            peer.waiting_since = None;
+        }
+        for block in withdrawn {
+            run.picker.withdrawn(key, block);
+        }
+        self.update_interest(run, key);
+        self.fill_all(run);
+    }
+
     pub(super) fn after_pieces_changed(&self, run: &mut Running, key: PeerKey) {
         let Some(peer) = run.peers.get(&key) else {
             return;

@@ -81,6 +81,18 @@ impl Torrent {
         let Some(peer) = run.peers.get_mut(&key) else {
             return;
         };
+        // A web seed has nothing to come back with by itself (a server
+        // that trickles a byte a second would hold its requests for
+        // hours): it is dropped, to be tried again later.
+        if peer.web.is_some() {
+            let reason = format!(
+                "sent no block in {} s",
+                peer.waiting_since
+                    .map_or(0, |since| since.elapsed().as_secs())
+            );
+            self.drop_peer(run, key, &reason);
+            return;
+        }
         tracing::debug!(addr = %peer.addr, "peer snubbed");
         peer.snubbed = true;
         peer.waiting_since = None;
