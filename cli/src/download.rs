@@ -416,8 +416,13 @@ async fn run_download(args: &DownloadArgs) -> Result<String> {
     let torrent = match &magnet {
         Some(link) => {
             if link.trackers.is_empty() && peers.is_empty() {
+                let web = if link.web_seeds.is_empty() {
+                    ""
+                } else {
+                    " (its web seeds serve the data, but the torrent itself must come from a peer)"
+                };
                 bail!(
-                    "this magnet link names no tracker and no peer: give peers with --peer HOST:PORT"
+                    "this magnet link names no tracker and no peer{web}: give peers with --peer HOST:PORT"
                 );
             }
             // Said now, not after the metadata has come.
@@ -472,7 +477,10 @@ async fn run_download(args: &DownloadArgs) -> Result<String> {
         .map(|(_, f)| f.length)
         .sum();
     if torrent.trackers().is_empty()
-        && torrent.url_list.is_empty()
+        && !torrent
+            .url_list
+            .iter()
+            .any(|url| engine::is_usable_web_seed(url))
         && options.peers.is_empty()
         && magnet.is_none()
     {

@@ -165,9 +165,16 @@ impl Lines {
     }
 }
 
-fn trackers_text(out: &mut Lines, tiers: &[Vec<String>]) {
+fn trackers_text(out: &mut Lines, tiers: &[Vec<String>], web_seeds: bool) {
     if tiers.is_empty() {
-        out.field("trackers", "none (peers must come from elsewhere)");
+        out.field(
+            "trackers",
+            if web_seeds {
+                "none (the web seeds serve the data; peers must come from elsewhere)"
+            } else {
+                "none (peers must come from elsewhere)"
+            },
+        );
     }
     for (i, tier) in tiers.iter().enumerate() {
         let label = if tiers.len() == 1 {
@@ -216,7 +223,8 @@ fn torrent_text(t: &Metainfo) -> String {
         ),
     );
     out.field("private", if info.is_private() { "yes" } else { "no" });
-    trackers_text(&mut out, &t.trackers());
+    let web = t.url_list.iter().any(|url| engine::is_usable_web_seed(url));
+    trackers_text(&mut out, &t.trackers(), web);
     out.list("web seeds", &t.url_list);
     if let Some(comment) = &t.comment {
         out.field("comment", comment);
@@ -284,7 +292,7 @@ fn magnet_text(link: &MagnetLink) -> String {
     );
     out.field("info-hash", link.info_hash);
     let tiers: Vec<Vec<String>> = link.trackers.iter().map(|t| vec![t.clone()]).collect();
-    trackers_text(&mut out, &tiers);
+    trackers_text(&mut out, &tiers, false);
     out.list("peers", &link.peers);
     out.list("web seeds", &link.web_seeds);
     out.0 + "files:      unknown until the metadata is fetched from peers\n"

@@ -220,10 +220,16 @@ fn status(stats: &Stats) -> String {
 /// The peers, or while a download has none, what it is doing about it:
 /// a UDP tracker may take two minutes to be found silent.
 fn peers(stats: &Stats) -> String {
+    let web = match stats.web_seeds {
+        0 => String::new(),
+        1 => "  web seed".into(),
+        n => format!("  web seeds {n}"),
+    };
     match (stats.state == TorrentState::Downloading, stats.peers) {
+        (true, 0) if stats.web_seeds > 0 => web.trim_start().to_string(),
         (true, 0) if stats.connections > 0 => format!("connecting to {}", stats.connections),
         (true, 0) => "looking for peers".into(),
-        (_, n) => format!("peers {n}"),
+        (_, n) => format!("peers {n}{web}"),
     }
 }
 
@@ -332,7 +338,12 @@ mod tests {
         assert_eq!(status(&s), "down 0 B/s  up 0 B/s  looking for peers");
         s.connections = 3;
         assert!(progress_line(&s).ends_with("up 0 B/s  connecting to 3"));
+        s.web_seeds = 1;
+        assert!(progress_line(&s).ends_with("up 0 B/s  web seed"));
         s.peers = 2;
+        s.web_seeds = 2;
+        assert!(progress_line(&s).ends_with("up 0 B/s  peers 2  web seeds 2"));
+        s.web_seeds = 0;
         assert_eq!(status(&s), "down 0 B/s  up 0 B/s  peers 2");
         s.peers = 0;
         s.state = TorrentState::Seeding;

@@ -48,3 +48,4 @@ pub use session::{EngineError, Faults, Session, SessionConfig, TorrentHandle, To
 pub use stats::{MAX_PEER_TOTALS, PeerTotals, Stats, TorrentEvent, TorrentState};
 // The storage settings `TorrentOptions::storage` holds.
 pub use storage::{Allocation, StorageConfig};
+pub use webseed::is_usable_web_seed;

@@ -47,10 +47,12 @@ pub struct Stats {
     pub download_rate: f64,
     /// Bytes per second sent, over the last seconds.
     pub upload_rate: f64,
-    /// Connected peers (handshake done).
+    /// Connected peers (handshake done), web seeds not included.
     pub peers: usize,
     /// Of those, the ones that have every piece.
     pub seeds: usize,
+    /// Web seeds (BEP 19) in use now.
+    pub web_seeds: usize,
     /// Addresses known and not yet tried.
     pub candidates: usize,
     /// Pieces that failed their hash check.
@@ -61,7 +63,8 @@ pub struct Stats {
     pub eta: Option<Duration>,
     /// Announces made to the trackers, answered or not.
     pub announces: u32,
-    /// Connections open now, handshakes under way included.
+    /// Connections to peers open now, handshakes under way included (web
+    /// seeds not included).
     pub connections: usize,
     /// Peers that completed a handshake since the start.
     pub peers_ever: u32,
@@ -91,6 +94,7 @@ impl Stats {
             upload_rate: 0.0,
             peers: 0,
             seeds: 0,
+            web_seeds: 0,
             candidates: 0,
             hash_failures: 0,
             banned: 0,

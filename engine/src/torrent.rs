@@ -672,11 +672,20 @@ impl Torrent {
             wasted: run.wasted,
             download_rate: run.down.per_second(),
             upload_rate: run.up.per_second(),
-            peers: run.peers.values().filter(|p| p.ready()).count(),
+            peers: run
+                .peers
+                .values()
+                .filter(|p| p.ready() && p.web.is_none())
+                .count(),
             seeds: run
                 .peers
                 .values()
-                .filter(|p| p.ready() && p.has.is_full())
+                .filter(|p| p.ready() && p.web.is_none() && p.has.is_full())
+                .count(),
+            web_seeds: run
+                .peers
+                .values()
+                .filter(|p| p.ready() && p.web.is_some())
                 .count(),
             candidates: run.candidates.len(),
             hash_failures: run.hash_failures,
@@ -684,7 +693,7 @@ impl Torrent {
             eta: if left == 0 { None } else { run.down.eta(left) },
             peer_totals: run.totals.values().copied().collect(),
             announces: run.tiers.rounds(),
-            connections: run.peers.len(),
+            connections: run.peers.values().filter(|p| p.web.is_none()).count(),
             peers_ever: run.peers_ever,
             dial_failures: run.dial_failures,
             tracker_error: run.tiers.error(),

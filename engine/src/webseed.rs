@@ -56,6 +56,15 @@ const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
 /// Redirects followed for one request.
 const MAX_REDIRECTS: usize = 5;
 
+const NOT_USABLE: &str = "only http:// and https:// URLs with a host are web seeds";
+
+/// Whether btc can use `url` as a web seed (BEP 19): an `http://` or
+/// `https://` URL with a host. Others (`ftp://`, say) are left out.
+pub fn is_usable_web_seed(url: &str) -> bool {
+    url.parse::<hyper::Uri>()
+        .is_ok_and(|uri| matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some())
+}
+
 /// A web seed's URLs for the files of one torrent.
 #[derive(Clone, Debug)]
 pub(crate) struct WebSeed {
@@ -80,9 +89,11 @@ impl WebSeed {
     /// multi-file torrent's files are always found under
     /// `url/name/path…`. Only `http://` and `https://` URLs are usable.
     pub(crate) fn new(url: &str, info: &Info) -> Result<WebSeed, String> {
-        let uri: hyper::Uri = url.parse().map_err(|e| format!("not a URL: {e}"))?;
-        if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
-            return Err("only http:// and https:// URLs with a host are web seeds".into());
+        if let Err(e) = url.parse::<hyper::Uri>() {
+            return Err(format!("not a URL: {e}"));
+        }
+        if !is_usable_web_seed(url) {
+            return Err(NOT_USABLE.into());
         }
         let encode = |part: &str| utf8_percent_encode(part, PATH_PART).to_string();
         // A file's path goes at the end of the URL's path, before any

@@ -726,6 +726,28 @@ fn seed_and_download_refuse_what_cannot_work() {
         err.contains("names no tracker and no web seed: give peers with --peer"),
         "{err}"
     );
+    // A web seed btc cannot use (ftp://) is no source either.
+    let created = run(&[
+        "create",
+        "a.bin",
+        "--web-seed",
+        "http://h/",
+        "-o",
+        "w.torrent",
+    ]);
+    assert!(created.status.success(), "{}", transcript(&created));
+    let bytes = std::fs::read(dir.path().join("w.torrent")).unwrap();
+    let at = bytes.windows(9).position(|w| w == b"http://h/").unwrap();
+    let mut ftp = bytes.clone();
+    ftp[at..at + 9].copy_from_slice(b"ftp://h/x");
+    std::fs::write(dir.path().join("ftp.torrent"), ftp).unwrap();
+    let download = run(&["download", "ftp.torrent", "-o", "out", "--port", "0"]);
+    assert_eq!(download.status.code(), Some(1), "{}", transcript(&download));
+    assert!(
+        String::from_utf8_lossy(&download.stderr).contains("names no tracker and no web seed"),
+        "{}",
+        transcript(&download)
+    );
     let magnet = run(&[
         "download",
         "magnet:?xt=urn:btih:0123456789abcdef0123456789abcdef01234567",

@@ -209,7 +209,11 @@ impl Torrent {
             return;
         };
         slot.key = None;
-        if run.picker.is_complete() || run.paused || slot.banned {
+        if run.picker.is_complete() {
+            tracing::debug!(url = %slot.seed.url(), "web seed done: the download is complete");
+            return;
+        }
+        if run.paused || slot.banned {
             tracing::debug!(url = %slot.seed.url(), %reason, "web seed stopped");
             return;
         }

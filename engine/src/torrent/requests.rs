@@ -238,12 +238,23 @@ impl Torrent {
             );
             // Every peer met, those gone included.
             for totals in run.totals.values() {
-                tracing::debug!(
-                    id = %totals.id,
-                    received = totals.downloaded,
-                    sent = totals.uploaded,
-                    "peer's share"
-                );
+                let web = run
+                    .web_seeds
+                    .iter()
+                    .find(|slot| slot.seed.peer_id() == totals.id);
+                match web {
+                    Some(slot) => tracing::debug!(
+                        url = %slot.seed.url(),
+                        received = totals.downloaded,
+                        "web seed's share"
+                    ),
+                    None => tracing::debug!(
+                        id = %totals.id,
+                        received = totals.downloaded,
+                        sent = totals.uploaded,
+                        "peer's share"
+                    ),
+                }
             }
             // The state says so before the event does: a listener woken by
             // `Finished` reads `Seeding`.
@@ -293,7 +304,17 @@ impl Torrent {
             })
             .filter(|addr| !addr.ip().is_unspecified())
             .collect();
-        tracing::info!(piece, peers = ?addrs, "piece failed its hash check");
+        let webs: Vec<&str> = run
+            .web_seeds
+            .iter()
+            .filter(|slot| slot.key.is_some_and(|k| distinct.contains(&k)))
+            .map(|slot| slot.seed.url())
+            .collect();
+        if webs.is_empty() {
+            tracing::info!(piece, peers = ?addrs, "piece failed its hash check");
+        } else {
+            tracing::info!(piece, peers = ?addrs, web_seeds = ?webs, "piece failed its hash check");
+        }
         let _ = self.broadcast.send(TorrentEvent::HashFailed {
             piece,
             peers: addrs,
