@@ -328,9 +328,9 @@ impl Picker {
 
     /// As [`Picker::pick_judging`], for a peer best asked for adjacent
     /// pieces: a web seed, which answers a run of them with one HTTP
-    /// request. New pieces are, before any other, the first that can be
-    /// started among the next few after `after` (the last piece asked of
-    /// it, if any), then after each other.
+    /// request. New pieces are, before any other, the first among the next
+    /// few after `after` (the last piece asked of it, if any) that can be
+    /// started and is among the rarest, then after each other.
     pub fn pick_after(
         &mut self,
         peer: PeerKey,
@@ -472,12 +472,17 @@ impl Picker {
     }
 
     /// The first piece among the [`FOLLOW_AHEAD`] after `last` that `has`
-    /// holds and may be started.
-    fn startable_after(&self, last: u32, has: &Bitfield) -> Option<u32> {
+    /// holds and may be started, and that is as rare as any it holds: a
+    /// piece others have too is better fetched from them, so that a web
+    /// seed, often a swarm's slowest source, sends what only it has.
+    fn startable_after(&mut self, last: u32, has: &Bitfield) -> Option<u32> {
+        let rarest = self.rarity.rarest(has, &mut self.rng)?;
+        let floor = self.rarity.of(rarest);
         let end = last
             .saturating_add(FOLLOW_AHEAD)
             .min(self.layout.num_pieces().saturating_sub(1));
-        (last.saturating_add(1)..=end).find(|p| self.rarity.contains(*p) && has.get(*p))
+        (last.saturating_add(1)..=end)
+            .find(|p| self.rarity.contains(*p) && has.get(*p) && self.rarity.of(*p) <= floor)
     }
 
     /// A piece to start for a peer with `has`: any at random among the

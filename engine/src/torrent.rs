@@ -32,7 +32,7 @@ mod connections;
 mod messages;
 mod pipeline;
 mod requests;
-use pipeline::{MAX_QUEUE, Unasked, pipeline_depth};
+use pipeline::{MAX_QUEUE, Unasked, pipeline_depth, web_seed_depth};
 
 /// The `reqq` assumed for a peer that does not say (libtorrent's default).
 const DEFAULT_REQQ: usize = 250;
@@ -139,6 +139,9 @@ impl Peer {
     fn queue_depth(&self) -> usize {
         if self.snubbed {
             return 1;
+        }
+        if self.web.is_some() {
+            return web_seed_depth(&self.down);
         }
         pipeline_depth(&self.down, self.reqq)
     }

@@ -74,6 +74,13 @@ impl Content {
         })
     }
 
+    /// Names these web seeds (BEP 19) in the torrent, and writes its file
+    /// again; the info-hash does not change.
+    pub fn set_web_seeds(&mut self, urls: Vec<String>) -> io::Result<()> {
+        self.torrent.url_list = urls;
+        std::fs::write(&self.torrent_file, self.torrent.to_bytes())
+    }
+
     /// The torrent.
     pub fn torrent(&self) -> &Metainfo {
         &self.torrent

@@ -5,7 +5,8 @@
 //! whether it leaves for a while, and the faults it commits (through the
 //! engine's own seam, [`engine::Faults`]: a slow uploader, added latency, a
 //! liar, a peer that drops connections mid-piece, one that never unchokes),
-//! plus real clients ([`RealPeer`]: aria2, Transmission). [`run`] builds it
+//! plus real clients ([`RealPeer`]: aria2, Transmission) and a web seed
+//! ([`WebSeedSpec`], served by [`WebSeedServer`]). [`run`] builds it
 //! on 127.0.0.1 with the tracker crate's server in process, samples
 //! everyone's progress, checks every download byte for byte, and returns a
 //! [`Report`]: per peer the time to complete, the bytes received from each
@@ -30,8 +31,10 @@ pub mod real;
 mod report;
 mod run;
 mod scenario;
+mod webseed;
 
 pub use content::Content;
 pub use report::{MemberReport, Report, size};
 pub use run::{Progress, local_config, local_tracker, run};
-pub use scenario::{Leave, PeerSpec, RealPeer, SCENARIOS, Scenario};
+pub use scenario::{Leave, PeerSpec, RealPeer, SCENARIOS, Scenario, WebSeedSpec};
+pub use webseed::WebSeedServer;

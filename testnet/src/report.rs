@@ -14,7 +14,8 @@ use crate::scenario::Scenario;
 pub struct MemberReport {
     /// Its name.
     pub name: String,
-    /// "btc seeder", "btc leecher", "real seeder" or "real leecher".
+    /// "btc seeder", "btc leecher", "real seeder", "real leecher" or "web
+    /// seed".
     pub kind: String,
     /// The faults it committed ("-" for none).
     pub faults: String,

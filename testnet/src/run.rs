@@ -14,6 +14,7 @@ use crate::content::Content;
 use crate::real::{Aria2, Transmission};
 use crate::report::{MemberReport, Report};
 use crate::scenario::{PeerSpec, RealPeer, Scenario};
+use crate::webseed::WebSeedServer;
 
 /// A tracker on 127.0.0.1 (an ephemeral port) that tells peers to come
 /// back every second, so that a swarm finds itself quickly.
@@ -145,7 +146,7 @@ pub async fn run(
         .await
         .map_err(|e| format!("cannot start the tracker: {e}"))?;
     let sizes = split(scenario.size, scenario.files);
-    let content = Content::generate(
+    let mut content = Content::generate(
         "testnet",
         &sizes,
         scenario.files == 1,
@@ -154,6 +155,18 @@ pub async fn run(
         0x7e57,
     )
     .map_err(|e| format!("cannot generate the content: {e}"))?;
+    let web_seed = match scenario.web_seed {
+        Some(spec) => {
+            let server = WebSeedServer::start(content.data_dir(), spec.rate)
+                .await
+                .map_err(|e| format!("cannot start the web seed: {e}"))?;
+            content
+                .set_web_seeds(vec![server.url()])
+                .map_err(|e| format!("cannot write the torrent: {e}"))?;
+            Some(server)
+        }
+        None => None,
+    };
     let state = tempfile::tempdir().map_err(|e| e.to_string())?;
 
     let mut btc = Vec::new();
@@ -301,7 +314,8 @@ pub async fn run(
             ));
         }
     };
-    Ok(report(scenario, &content, &btc, &real, duration))
+    let served = web_seed.as_ref().map(WebSeedServer::sent);
+    Ok(report(scenario, &content, &btc, &real, served, duration))
 }
 
 /// Joins, leaves and comes back as the spec says.
@@ -459,11 +473,15 @@ fn split(total: u64, files: usize) -> Vec<u64> {
     sizes
 }
 
+/// The web seed's name in reports.
+const WEB_SEED: &str = "web-seed";
+
 fn report(
     scenario: &Scenario,
     content: &Content,
     btc: &[BtcMember],
     real: &[RealMember],
+    web_seed_sent: Option<u64>,
     duration: Duration,
 ) -> Report {
     let names: BTreeMap<PeerId, String> = btc.iter().map(|m| (m.id, m.spec.name.clone())).collect();
@@ -473,6 +491,8 @@ fn report(
             let prefix = String::from_utf8_lossy(&id.0[..8]).into_owned();
             if prefix.starts_with("A2") {
                 "aria2".into()
+            } else if prefix.starts_with("-WS") {
+                WEB_SEED.into()
             } else if prefix.starts_with("-TR") {
                 "transmission".into()
             } else {
@@ -533,6 +553,23 @@ fn report(
             banned: Vec::new(),
             received_from: BTreeMap::new(),
             progress: m.samples.clone(),
+        });
+    }
+    if let (Some(sent), Some(spec)) = (web_seed_sent, scenario.web_seed) {
+        members.push(MemberReport {
+            name: WEB_SEED.into(),
+            kind: "web seed".into(),
+            faults: spec
+                .rate
+                .map_or_else(|| "-".into(), |r| format!("capped ({} MiB/s)", r >> 20)),
+            completed_after: None,
+            byte_exact: None,
+            downloaded: 0,
+            uploaded: sent,
+            hash_failures: 0,
+            banned: Vec::new(),
+            received_from: BTreeMap::new(),
+            progress: Vec::new(),
         });
     }
     Report::new(

@@ -145,6 +145,14 @@ impl PeerSpec {
     }
 }
 
+/// A web seed (BEP 19) in the swarm: an HTTP server of the content on
+/// 127.0.0.1, named in the torrent's `url-list`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WebSeedSpec {
+    /// Bytes per second it sends, over all requests, if capped.
+    pub rate: Option<u64>,
+}
+
 /// A swarm to run: the content and its peers.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Scenario {
@@ -162,6 +170,8 @@ pub struct Scenario {
     pub peers: Vec<PeerSpec>,
     /// The real clients.
     pub real: Vec<RealPeer>,
+    /// A web seed, if any.
+    pub web_seed: Option<WebSeedSpec>,
     /// The run fails if it has not finished by then.
     pub deadline: Duration,
 }
@@ -177,6 +187,7 @@ pub const SCENARIOS: &[&str] = &[
     "freerider",
     "latency",
     "mixed",
+    "webseed",
 ];
 
 const MIB: u64 = 1 << 20;
@@ -202,6 +213,7 @@ impl Scenario {
             files,
             peers,
             real: Vec::new(),
+            web_seed: None,
             deadline: deadline_for(size),
         }
     }
@@ -300,6 +312,16 @@ impl Scenario {
                     RealPeer::TransmissionLeecher,
                 ];
                 s.about = "btc, aria2 and Transmission trading in one swarm".into();
+                s
+            }
+            "webseed" => {
+                let mut s = Scenario::shaped(0, 4, 32 * MIB, 256 * 1024, 3);
+                s.web_seed = Some(WebSeedSpec {
+                    rate: Some(8 * MIB),
+                });
+                s.about =
+                    "a web server (BEP 19) is the only seed, at 8 MiB/s; leechers trade what it sends"
+                        .into();
                 s
             }
             _ => return None,

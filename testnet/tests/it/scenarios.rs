@@ -177,3 +177,26 @@ async fn a_mixed_swarm_with_real_clients_completes() {
         assert_eq!(m.byte_exact, Some(true), "{name}\n{}", report.table());
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_web_seed_alone_serves_a_swarm_that_trades_what_it_sends() {
+    let size = 8 * MIB;
+    let report = run("webseed", size).await;
+    only_liars_banned(&report);
+    let web = report.member("web-seed").expect("the web seed is reported");
+    // Every byte came from it once at least: nobody else had the content.
+    assert!(web.uploaded >= size, "{}", report.table());
+    for m in report.members.iter().filter(|m| m.kind == "btc leecher") {
+        assert!(
+            m.received_from.get("web-seed").is_some_and(|b| *b > 0),
+            "{} got nothing from the web seed\n{}",
+            m.name,
+            report.table()
+        );
+    }
+    assert!(
+        report.leecher_share > 0.2,
+        "leechers give each other a real share\n{}",
+        report.table()
+    );
+}
