@@ -55,7 +55,7 @@ fn check_url(url: &str, schemes: &[&str], what: &str) -> Result<()> {
         Ok(())
     } else {
         anyhow::bail!(
-            "{what} {url:?} is not a URL: give {}://HOST…",
+            "{what} {url:?} is not a usable URL: give {}://HOST…",
             schemes.join("://HOST… or ")
         )
     }
@@ -81,9 +81,14 @@ pub(crate) fn run(args: &Args) -> Result<String> {
     if let Some(comment) = &args.comment {
         builder = builder.comment(comment);
     }
+    let mut web_seeds: Vec<&String> = Vec::new();
     for url in &args.web_seeds {
         check_url(url, &["http", "https"], "web seed")?;
-        builder = builder.web_seed(url);
+        // Each once, however often given.
+        if !web_seeds.contains(&url) {
+            web_seeds.push(url);
+            builder = builder.web_seed(url);
+        }
     }
     // Refuse early when the output is named, rather than after hashing.
     if let Some(output) = &args.output {

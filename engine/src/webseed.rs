@@ -294,6 +294,24 @@ impl WebClient {
                 })?;
                 continue;
             }
+            // Compressed bytes are not the file's: said plainly, rather
+            // than found out as a failed piece (and the server banned).
+            if let Some(coding) = response
+                .headers()
+                .get(hyper::header::CONTENT_ENCODING)
+                .map(|c| {
+                    String::from_utf8_lossy(c.as_bytes())
+                        .trim()
+                        .to_ascii_lowercase()
+                })
+                .filter(|c| !c.is_empty() && c != "identity")
+                && status.is_success()
+            {
+                return Err(Failed::new(format!(
+                    "{uri} sent the file encoded ({}), which no request asked for",
+                    tracker::shown(&coding)
+                )));
+            }
             return match status.as_u16() {
                 206 => match content_range_start(&response) {
                     Some(start) if start != range.start => Err(Failed::new(format!(

@@ -33,6 +33,9 @@ enum Behaviour {
     FailEvery(usize),
     /// The first answer comes a byte every 100 ms; the others at once.
     DripFirst,
+    /// Says `Content-Encoding: gzip` (the bytes are the file's, as they
+    /// are: a client that took the header at its word would fail).
+    SaysGzip,
 }
 
 /// Where [`Behaviour::CutShort`] cuts: two and a half blocks.
@@ -165,8 +168,13 @@ async fn serve(
             }
             _ => ("200 OK", data, String::new()),
         };
+        let coding = if behaviour == Behaviour::SaysGzip {
+            "Content-Encoding: gzip\r\n"
+        } else {
+            ""
+        };
         let head = format!(
-            "HTTP/1.1 {status}\r\n{content_range}Content-Length: {}\r\n\r\n",
+            "HTTP/1.1 {status}\r\n{content_range}{coding}Content-Length: {}\r\n\r\n",
             body.len()
         );
         stream.write_all(head.as_bytes()).await?;
@@ -438,6 +446,35 @@ async fn a_file_missing_on_the_web_seed_is_left_to_peers_and_the_rest_still_come
         .map(|t| t.downloaded)
         .sum();
     assert!(from_web > 400_000, "{from_web} bytes from the web seed");
+    leecher.shutdown().await;
+    seeder.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_encoded_answer_is_refused_not_taken_for_the_file() {
+    let content = content(&[200_000], 16 * 1024, &[], 49);
+    let server = WebServer::start(content.dir.path().to_path_buf(), Behaviour::SaysGzip).await;
+    let content = with_web_seed(content, server.url(""));
+    let seeder = seeder_of(&content, test_config()).await;
+    let leecher = engine::Session::start(quick_retry()).await.unwrap();
+    let target = tempfile::tempdir().unwrap();
+    let mut options = TorrentOptions::new(target.path());
+    options.peers = vec![seeder.local_addr()];
+    let handle = leecher.add(content.torrent.clone(), options).await.unwrap();
+    complete(&handle).await;
+    content.assert_downloaded(target.path());
+    assert!(!server.requests().is_empty());
+    // Nothing it sent was hashed: the web seed is not blamed for a failed
+    // piece (and banned) for what a header said.
+    let stats = handle.stats();
+    assert_eq!(stats.hash_failures, 0);
+    let from_web: u64 = stats
+        .peer_totals
+        .iter()
+        .filter(|t| t.id.0.starts_with(b"-WS"))
+        .map(|t| t.downloaded)
+        .sum();
+    assert_eq!(from_web, 0);
     leecher.shutdown().await;
     seeder.shutdown().await;
 }
