@@ -240,6 +240,9 @@ struct WebSeedSlot {
     seed: Arc<WebSeed>,
     /// Its connection, while one runs.
     key: Option<PeerKey>,
+    /// Its latest connection, running or not: a liar found out after it
+    /// left is still known by it.
+    last_key: Option<PeerKey>,
     /// Tries in a row that ended without a block.
     failures: u32,
     /// When it may be tried again.
@@ -417,6 +420,7 @@ impl Torrent {
         }
         stats.peers = 0;
         stats.seeds = 0;
+        stats.web_seeds = 0;
         stats.download_rate = 0.0;
         stats.upload_rate = 0.0;
         // The disk thread ends once every `Disk` handle is gone: ours here,

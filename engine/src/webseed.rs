@@ -374,8 +374,15 @@ fn error_chain(err: &dyn std::error::Error) -> String {
 /// after a pause (1 s, then 2 s), before the connection gives up and the
 /// torrent tries the web seed again later.
 const MAX_FAILURES: u32 = 3;
-/// The longest `Retry-After` waited for within the connection.
+/// The longest `Retry-After` waited for within the connection; a longer
+/// one ends it.
 const MAX_PAUSE: Duration = Duration::from_secs(20);
+/// How long a web seed that lacks files stays idle before it ends.
+const LACKING_IDLE: Duration = Duration::from_secs(60);
+/// A batch of blocks older than this goes to the disk with the next block
+/// cut, full or not: a slow server's blocks must reach the torrent before
+/// its snub timeout.
+const FLUSH_AFTER: Duration = Duration::from_millis(500);
 
 /// What every fetch of one web seed shares.
 struct Fetcher {
@@ -451,9 +458,13 @@ async fn serve(link: Link, seed: Arc<WebSeed>, layout: Layout, client: WebClient
     });
     let mut queue: VecDeque<BlockRef> = VecDeque::new();
     let mut fetching = FuturesUnordered::new();
-    // Pieces of files the server does not have.
+    // Files the server does not have, and their pieces.
+    let mut lacking_files = std::collections::HashSet::new();
     let mut lacking = peerwire::Bitfield::new(num_pieces);
     let mut failures = 0;
+    // When the last failure counted: requests started before it that fail
+    // too (all four at once, on a reset) count as that same failure.
+    let mut failed_at: Option<tokio::time::Instant> = None;
     let mut paused_until: Option<tokio::time::Instant> = None;
     let reason = loop {
         if paused_until.is_some_and(|t| t <= tokio::time::Instant::now()) {
@@ -465,8 +476,14 @@ async fn serve(link: Link, seed: Arc<WebSeed>, layout: Layout, client: WebClient
             && (fetching.is_empty() || queue.len() >= MIN_EXTRA_RUN)
         {
             let run = take_run(&mut queue, &fetcher.layout);
-            fetching.push(fetch(fetcher.clone(), run));
+            let started = tokio::time::Instant::now();
+            let fetch = fetch(fetcher.clone(), run);
+            fetching.push(async move { (started, fetch.await) });
         }
+        // A web seed that lacks files and has nothing asked of it ends
+        // after a while, so that files that appear on the server meanwhile
+        // (a mirror still syncing) are tried again.
+        let idle_lacking = !lacking_files.is_empty() && queue.is_empty() && fetching.is_empty();
         tokio::select! {
             command = commands.recv() => {
                 let Some(command) = command else {
@@ -491,7 +508,7 @@ async fn serve(link: Link, seed: Arc<WebSeed>, layout: Layout, client: WebClient
                     next = commands.try_recv().ok();
                 }
             }
-            Some(done) = fetching.next(), if !fetching.is_empty() => {
+            Some((started, done)) = fetching.next(), if !fetching.is_empty() => {
                 let (failed, rest) = match done {
                     Ok(()) => {
                         failures = 0;
@@ -500,35 +517,42 @@ async fn serve(link: Link, seed: Arc<WebSeed>, layout: Layout, client: WebClient
                     Err(failure) => failure,
                 };
                 if let Some(file) = failed.file.filter(|_| failed.missing) {
-                    tracing::warn!(
-                        url = %fetcher.seed.url(),
-                        "the web seed lacks a file ({}): its pieces are left to others",
-                        failed.reason
-                    );
-                    let pieces: Vec<u32> = fetcher
-                        .layout
-                        .file_pieces(file)
-                        .filter(|p| !lacking.get(*p))
-                        .collect();
-                    for piece in &pieces {
-                        lacking.set(*piece);
+                    if lacking_files.insert(file) {
+                        tracing::warn!(
+                            url = %fetcher.seed.url(),
+                            "the web seed lacks a file ({}): its pieces are left to others",
+                            failed.reason
+                        );
+                        let pieces: Vec<u32> = fetcher
+                            .layout
+                            .file_pieces(file)
+                            .filter(|p| !lacking.get(*p))
+                            .collect();
+                        for piece in &pieces {
+                            lacking.set(*piece);
+                        }
+                        queue.retain(|b| !lacking.get(b.piece));
+                        let lacks = Event::Lacks { key, pieces };
+                        if fetcher.events.send(lacks).await.is_err() {
+                            break "the torrent stopped".into();
+                        }
+                        if lacking.is_full() {
+                            break "the server has none of the torrent's files".into();
+                        }
                     }
-                    queue.retain(|b| !lacking.get(b.piece));
-                    let lacks = Event::Lacks { key, pieces };
-                    if fetcher.events.send(lacks).await.is_err() {
-                        break "the torrent stopped".into();
+                } else if failed_at.is_none_or(|at| started > at) {
+                    // A wait longer than we keep a connection idle is the
+                    // torrent's to honour, between connections.
+                    if failed.wait.is_some_and(|w| w > MAX_PAUSE) {
+                        break failed.reason;
                     }
-                    if lacking.is_full() {
-                        break "the server has none of the torrent's files".into();
-                    }
-                } else {
                     failures += 1;
+                    failed_at = Some(tokio::time::Instant::now());
                     if failures >= MAX_FAILURES {
                         break failed.reason;
                     }
                     let pause = failed
                         .wait
-                        .filter(|w| *w <= MAX_PAUSE)
                         .unwrap_or(Duration::from_secs(1 << (failures - 1)));
                     tracing::debug!(url = %fetcher.seed.url(), reason = %failed.reason, "web seed request failed; asking again in {} s", pause.as_secs());
                     paused_until = Some(tokio::time::Instant::now() + pause);
@@ -543,6 +567,9 @@ async fn serve(link: Link, seed: Arc<WebSeed>, layout: Layout, client: WebClient
                 }
             }
             () = tokio::time::sleep_until(paused_until.unwrap_or_else(tokio::time::Instant::now)), if paused_until.is_some() => {}
+            () = tokio::time::sleep(LACKING_IDLE), if idle_lacking => {
+                break "it lacks files and has nothing else to give; it is asked again later".into();
+            }
         }
     };
     // Blocks already handed to the disk are reported even now, as a
@@ -596,6 +623,7 @@ async fn fetch(
         next: None,
         buffer: BytesMut::new(),
         batch: Vec::new(),
+        batch_since: tokio::time::Instant::now(),
     };
     cutter.next = cutter.blocks.next();
     let fetched = fetch_parts(&fetcher, parts, &mut cutter).await;
@@ -658,10 +686,17 @@ async fn fetch_parts(
                     }
                 };
                 let asked = uri.clone();
-                let (response, answered) =
-                    or_stop(&fetcher.stop, fetcher.client.get_range(uri, &range))
-                        .await
-                        .map_err(in_file)?;
+                let got = or_stop(&fetcher.stop, fetcher.client.get_range(uri, &range)).await;
+                let (response, answered) = match got {
+                    Ok(got) => got,
+                    Err(failed) => {
+                        // Where a file moved may not last (a signed URL
+                        // expires): the next request starts from the
+                        // torrent's URL again.
+                        fetcher.moved_lock().remove(&file);
+                        return Err(in_file(failed));
+                    }
+                };
                 if answered != asked {
                     fetcher.moved_lock().insert(file, answered.clone());
                 }
@@ -715,6 +750,8 @@ struct Cutter<'a> {
     next: Option<BlockRef>,
     buffer: BytesMut,
     batch: Vec<(BlockRef, Bytes)>,
+    /// When the oldest block of `batch` was cut.
+    batch_since: tokio::time::Instant,
 }
 
 impl Cutter<'_> {
@@ -731,9 +768,12 @@ impl Cutter<'_> {
             // A block no longer asked for (cancelled, or taken back) is
             // dropped, as a peer's reader drops it.
             if lock(&self.fetcher.requests).remove(&block) {
+                if self.batch.is_empty() {
+                    self.batch_since = tokio::time::Instant::now();
+                }
                 self.batch.push((block, data));
             }
-            if self.batch.len() >= DISK_BATCH {
+            if self.batch.len() >= DISK_BATCH || self.batch_since.elapsed() >= FLUSH_AFTER {
                 self.flush().await?;
             }
         }

@@ -156,6 +156,7 @@ impl Torrent {
                 Ok(seed) => slots.push(WebSeedSlot {
                     seed: Arc::new(seed),
                     key: None,
+                    last_key: None,
                     failures: 0,
                     next_try: Instant::now(),
                     banned: false,
@@ -191,6 +192,7 @@ impl Torrent {
             let addr = SocketAddr::from(([0, 0, 0, 0], 0));
             let link = self.enter_peer(run, addr, false, permit, Some(index));
             run.web_seeds[index].key = Some(link.key);
+            run.web_seeds[index].last_key = Some(link.key);
             let layout = run.picker.layout().clone();
             if run.web_seeds[index].failures == 0 {
                 tracing::info!(url = %seed.url(), "downloading from a web seed");

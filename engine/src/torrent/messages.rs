@@ -187,8 +187,6 @@ impl Torrent {
         self.after_pieces_changed(run, key);
     }
 
-    /// A peer's pieces changed: both seeds means nothing to trade; else our
-    /// interest, then requests.
     /// A web seed cannot serve these pieces after all (a file of theirs is
     /// not on its server): they no longer count as its, and its requests
     /// for them go back to the picker for others.
@@ -226,6 +224,8 @@ impl Torrent {
         self.fill_all(run);
     }
 
+    /// A peer's pieces changed: both seeds means nothing to trade; else our
+    /// interest, then requests.
     pub(super) fn after_pieces_changed(&self, run: &mut Running, key: PeerKey) {
         let Some(peer) = run.peers.get(&key) else {
             return;

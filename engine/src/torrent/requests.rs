@@ -267,11 +267,12 @@ impl Torrent {
                     let _ = orders.try_send(Order::Completed);
                 }
             }
-            // Seeds have nothing to give each other.
+            // Seeds have nothing to give each other, and web seeds nothing
+            // to a complete download (one that lacks files included).
             let seeds: Vec<PeerKey> = run
                 .peers
                 .iter()
-                .filter(|(_, p)| p.has.is_full())
+                .filter(|(_, p)| p.has.is_full() || p.web.is_some())
                 .map(|(k, _)| *k)
                 .collect();
             for key in seeds {
@@ -384,10 +385,12 @@ impl Torrent {
             Some(id) => run.banned_ids.insert((id, host(addr))),
             None => true,
         };
+        // By connection, not by id: a peer could claim a web seed's id (it
+        // is public) to have the web seed banned for its own bad data.
         let web = run
             .web_seeds
             .iter_mut()
-            .find(|slot| id == Some(slot.seed.peer_id()));
+            .find(|slot| slot.last_key == Some(key));
         if let Some(slot) = web {
             slot.banned = true;
             if new {
