@@ -379,6 +379,10 @@ const MAX_FAILURES: u32 = 3;
 const MAX_PAUSE: Duration = Duration::from_secs(20);
 /// How long a web seed that lacks files stays idle before it ends.
 const LACKING_IDLE: Duration = Duration::from_secs(60);
+/// Why it ends then: not a failure worth a warning (the lacking file was
+/// warned of already).
+pub(crate) const LACKING_IDLE_REASON: &str =
+    "it lacks files and has nothing else to give; it is asked again later";
 /// A batch of blocks older than this goes to the disk with the next block
 /// cut, full or not: a slow server's blocks must reach the torrent before
 /// its snub timeout.
@@ -568,7 +572,7 @@ async fn serve(link: Link, seed: Arc<WebSeed>, layout: Layout, client: WebClient
             }
             () = tokio::time::sleep_until(paused_until.unwrap_or_else(tokio::time::Instant::now)), if paused_until.is_some() => {}
             () = tokio::time::sleep(LACKING_IDLE), if idle_lacking => {
-                break "it lacks files and has nothing else to give; it is asked again later".into();
+                break LACKING_IDLE_REASON.into();
             }
         }
     };

@@ -229,7 +229,7 @@ impl Torrent {
             .min(RETRY_MAX);
         slot.next_try = Instant::now() + wait;
         // Said once in a row of failures, not at every retry.
-        if slot.failures == 1 {
+        if slot.failures == 1 && reason != crate::webseed::LACKING_IDLE_REASON {
             tracing::warn!(url = %slot.seed.url(), "web seed failed: {reason}; trying again in {} s", wait.as_secs());
         } else {
             tracing::debug!(url = %slot.seed.url(), %reason, "web seed failed again");
