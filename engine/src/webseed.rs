@@ -272,9 +272,9 @@ impl WebClient {
                 })?
                 .map_err(|e| {
                     Failed::new(if e.is_connect() {
-                        format!("cannot reach {uri}: {}", error_chain(&e))
+                        format!("cannot reach {uri}: {}", tracker::error_chain(&e))
                     } else {
-                        format!("a bad answer from {uri}: {}", error_chain(&e))
+                        format!("a bad answer from {uri}: {}", tracker::error_chain(&e))
                     })
                 })?;
             let status = response.status();
@@ -356,18 +356,6 @@ fn content_range_start<B>(response: &hyper::Response<B>) -> Option<u64> {
         .ok()?;
     let range = value.trim().strip_prefix("bytes")?.trim_start();
     range.split('-').next()?.trim().parse().ok()
-}
-
-/// An error and its causes in one line.
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// Fetches that may fail in a row, each retried within the connection
@@ -729,7 +717,7 @@ async fn fetch_parts(
                     let frame = frame.map_err(|e| {
                         in_file(Failed::new(format!(
                             "reading from {answered} failed: {}",
-                            error_chain(&e)
+                            tracker::error_chain(&e)
                         )))
                     })?;
                     let Ok(data) = frame.into_data() else {

@@ -239,8 +239,9 @@ fn resolve(base: &hyper::Uri, location: &str) -> Result<hyper::Uri, TrackerError
     parse_uri(&format!("{scheme}://{authority}{path}"))
 }
 
-/// An error and its causes in one line (hyper's top-level message is vague).
-fn error_chain(err: &dyn std::error::Error) -> String {
+/// An error and its causes in one line (hyper's top-level message is
+/// vague: "client error (Connect)").
+pub fn error_chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(cause) = source {

@@ -49,7 +49,9 @@ mod udp_client;
 mod udp_server;
 
 pub use client::{TrackerClient, TrackerTiers};
-pub use http_client::{HttpClient, HttpOptions, TrackerError, https_connector, redirect_target};
+pub use http_client::{
+    HttpClient, HttpOptions, TrackerError, error_chain, https_connector, redirect_target,
+};
 pub use http_server::HttpTracker;
 pub use request::{
     AnnounceRequest, Event, MAX_SCRAPE_HASHES, RequestError, scrape_info_hashes,

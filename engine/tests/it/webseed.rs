@@ -205,6 +205,23 @@ fn with_web_seed(mut content: Content, url: String) -> Content {
     content
 }
 
+/// Starts a leecher with `config`, dialling `peers`, and waits until it
+/// has all of `torrent`: its session, the torrent's handle, and the folder
+/// it downloaded into.
+async fn leech_to_the_end(
+    torrent: metainfo::Metainfo,
+    config: SessionConfig,
+    peers: Vec<SocketAddr>,
+) -> (engine::Session, engine::TorrentHandle, tempfile::TempDir) {
+    let leecher = engine::Session::start(config).await.unwrap();
+    let target = tempfile::tempdir().unwrap();
+    let mut options = TorrentOptions::new(target.path());
+    options.peers = peers;
+    let handle = leecher.add(torrent, options).await.unwrap();
+    complete(&handle).await;
+    (leecher, handle, target)
+}
+
 /// Settings for a leecher whose web seeds are retried soon.
 fn quick_retry() -> SessionConfig {
     SessionConfig {
@@ -220,13 +237,8 @@ async fn a_multi_file_torrent_downloads_from_its_web_seed_alone() {
     // Without the trailing slash: a multi-file torrent's files are still
     // under URL/name/.
     let content = with_web_seed(content, format!("http://{}", server.addr));
-    let leecher = engine::Session::start(quick_retry()).await.unwrap();
-    let target = tempfile::tempdir().unwrap();
-    let handle = leecher
-        .add(content.torrent.clone(), TorrentOptions::new(target.path()))
-        .await
-        .unwrap();
-    complete(&handle).await;
+    let (leecher, handle, target) =
+        leech_to_the_end(content.torrent.clone(), quick_retry(), vec![]).await;
     content.assert_downloaded(target.path());
     assert_eq!(handle.stats().hash_failures, 0);
     let requests = server.requests();
@@ -258,13 +270,7 @@ async fn a_single_file_url_is_followed_through_a_redirect_and_a_busy_server_is_a
             .build(|_, _| {})
             .unwrap();
         torrent.url_list = vec![server.url(path)];
-        let leecher = engine::Session::start(quick_retry()).await.unwrap();
-        let target = tempfile::tempdir().unwrap();
-        let handle = leecher
-            .add(torrent, TorrentOptions::new(target.path()))
-            .await
-            .unwrap();
-        complete(&handle).await;
+        let (leecher, handle, target) = leech_to_the_end(torrent, quick_retry(), vec![]).await;
         let got = std::fs::read(target.path().join("f00.bin")).unwrap();
         assert!(got == content.files[0].1, "{behaviour:?}: the copy differs");
         let requests = server.requests();
@@ -304,12 +310,12 @@ async fn a_web_seed_that_sends_bad_data_is_dropped_for_good_and_a_peer_finishes(
     options.faults = faults;
     let seeder = session().await;
     seeder.add(content.torrent.clone(), options).await.unwrap();
-    let leecher = engine::Session::start(quick_retry()).await.unwrap();
-    let target = tempfile::tempdir().unwrap();
-    let mut options = TorrentOptions::new(target.path());
-    options.peers = vec![seeder.local_addr()];
-    let handle = leecher.add(content.torrent.clone(), options).await.unwrap();
-    complete(&handle).await;
+    let (leecher, handle, target) = leech_to_the_end(
+        content.torrent.clone(),
+        quick_retry(),
+        vec![seeder.local_addr()],
+    )
+    .await;
     content.assert_downloaded(target.path());
     assert!(handle.stats().hash_failures >= 1);
     // The requests already under way when the first piece failed (at
@@ -327,12 +333,12 @@ async fn a_server_that_ignores_ranges_spoils_nothing() {
     let server = WebServer::start(content.dir.path().to_path_buf(), Behaviour::IgnoresRanges).await;
     let content = with_web_seed(content, server.url(""));
     let seeder = seeder_of(&content, test_config()).await;
-    let leecher = engine::Session::start(quick_retry()).await.unwrap();
-    let target = tempfile::tempdir().unwrap();
-    let mut options = TorrentOptions::new(target.path());
-    options.peers = vec![seeder.local_addr()];
-    let handle = leecher.add(content.torrent.clone(), options).await.unwrap();
-    complete(&handle).await;
+    let (leecher, handle, target) = leech_to_the_end(
+        content.torrent.clone(),
+        quick_retry(),
+        vec![seeder.local_addr()],
+    )
+    .await;
     content.assert_downloaded(target.path());
     assert_eq!(handle.stats().hash_failures, 0);
     assert!(
@@ -350,13 +356,8 @@ async fn the_whole_blocks_of_an_answer_cut_short_are_kept() {
     let content = content(&[6 * 16 * 1024], 16 * 1024, &[], 45);
     let server = WebServer::start(content.dir.path().to_path_buf(), Behaviour::CutShort).await;
     let content = with_web_seed(content, server.url(""));
-    let leecher = engine::Session::start(quick_retry()).await.unwrap();
-    let target = tempfile::tempdir().unwrap();
-    let handle = leecher
-        .add(content.torrent.clone(), TorrentOptions::new(target.path()))
-        .await
-        .unwrap();
-    complete(&handle).await;
+    let (leecher, _handle, target) =
+        leech_to_the_end(content.torrent.clone(), quick_retry(), vec![]).await;
     content.assert_downloaded(target.path());
     assert!(server.requests().len() >= 3, "{:?}", server.requests());
     leecher.shutdown().await;
@@ -370,13 +371,8 @@ async fn a_failed_request_is_asked_again_at_once_not_after_the_retry_wait() {
     let content = content(&[4_000_000], 64 * 1024, &[], 46);
     let server = WebServer::start(content.dir.path().to_path_buf(), Behaviour::FailEvery(3)).await;
     let content = with_web_seed(content, server.url(""));
-    let leecher = session().await;
-    let target = tempfile::tempdir().unwrap();
-    let handle = leecher
-        .add(content.torrent.clone(), TorrentOptions::new(target.path()))
-        .await
-        .unwrap();
-    complete(&handle).await;
+    let (leecher, handle, target) =
+        leech_to_the_end(content.torrent.clone(), test_config(), vec![]).await;
     content.assert_downloaded(target.path());
     assert!(server.requests().len() >= 3);
     // Within one connection: a new one would have waited 30 s.
@@ -391,13 +387,8 @@ async fn a_web_seed_that_trickles_is_dropped_and_tried_again() {
     let content = content(&[300_000], 32 * 1024, &[], 47);
     let server = WebServer::start(content.dir.path().to_path_buf(), Behaviour::DripFirst).await;
     let content = with_web_seed(content, server.url(""));
-    let leecher = engine::Session::start(quick_retry()).await.unwrap();
-    let target = tempfile::tempdir().unwrap();
-    let handle = leecher
-        .add(content.torrent.clone(), TorrentOptions::new(target.path()))
-        .await
-        .unwrap();
-    complete(&handle).await;
+    let (leecher, _handle, target) =
+        leech_to_the_end(content.torrent.clone(), quick_retry(), vec![]).await;
     content.assert_downloaded(target.path());
     leecher.shutdown().await;
 }
@@ -426,12 +417,12 @@ async fn a_file_missing_on_the_web_seed_is_left_to_peers_and_the_rest_still_come
     };
     let seeder = session().await;
     seeder.add(content.torrent.clone(), options).await.unwrap();
-    let leecher = engine::Session::start(quick_retry()).await.unwrap();
-    let target = tempfile::tempdir().unwrap();
-    let mut options = TorrentOptions::new(target.path());
-    options.peers = vec![seeder.local_addr()];
-    let handle = leecher.add(content.torrent.clone(), options).await.unwrap();
-    complete(&handle).await;
+    let (leecher, handle, target) = leech_to_the_end(
+        content.torrent.clone(),
+        quick_retry(),
+        vec![seeder.local_addr()],
+    )
+    .await;
     content.assert_downloaded(target.path());
     let requests = server.requests();
     let missing = requests
@@ -459,12 +450,12 @@ async fn an_encoded_answer_is_refused_not_taken_for_the_file() {
     let server = WebServer::start(content.dir.path().to_path_buf(), Behaviour::SaysGzip).await;
     let content = with_web_seed(content, server.url(""));
     let seeder = seeder_of(&content, test_config()).await;
-    let leecher = engine::Session::start(quick_retry()).await.unwrap();
-    let target = tempfile::tempdir().unwrap();
-    let mut options = TorrentOptions::new(target.path());
-    options.peers = vec![seeder.local_addr()];
-    let handle = leecher.add(content.torrent.clone(), options).await.unwrap();
-    complete(&handle).await;
+    let (leecher, handle, target) = leech_to_the_end(
+        content.torrent.clone(),
+        quick_retry(),
+        vec![seeder.local_addr()],
+    )
+    .await;
     content.assert_downloaded(target.path());
     assert!(!server.requests().is_empty());
     // Nothing it sent was hashed: the web seed is not blamed for a failed
