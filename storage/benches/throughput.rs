@@ -87,6 +87,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 assembler.add(block, &content[start..start + block.length as usize])?
             {
                 assert!(storage.write_verified(piece, &data)?);
+                assembler.recycle(data);
             }
         }
     }

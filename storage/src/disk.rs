@@ -537,9 +537,11 @@ impl State {
                         }
                     }
                     let liars = self.liars(piece, &data);
+                    self.assembler.recycle(data);
                     BlockOutcome::PieceVerified { piece, liars }
                 } else {
                     self.suspect(piece, &data, &senders);
+                    self.assembler.recycle(data);
                     BlockOutcome::PieceFailed { piece, senders }
                 }
             }

@@ -81,7 +81,12 @@ fn download(
             .add(block, &source_block(torrent, files, block))
             .unwrap()
         {
-            Added::Complete(piece) => assert!(storage.write_verified(block.piece, &piece).unwrap()),
+            Added::Complete(piece) => {
+                assert!(storage.write_verified(block.piece, &piece).unwrap());
+                // Later pieces start in this one's buffer, as on the disk
+                // thread: none may show a byte of it.
+                assembler.recycle(piece);
+            }
             Added::Partial | Added::Duplicate => {}
         }
     }
@@ -372,6 +377,43 @@ fn the_assembler_holds_to_its_bound_and_refuses_non_blocks() {
         assembler.add(b(2, 0), &[0; 10]),
         Err(AssemblyError::NotABlock(b(2, 0)))
     );
+}
+
+/// A piece started in a recycled buffer (of a completed or a discarded
+/// piece) comes out as its own bytes, whatever the buffer held.
+#[test]
+fn a_piece_in_a_recycled_buffer_is_only_its_own_bytes() {
+    let source = tempfile::tempdir().unwrap();
+    let (torrent, files) = make(source.path(), &[100_000], 32 * 1024);
+    let layout = torrent.layout().clone();
+    let mut assembler = Assembler::new(layout.clone(), usize::MAX);
+    let block = |piece, index| layout.block(piece, index).unwrap();
+    let add = |assembler: &mut Assembler, piece, index| {
+        let b = block(piece, index);
+        assembler
+            .add(b, &source_block(&torrent, &files, b))
+            .unwrap()
+    };
+    // A buffer full of a byte no piece holds, then a discarded piece's.
+    assembler.recycle(vec![0xa5; 32 * 1024]);
+    assert_eq!(add(&mut assembler, 0, 0), Added::Partial);
+    assembler.discard(0);
+    for piece in 0..layout.num_pieces() {
+        for index in (0..layout.num_blocks(piece).unwrap()).rev() {
+            if let Added::Complete(data) = add(&mut assembler, piece, index) {
+                assert_eq!(data, source_piece(&torrent, &files, piece), "piece {piece}");
+                assembler.recycle(data);
+            }
+        }
+    }
+    // A buffer of another length (the short last piece's) is not taken
+    // for a whole piece.
+    assembler.recycle(vec![0xa5; 7]);
+    assert_eq!(add(&mut assembler, 1, 1), Added::Partial);
+    let Added::Complete(data) = add(&mut assembler, 1, 0) else {
+        panic!("piece 1 is whole");
+    };
+    assert_eq!(data, source_piece(&torrent, &files, 1));
 }
 
 /// A full disk stops the download with a clear error; the pieces verified
