@@ -452,6 +452,17 @@ impl Picker {
             }
         }
         let want = want.min(out.len() + MAX_ENDGAME_COPIES.saturating_sub(shared));
+        // Only the best few are taken: those are chosen, then sorted,
+        // rather than sorting every candidate (thousands of blocks at the
+        // start of an endgame with deep pipelines, at every top-up).
+        let take = want.saturating_sub(out.len());
+        if take == 0 {
+            return;
+        }
+        if candidates.len() > take {
+            candidates.select_nth_unstable(take);
+            candidates.truncate(take);
+        }
         candidates.sort_unstable();
         for (_, piece, index) in candidates {
             if out.len() >= want {
@@ -859,7 +870,8 @@ mod tests {
         assert_eq!(first.len(), blocks as usize);
         assert!(picker.in_endgame());
         let copies = picker.pick(2, &all, 1000);
-        assert_eq!(copies.len(), MAX_ENDGAME_COPIES);
+        // The first blocks among those with the fewest askers.
+        assert_eq!(copies, first[..MAX_ENDGAME_COPIES]);
         assert!(picker.pick(2, &all, 1000).is_empty(), "at the bound");
         // A copy delivered (and cancelled at peer 1) makes room for one.
         assert_eq!(
@@ -867,10 +879,13 @@ mod tests {
             Delivered::New { cancel: vec![1] }
         );
         let more = picker.pick(2, &all, 1000);
-        assert_eq!(more.len(), 1);
-        assert!(!copies.contains(&more[0]));
-        // Another peer has its own bound.
-        assert_eq!(picker.pick(3, &all, 1000).len(), MAX_ENDGAME_COPIES);
+        assert_eq!(more, first[MAX_ENDGAME_COPIES..=MAX_ENDGAME_COPIES]);
+        // Another peer has its own bound, and is asked for blocks that
+        // have one asker, not those that have two.
+        assert_eq!(
+            picker.pick(3, &all, 1000),
+            first[MAX_ENDGAME_COPIES + 1..=2 * MAX_ENDGAME_COPIES]
+        );
         picker.check_invariants();
     }
 
