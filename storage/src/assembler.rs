@@ -64,7 +64,8 @@ pub struct Assembler {
 /// Piece buffers kept for reuse. A new piece starts in a spare buffer
 /// rather than a fresh, zeroed one: the zeroing (a memset of every byte
 /// downloaded) and the page faults of fresh memory are saved, and a piece
-/// done with is usually followed at once by the next one.
+/// done with is usually followed at once by the next one. Spare buffers
+/// count against the bound on bytes held, as unfinished pieces do.
 const SPARE_BUFFERS: usize = 2;
 
 impl Assembler {
@@ -85,20 +86,31 @@ impl Assembler {
     /// it is written, for a later piece to be assembled in. Optional: a
     /// buffer not given back is simply freed.
     pub fn recycle(&mut self, buffer: Vec<u8>) {
-        if self.spare.len() < SPARE_BUFFERS && !buffer.is_empty() {
+        let room = self.limit.saturating_sub(self.held + self.spare_bytes());
+        if self.spare.len() < SPARE_BUFFERS && !buffer.is_empty() && buffer.len() <= room {
             self.spare.push(buffer);
         }
+    }
+
+    /// Bytes of the spare buffers.
+    fn spare_bytes(&self) -> usize {
+        self.spare.iter().map(Vec::len).sum()
     }
 
     /// A buffer of `len` bytes for a new piece: a spare one if one is that
     /// long, otherwise a new one. A spare one still holds an earlier
     /// piece's bytes; every byte is overwritten before the piece is whole,
-    /// since its blocks cover it exactly.
+    /// since its blocks cover it exactly. Spares that would take the bytes
+    /// held past the bound, with this piece's, are freed.
     fn buffer(&mut self, len: usize) -> Vec<u8> {
-        match self.spare.iter().position(|b| b.len() == len) {
+        let buffer = match self.spare.iter().position(|b| b.len() == len) {
             Some(at) => self.spare.swap_remove(at),
             None => vec![0; len],
+        };
+        while !self.spare.is_empty() && self.held + len + self.spare_bytes() > self.limit {
+            self.spare.pop();
         }
+        buffer
     }
 
     /// Adds a block received from a peer.
@@ -207,5 +219,75 @@ impl Assembler {
                 .get((block.offset / BLOCK_SIZE) as usize)
                 .is_some_and(Option::is_some)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PIECE: u32 = 2 * BLOCK_SIZE;
+
+    fn piece(assembler: &mut Assembler, piece: u32) -> Added {
+        let mut added = Added::Partial;
+        for index in 0..2 {
+            let block = BlockRef {
+                piece,
+                offset: index * BLOCK_SIZE,
+                length: BLOCK_SIZE,
+            };
+            added = assembler
+                .add(block, &[piece as u8; BLOCK_SIZE as usize])
+                .unwrap();
+        }
+        added
+    }
+
+    #[test]
+    fn spare_buffers_count_against_the_bound() {
+        let layout = Layout::new(
+            u64::from(PIECE),
+            [8 * u64::from(PIECE) + u64::from(BLOCK_SIZE)],
+        )
+        .unwrap();
+        // Room for two pieces in all.
+        let mut assembler = Assembler::new(layout, 2 * PIECE as usize);
+        let Added::Complete(done) = piece(&mut assembler, 0) else {
+            panic!("piece 0 is whole");
+        };
+        assembler.recycle(done);
+        assert_eq!(assembler.spare_bytes(), PIECE as usize);
+        // One piece held and one spare fill the bound: no second spare.
+        let block = BlockRef {
+            piece: 1,
+            offset: 0,
+            length: BLOCK_SIZE,
+        };
+        assembler.add(block, &[1; BLOCK_SIZE as usize]).unwrap();
+        assert_eq!(assembler.spare_bytes(), 0, "piece 1 took the spare");
+        let Added::Complete(done) = piece(&mut assembler, 2) else {
+            panic!("piece 2 is whole");
+        };
+        assembler.recycle(done);
+        assert_eq!(
+            assembler.held() + assembler.spare_bytes(),
+            2 * PIECE as usize
+        );
+        assembler.recycle(vec![0; PIECE as usize]);
+        assert_eq!(assembler.spare_bytes(), PIECE as usize, "past the bound");
+        // Two spares and nothing held; then the short last piece, which no
+        // spare fits, frees the spare that would pass the bound.
+        assembler.discard(1);
+        assert_eq!(assembler.spare_bytes(), 2 * PIECE as usize);
+        let last = BlockRef {
+            piece: 8,
+            offset: 0,
+            length: BLOCK_SIZE,
+        };
+        assert!(matches!(
+            assembler.add(last, &[8; BLOCK_SIZE as usize]),
+            Ok(Added::Complete(_))
+        ));
+        assert_eq!(assembler.spare_bytes(), PIECE as usize);
     }
 }
