@@ -526,7 +526,7 @@ impl State {
             Added::Complete(data) => {
                 let piece = block.piece;
                 let senders = self.assembler.last_senders().to_vec();
-                if self.storage.write_verified(piece, &data)? {
+                let outcome = if self.storage.write_verified(piece, &data)? {
                     if let Some(verified) = self.verified.get_mut(piece as usize)
                         && !std::mem::replace(verified, true)
                         && self.wanted.get(piece as usize) == Some(&true)
@@ -537,13 +537,13 @@ impl State {
                         }
                     }
                     let liars = self.liars(piece, &data);
-                    self.assembler.recycle(data);
                     BlockOutcome::PieceVerified { piece, liars }
                 } else {
                     self.suspect(piece, &data, &senders);
-                    self.assembler.recycle(data);
                     BlockOutcome::PieceFailed { piece, senders }
-                }
+                };
+                self.assembler.recycle(data);
+                outcome
             }
         })
     }

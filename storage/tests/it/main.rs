@@ -406,8 +406,7 @@ fn a_piece_in_a_recycled_buffer_is_only_its_own_bytes() {
             }
         }
     }
-    // A buffer of another length (the short last piece's) is not taken
-    // for a whole piece.
+    // A spare buffer of another length is not taken for a piece.
     assembler.recycle(vec![0xa5; 7]);
     assert_eq!(add(&mut assembler, 1, 1), Added::Partial);
     let Added::Complete(data) = add(&mut assembler, 1, 0) else {
