@@ -14,7 +14,9 @@
 //! Each connection is a task of its own; received blocks go from it straight
 //! to the disk thread (see the `storage` crate) as shared `Bytes`, never
 //! copied and never through the torrent task, and only if they were asked
-//! for. The picker and choker are plain values, tested without sockets.
+//! for. The picker, the choker and the [`turnover`] rule (who gives way
+//! when the peer table is full and a new peer wants in) are plain values,
+//! tested without sockets.
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
@@ -39,6 +41,7 @@ mod rate;
 mod session;
 mod stats;
 mod torrent;
+pub mod turnover;
 mod webseed;
 
 pub use choker::Choker;

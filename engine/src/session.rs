@@ -18,6 +18,7 @@ use tracker::TrackerClient;
 
 use crate::stats::{Stats, TorrentEvent, TorrentState};
 use crate::torrent::{Control, Incoming, Torrent};
+use crate::turnover::Grace;
 
 /// How a [`Session`] behaves.
 #[derive(Clone, Debug)]
@@ -31,6 +32,14 @@ pub struct SessionConfig {
     pub max_peers: usize,
     /// Most connections per torrent.
     pub max_peers_per_torrent: usize,
+    /// Most connections per torrent with one host: an IPv4 address, or an
+    /// IPv6 /64 (every address of 127.0.0.0/8 is a host of its own). Bounds
+    /// how much of a table one machine can take, whatever it does.
+    pub max_peers_per_ip: usize,
+    /// When a torrent's table is full, how long a peer may go without a
+    /// block either way before it gives way to a new one (see
+    /// [`crate::turnover`]).
+    pub turnover: Grace,
     /// Peers unchoked at once per torrent (while downloading, one of them
     /// optimistically).
     pub upload_slots: usize,
@@ -68,6 +77,8 @@ impl Default for SessionConfig {
             peer_id: PeerId::generate(),
             max_peers: 500,
             max_peers_per_torrent: 50,
+            max_peers_per_ip: 8,
+            turnover: Grace::default(),
             upload_slots: 4,
             choke_interval: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(10),
@@ -384,12 +395,25 @@ async fn accept(listener: TcpListener, routes: Routes, timeout: Duration, handsh
                 .unwrap_or_else(|e| e.into_inner())
                 .get(&handshake.info_hash)
                 .cloned();
-            if let Some(route) = route {
-                let _ = route.try_send(Incoming {
-                    stream,
-                    handshake,
-                    addr,
-                });
+            let Some(route) = route else {
+                tracing::debug!(%addr, info_hash = %handshake.info_hash, "a handshake for a torrent we do not have; dropped");
+                return;
+            };
+            // Waits its turn, holding its permit, however many arrive at
+            // once: the torrent alone decides whether it has room, and
+            // says why when it has none. Bounded, in case the torrent is
+            // stopping and never takes it.
+            let incoming = Incoming {
+                stream,
+                handshake,
+                addr,
+            };
+            match tokio::time::timeout(timeout, route.send(incoming)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => tracing::debug!(%addr, "the torrent stopped; dropped"),
+                Err(_) => {
+                    tracing::debug!(%addr, "the torrent took too long to take the peer; dropped")
+                }
             }
         });
     }

@@ -85,6 +85,19 @@ fn host(addr: SocketAddr) -> IpAddr {
     addr.ip().to_canonical()
 }
 
+/// The addresses one machine can be taken to hold, for the limit on
+/// connections per host: an IPv4 address (each of 127.0.0.0/8 its own), or
+/// an IPv6 /64, which a single host is commonly given whole.
+fn host_group(addr: SocketAddr) -> IpAddr {
+    match host(addr) {
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(std::net::Ipv6Addr::from(bits))
+        }
+        v4 => v4,
+    }
+}
+
 struct Peer {
     addr: SocketAddr,
     /// Whether we dialled (and may dial again).
@@ -121,6 +134,9 @@ struct Peer {
     rejects: u32,
     unasked: Unasked,
     connected_at: Instant,
+    /// The later of `connected_at` and the last block either way: how
+    /// long it has been of no use (see `crate::turnover`).
+    active_at: Instant,
     /// For a web seed, its index in `Running::web_seeds`.
     web: Option<usize>,
     /// For a web seed, the last piece asked of it: the next ones follow it,
@@ -500,6 +516,7 @@ impl Torrent {
                 run.up.add(bytes);
                 if let Some(peer) = run.peers.get_mut(&key) {
                     peer.up.add(bytes);
+                    peer.active_at = Instant::now();
                     if let Some(id) = peer.id {
                         count(&mut run.totals, id, 0, bytes);
                     }

@@ -14,7 +14,9 @@
 //! leechers gave each other; as a table, JSON, and an SVG chart.
 //!
 //! `cargo xtask testnet` is the front door; [`Content`] and [`real`] are
-//! also used by the interoperability tests.
+//! also used by the interoperability tests, and [`crowd`] (silent peers
+//! and bursts of handshakes, each from a loopback address of its own) by
+//! the tests of full peer tables.
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), String> {
@@ -27,6 +29,7 @@
 //! ```
 
 mod content;
+pub mod crowd;
 pub mod real;
 mod report;
 mod run;

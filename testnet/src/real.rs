@@ -1,6 +1,7 @@
-//! Real BitTorrent clients as child processes on 127.0.0.1: aria2 and
-//! Transmission (Debian's `aria2` and `transmission-daemon`; see
-//! `../shared/LAB.md` for the settings each needs).
+//! Real BitTorrent clients as child processes on 127.0.0.1: aria2,
+//! Transmission and libtorrent (Debian's `aria2`, `transmission-daemon` and
+//! `python3-libtorrent`; see `../shared/LAB.md` for the settings each
+//! needs).
 //!
 //! Each client runs in its own process group with its own fresh profile,
 //! with DHT, local discovery, PEX and port mapping off, and is killed with
@@ -316,6 +317,77 @@ impl Transmission {
             .nth(1)
             .and_then(|line| line.split_whitespace().nth(1))
             .and_then(|done| done.trim_end_matches('%').parse().ok()))
+    }
+
+    /// Where peers reach it.
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// The process.
+    pub fn process(&mut self) -> &mut Process {
+        &mut self.process
+    }
+}
+
+/// The libtorrent peer script, run by a python3 with python3-libtorrent:
+/// `lt_peer.py seed|leech TORRENT SAVE_PATH PORT [HOST:PORT...]`.
+pub const LT_PEER_SCRIPT: &str = include_str!("lt_peer.py");
+
+/// libtorrent (rasterbar, through Debian's python3-libtorrent), as a seeder
+/// or a leecher that exits once it has every piece.
+#[derive(Debug)]
+pub struct Libtorrent {
+    process: Process,
+    /// The port it accepts peers on.
+    pub port: u16,
+    /// Where its script is written (kept until drop).
+    _script: tempfile::TempDir,
+}
+
+impl Libtorrent {
+    fn start(
+        mode: &str,
+        torrent: &Path,
+        dir: &Path,
+        peers: &[SocketAddr],
+    ) -> io::Result<Libtorrent> {
+        let script = tempfile::tempdir()?;
+        let path = script.path().join("lt_peer.py");
+        std::fs::write(&path, LT_PEER_SCRIPT)?;
+        let port = free_port()?;
+        // Debian's module is for Debian's python3, which may not be the
+        // first python3 on PATH.
+        let python = if Path::new("/usr/bin/python3").exists() {
+            "/usr/bin/python3"
+        } else {
+            "python3"
+        };
+        let mut command = Command::new(python);
+        command
+            .arg(&path)
+            .arg(mode)
+            .arg(torrent)
+            .arg(dir)
+            .arg(port.to_string())
+            .args(peers.iter().map(ToString::to_string));
+        Ok(Libtorrent {
+            process: Process::spawn("python3-libtorrent", &mut command)?,
+            port,
+            _script: script,
+        })
+    }
+
+    /// Seeds `torrent` from `dir` (which holds its data) until dropped,
+    /// finding peers through its tracker and dialling `peers`.
+    pub fn seed(torrent: &Path, dir: &Path, peers: &[SocketAddr]) -> io::Result<Libtorrent> {
+        Libtorrent::start("seed", torrent, dir, peers)
+    }
+
+    /// Downloads `torrent` into `dir`, finding peers through its tracker
+    /// and dialling `peers`; exits with status 0 once done.
+    pub fn leech(torrent: &Path, dir: &Path, peers: &[SocketAddr]) -> io::Result<Libtorrent> {
+        Libtorrent::start("leech", torrent, dir, peers)
     }
 
     /// Where peers reach it.

@@ -29,12 +29,15 @@ pub async fn local_tracker() -> std::io::Result<HttpTracker> {
 
 /// Session settings for a peer of a test swarm: 127.0.0.1, an ephemeral
 /// port, a 5 s snub timeout (peers here answer in milliseconds) and
-/// announces as often as the tracker asks (every second).
+/// announces as often as the tracker asks (every second). Every member of
+/// a swarm is on 127.0.0.1, so the limit on connections per host is
+/// lifted.
 pub fn local_config() -> SessionConfig {
     SessionConfig {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         snub_timeout: Duration::from_secs(5),
         min_announce_interval: Duration::from_secs(1),
+        max_peers_per_ip: usize::MAX,
         ..SessionConfig::default()
     }
 }

@@ -62,6 +62,6 @@ pub use response::{
     failure_bytes, shown,
 };
 pub use swarm::{Tracker, TrackerConfig};
-pub use udp::{MAX_SCRAPE, PROTOCOL_ID, PacketError, UdpRequest, UdpResponse};
+pub use udp::{MAX_SCRAPE, PROTOCOL_ID, PacketError, UdpRequest, UdpResponse, stray_peer_bytes};
 pub use udp_client::{UdpClient, UdpOptions};
 pub use udp_server::UdpTracker;

@@ -326,16 +326,16 @@ fn compact_peers(
 /// The addresses already in a peer list, so that each is kept once: a
 /// tracker that repeats one address thousands of times must not push the
 /// real peers past [`MAX_PEERS`].
-struct Seen(std::collections::HashSet<SocketAddr>);
+pub(crate) struct Seen(std::collections::HashSet<SocketAddr>);
 
 impl Seen {
-    fn new(out: &[Peer]) -> Seen {
+    pub(crate) fn new(out: &[Peer]) -> Seen {
         Seen(out.iter().map(|p| p.addr).collect())
     }
 
     /// Adds `peer` unless its address is there already; false once the
     /// list is full.
-    fn add(&mut self, out: &mut Vec<Peer>, peer: Peer) -> bool {
+    pub(crate) fn add(&mut self, out: &mut Vec<Peer>, peer: Peer) -> bool {
         if out.len() >= MAX_PEERS {
             return false;
         }

@@ -316,10 +316,9 @@ impl UdpResponse {
             }),
             ANNOUNCE => {
                 let (interval, leechers, seeders) = (r.u32()?, r.u32()?, r.u32()?);
-                let size = if ipv6 { 18 } else { 6 };
-                if r.0.len() % size != 0 {
-                    return Err(PacketError("announce response with a partial peer"));
-                }
+                let size = peer_size(ipv6);
+                // A partial peer at the end (a tracker that cut its answer
+                // short) is left out; the whole ones are good.
                 let peers = r
                     .0
                     .chunks_exact(size)
@@ -372,6 +371,21 @@ impl UdpResponse {
             }),
             _ => Err(PacketError("unknown action")),
         }
+    }
+}
+
+/// Bytes of one peer in an announce answer: an IPv4 or IPv6 address and a
+/// port.
+fn peer_size(ipv6: bool) -> usize {
+    if ipv6 { 18 } else { 6 }
+}
+
+/// The bytes at the end of an announce answer that are not a whole peer,
+/// which [`UdpResponse::decode`] leaves out (0 for other packets).
+pub fn stray_peer_bytes(packet: &[u8], ipv6: bool) -> usize {
+    match packet.first_chunk::<4>().map(|a| u32::from_be_bytes(*a)) {
+        Some(ANNOUNCE) => packet.len().saturating_sub(20) % peer_size(ipv6),
+        _ => 0,
     }
 }
 

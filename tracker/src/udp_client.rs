@@ -10,7 +10,7 @@ use tokio::net::UdpSocket;
 
 use crate::http_client::TrackerError;
 use crate::request::AnnounceRequest;
-use crate::response::{AnnounceResponse, MAX_INTERVAL, ResponseError, ScrapeResponse};
+use crate::response::{AnnounceResponse, MAX_INTERVAL, ResponseError, ScrapeResponse, Seen};
 use crate::udp::{MAX_SCRAPE, UdpRequest, UdpResponse};
 
 /// Timing for UDP trackers.
@@ -93,15 +93,26 @@ impl UdpClient {
                 seeders,
                 peers,
                 ..
-            } => Ok(AnnounceResponse {
-                interval,
-                min_interval: None,
-                tracker_id: None,
-                complete: Some(seeders),
-                incomplete: Some(leechers),
-                warning: None,
-                peers,
-            }),
+            } => {
+                // Each address once, and no more than an HTTP answer may
+                // give: a datagram holds up to 10,922 IPv4 peers.
+                let mut kept = Vec::new();
+                let mut seen = Seen::new(&kept);
+                for peer in peers {
+                    if !seen.add(&mut kept, peer) {
+                        break;
+                    }
+                }
+                Ok(AnnounceResponse {
+                    interval,
+                    min_interval: None,
+                    tracker_id: None,
+                    complete: Some(seeders),
+                    incomplete: Some(leechers),
+                    warning: None,
+                    peers: kept,
+                })
+            }
             _ => Err(TrackerError::Unreachable(
                 "the UDP tracker answered an announce with another kind of packet".into(),
             )),
@@ -186,6 +197,10 @@ impl UdpClient {
                 // With a kept one, it most likely expired: connect again.
                 Some(UdpResponse::Error { .. }) => self.forget(addr),
                 Some(response) => return Ok(response),
+                // A tracker that restarted since it issued a kept id
+                // (btc's among them) ignores it: connect again rather than
+                // send the same id until the retries run out.
+                None if !fresh => self.forget(addr),
                 None => {}
             }
         }
@@ -246,6 +261,15 @@ async fn send_and_wait(
             continue;
         };
         if response.transaction_id() == request.transaction_id() {
+            if let UdpResponse::Announce { .. } = response {
+                let stray = crate::udp::stray_peer_bytes(&buf[..received], ipv6);
+                if stray > 0 {
+                    tracing::info!(
+                        stray,
+                        "the UDP tracker's peer list ends in part of a peer; the whole peers were taken"
+                    );
+                }
+            }
             return Ok(Some(response));
         }
     }

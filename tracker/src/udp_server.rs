@@ -83,23 +83,26 @@ async fn serve(socket: UdpSocket, state: Arc<Mutex<Tracker>>, shutdown: Cancella
         let Ok(request) = UdpRequest::decode(&buf[..len]) else {
             continue;
         };
-        let reply = answer(&state, &ids, request, from);
+        let Some(reply) = answer(&state, &ids, request, from) else {
+            continue;
+        };
         let _ = socket.send_to(&reply.encode(), from).await;
     }
 }
 
+/// The reply to a request, if it gets one.
 fn answer(
     state: &Mutex<Tracker>,
     ids: &ConnectionIds,
     request: UdpRequest,
     from: SocketAddr,
-) -> UdpResponse {
+) -> Option<UdpResponse> {
     let transaction_id = request.transaction_id();
     let refuse = |message: &str| UdpResponse::Error {
         transaction_id,
         message: message.to_string(),
     };
-    match request {
+    let reply = match request {
         UdpRequest::Connect { .. } => UdpResponse::Connect {
             transaction_id,
             connection_id: ids.issue(from),
@@ -107,9 +110,12 @@ fn answer(
         UdpRequest::Announce { connection_id, .. } | UdpRequest::Scrape { connection_id, .. }
             if !ids.valid(connection_id, from) =>
         {
-            // Short on purpose: no answer to a spoofable packet may be longer
-            // than the packet (16 bytes here, against at least 36).
-            refuse("stale id")
+            // Silence: the id is what shows that the sender is at the
+            // address the packet claims, and any answer to an unproven
+            // address, however short, lends the tracker to reflecting
+            // spoofed traffic. A client whose id expired hears nothing,
+            // times out and connects again, as BEP 15 has it.
+            return None;
         }
         UdpRequest::Announce {
             info_hash,
@@ -164,7 +170,8 @@ fn answer(
                 stats,
             }
         }
-    }
+    };
+    Some(reply)
 }
 
 /// Connection ids that need no table: a keyed hash of the client's IP address

@@ -15,13 +15,31 @@ use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use super::pipeline::Unasked;
 use super::{
     DEFAULT_REQQ, Incoming, MAX_GONE, Peer, REPLACE_EVERY, RETRY_AFTER, RETRY_MAX, Running,
-    SEED_RETRY, Torrent, WebSeedSlot, host,
+    SEED_RETRY, Torrent, WebSeedSlot, host, host_group,
 };
 use crate::peer::{self, Link, Requests, Start};
 use crate::picker::PeerKey;
 use crate::rate::Rate;
 use crate::stats::TorrentEvent;
+use crate::turnover::{self, Newcomer, Standing};
 use crate::webseed::{WebClient, WebSeed};
+
+/// Dials under way beyond which no peer is dropped to make room for
+/// another: an address from a tracker may well be dead, and each dial that
+/// fails frees its place again.
+const TURNOVER_DIALS: usize = 4;
+/// Why a peer is dropped for a newcomer, and how long its addresses rest
+/// before they are dialled again.
+const GAVE_WAY: &str = "idle; gave its place to a new peer";
+const GAVE_WAY_RETRY: Duration = Duration::from_secs(10 * 60);
+
+/// Connections we dialled that have not finished their handshake.
+fn dialling(run: &Running) -> usize {
+    run.peers
+        .values()
+        .filter(|p| p.outgoing && !p.ready())
+        .count()
+}
 
 impl Torrent {
     /// Queues an address to dial, unless it is ours, known, banned or cooling
@@ -40,19 +58,28 @@ impl Torrent {
         run.candidates.push_back(addr);
     }
 
-    /// Dials candidates while there is room.
+    /// Dials candidates while there is room, or while peers with nothing
+    /// to trade can give way to them (a few dials at a time).
     pub(super) fn connect_more(&self, run: &mut Running) {
         if run.paused || run.error.is_some() {
             return;
         }
-        while run.peers.len() < self.config.max_peers_per_torrent {
-            let Some(addr) = run.candidates.pop_front() else {
+        while let Some(&addr) = run.candidates.front() {
+            if self.host_full(run, addr) {
+                // Forgotten, not kept: the tracker names it again later.
+                run.candidates.pop_front();
+                run.known.remove(&addr);
+                continue;
+            }
+            if self.table_full(run)
+                && (dialling(run) >= TURNOVER_DIALS || !self.make_room(run, Newcomer::Candidate))
+            {
                 break;
-            };
+            }
             let Ok(permit) = self.permits.clone().try_acquire_owned() else {
-                run.candidates.push_front(addr);
                 break;
             };
+            run.candidates.pop_front();
             self.spawn_peer(
                 run,
                 addr,
@@ -91,6 +118,7 @@ impl Torrent {
     ) -> Link {
         let key = run.next_key;
         run.next_key += 1;
+        let now = Instant::now();
         let (commands, commands_rx) = mpsc::unbounded_channel();
         let queued = Arc::new(AtomicUsize::new(0));
         let requests = Requests::default();
@@ -120,7 +148,8 @@ impl Torrent {
                 snubbed: false,
                 rejects: 0,
                 unasked: Unasked::default(),
-                connected_at: Instant::now(),
+                connected_at: now,
+                active_at: now,
                 listen: None,
                 web,
                 last_piece: None,
@@ -236,20 +265,40 @@ impl Torrent {
         }
     }
 
-    /// A peer dialled us: taken if there is room and it is not banned.
+    /// A peer dialled us: taken if it is not banned, its host has room, and
+    /// the table has room or a peer that may give way to it.
     pub(super) fn on_incoming(&self, run: &mut Running, incoming: Incoming) {
-        if run.paused || run.error.is_some() || run.peers.len() >= self.config.max_peers_per_torrent
-        {
-            return;
-        }
-        if run
+        let addr = incoming.addr;
+        let refusal = if run.paused {
+            Some("the torrent is paused")
+        } else if run.error.is_some() {
+            Some("the torrent stopped on an error")
+        } else if run
             .banned_ids
-            .contains(&(incoming.handshake.peer_id, host(incoming.addr)))
+            .contains(&(incoming.handshake.peer_id, host(addr)))
         {
-            return;
-        }
-        let Ok(permit) = self.permits.clone().try_acquire_owned() else {
-            return;
+            Some("banned")
+        } else if self.host_full(run, addr) {
+            Some("too many connections from its address")
+        } else if self.table_full(run) && !self.make_room(run, Newcomer::Incoming) {
+            Some("the peer table is full and no peer has been idle long enough to give way")
+        } else {
+            None
+        };
+        let permit = match refusal {
+            Some(reason) => Err(reason),
+            None => self
+                .permits
+                .clone()
+                .try_acquire_owned()
+                .map_err(|_| "the session's connection limit is reached"),
+        };
+        let permit = match permit {
+            Ok(permit) => permit,
+            Err(reason) => {
+                tracing::debug!(%addr, %reason, "incoming peer refused");
+                return;
+            }
         };
         let start = Start::Accepted {
             stream: incoming.stream,
@@ -448,6 +497,51 @@ impl Torrent {
         }
         // Its blocks may now be asked of others.
         self.fill_all(run);
+    }
+
+    /// Whether a new connection needs another to go first: the torrent's
+    /// table or the session's connections are full.
+    fn table_full(&self, run: &Running) -> bool {
+        run.peers.len() >= self.config.max_peers_per_torrent
+            || self.permits.available_permits() == 0
+    }
+
+    /// Whether the host of `addr` has as many connections as one may.
+    fn host_full(&self, run: &Running, addr: SocketAddr) -> bool {
+        let group = host_group(addr);
+        run.peers
+            .values()
+            .filter(|p| p.web.is_none() && host_group(p.addr) == group)
+            .take(self.config.max_peers_per_ip)
+            .count()
+            >= self.config.max_peers_per_ip
+    }
+
+    /// Drops the peer that should give way to `newcomer` (see
+    /// [`crate::turnover`]), if one may; false if none.
+    fn make_room(&self, run: &mut Running, newcomer: Newcomer) -> bool {
+        let now = Instant::now();
+        let standings = run
+            .peers
+            .iter()
+            .filter(|(_, p)| p.ready() && p.web.is_none())
+            .map(|(&key, p)| Standing {
+                key,
+                active_at: p.active_at,
+                trading: p.am_interested || p.peer_interested,
+            });
+        let Some(key) = turnover::give_way(now, standings, self.config.turnover, newcomer) else {
+            return false;
+        };
+        let addrs = run.peers.get(&key).map(|p| [Some(p.addr), p.listen]);
+        self.drop_peer(run, key, GAVE_WAY);
+        // Not dialled back soon: it was of no use.
+        if let Some(addrs) = addrs {
+            for addr in addrs.into_iter().flatten() {
+                run.cooling.insert(addr, now + GAVE_WAY_RETRY);
+            }
+        }
+        true
     }
 
     /// At the peer limit with addresses waiting, the slowest downloader (not

@@ -147,6 +147,7 @@ impl Torrent {
         }
         if let Some(peer) = run.peers.get_mut(&key) {
             peer.down.add(bytes);
+            peer.active_at = Instant::now();
             peer.snubbed = false;
             peer.rejects = 0;
             peer.waiting_since = if peer::lock(&peer.requests).is_empty() {

@@ -14,6 +14,7 @@ use metainfo::{Metainfo, TorrentBuilder};
 use rand::{Rng as _, SeedableRng as _};
 use tracker::{HttpTracker, TrackerConfig};
 
+mod crowded;
 mod hostile;
 mod seeding;
 mod swarm;

@@ -16,9 +16,6 @@ use anyhow::{Context as _, Result, bail};
 use serde::Serialize;
 use testnet::real::{Process, free_port, installed};
 
-/// The libtorrent peer script (run by python3 with python3-libtorrent).
-const LT_PEER: &str = include_str!("lt_peer.py");
-
 /// GNU time, for the CPU time and peak RSS of clients that exit when done.
 pub(crate) const TIME: &str = "/usr/bin/time";
 
@@ -102,7 +99,10 @@ impl Tools {
     /// Finds what is installed.
     pub(crate) fn new(btc: PathBuf) -> Result<Tools> {
         let work = tempfile::tempdir()?;
-        std::fs::write(work.path().join("lt_peer.py"), LT_PEER)?;
+        std::fs::write(
+            work.path().join("lt_peer.py"),
+            testnet::real::LT_PEER_SCRIPT,
+        )?;
         // Debian's module is for Debian's python3, which may not be the
         // first python3 on PATH (pyenv, a venv).
         let python = ["/usr/bin/python3", "python3"]

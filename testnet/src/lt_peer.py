@@ -1,4 +1,5 @@
-"""A libtorrent peer for `cargo xtask bench`, through python3-libtorrent.
+"""A libtorrent peer for btc's tests and `cargo xtask bench`, through
+python3-libtorrent.
 
 usage: lt_peer.py seed|leech TORRENT SAVE_PATH PORT [HOST:PORT...]
 

@@ -1,0 +1,181 @@
+//! Who gives way when a torrent's peer table is full and a new peer wants
+//! in.
+//!
+//! A full table must not be a closed door: fifty connections that say
+//! nothing would otherwise keep every honest peer out for as long as they
+//! stay. Yet a peer that trades slowly, or waits its turn for an upload
+//! slot, must not be thrown out while nobody else wants its place. So
+//! nothing is closed for being idle alone; idleness decides only who goes
+//! when someone waits:
+//!
+//! - A peer's *idle time* runs from the later of when it connected and the
+//!   last block that passed either way. Keep-alives, haves and interest
+//!   do not count: a block is the only proof of use.
+//! - A peer with *nothing to trade* (neither side interested) gives way
+//!   once idle for [`Grace::idle`]: to a peer that dialled us, or to an
+//!   address waiting to be dialled.
+//! - Any other peer (it wants our pieces or has some we want, but no block
+//!   passed) gives way once idle for [`Grace::stalled`], and only to a peer
+//!   that dialled us: that one has shown it is alive and wants this torrent,
+//!   which an address from a tracker has not.
+//! - Of those who may go, the one idle longest goes first; every peer of
+//!   the first kind before any of the second.
+//!
+//! When nobody may go, the newcomer is refused. libtorrent refuses a peer at
+//! a full torrent, or ranks by a hash of both addresses, and disconnects
+//! peers with no mutual interest after ten minutes near the limit;
+//! Transmission refuses at the limit and prunes peers without piece data
+//! for 60 to 300 seconds as the table fills, whether or not anyone waits.
+//! Here a slot frees the moment a newcomer needs it, and never before.
+//!
+//! Sans-IO: the torrent task describes its peers as [`Standing`]s with an
+//! explicit `now` and drops the peer [`give_way`] names.
+
+use std::time::{Duration, Instant};
+
+use crate::picker::PeerKey;
+
+/// How long peers may be idle before they give way to a newcomer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Grace {
+    /// For a peer with nothing to trade (neither side interested).
+    pub idle: Duration,
+    /// For a peer that wants our pieces or has some we want, but with which
+    /// no block passed.
+    pub stalled: Duration,
+}
+
+impl Default for Grace {
+    /// 20 s with nothing to trade: an honest peer says what it has and
+    /// whether it wants ours within a second or two of its handshake. 60 s
+    /// for a stalled one, the strictest of Transmission's idle limits:
+    /// long enough for a choking round or two.
+    fn default() -> Self {
+        Grace {
+            idle: Duration::from_secs(20),
+            stalled: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What the turnover needs to know of a connected peer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Standing {
+    /// The connection.
+    pub key: PeerKey,
+    /// The later of when it connected and when a block last passed either
+    /// way.
+    pub active_at: Instant,
+    /// Whether either side is interested in the other.
+    pub trading: bool,
+}
+
+/// Who wants a place in the table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Newcomer {
+    /// A peer that dialled us and sent a good handshake.
+    Incoming,
+    /// An address we would dial, from a tracker or the user.
+    Candidate,
+}
+
+/// The peer to drop so that `newcomer` can have its place, if any may go.
+pub fn give_way(
+    now: Instant,
+    peers: impl IntoIterator<Item = Standing>,
+    grace: Grace,
+    newcomer: Newcomer,
+) -> Option<PeerKey> {
+    peers
+        .into_iter()
+        .filter_map(|p| {
+            let idle = now.saturating_duration_since(p.active_at);
+            let may_go = if p.trading {
+                newcomer == Newcomer::Incoming && idle >= grace.stalled
+            } else {
+                idle >= grace.idle
+            };
+            // Peers with nothing to trade first, then the longest idle, then
+            // the older connection.
+            may_go.then_some((p.trading, std::cmp::Reverse(idle), p.key))
+        })
+        .min()
+        .map(|(_, _, key)| key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GRACE: Grace = Grace {
+        idle: Duration::from_secs(20),
+        stalled: Duration::from_secs(60),
+    };
+
+    fn peer(key: PeerKey, t0: Instant, active_at_s: u64, trading: bool) -> Standing {
+        Standing {
+            key,
+            active_at: t0 + Duration::from_secs(active_at_s),
+            trading,
+        }
+    }
+
+    #[test]
+    fn nobody_goes_before_their_grace_is_over() {
+        let t0 = Instant::now();
+        let peers = [peer(1, t0, 0, false), peer(2, t0, 0, true)];
+        let at = |s| t0 + Duration::from_secs(s);
+        assert_eq!(give_way(at(19), peers, GRACE, Newcomer::Incoming), None);
+        assert_eq!(give_way(at(20), peers, GRACE, Newcomer::Incoming), Some(1));
+        // The stalled trader only after its longer grace, and only for a
+        // peer that dialled us.
+        let traders = [peer(2, t0, 0, true)];
+        assert_eq!(give_way(at(59), traders, GRACE, Newcomer::Incoming), None);
+        assert_eq!(
+            give_way(at(60), traders, GRACE, Newcomer::Incoming),
+            Some(2)
+        );
+        assert_eq!(give_way(at(600), traders, GRACE, Newcomer::Candidate), None);
+    }
+
+    #[test]
+    fn peers_with_nothing_to_trade_go_first_then_the_longest_idle() {
+        let t0 = Instant::now();
+        let now = t0 + Duration::from_secs(1000);
+        // A trader idle for the longest still outranks an idle peer with
+        // nothing to trade.
+        let peers = [
+            peer(1, t0, 0, true),
+            peer(2, t0, 900, false),
+            peer(3, t0, 500, false),
+            peer(4, t0, 990, false),
+        ];
+        assert_eq!(give_way(now, peers, GRACE, Newcomer::Incoming), Some(3));
+        let traders = [
+            peer(5, t0, 700, true),
+            peer(6, t0, 100, true),
+            peer(7, t0, 990, true),
+        ];
+        assert_eq!(give_way(now, traders, GRACE, Newcomer::Incoming), Some(6));
+        // Equally idle: the older connection.
+        let twins = [peer(9, t0, 0, false), peer(8, t0, 0, false)];
+        assert_eq!(give_way(now, twins, GRACE, Newcomer::Candidate), Some(8));
+    }
+
+    #[test]
+    fn a_block_either_way_restarts_the_clock() {
+        let t0 = Instant::now();
+        let now = t0 + Duration::from_secs(100);
+        // Connected long ago, but a block passed a second ago.
+        let busy = [peer(1, t0, 99, true), peer(2, t0, 99, false)];
+        assert_eq!(give_way(now, busy, GRACE, Newcomer::Incoming), None);
+        assert_eq!(give_way(now, [], GRACE, Newcomer::Incoming), None);
+    }
+
+    #[test]
+    fn a_clock_that_seems_to_run_backwards_makes_nobody_go() {
+        let t0 = Instant::now();
+        let future = [peer(1, t0, 50, false)];
+        assert_eq!(give_way(t0, future, GRACE, Newcomer::Incoming), None);
+    }
+}
