@@ -13,6 +13,7 @@ use testnet::Content;
 use testnet::real::{Aria2, Transmission, wait_until};
 use tracker::HttpTracker;
 
+mod crowd;
 mod scenarios;
 
 /// Several files, one of them empty, one a byte, across pieces.
@@ -100,13 +101,18 @@ async fn btc_seeder(content: &Content) -> (Session, TorrentHandle) {
         )
         .await
         .unwrap();
+    wait_seeding(&handle).await;
+    (seeder, handle)
+}
+
+/// Waits (at most 30 s) until `handle` has checked its data and seeds.
+async fn wait_seeding(handle: &TorrentHandle) {
     let mut watch = handle.watch();
     let seeding = watch.wait_for(|s| s.state == TorrentState::Seeding);
     tokio::time::timeout(Duration::from_secs(30), seeding)
         .await
         .unwrap()
         .unwrap();
-    (seeder, handle)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
