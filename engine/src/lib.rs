@@ -33,6 +33,9 @@
 
 mod announce;
 pub mod choker;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod limit;
 mod metadata;
 mod peer;

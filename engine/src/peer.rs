@@ -142,6 +142,9 @@ pub(crate) enum Event {
     /// Pieces a web seed said it had but cannot serve (a file of theirs is
     /// missing on its server).
     Lacks { key: PeerKey, pieces: Vec<u32> },
+    /// The disk has made the empty files of the complete download: it is
+    /// finished.
+    FilesMade,
 }
 
 /// Everything a connection task needs.

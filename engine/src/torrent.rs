@@ -234,6 +234,9 @@ struct Running {
     ticks: u64,
     /// Whether pieces were verified since resume data was last saved.
     dirty: bool,
+    /// Whether the complete download's empty files are made (see
+    /// `Torrent::await_files`); it reads as seeding only then.
+    files_made: bool,
     /// Announce rounds and errors of each tier, peers that completed a
     /// handshake, and dials that ended before one: for telling a user
     /// that nobody can be found.
@@ -320,6 +323,7 @@ impl Torrent {
             error: None,
             ticks: 0,
             dirty: false,
+            files_made: false,
             saving: None,
             tiers: TierStatus::default(),
             peers_ever: 0,
@@ -330,7 +334,7 @@ impl Torrent {
             web_client: None,
         };
         if run.picker.is_complete() {
-            let _ = self.broadcast.send(TorrentEvent::Finished);
+            self.await_files(&mut run);
         }
         self.update_progress(&run);
         self.start_announcer();
@@ -529,6 +533,7 @@ impl Torrent {
                 self.fail(run, format!("cannot read what peers ask for: {error}"));
             }
             Event::Discarded(pieces) => self.pieces_discarded(run, pieces),
+            Event::FilesMade => self.files_made(run),
             Event::AnnounceFailed { tier, error } => {
                 run.tiers.failed(tier, error);
             }
@@ -540,6 +545,59 @@ impl Torrent {
                     }
                     self.connect_more(run);
                 }
+            }
+        }
+    }
+
+    /// The download is complete: once the disk has made its empty files
+    /// (which may take a while for many), it is finished
+    /// ([`Torrent::files_made`]).
+    fn await_files(&self, run: &mut Running) {
+        let wanted = self.options.wanted_files.as_deref();
+        let any_empty = self
+            .metainfo
+            .info()
+            .files()
+            .iter()
+            .enumerate()
+            .any(|(i, f)| {
+                f.length == 0 && !f.is_padding() && wanted.is_none_or(|w| w.get(i) == Some(&true))
+            });
+        if !any_empty {
+            self.files_made(run);
+            return;
+        }
+        run.files_made = false;
+        let disk = self.disk.clone();
+        let events = self.events_tx.clone();
+        tokio::spawn(async move {
+            let Ok(pending) = disk.files_made().await else {
+                return;
+            };
+            // No handle is held while waiting: a torrent stopped meanwhile
+            // lets the disk thread end (and make the rest next time).
+            drop(disk);
+            if pending.await.is_ok() {
+                let _ = events.send(Event::FilesMade).await;
+            }
+        });
+    }
+
+    /// The complete download's files are all there: it is finished.
+    fn files_made(&self, run: &mut Running) {
+        if !run.picker.is_complete() || run.files_made {
+            return;
+        }
+        run.files_made = true;
+        // The state says so before the event does: a listener woken by
+        // `Finished` reads `Seeding`.
+        self.publish(run);
+        let _ = self.broadcast.send(TorrentEvent::Finished);
+        // `completed` only for the whole torrent: chosen files alone do
+        // not make a seed.
+        if run.picker.have_count() == run.picker.layout().num_pieces() {
+            for orders in &self.announcers {
+                let _ = orders.try_send(Order::Completed);
             }
         }
     }
@@ -678,7 +736,7 @@ impl Torrent {
             TorrentState::Error(e.clone())
         } else if run.paused {
             TorrentState::Paused
-        } else if run.picker.is_complete() {
+        } else if run.picker.is_complete() && run.files_made {
             TorrentState::Seeding
         } else {
             TorrentState::Downloading

@@ -217,9 +217,9 @@ pub(crate) struct WebClient {
 
 /// Why a request to a web seed failed.
 #[derive(Debug)]
-struct Failed {
+pub(crate) struct Failed {
     /// What went wrong, for the log.
-    reason: String,
+    pub(crate) reason: String,
     /// The server said the file is not there (404, 410).
     missing: bool,
     /// How long the server asked us to wait (`Retry-After`, in seconds).
@@ -277,61 +277,11 @@ impl WebClient {
                         format!("a bad answer from {uri}: {}", tracker::error_chain(&e))
                     })
                 })?;
-            let status = response.status();
-            if status.is_redirection() {
-                let location = response
-                    .headers()
-                    .get(hyper::header::LOCATION)
-                    .map(|l| String::from_utf8_lossy(l.as_bytes()).into_owned())
-                    .ok_or_else(|| {
-                        Failed::new(format!("HTTP {status} without a Location from {uri}"))
-                    })?;
-                uri = tracker::redirect_target(&uri, &location).ok_or_else(|| {
-                    Failed::new(format!(
-                        "{uri} redirects to {}, which is not an http:// or https:// URL",
-                        tracker::shown(&location)
-                    ))
-                })?;
-                continue;
+            match judge(response.status(), response.headers(), &uri, range) {
+                Verdict::Redirect(to) => uri = to,
+                Verdict::Body => return Ok((response, uri)),
+                Verdict::Failed(failed) => return Err(failed),
             }
-            // Compressed bytes are not the file's: said plainly, rather
-            // than found out as a failed piece (and the server banned).
-            if let Some(coding) = response
-                .headers()
-                .get(hyper::header::CONTENT_ENCODING)
-                .map(|c| {
-                    String::from_utf8_lossy(c.as_bytes())
-                        .trim()
-                        .to_ascii_lowercase()
-                })
-                .filter(|c| !c.is_empty() && c != "identity")
-                && status.is_success()
-            {
-                return Err(Failed::new(format!(
-                    "{uri} sent the file encoded ({}), which no request asked for",
-                    tracker::shown(&coding)
-                )));
-            }
-            return match status.as_u16() {
-                206 => match content_range_start(&response) {
-                    Some(start) if start != range.start => Err(Failed::new(format!(
-                        "asked {uri} for bytes from {}, it sent from {start}",
-                        range.start
-                    ))),
-                    _ => Ok((response, uri)),
-                },
-                // The whole file: usable when it starts where we want.
-                200 if range.start == 0 => Ok((response, uri)),
-                200 => Err(Failed::new(format!("{uri} does not serve byte ranges"))),
-                404 | 410 => Err(Failed {
-                    missing: true,
-                    ..Failed::new(format!("HTTP {status} for {uri}"))
-                }),
-                _ => Err(Failed {
-                    wait: retry_after(&response),
-                    ..Failed::new(format!("HTTP {status} for {uri}"))
-                }),
-            };
         }
         Err(Failed::new(format!(
             "redirected more than {MAX_REDIRECTS} times"
@@ -339,21 +289,92 @@ impl WebClient {
     }
 }
 
+/// What an answer to a range request is, by its status and headers.
+#[derive(Debug)]
+pub(crate) enum Verdict {
+    /// Ask there instead.
+    Redirect(hyper::Uri),
+    /// The body holds the range asked for, from its start.
+    Body,
+    /// The answer is of no use.
+    Failed(Failed),
+}
+
+/// Judges the answer `uri` gave to a request for `range`. Sans-IO: the
+/// status and headers are a stranger's, and nothing in them is trusted.
+pub(crate) fn judge(
+    status: hyper::StatusCode,
+    headers: &hyper::HeaderMap,
+    uri: &hyper::Uri,
+    range: &Range<u64>,
+) -> Verdict {
+    if status.is_redirection() {
+        let Some(location) = headers
+            .get(hyper::header::LOCATION)
+            .map(|l| String::from_utf8_lossy(l.as_bytes()).into_owned())
+        else {
+            return Verdict::Failed(Failed::new(format!(
+                "HTTP {status} without a Location from {uri}"
+            )));
+        };
+        return match tracker::redirect_target(uri, &location) {
+            Some(to) => Verdict::Redirect(to),
+            None => Verdict::Failed(Failed::new(format!(
+                "{uri} redirects to {}, which is not an http:// or https:// URL",
+                tracker::shown(&location)
+            ))),
+        };
+    }
+    // Compressed bytes are not the file's: said plainly, rather than found
+    // out as a failed piece (and the server banned).
+    if let Some(coding) = headers
+        .get(hyper::header::CONTENT_ENCODING)
+        .map(|c| {
+            String::from_utf8_lossy(c.as_bytes())
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .filter(|c| !c.is_empty() && c != "identity")
+        && status.is_success()
+    {
+        return Verdict::Failed(Failed::new(format!(
+            "{uri} sent the file encoded ({}), which no request asked for",
+            tracker::shown(&coding)
+        )));
+    }
+    match status.as_u16() {
+        206 => match content_range_start(headers) {
+            Some(start) if start != range.start => Verdict::Failed(Failed::new(format!(
+                "asked {uri} for bytes from {}, it sent from {start}",
+                range.start
+            ))),
+            _ => Verdict::Body,
+        },
+        // The whole file: usable when it starts where we want.
+        200 if range.start == 0 => Verdict::Body,
+        200 => Verdict::Failed(Failed::new(format!("{uri} does not serve byte ranges"))),
+        404 | 410 => Verdict::Failed(Failed {
+            missing: true,
+            ..Failed::new(format!("HTTP {status} for {uri}"))
+        }),
+        _ => Verdict::Failed(Failed {
+            wait: retry_after(headers),
+            ..Failed::new(format!("HTTP {status} for {uri}"))
+        }),
+    }
+}
+
 /// A `Retry-After` in seconds (the HTTP-date form is not worth parsing
 /// here).
-fn retry_after<B>(response: &hyper::Response<B>) -> Option<Duration> {
-    let value = response.headers().get(hyper::header::RETRY_AFTER)?;
+fn retry_after(headers: &hyper::HeaderMap) -> Option<Duration> {
+    let value = headers.get(hyper::header::RETRY_AFTER)?;
     let seconds: u64 = value.to_str().ok()?.trim().parse().ok()?;
     Some(Duration::from_secs(seconds))
 }
 
 /// Where a `Content-Range: bytes START-END/LEN` answer starts.
-fn content_range_start<B>(response: &hyper::Response<B>) -> Option<u64> {
-    let value = response
-        .headers()
-        .get(hyper::header::CONTENT_RANGE)?
-        .to_str()
-        .ok()?;
+fn content_range_start(headers: &hyper::HeaderMap) -> Option<u64> {
+    let value = headers.get(hyper::header::CONTENT_RANGE)?.to_str().ok()?;
     let range = value.trim().strip_prefix("bytes")?.trim_start();
     range.split('-').next()?.trim().parse().ok()
 }

@@ -101,6 +101,9 @@ enum Job {
         sender: u64,
         reply: oneshot::Sender<Vec<u32>>,
     },
+    FilesMade {
+        reply: oneshot::Sender<()>,
+    },
 }
 
 /// A cheap, cloneable handle to the disk thread.
@@ -133,17 +136,25 @@ impl Disk {
         let thread = std::thread::Builder::new()
             .name("btc-disk".into())
             .spawn(move || {
-                let wanted = storage.wanted_pieces();
-                let mut state = State {
-                    assembler: Assembler::new(storage.layout().clone(), memory_limit),
-                    verified: vec![false; storage.layout().num_pieces() as usize],
-                    wanted_left: wanted.iter().filter(|w| **w).count(),
-                    wanted,
-                    suspects: HashMap::new(),
-                    suspect_order: std::collections::VecDeque::new(),
-                    storage,
-                };
-                while let Some(job) = inbox.blocking_recv() {
+                let mut state = State::new(storage, memory_limit);
+                loop {
+                    // Background work (making empty files) goes a step at
+                    // a time, between jobs, and never delays one.
+                    let job = if state.empty_files_from.is_some() {
+                        match inbox.try_recv() {
+                            Ok(job) => job,
+                            Err(mpsc::error::TryRecvError::Empty) => {
+                                state.make_empty_files();
+                                continue;
+                            }
+                            Err(mpsc::error::TryRecvError::Disconnected) => break,
+                        }
+                    } else {
+                        match inbox.blocking_recv() {
+                            Some(job) => job,
+                            None => break,
+                        }
+                    };
                     state.run(job);
                 }
             })?;
@@ -247,11 +258,47 @@ impl Disk {
         self.ask(|reply| Job::Resume { have, reply }).await?
     }
 
+    /// Waits until the zero-length files of a complete download are made
+    /// (at once if none are being made). The disk thread makes them a few at
+    /// a time between other jobs once the last wanted piece is in (or the
+    /// check finds every one), so a download of many such files can be
+    /// stopped, or served, meanwhile.
+    ///
+    /// Returns once the question is queued: the answer to come holds no
+    /// handle, so a caller waiting for it does not keep the thread from
+    /// ending when every [`Disk`] is dropped (the answer then never comes).
+    pub async fn files_made(&self) -> Result<PendingFiles, DiskError> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send(Job::FilesMade { reply })
+            .await
+            .map_err(|_| DiskError::Stopped)?;
+        Ok(PendingFiles(answer))
+    }
+
     /// Drops the unfinished pieces holding a block from `sender` (a peer
     /// banned for bad data) and says which they were: they must be asked
     /// for again, whole.
     pub async fn forget_sender(&self, sender: u64) -> Result<Vec<u32>, DiskError> {
         self.ask(|reply| Job::Forget { sender, reply }).await
+    }
+}
+
+/// The answer to come for [`Disk::files_made`]: ready once the empty
+/// files are made, or with [`DiskError::Stopped`] if the thread ended first.
+#[derive(Debug)]
+pub struct PendingFiles(oneshot::Receiver<()>);
+
+impl std::future::Future for PendingFiles {
+    type Output = Result<(), DiskError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|answer| answer.map_err(|_| DiskError::Stopped))
     }
 }
 
@@ -313,7 +360,17 @@ struct State {
     /// oldest forgotten first (`suspect_order`).
     suspects: HashMap<u32, Vec<CopyHashes>>,
     suspect_order: std::collections::VecDeque<u32>,
+    /// The next file to look at while the empty files are being made,
+    /// [`EMPTY_FILES_STEP`] at a time between jobs.
+    empty_files_from: Option<usize>,
+    /// Those waiting for the empty files to be made.
+    files_waiters: Vec<oneshot::Sender<()>>,
 }
+
+/// Files looked at in one step of making the empty files: a few
+/// milliseconds, so that a peer's request or a stop never waits long
+/// behind a torrent of a hundred thousand of them.
+const EMPTY_FILES_STEP: usize = 64;
 
 /// A failed copy of a piece: each block's sender and SHA-1.
 type CopyHashes = Vec<(u64, [u8; 20])>;
@@ -324,6 +381,21 @@ const MAX_SUSPECT_PIECES: usize = 256;
 const MAX_COPIES: usize = 4;
 
 impl State {
+    fn new(storage: Storage, memory_limit: usize) -> State {
+        let wanted = storage.wanted_pieces();
+        State {
+            assembler: Assembler::new(storage.layout().clone(), memory_limit),
+            verified: vec![false; storage.layout().num_pieces() as usize],
+            wanted_left: wanted.iter().filter(|w| **w).count(),
+            wanted,
+            suspects: HashMap::new(),
+            suspect_order: std::collections::VecDeque::new(),
+            empty_files_from: None,
+            files_waiters: Vec::new(),
+            storage,
+        }
+    }
+
     fn run(&mut self, job: Job) {
         match job {
             Job::Write {
@@ -373,6 +445,13 @@ impl State {
             }
             Job::Forget { sender, reply } => {
                 let _ = reply.send(self.assembler.discard_from(sender));
+            }
+            Job::FilesMade { reply } => {
+                if self.empty_files_from.is_some() {
+                    self.files_waiters.push(reply);
+                } else {
+                    let _ = reply.send(());
+                }
             }
             Job::Resume { have, reply } => {
                 // Never record more than this thread has seen verified.
@@ -430,16 +509,36 @@ impl State {
     }
 
     /// Zero-length files hold no piece: the wanted ones are made once every
-    /// wanted piece is in. Then too, a part file left by an earlier download
-    /// of chosen files goes, if every file is now wanted. Failing to make one loses no data and must not stop a complete
-    /// download from seeding, so it is logged, not returned.
+    /// wanted piece is in, a step at a time between jobs
+    /// ([`State::make_empty_files`]).
     fn finish_files(&mut self) {
-        if let Err(e) = self.storage.create_empty_files() {
-            tracing::warn!(error = %e, "cannot create an empty file of the torrent");
+        self.empty_files_from = Some(0);
+    }
+
+    /// One step of making the empty files. After the last, a part file
+    /// left by an earlier download of chosen files goes, if every file is
+    /// now wanted. Failing to make a file loses no data and must not stop a
+    /// complete download from seeding, so it is logged, not returned (and
+    /// the files after it are made at the next start).
+    fn make_empty_files(&mut self) {
+        let Some(from) = self.empty_files_from else {
+            return;
+        };
+        self.empty_files_from = match self.storage.create_empty_files_from(from, EMPTY_FILES_STEP) {
+            Ok(next) => next,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot create an empty file of the torrent");
+                None
+            }
+        };
+        if self.empty_files_from.is_some() {
+            return;
         }
-        // Likewise a part file no longer needed: only a leftover.
         if let Err(e) = self.storage.remove_stale_parts() {
             tracing::warn!(error = %e, "cannot remove the part file");
+        }
+        for waiter in self.files_waiters.drain(..) {
+            let _ = waiter.send(());
         }
     }
 
@@ -552,4 +651,61 @@ impl State {
 /// A piece's bytes, block by block.
 fn block_chunks(data: &[u8]) -> std::slice::Chunks<'_, u8> {
     data.chunks(BLOCK_SIZE as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_files_are_made_a_step_at_a_time_and_waiters_hear_when_all_are() {
+        const EMPTY: usize = 3 * EMPTY_FILES_STEP + 5;
+        let source = tempfile::tempdir().unwrap();
+        let root = source.path().join("t");
+        std::fs::create_dir(&root).unwrap();
+        std::fs::write(root.join("data"), vec![7u8; 1000]).unwrap();
+        for i in 0..EMPTY {
+            std::fs::write(root.join(format!("e{i:04}")), b"").unwrap();
+        }
+        let torrent = metainfo::TorrentBuilder::new(&root)
+            .piece_length(16 * 1024)
+            .build(|_, _| {})
+            .unwrap();
+        // The data is all there; the empty files are not.
+        for i in 0..EMPTY {
+            std::fs::remove_file(root.join(format!("e{i:04}"))).unwrap();
+        }
+        let made = || {
+            (0..EMPTY)
+                .filter(|i| root.join(format!("e{i:04}")).exists())
+                .count()
+        };
+        let storage = Storage::new(&torrent, source.path(), Default::default()).unwrap();
+        let mut state = State::new(storage, 1 << 20);
+        let (reply, mut checked) = oneshot::channel();
+        state.run(Job::Check {
+            resume: None,
+            reply,
+        });
+        assert_eq!(checked.try_recv().unwrap().unwrap(), vec![true]);
+        // The check found every piece; nothing is made until a step runs.
+        assert_eq!(made(), 0);
+        let (reply, mut waiting) = oneshot::channel();
+        state.run(Job::FilesMade { reply });
+        state.make_empty_files();
+        assert!((1..=EMPTY_FILES_STEP).contains(&made()), "{}", made());
+        assert!(waiting.try_recv().is_err(), "not yet");
+        let mut steps = 1;
+        while state.empty_files_from.is_some() {
+            state.make_empty_files();
+            steps += 1;
+        }
+        assert_eq!(steps, EMPTY.div_ceil(EMPTY_FILES_STEP));
+        assert_eq!(made(), EMPTY);
+        assert!(waiting.try_recv().is_ok());
+        // Asked again, the answer is at once.
+        let (reply, mut again) = oneshot::channel();
+        state.run(Job::FilesMade { reply });
+        assert!(again.try_recv().is_ok());
+    }
 }

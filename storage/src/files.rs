@@ -364,20 +364,31 @@ impl FileSet {
         Ok(())
     }
 
-    /// Creates every zero-length file (they are never written otherwise).
-    /// One that exists already is left alone (opened for reading only), so
-    /// that seeding from a read-only or hard-linked copy works.
-    pub(crate) fn create_empty_files(&mut self, wanted: &[bool]) -> Result<(), StorageError> {
-        for (index, wanted) in wanted.iter().enumerate().take(self.files.len()) {
-            if *wanted
-                && self.files[index].length == 0
-                && !self.files[index].padding
-                && self.get(index, false).is_err()
-            {
-                self.get(index, true)?;
+    /// Creates the wanted zero-length files (they are never written
+    /// otherwise) among the `count` files from `from` on; the index to go on
+    /// from, or `None` once past the last. One that exists already is left
+    /// alone, so that seeding from a read-only or hard-linked copy works.
+    /// Nothing is kept open or flushed: an empty file holds no data, and
+    /// one lost in a crash is made again at the next start.
+    pub(crate) fn create_empty_files(
+        &mut self,
+        wanted: &[bool],
+        from: usize,
+        count: usize,
+    ) -> Result<Option<usize>, StorageError> {
+        let end = from
+            .saturating_add(count)
+            .min(wanted.len())
+            .min(self.files.len());
+        for index in from..end {
+            let file = &self.files[index];
+            if wanted[index] && file.length == 0 && !file.padding && self.open[index].is_none() {
+                if self.open_file(index, false).is_err() {
+                    drop(self.open_file(index, true)?);
+                }
             }
         }
-        Ok(())
+        Ok((end < wanted.len().min(self.files.len())).then_some(end))
     }
 
     /// The index of the part file.

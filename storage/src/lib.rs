@@ -56,7 +56,9 @@ mod resume;
 mod store;
 
 pub use assembler::{Added, Assembler, AssemblyError};
-pub use disk::{BlockOutcome, Disk, DiskError, DiskThread, PendingBlock, PendingBlocks};
+pub use disk::{
+    BlockOutcome, Disk, DiskError, DiskThread, PendingBlock, PendingBlocks, PendingFiles,
+};
 pub use error::StorageError;
 pub use resume::{FileStamp, ResumeData};
 pub use store::{Allocation, Storage, StorageConfig};

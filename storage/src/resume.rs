@@ -52,10 +52,8 @@ pub struct ResumeData {
 const MAX_RESUME_FILE: u64 = 64 << 20;
 
 impl ResumeData {
-    /// Writes the resume file atomically: to a temporary name beside it,
-    /// synced, then renamed over the old one, so a crash leaves either the
-    /// old file or the new one, never half of one.
-    pub fn save(&self, path: &Path) -> Result<(), StorageError> {
+    /// The resume file's bytes: a bencoded dictionary.
+    pub fn encode(&self) -> Vec<u8> {
         let mut e = Encoder::default();
         e.dict(|d| {
             d.entry(b"btc resume", &1i64);
@@ -85,7 +83,14 @@ impl ResumeData {
                 })
             });
         });
-        let bytes = e.into_bytes();
+        e.into_bytes()
+    }
+
+    /// Writes the resume file atomically: to a temporary name beside it,
+    /// synced, then renamed over the old one, so a crash leaves either the
+    /// old file or the new one, never half of one.
+    pub fn save(&self, path: &Path) -> Result<(), StorageError> {
+        let bytes = self.encode();
         let dir = path
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
@@ -144,7 +149,19 @@ impl ResumeData {
         if bytes.len() as u64 > MAX_RESUME_FILE {
             return None;
         }
-        let value = bencode::decode(&bytes).ok()?;
+        ResumeData::decode(&bytes, info_hash, num_pieces, num_files)
+    }
+
+    /// Reads a resume file's bytes (see [`ResumeData::load`]): `None` for
+    /// anything that is not the resume data of this torrent with this
+    /// shape.
+    pub fn decode(
+        bytes: &[u8],
+        info_hash: InfoHash,
+        num_pieces: u32,
+        num_files: usize,
+    ) -> Option<ResumeData> {
+        let value = bencode::decode(bytes).ok()?;
         let d = value.as_dict()?;
         if d.get(b"btc resume")?.as_int()? != 1
             || d.get(b"info hash")?.as_bytes()? != info_hash.as_bytes()

@@ -257,7 +257,23 @@ impl Storage {
     /// Creates the torrent's zero-length files, which hold no piece and so
     /// are never written: call once the download is complete.
     pub fn create_empty_files(&mut self) -> Result<(), StorageError> {
-        self.files.create_empty_files(&self.wanted)
+        let mut next = Some(0);
+        while let Some(from) = next {
+            next = self.create_empty_files_from(from, usize::MAX)?;
+        }
+        Ok(())
+    }
+
+    /// Does [`Storage::create_empty_files`] a few at a time: among the
+    /// `count` files from index `from` on. Returns where to go on from, or
+    /// `None` once every file was looked at. A torrent of many empty files
+    /// so leaves room between steps for other work, and for stopping.
+    pub fn create_empty_files_from(
+        &mut self,
+        from: usize,
+        count: usize,
+    ) -> Result<Option<usize>, StorageError> {
+        self.files.create_empty_files(&self.wanted, from, count)
     }
 
     /// With every file wanted, removes the part file an earlier download of

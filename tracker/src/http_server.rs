@@ -16,10 +16,8 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::request::{AnnounceRequest, RequestError, scrape_info_hashes};
-use crate::response::failure_bytes;
 use crate::running::Running;
-use crate::swarm::{Tracker, TrackerConfig, lock};
+use crate::swarm::{Tracker, TrackerConfig, answer_http};
 
 /// The most connections served at once; more wait to be accepted.
 const MAX_CONNECTIONS: usize = 1024;
@@ -164,28 +162,7 @@ fn handle(
     let query = request.uri().query().unwrap_or("");
     // A dual-stack socket reports IPv4 clients as ::ffff:a.b.c.d.
     let ip = remote.ip().to_canonical();
-    let now = Instant::now();
-    let body = match request.uri().path() {
-        "/announce" => AnnounceRequest::from_query(query).and_then(|announce| {
-            // The lock is held only for the state change; logging and
-            // encoding happen after.
-            let answer = lock(state).announce(&announce, ip, now)?;
-            tracing::info!(
-                info_hash = %announce.info_hash, peer = %SocketAddr::new(ip, announce.port),
-                event = ?announce.event, left = announce.left, "announce"
-            );
-            Ok(answer.to_bytes(announce.compact, announce.no_peer_id))
-        }),
-        "/scrape" => scrape_info_hashes(query).map(|hashes| {
-            let answer = lock(state).scrape(&hashes, now);
-            answer.to_bytes()
-        }),
-        _ => Err(RequestError::UnknownPath),
-    };
-    let body = body.unwrap_or_else(|err| {
-        tracing::debug!(%remote, "refused: {err}");
-        failure_bytes(&err.to_string())
-    });
+    let body = answer_http(state, request.uri().path(), query, ip, Instant::now());
     let mut response = Response::new(Full::new(Bytes::from(body)));
     response.headers_mut().insert(
         hyper::header::CONTENT_TYPE,

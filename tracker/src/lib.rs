@@ -61,7 +61,7 @@ pub use response::{
     AnnounceResponse, MAX_INTERVAL, MAX_PEERS, Peer, ResponseError, ScrapeResponse, ScrapeStats,
     failure_bytes, shown,
 };
-pub use swarm::{Tracker, TrackerConfig};
+pub use swarm::{Tracker, TrackerConfig, answer_http};
 pub use udp::{MAX_SCRAPE, PROTOCOL_ID, PacketError, UdpRequest, UdpResponse, stray_peer_bytes};
 pub use udp_client::{UdpClient, UdpOptions};
 pub use udp_server::UdpTracker;

@@ -6,6 +6,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use bencode::{Bytes, Dict, Encoder, Value};
 use metainfo::{InfoHash, PeerId};
 
+use crate::udp::UdpResponse;
+
 /// The most peers a response may list: far more than any tracker sends, few
 /// enough that a hostile one cannot make the list large.
 pub const MAX_PEERS: usize = 10_000;
@@ -68,6 +70,53 @@ pub enum ResponseError {
 }
 
 impl AnnounceResponse {
+    /// The answer a UDP tracker gave an announce (BEP 15), held to the same
+    /// bounds as one over HTTP: an interval of at most a week, each address
+    /// once and at most [`MAX_PEERS`] of them. An error packet is the
+    /// tracker's refusal.
+    pub fn from_udp(response: UdpResponse) -> Result<AnnounceResponse, ResponseError> {
+        match response {
+            UdpResponse::Announce { interval, .. } if interval > MAX_INTERVAL => {
+                Err(ResponseError::BadField {
+                    field: "interval",
+                    problem: "longer than a week",
+                })
+            }
+            UdpResponse::Announce {
+                interval,
+                leechers,
+                seeders,
+                peers,
+                ..
+            } => {
+                // A datagram holds up to 10,922 IPv4 peers.
+                let mut kept = Vec::new();
+                let mut seen = Seen::new(&kept);
+                for peer in peers {
+                    if !seen.add(&mut kept, peer) {
+                        break;
+                    }
+                }
+                Ok(AnnounceResponse {
+                    interval,
+                    min_interval: None,
+                    tracker_id: None,
+                    complete: Some(seeders),
+                    incomplete: Some(leechers),
+                    warning: None,
+                    peers: kept,
+                })
+            }
+            UdpResponse::Error { message, .. } => Err(ResponseError::Failure(message)),
+            UdpResponse::Connect { .. } | UdpResponse::Scrape { .. } => {
+                Err(ResponseError::BadField {
+                    field: "action",
+                    problem: "not the answer to an announce",
+                })
+            }
+        }
+    }
+
     /// Reads a response body.
     pub fn from_bytes(body: &[u8]) -> Result<AnnounceResponse, ResponseError> {
         let dict = top_dict(body)?;
@@ -326,16 +375,16 @@ fn compact_peers(
 /// The addresses already in a peer list, so that each is kept once: a
 /// tracker that repeats one address thousands of times must not push the
 /// real peers past [`MAX_PEERS`].
-pub(crate) struct Seen(std::collections::HashSet<SocketAddr>);
+struct Seen(std::collections::HashSet<SocketAddr>);
 
 impl Seen {
-    pub(crate) fn new(out: &[Peer]) -> Seen {
+    fn new(out: &[Peer]) -> Seen {
         Seen(out.iter().map(|p| p.addr).collect())
     }
 
     /// Adds `peer` unless its address is there already; false once the
     /// list is full.
-    pub(crate) fn add(&mut self, out: &mut Vec<Peer>, peer: Peer) -> bool {
+    fn add(&mut self, out: &mut Vec<Peer>, peer: Peer) -> bool {
         if out.len() >= MAX_PEERS {
             return false;
         }

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use metainfo::{InfoHash, PeerId};
 use rand::seq::IteratorRandom;
 
-use crate::request::{AnnounceRequest, Event, RequestError};
-use crate::response::{AnnounceResponse, Peer, ScrapeResponse, ScrapeStats};
+use crate::request::{AnnounceRequest, Event, RequestError, scrape_info_hashes};
+use crate::response::{AnnounceResponse, Peer, ScrapeResponse, ScrapeStats, failure_bytes};
 
 /// How a [`Tracker`] behaves.
 #[derive(Clone, Debug)]
@@ -398,4 +398,37 @@ pub(crate) fn lock(state: &std::sync::Mutex<Tracker>) -> std::sync::MutexGuard<'
     state
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The body of the HTTP answer to a request for `path` with `query` (still
+/// percent-encoded) from `ip`: an announce or scrape answer, or, for
+/// anything else, a bencoded `failure reason`, as clients expect. The lock
+/// is held only for the state change; parsing, logging and encoding happen
+/// outside it.
+pub fn answer_http(
+    state: &std::sync::Mutex<Tracker>,
+    path: &str,
+    query: &str,
+    ip: IpAddr,
+    now: Instant,
+) -> Vec<u8> {
+    let body = match path {
+        "/announce" => AnnounceRequest::from_query(query).and_then(|announce| {
+            let answer = lock(state).announce(&announce, ip, now)?;
+            tracing::info!(
+                info_hash = %announce.info_hash, peer = %SocketAddr::new(ip, announce.port),
+                event = ?announce.event, left = announce.left, "announce"
+            );
+            Ok(answer.to_bytes(announce.compact, announce.no_peer_id))
+        }),
+        "/scrape" => scrape_info_hashes(query).map(|hashes| {
+            let answer = lock(state).scrape(&hashes, now);
+            answer.to_bytes()
+        }),
+        _ => Err(RequestError::UnknownPath),
+    };
+    body.unwrap_or_else(|err| {
+        tracing::debug!(%ip, "refused: {err}");
+        failure_bytes(&err.to_string())
+    })
 }

@@ -10,7 +10,7 @@ use tokio::net::UdpSocket;
 
 use crate::http_client::TrackerError;
 use crate::request::AnnounceRequest;
-use crate::response::{AnnounceResponse, MAX_INTERVAL, ResponseError, ScrapeResponse, Seen};
+use crate::response::{AnnounceResponse, ResponseError, ScrapeResponse};
 use crate::udp::{MAX_SCRAPE, UdpRequest, UdpResponse};
 
 /// Timing for UDP trackers.
@@ -79,40 +79,7 @@ impl UdpClient {
             })
             .await?;
         match response {
-            UdpResponse::Announce { interval, .. } if interval > MAX_INTERVAL => {
-                let problem = "longer than a week";
-                Err(ResponseError::BadField {
-                    field: "interval",
-                    problem,
-                }
-                .into())
-            }
-            UdpResponse::Announce {
-                interval,
-                leechers,
-                seeders,
-                peers,
-                ..
-            } => {
-                // Each address once, and no more than an HTTP answer may
-                // give: a datagram holds up to 10,922 IPv4 peers.
-                let mut kept = Vec::new();
-                let mut seen = Seen::new(&kept);
-                for peer in peers {
-                    if !seen.add(&mut kept, peer) {
-                        break;
-                    }
-                }
-                Ok(AnnounceResponse {
-                    interval,
-                    min_interval: None,
-                    tracker_id: None,
-                    complete: Some(seeders),
-                    incomplete: Some(leechers),
-                    warning: None,
-                    peers: kept,
-                })
-            }
+            UdpResponse::Announce { .. } => Ok(AnnounceResponse::from_udp(response)?),
             _ => Err(TrackerError::Unreachable(
                 "the UDP tracker answered an announce with another kind of packet".into(),
             )),

@@ -10,7 +10,6 @@ use peerwire::Message;
 use storage::{AssemblyError, BlockOutcome, DiskError};
 
 use super::{BOTH_SEEDS, Running, Torrent, count, host};
-use crate::announce::Order;
 use crate::peer::{self, Event};
 use crate::picker::{Delivered, PeerKey};
 
@@ -257,17 +256,8 @@ impl Torrent {
                     ),
                 }
             }
-            // The state says so before the event does: a listener woken by
-            // `Finished` reads `Seeding`.
-            self.publish(run);
-            let _ = self.broadcast.send(TorrentEvent::Finished);
-            // `completed` only for the whole torrent: chosen files alone
-            // do not make a seed.
-            if run.picker.have_count() == run.picker.layout().num_pieces() {
-                for orders in &self.announcers {
-                    let _ = orders.try_send(Order::Completed);
-                }
-            }
+            // Finished once its empty files are made too.
+            self.await_files(run);
             // Seeds have nothing to give each other, and web seeds nothing
             // to a complete download (one that lacks files included).
             let seeds: Vec<PeerKey> = run
