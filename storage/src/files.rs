@@ -380,12 +380,15 @@ impl FileSet {
             .saturating_add(count)
             .min(wanted.len())
             .min(self.files.len());
-        for index in from..end {
+        for (index, wanted) in wanted.iter().enumerate().take(end).skip(from) {
             let file = &self.files[index];
-            if wanted[index] && file.length == 0 && !file.padding && self.open[index].is_none() {
-                if self.open_file(index, false).is_err() {
-                    drop(self.open_file(index, true)?);
-                }
+            if *wanted
+                && file.length == 0
+                && !file.padding
+                && self.open[index].is_none()
+                && self.open_file(index, false).is_err()
+            {
+                drop(self.open_file(index, true)?);
             }
         }
         Ok((end < wanted.len().min(self.files.len())).then_some(end))
