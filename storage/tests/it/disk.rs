@@ -369,8 +369,9 @@ async fn blocks_read_together_match_blocks_read_alone() {
 }
 
 /// A download of chosen files makes the empty files among them once every
-/// piece of the chosen files is in (and none of the others), or at once
-/// when the chosen files hold no piece at all.
+/// piece of the chosen files is in (and none of the others), or right
+/// after the check when the chosen files hold no piece at all;
+/// `Disk::files_made` says when they are there.
 #[tokio::test]
 async fn chosen_empty_files_are_made_once_the_chosen_pieces_are_in() {
     let source = tempfile::tempdir().unwrap();
@@ -396,6 +397,7 @@ async fn chosen_empty_files_are_made_once_the_chosen_pieces_are_in() {
         );
         write_piece(&disk, &torrent, &files, piece).await;
     }
+    disk.files_made().await.unwrap().await.unwrap();
     assert_eq!(
         std::fs::metadata(path(target.path(), empty[0]))
             .unwrap()
@@ -412,6 +414,7 @@ async fn chosen_empty_files_are_made_once_the_chosen_pieces_are_in() {
     let storage = Storage::new(&torrent, target.path(), only(&[empty[1]])).unwrap();
     let (disk, thread) = Disk::start(storage, 1 << 20, 4).unwrap();
     disk.check(None).await.unwrap();
+    disk.files_made().await.unwrap().await.unwrap();
     assert_eq!(
         std::fs::metadata(path(target.path(), empty[1]))
             .unwrap()
