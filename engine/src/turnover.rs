@@ -46,13 +46,13 @@ pub struct Grace {
 }
 
 impl Default for Grace {
-    /// 20 s with nothing to trade: an honest peer says what it has and
+    /// 10 s with nothing to trade: an honest peer says what it has and
     /// whether it wants ours within a second or two of its handshake. 60 s
     /// for a stalled one, the strictest of Transmission's idle limits:
     /// long enough for a choking round or two.
     fn default() -> Self {
         Grace {
-            idle: Duration::from_secs(20),
+            idle: Duration::from_secs(10),
             stalled: Duration::from_secs(60),
         }
     }

@@ -2,39 +2,8 @@
 //! message decoded re-encodes to the frame it came from.
 #![no_main]
 
-use bytes::{Bytes, BytesMut};
-use libfuzzer_sys::fuzz_target;
-use peerwire::extension::{ExtensionHandshake, UtMetadata, UtPex};
-use peerwire::{Handshake, Message, PeerCodec};
-use tokio_util::codec::Decoder;
+mod check {
+    include!("../checks/peerwire_decode.rs");
+}
 
-fuzz_target!(|data: &[u8]| {
-    let _ = Handshake::decode(data);
-    let Some((&pieces, stream)) = data.split_first() else { return };
-    // The first byte picks the piece count, or none (a magnet link).
-    let num_pieces = (pieces != 0).then_some(u32::from(pieces) * 37);
-    let mut codec = PeerCodec::new(num_pieces);
-    let mut buf = BytesMut::from(stream);
-    loop {
-        let before = buf.len();
-        match codec.decode(&mut buf) {
-            Ok(Some(message)) => {
-                if let Message::Unknown { .. } = message {
-                    continue;
-                }
-                let mut again = BytesMut::new();
-                peerwire::encode(&message, &mut again);
-                assert_eq!(again.len(), before - buf.len(), "{message:?}");
-                if let Message::Extended { payload, .. } = &message {
-                    let _ = ExtensionHandshake::decode(payload);
-                    let _ = UtMetadata::decode(payload);
-                    let _ = UtPex::decode(payload);
-                }
-            }
-            Ok(None) | Err(_) => break,
-        }
-    }
-    // At most one frame's worth is reserved; the allocator may double it.
-    assert!(buf.capacity() <= 2 * stream.len().max(4 + codec.max_len()) + 64);
-    let _ = UtMetadata::decode(&Bytes::copy_from_slice(data));
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| check::check(data));

@@ -3,27 +3,8 @@
 //! the same value.
 #![no_main]
 
-use bytes::Bytes;
-use libfuzzer_sys::fuzz_target;
-use peerwire::extension::{ExtensionHandshake, MAX_PEX_PEERS, PEX_PER_MESSAGE, UtMetadata, UtPex};
+mod check {
+    include!("../checks/peerwire_extension.rs");
+}
 
-fuzz_target!(|data: &[u8]| {
-    if let Ok(handshake) = ExtensionHandshake::decode(data) {
-        assert!(handshake.m.len() <= 128);
-        let again = ExtensionHandshake::decode(&handshake.encode()).expect("own encoding reads");
-        assert_eq!(again, handshake);
-    }
-    if let Ok(message) = UtMetadata::decode(&Bytes::copy_from_slice(data)) {
-        let again = UtMetadata::decode(&message.encode()).expect("own encoding reads");
-        assert_eq!(again, message);
-    }
-    if let Ok(pex) = UtPex::decode(data) {
-        assert!(pex.added.len() <= 2 * MAX_PEX_PEERS);
-        assert!(pex.dropped.len() <= 2 * MAX_PEX_PEERS);
-        let again = UtPex::decode(&pex.encode()).expect("own encoding reads");
-        // One message carries at most PEX_PER_MESSAGE of each, IPv4 first.
-        let first = |n: usize| n.min(PEX_PER_MESSAGE);
-        assert_eq!(again.added, pex.added[..first(pex.added.len())]);
-        assert_eq!(again.dropped, pex.dropped[..first(pex.dropped.len())]);
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| check::check(data));

@@ -3,19 +3,8 @@
 //! shape and is written back to the same bytes' meaning.
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
-use metainfo::InfoHash;
-use storage::ResumeData;
+mod check {
+    include!("../checks/resume_file.rs");
+}
 
-const HASH: InfoHash = InfoHash([0x11; 20]);
-
-fuzz_target!(|data: &[u8]| {
-    let Some((&[a, b, files], bytes)) = data.split_first_chunk::<3>() else { return };
-    let pieces = u32::from(u16::from_be_bytes([a, b]));
-    let files = usize::from(files);
-    let Some(resume) = ResumeData::decode(bytes, HASH, pieces, files) else { return };
-    assert_eq!(resume.info_hash, HASH);
-    assert_eq!(resume.pieces.len(), pieces as usize);
-    assert_eq!(resume.files.len(), files);
-    assert_eq!(ResumeData::decode(&resume.encode(), HASH, pieces, files), Some(resume));
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| check::check(data));

@@ -2,29 +2,8 @@
 //! panic, bounded output, and what decodes encodes back to the same value.
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
-use tracker::{AnnounceRequest, AnnounceResponse, ScrapeResponse, UdpRequest, UdpResponse};
+mod check {
+    include!("../checks/tracker_messages.rs");
+}
 
-fuzz_target!(|data: &[u8]| {
-    if let Ok(r) = AnnounceResponse::from_bytes(data) {
-        assert!(r.peers.len() <= tracker::MAX_PEERS);
-        let again = AnnounceResponse::from_bytes(&r.to_bytes(false, false)).expect("own encoding reads");
-        assert_eq!(again.peers, r.peers);
-    }
-    let _ = ScrapeResponse::from_bytes(data);
-    if let Ok(request) = UdpRequest::decode(data) {
-        assert_eq!(UdpRequest::decode(&request.encode()), Ok(request));
-    }
-    for ipv6 in [false, true] {
-        if let Ok(response) = UdpResponse::decode(data, ipv6) {
-            assert_eq!(UdpResponse::decode(&response.encode(), ipv6), Ok(response));
-        }
-    }
-    if let Ok(query) = std::str::from_utf8(data) {
-        if let Ok(request) = AnnounceRequest::from_query(query) {
-            let url = request.url("http://t/announce");
-            let reparsed = AnnounceRequest::from_query(url.split_once('?').map_or("", |(_, q)| q));
-            assert_eq!(reparsed.as_ref().map(|r| r.info_hash), Ok(request.info_hash));
-        }
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| check::check(data));

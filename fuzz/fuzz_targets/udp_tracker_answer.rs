@@ -3,25 +3,8 @@
 //! within the bounds of an HTTP one.
 #![no_main]
 
-use std::collections::HashSet;
+mod check {
+    include!("../checks/udp_tracker_answer.rs");
+}
 
-use libfuzzer_sys::fuzz_target;
-use tracker::{AnnounceResponse, UdpResponse};
-
-fuzz_target!(|data: &[u8]| {
-    for ipv6 in [false, true] {
-        let size = if ipv6 { 18 } else { 6 };
-        let stray = tracker::stray_peer_bytes(data, ipv6);
-        assert!(stray < size);
-        let Ok(response) = UdpResponse::decode(data, ipv6) else { continue };
-        assert_eq!(UdpResponse::decode(&response.encode(), ipv6).as_ref(), Ok(&response));
-        if let UdpResponse::Announce { peers, .. } = &response {
-            assert_eq!(peers.len(), (data.len() - 20 - stray) / size);
-        }
-        if let Ok(answer) = AnnounceResponse::from_udp(response) {
-            assert!(answer.peers.len() <= tracker::MAX_PEERS);
-            let distinct: HashSet<_> = answer.peers.iter().map(|p| p.addr).collect();
-            assert_eq!(distinct.len(), answer.peers.len());
-        }
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| check::check(data));

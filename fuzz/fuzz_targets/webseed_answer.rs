@@ -4,30 +4,8 @@
 //! on.
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
+mod check {
+    include!("../checks/webseed_answer.rs");
+}
 
-fuzz_target!(|data: &[u8]| {
-    let Some((&[s0, s1, r0, r1, r2, r3, r4, r5, r6, r7], rest)) = data.split_first_chunk::<10>() else { return };
-    let status = u16::from_be_bytes([s0, s1]) % 1000;
-    let start = u64::from_be_bytes([r0, r1, r2, r3, r4, r5, r6, r7]) % (1 << 40);
-    let headers: Vec<(&[u8], &[u8])> = rest
-        .split(|&b| b == b'\n')
-        .filter_map(|line| {
-            let colon = line.iter().position(|&b| b == b':')?;
-            Some((&line[..colon], line[colon + 1..].trim_ascii()))
-        })
-        .collect();
-    let Some(verdict) = engine::fuzzing::web_seed_answer(
-        status,
-        &headers,
-        "http://seed.example/dir/file%20name?key=1",
-        start..start + 16384,
-    ) else { return };
-    assert!(
-        verdict == "body"
-            || verdict.starts_with("redirect http://")
-            || verdict.starts_with("redirect https://")
-            || verdict.starts_with("failed: "),
-        "{verdict}"
-    );
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| check::check(data));

@@ -1,7 +1,8 @@
 //! Crowds that take a peer's places and give nothing back, for testing
-//! that a full peer table still lets useful peers in: connections that
-//! finish their handshake and then only keep alive, and bursts of
-//! handshakes all at once.
+//! that a full peer table still lets useful peers in and that a seed's
+//! memory stays bounded: connections that finish their handshake and then
+//! only keep alive, bursts of handshakes all at once, and greedy leechers
+//! that pull blocks as fast as they are given.
 //!
 //! Each member of a crowd dials from a loopback address of its own
 //! ([`member_ip`]), so a limit on connections per host sees as many hosts
@@ -156,3 +157,73 @@ pub async fn burst(
         .map(|stream| answered(stream, info_hash, timeout));
     Ok(join_all(answers).await.into_iter().filter(|ok| *ok).count())
 }
+
+/// A leecher that asks for blocks as fast as it is given them and never
+/// gives any: it dials `to` from `from`, says it is interested, and while
+/// unchoked keeps [`GREEDY_PIPELINE`] requests for random blocks of
+/// `torrent` in flight, until `until` or the other side closes. Returns the
+/// payload bytes it received, or `None` if its handshake was not answered.
+pub async fn greedy(
+    from: IpAddr,
+    to: SocketAddr,
+    torrent: &metainfo::Metainfo,
+    until: tokio::time::Instant,
+) -> io::Result<Option<u64>> {
+    use futures::{SinkExt, StreamExt as _};
+    use peerwire::{Message, PeerCodec};
+
+    let info_hash = torrent.info_hash();
+    let mut stream = dial(from, to, info_hash).await?;
+    if !answered(&mut stream, info_hash, Duration::from_secs(30)).await {
+        return Ok(None);
+    }
+    let layout = torrent.layout();
+    let mut framed =
+        tokio_util::codec::Framed::new(stream, PeerCodec::new(Some(layout.num_pieces())));
+    framed
+        .send(Message::Interested)
+        .await
+        .map_err(io::Error::other)?;
+    let mut received = 0u64;
+    let mut in_flight = 0usize;
+    let mut unchoked = false;
+    loop {
+        while unchoked && in_flight < GREEDY_PIPELINE {
+            let piece = rand::random_range(0..layout.num_pieces());
+            let blocks = layout.num_blocks(piece).unwrap_or(1);
+            let Some(block) = layout.block(piece, rand::random_range(0..blocks)) else {
+                break;
+            };
+            framed
+                .feed(Message::Request(block))
+                .await
+                .map_err(io::Error::other)?;
+            in_flight += 1;
+        }
+        SinkExt::<Message>::flush(&mut framed)
+            .await
+            .map_err(io::Error::other)?;
+        let message = tokio::select! {
+            message = framed.next() => message,
+            () = tokio::time::sleep_until(until) => return Ok(Some(received)),
+        };
+        match message {
+            None | Some(Err(_)) => return Ok(Some(received)),
+            Some(Ok(Message::Piece { data, .. })) => {
+                received += data.len() as u64;
+                in_flight = in_flight.saturating_sub(1);
+            }
+            Some(Ok(Message::Reject(_))) => in_flight = in_flight.saturating_sub(1),
+            Some(Ok(Message::Unchoke)) => unchoked = true,
+            Some(Ok(Message::Choke)) => {
+                // Without the fast extension a choke drops every request.
+                unchoked = false;
+                in_flight = 0;
+            }
+            Some(Ok(_)) => {}
+        }
+    }
+}
+
+/// Requests a greedy leecher keeps in flight.
+pub const GREEDY_PIPELINE: usize = 32;

@@ -12,8 +12,12 @@
 //! - `bench [--size SIZE] [--rounds N] [--btc PATH]`: btc against the real
 //!   clients installed, in turns, from one btc seeder; medians and the
 //!   machine's bounds, written under `target/bench/`.
+//! - `siege [idle|burst|load|udp] [--btc PATH]`: a btc binary attacked on
+//!   127.0.0.1 (silent connections, bursts of handshakes, greedy leechers,
+//!   forged UDP tracker packets), and what it withstands.
 
 mod bench;
+mod siege;
 mod testnet;
 mod tidy;
 
@@ -21,8 +25,7 @@ use std::process::{Command, ExitCode};
 
 use anyhow::{Context, Result, bail};
 
-const USAGE: &str =
-    "usage: cargo xtask <tidy | fuzz [TARGET] [--seconds N] | testnet [--help] | bench [--help]>";
+const USAGE: &str = "usage: cargo xtask <tidy | fuzz [TARGET] [--seconds N] | testnet [--help] | bench [--help] | siege [--help]>";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -33,6 +36,7 @@ fn main() -> ExitCode {
         Some("fuzz") => fuzz(&args[1..]),
         Some("testnet") => testnet::run(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
+        Some("siege") => siege::run(&args[1..]),
         _ => {
             eprintln!("{USAGE}");
             return ExitCode::from(2);
@@ -47,13 +51,9 @@ fn main() -> ExitCode {
     }
 }
 
-/// The fuzz targets, each run for the same time.
-const FUZZ_TARGETS: &[&str] = &[
-    "bencode_decode",
-    "metainfo_parse",
-    "tracker_messages",
-    "peerwire_decode",
-];
+/// The fuzz targets, each run for the same time (the list is shared with
+/// the test that runs their corpora, `tests/fuzz_corpora.rs`).
+const FUZZ_TARGETS: &[&str] = &include!("fuzz_targets.in");
 
 fn fuzz(args: &[String]) -> Result<()> {
     let mut seconds = 60u64;

@@ -198,7 +198,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
 }
 
 /// Builds btc in release mode and returns its path.
-fn build_btc() -> Result<PathBuf> {
+pub(crate) fn build_btc() -> Result<PathBuf> {
     eprintln!("building btc (release)…");
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .args(["build", "--release", "--quiet", "-p", "btc"])
