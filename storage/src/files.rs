@@ -66,10 +66,10 @@ impl FileSet {
         let root = root
             .canonicalize()
             .map_err(|e| StorageError::io("open", root, e))?;
-        let mut files: Vec<StoredFile> = info
-            .files()
-            .iter()
-            .map(|f| {
+        // Sized for the part file too: pushed onto a full vector, it would
+        // double the capacity (megabytes for a torrent of many files).
+        let mut files: Vec<StoredFile> = Vec::with_capacity(info.files().len() + 1);
+        files.extend(info.files().iter().map(|f| {
                 // metainfo's paths are relative and free of `..`: joining
                 // them cannot climb out; symbolic links are checked on open.
                 let relative: PathBuf = info.file_path(f).collect();
@@ -79,8 +79,7 @@ impl FileSet {
                     length: f.length,
                     padding: f.is_padding(),
                 }
-            })
-            .collect();
+            }));
         // Last, the part file: where pieces' parts in unwanted files go.
         // Its name starts with a dot and holds the info-hash, so no torrent
         // path (checked by metainfo) can be it by accident... except one
