@@ -115,6 +115,8 @@ struct Peer {
     /// Whether it sent a bitfield, have-all or have-none yet (only the first
     /// message may).
     said_pieces: bool,
+    /// Whether it sent anything but keep-alives since its handshake.
+    said_anything: bool,
     fast: bool,
     extended: bool,
     /// The id the peer wants `ut_metadata` messages sent with, if any.

@@ -11,15 +11,19 @@
 //! - A peer's *idle time* runs from the later of when it connected and the
 //!   last block that passed either way. Keep-alives, haves and interest
 //!   do not count: a block is the only proof of use.
+//! - A *mute* peer has said nothing since its handshake but keep-alives:
+//!   every client in use sends its pieces (or have-none) or its extension
+//!   handshake at once. It gives way once idle for [`Grace::mute`].
 //! - A peer with *nothing to trade* (neither side interested) gives way
-//!   once idle for [`Grace::idle`]: to a peer that dialled us, or to an
-//!   address waiting to be dialled.
+//!   once idle for [`Grace::idle`].
+//! - Both give way to a peer that dialled us, or to an address waiting to
+//!   be dialled.
 //! - Any other peer (it wants our pieces or has some we want, but no block
 //!   passed) gives way once idle for [`Grace::stalled`], and only to a peer
 //!   that dialled us: that one has shown it is alive and wants this torrent,
 //!   which an address from a tracker has not.
-//! - Of those who may go, the one idle longest goes first; every peer of
-//!   the first kind before any of the second.
+//! - Of those who may go, the one idle longest goes first; every mute peer
+//!   before any with nothing to trade, and those before any other.
 //!
 //! When nobody may go, the newcomer is refused. libtorrent refuses a peer at
 //! a full torrent, or ranks by a hash of both addresses, and disconnects
@@ -38,6 +42,8 @@ use crate::picker::PeerKey;
 /// How long peers may be idle before they give way to a newcomer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Grace {
+    /// For a peer that has said nothing since its handshake.
+    pub mute: Duration,
     /// For a peer with nothing to trade (neither side interested).
     pub idle: Duration,
     /// For a peer that wants our pieces or has some we want, but with which
@@ -46,12 +52,14 @@ pub struct Grace {
 }
 
 impl Default for Grace {
-    /// 10 s with nothing to trade: an honest peer says what it has and
-    /// whether it wants ours within a second or two of its handshake. 60 s
-    /// for a stalled one, the strictest of Transmission's idle limits:
-    /// long enough for a choking round or two.
+    /// 2 s for a mute peer: an honest one speaks within a round trip of
+    /// its handshake. 10 s with nothing to trade: an honest peer says
+    /// whether it wants ours within a second or two. 60 s for a stalled
+    /// one, the strictest of Transmission's idle limits: long enough for a
+    /// choking round or two.
     fn default() -> Self {
         Grace {
+            mute: Duration::from_secs(2),
             idle: Duration::from_secs(10),
             stalled: Duration::from_secs(60),
         }
@@ -66,8 +74,19 @@ pub struct Standing {
     /// The later of when it connected and when a block last passed either
     /// way.
     pub active_at: Instant,
-    /// Whether either side is interested in the other.
-    pub trading: bool,
+    /// What it is to us.
+    pub kind: Kind,
+}
+
+/// What a peer is to us, from least to most worth keeping.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Kind {
+    /// It has said nothing since its handshake but keep-alives.
+    Mute,
+    /// Neither side is interested in the other.
+    Idle,
+    /// One side is interested in the other.
+    Trading,
 }
 
 /// Who wants a place in the table.
@@ -90,14 +109,14 @@ pub fn give_way(
         .into_iter()
         .filter_map(|p| {
             let idle = now.saturating_duration_since(p.active_at);
-            let may_go = if p.trading {
-                newcomer == Newcomer::Incoming && idle >= grace.stalled
-            } else {
-                idle >= grace.idle
+            let may_go = match p.kind {
+                Kind::Mute => idle >= grace.mute,
+                Kind::Idle => idle >= grace.idle,
+                Kind::Trading => newcomer == Newcomer::Incoming && idle >= grace.stalled,
             };
-            // Peers with nothing to trade first, then the longest idle, then
-            // the older connection.
-            may_go.then_some((p.trading, std::cmp::Reverse(idle), p.key))
+            // The least worth keeping first, then the longest idle, then the
+            // older connection.
+            may_go.then_some((p.kind, std::cmp::Reverse(idle), p.key))
         })
         .min()
         .map(|(_, _, key)| key)
@@ -108,28 +127,33 @@ mod tests {
     use super::*;
 
     const GRACE: Grace = Grace {
+        mute: Duration::from_secs(2),
         idle: Duration::from_secs(20),
         stalled: Duration::from_secs(60),
     };
 
-    fn peer(key: PeerKey, t0: Instant, active_at_s: u64, trading: bool) -> Standing {
+    fn peer(key: PeerKey, t0: Instant, active_at_s: u64, kind: Kind) -> Standing {
         Standing {
             key,
             active_at: t0 + Duration::from_secs(active_at_s),
-            trading,
+            kind,
         }
     }
 
     #[test]
     fn nobody_goes_before_their_grace_is_over() {
         let t0 = Instant::now();
-        let peers = [peer(1, t0, 0, false), peer(2, t0, 0, true)];
         let at = |s| t0 + Duration::from_secs(s);
+        let mute = [peer(1, t0, 0, Kind::Mute)];
+        assert_eq!(give_way(at(1), mute, GRACE, Newcomer::Incoming), None);
+        assert_eq!(give_way(at(2), mute, GRACE, Newcomer::Candidate), Some(1));
+        let peers = [peer(1, t0, 0, Kind::Idle), peer(2, t0, 0, Kind::Trading)];
         assert_eq!(give_way(at(19), peers, GRACE, Newcomer::Incoming), None);
         assert_eq!(give_way(at(20), peers, GRACE, Newcomer::Incoming), Some(1));
+        assert_eq!(give_way(at(20), peers, GRACE, Newcomer::Candidate), Some(1));
         // The stalled trader only after its longer grace, and only for a
         // peer that dialled us.
-        let traders = [peer(2, t0, 0, true)];
+        let traders = [peer(2, t0, 0, Kind::Trading)];
         assert_eq!(give_way(at(59), traders, GRACE, Newcomer::Incoming), None);
         assert_eq!(
             give_way(at(60), traders, GRACE, Newcomer::Incoming),
@@ -139,26 +163,31 @@ mod tests {
     }
 
     #[test]
-    fn peers_with_nothing_to_trade_go_first_then_the_longest_idle() {
+    fn the_least_worth_keeping_go_first_then_the_longest_idle() {
         let t0 = Instant::now();
         let now = t0 + Duration::from_secs(1000);
         // A trader idle for the longest still outranks an idle peer with
-        // nothing to trade.
+        // nothing to trade, and that one a mute peer.
         let peers = [
-            peer(1, t0, 0, true),
-            peer(2, t0, 900, false),
-            peer(3, t0, 500, false),
-            peer(4, t0, 990, false),
+            peer(1, t0, 0, Kind::Trading),
+            peer(2, t0, 900, Kind::Idle),
+            peer(3, t0, 500, Kind::Idle),
+            peer(4, t0, 990, Kind::Idle),
+            peer(5, t0, 995, Kind::Mute),
         ];
-        assert_eq!(give_way(now, peers, GRACE, Newcomer::Incoming), Some(3));
+        assert_eq!(give_way(now, peers, GRACE, Newcomer::Incoming), Some(5));
+        assert_eq!(
+            give_way(now, peers[..4].iter().copied(), GRACE, Newcomer::Incoming),
+            Some(3)
+        );
         let traders = [
-            peer(5, t0, 700, true),
-            peer(6, t0, 100, true),
-            peer(7, t0, 990, true),
+            peer(5, t0, 700, Kind::Trading),
+            peer(6, t0, 100, Kind::Trading),
+            peer(7, t0, 990, Kind::Trading),
         ];
         assert_eq!(give_way(now, traders, GRACE, Newcomer::Incoming), Some(6));
         // Equally idle: the older connection.
-        let twins = [peer(9, t0, 0, false), peer(8, t0, 0, false)];
+        let twins = [peer(9, t0, 0, Kind::Idle), peer(8, t0, 0, Kind::Idle)];
         assert_eq!(give_way(now, twins, GRACE, Newcomer::Candidate), Some(8));
     }
 
@@ -167,7 +196,7 @@ mod tests {
         let t0 = Instant::now();
         let now = t0 + Duration::from_secs(100);
         // Connected long ago, but a block passed a second ago.
-        let busy = [peer(1, t0, 99, true), peer(2, t0, 99, false)];
+        let busy = [peer(1, t0, 99, Kind::Trading), peer(2, t0, 99, Kind::Idle)];
         assert_eq!(give_way(now, busy, GRACE, Newcomer::Incoming), None);
         assert_eq!(give_way(now, [], GRACE, Newcomer::Incoming), None);
     }
@@ -175,7 +204,7 @@ mod tests {
     #[test]
     fn a_clock_that_seems_to_run_backwards_makes_nobody_go() {
         let t0 = Instant::now();
-        let future = [peer(1, t0, 50, false)];
+        let future = [peer(1, t0, 50, Kind::Mute)];
         assert_eq!(give_way(t0, future, GRACE, Newcomer::Incoming), None);
     }
 }

@@ -70,16 +70,16 @@ impl FileSet {
         // double the capacity (megabytes for a torrent of many files).
         let mut files: Vec<StoredFile> = Vec::with_capacity(info.files().len() + 1);
         files.extend(info.files().iter().map(|f| {
-                // metainfo's paths are relative and free of `..`: joining
-                // them cannot climb out; symbolic links are checked on open.
-                let relative: PathBuf = info.file_path(f).collect();
-                StoredFile {
-                    path: root.join(&relative),
-                    relative,
-                    length: f.length,
-                    padding: f.is_padding(),
-                }
-            }));
+            // metainfo's paths are relative and free of `..`: joining
+            // them cannot climb out; symbolic links are checked on open.
+            let relative: PathBuf = info.file_path(f).collect();
+            StoredFile {
+                path: root.join(&relative),
+                relative,
+                length: f.length,
+                padding: f.is_padding(),
+            }
+        }));
         // Last, the part file: where pieces' parts in unwanted files go.
         // Its name starts with a dot and holds the info-hash, so no torrent
         // path (checked by metainfo) can be it by accident... except one

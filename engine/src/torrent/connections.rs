@@ -21,7 +21,7 @@ use crate::peer::{self, Link, Requests, Start};
 use crate::picker::PeerKey;
 use crate::rate::Rate;
 use crate::stats::TorrentEvent;
-use crate::turnover::{self, Newcomer, Standing};
+use crate::turnover::{self, Kind, Newcomer, Standing};
 use crate::webseed::{WebClient, WebSeed};
 
 /// Dials under way beyond which no peer is dropped to make room for
@@ -134,6 +134,7 @@ impl Torrent {
                 requests: requests.clone(),
                 has: Bitfield::new(num_pieces),
                 said_pieces: false,
+                said_anything: false,
                 fast: false,
                 extended: false,
                 ut_metadata: None,
@@ -528,7 +529,13 @@ impl Torrent {
             .map(|(&key, p)| Standing {
                 key,
                 active_at: p.active_at,
-                trading: p.am_interested || p.peer_interested,
+                kind: if p.am_interested || p.peer_interested {
+                    Kind::Trading
+                } else if p.said_anything {
+                    Kind::Idle
+                } else {
+                    Kind::Mute
+                },
             });
         let Some(key) = turnover::give_way(now, standings, self.config.turnover, newcomer) else {
             return false;

@@ -27,6 +27,9 @@ impl Torrent {
         };
         let first = !peer.said_pieces;
         tracing::trace!(addr = %peer.addr, ?message, "received");
+        if !matches!(message, Message::KeepAlive) {
+            peer.said_anything = true;
+        }
         match message {
             Message::KeepAlive | Message::Piece { .. } | Message::Port(_) | Message::Suggest(_) => {
             }

@@ -71,12 +71,14 @@ async fn silent_crowd(
     answered
 }
 
-/// Settings with a small table whose idle peers give way at once.
+/// Settings with a small table whose mute peers give way at once (and
+/// no other peer soon).
 fn crowded_config(max_peers: usize) -> SessionConfig {
     SessionConfig {
         max_peers_per_torrent: max_peers,
         turnover: engine::turnover::Grace {
-            idle: Duration::ZERO,
+            mute: Duration::ZERO,
+            idle: Duration::from_secs(60),
             stalled: Duration::from_secs(5),
         },
         ..test_config()

@@ -15,13 +15,14 @@ use super::{complete, tracker};
 /// Places in the btc peer's table, all taken by strangers first.
 const PLACES: usize = 12;
 
-/// A small table whose idle peers give way to a newcomer at once (a real
+/// A small table whose mute peers give way to a newcomer at once (a real
 /// client refused at first may not dial again for a minute).
 fn crowded() -> SessionConfig {
     SessionConfig {
         max_peers_per_torrent: PLACES,
         turnover: Grace {
-            idle: Duration::ZERO,
+            mute: Duration::ZERO,
+            idle: Duration::from_secs(60),
             stalled: Duration::from_secs(60),
         },
         ..testnet::local_config()
