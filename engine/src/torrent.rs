@@ -139,6 +139,11 @@ struct Peer {
     /// The later of `connected_at` and the last block either way: how
     /// long it has been of no use (see `crate::turnover`).
     active_at: Instant,
+    /// Since when we unchoke it, and when it last asked for a block: a
+    /// leecher a seed serves that asks for nothing is dropped
+    /// (`Torrent::drop_idle_unchoked`).
+    unchoked_at: Option<Instant>,
+    asked_at: Option<Instant>,
     /// For a web seed, its index in `Running::web_seeds`.
     web: Option<usize>,
     /// For a web seed, the last piece asked of it: the next ones follow it,
@@ -648,6 +653,7 @@ impl Torrent {
         for key in snubbed {
             self.snub(run, key);
         }
+        self.drop_idle_unchoked(run, now);
         if run
             .ticks
             .is_multiple_of(self.config.choke_interval.as_secs().max(1))
@@ -692,6 +698,33 @@ impl Torrent {
         }
         self.update_progress(run);
         self.publish(run);
+    }
+
+    /// While seeding, a peer we unchoke that asks for no block for as long
+    /// as a stalled peer may stay ([`crate::turnover::Grace::stalled`]) is
+    /// dropped, as libtorrent does: it holds an upload slot, and a place,
+    /// that leechers who would use them wait for.
+    fn drop_idle_unchoked(&self, run: &mut Running, now: Instant) {
+        if !run.picker.is_complete() {
+            return;
+        }
+        let limit = self.config.turnover.stalled;
+        let idle: Vec<PeerKey> = run
+            .peers
+            .iter()
+            .filter(|(_, p)| p.web.is_none() && !p.am_choking && p.peer_interested)
+            .filter(|(_, p)| {
+                let since = [p.unchoked_at, p.asked_at, Some(p.active_at)]
+                    .into_iter()
+                    .flatten()
+                    .max();
+                since.is_some_and(|t| now.saturating_duration_since(t) > limit)
+            })
+            .map(|(key, _)| *key)
+            .collect();
+        for key in idle {
+            self.drop_peer(run, key, "unchoked, it asked for nothing");
+        }
     }
 
     fn choke_round(&self, run: &mut Running) {

@@ -21,7 +21,11 @@
 //! - Any other peer (it wants our pieces or has some we want, but no block
 //!   passed) gives way once idle for [`Grace::stalled`], and only to a peer
 //!   that dialled us: that one has shown it is alive and wants this torrent,
-//!   which an address from a tracker has not.
+//!   which an address from a tracker has not. While we seed, never: a
+//!   leecher that waits for its turn at an upload slot is what a seed is
+//!   for, and a newcomer would only wait behind it (a leecher that is
+//!   served and asks for nothing is the torrent's to drop, as libtorrent
+//!   does after a minute).
 //! - Of those who may go, the one idle longest goes first; every mute peer
 //!   before any with nothing to trade, and those before any other.
 //!
@@ -98,12 +102,14 @@ pub enum Newcomer {
     Candidate,
 }
 
-/// The peer to drop so that `newcomer` can have its place, if any may go.
+/// The peer to drop so that `newcomer` can have its place, if any may go;
+/// `seeding` says whether we have every piece we want.
 pub fn give_way(
     now: Instant,
     peers: impl IntoIterator<Item = Standing>,
     grace: Grace,
     newcomer: Newcomer,
+    seeding: bool,
 ) -> Option<PeerKey> {
     peers
         .into_iter()
@@ -112,7 +118,9 @@ pub fn give_way(
             let may_go = match p.kind {
                 Kind::Mute => idle >= grace.mute,
                 Kind::Idle => idle >= grace.idle,
-                Kind::Trading => newcomer == Newcomer::Incoming && idle >= grace.stalled,
+                Kind::Trading => {
+                    newcomer == Newcomer::Incoming && !seeding && idle >= grace.stalled
+                }
             };
             // The least worth keeping first, then the longest idle, then the
             // older connection.
@@ -145,21 +153,52 @@ mod tests {
         let t0 = Instant::now();
         let at = |s| t0 + Duration::from_secs(s);
         let mute = [peer(1, t0, 0, Kind::Mute)];
-        assert_eq!(give_way(at(1), mute, GRACE, Newcomer::Incoming), None);
-        assert_eq!(give_way(at(2), mute, GRACE, Newcomer::Candidate), Some(1));
+        assert_eq!(
+            give_way(at(1), mute, GRACE, Newcomer::Incoming, false),
+            None
+        );
+        assert_eq!(
+            give_way(at(2), mute, GRACE, Newcomer::Candidate, false),
+            Some(1)
+        );
         let peers = [peer(1, t0, 0, Kind::Idle), peer(2, t0, 0, Kind::Trading)];
-        assert_eq!(give_way(at(19), peers, GRACE, Newcomer::Incoming), None);
-        assert_eq!(give_way(at(20), peers, GRACE, Newcomer::Incoming), Some(1));
-        assert_eq!(give_way(at(20), peers, GRACE, Newcomer::Candidate), Some(1));
+        assert_eq!(
+            give_way(at(19), peers, GRACE, Newcomer::Incoming, false),
+            None
+        );
+        assert_eq!(
+            give_way(at(20), peers, GRACE, Newcomer::Incoming, false),
+            Some(1)
+        );
+        assert_eq!(
+            give_way(at(20), peers, GRACE, Newcomer::Candidate, false),
+            Some(1)
+        );
         // The stalled trader only after its longer grace, and only for a
         // peer that dialled us.
         let traders = [peer(2, t0, 0, Kind::Trading)];
-        assert_eq!(give_way(at(59), traders, GRACE, Newcomer::Incoming), None);
         assert_eq!(
-            give_way(at(60), traders, GRACE, Newcomer::Incoming),
+            give_way(at(59), traders, GRACE, Newcomer::Incoming, false),
+            None
+        );
+        assert_eq!(
+            give_way(at(60), traders, GRACE, Newcomer::Incoming, false),
             Some(2)
         );
-        assert_eq!(give_way(at(600), traders, GRACE, Newcomer::Candidate), None);
+        assert_eq!(
+            give_way(at(600), traders, GRACE, Newcomer::Candidate, false),
+            None
+        );
+        // While seeding, a leecher waiting for its turn never goes; the
+        // others still do.
+        assert_eq!(
+            give_way(at(600), traders, GRACE, Newcomer::Incoming, true),
+            None
+        );
+        assert_eq!(
+            give_way(at(600), peers, GRACE, Newcomer::Incoming, true),
+            Some(1)
+        );
     }
 
     #[test]
@@ -175,9 +214,18 @@ mod tests {
             peer(4, t0, 990, Kind::Idle),
             peer(5, t0, 995, Kind::Mute),
         ];
-        assert_eq!(give_way(now, peers, GRACE, Newcomer::Incoming), Some(5));
         assert_eq!(
-            give_way(now, peers[..4].iter().copied(), GRACE, Newcomer::Incoming),
+            give_way(now, peers, GRACE, Newcomer::Incoming, false),
+            Some(5)
+        );
+        assert_eq!(
+            give_way(
+                now,
+                peers[..4].iter().copied(),
+                GRACE,
+                Newcomer::Incoming,
+                false
+            ),
             Some(3)
         );
         let traders = [
@@ -185,10 +233,16 @@ mod tests {
             peer(6, t0, 100, Kind::Trading),
             peer(7, t0, 990, Kind::Trading),
         ];
-        assert_eq!(give_way(now, traders, GRACE, Newcomer::Incoming), Some(6));
+        assert_eq!(
+            give_way(now, traders, GRACE, Newcomer::Incoming, false),
+            Some(6)
+        );
         // Equally idle: the older connection.
         let twins = [peer(9, t0, 0, Kind::Idle), peer(8, t0, 0, Kind::Idle)];
-        assert_eq!(give_way(now, twins, GRACE, Newcomer::Candidate), Some(8));
+        assert_eq!(
+            give_way(now, twins, GRACE, Newcomer::Candidate, false),
+            Some(8)
+        );
     }
 
     #[test]
@@ -197,14 +251,14 @@ mod tests {
         let now = t0 + Duration::from_secs(100);
         // Connected long ago, but a block passed a second ago.
         let busy = [peer(1, t0, 99, Kind::Trading), peer(2, t0, 99, Kind::Idle)];
-        assert_eq!(give_way(now, busy, GRACE, Newcomer::Incoming), None);
-        assert_eq!(give_way(now, [], GRACE, Newcomer::Incoming), None);
+        assert_eq!(give_way(now, busy, GRACE, Newcomer::Incoming, false), None);
+        assert_eq!(give_way(now, [], GRACE, Newcomer::Incoming, false), None);
     }
 
     #[test]
     fn a_clock_that_seems_to_run_backwards_makes_nobody_go() {
         let t0 = Instant::now();
         let future = [peer(1, t0, 50, Kind::Mute)];
-        assert_eq!(give_way(t0, future, GRACE, Newcomer::Incoming), None);
+        assert_eq!(give_way(t0, future, GRACE, Newcomer::Incoming, false), None);
     }
 }

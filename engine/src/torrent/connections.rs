@@ -151,6 +151,8 @@ impl Torrent {
                 unasked: Unasked::default(),
                 connected_at: now,
                 active_at: now,
+                unchoked_at: None,
+                asked_at: None,
                 listen: None,
                 web,
                 last_piece: None,
@@ -537,7 +539,9 @@ impl Torrent {
                     Kind::Mute
                 },
             });
-        let Some(key) = turnover::give_way(now, standings, self.config.turnover, newcomer) else {
+        let seeding = run.picker.is_complete();
+        let grace = self.config.turnover;
+        let Some(key) = turnover::give_way(now, standings, grace, newcomer, seeding) else {
             return false;
         };
         let addrs = run.peers.get(&key).map(|p| [Some(p.addr), p.listen]);

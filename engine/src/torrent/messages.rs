@@ -287,6 +287,9 @@ impl Torrent {
             return Ok(());
         }
         peer.command(Command::Serve(block));
+        if let Some(peer) = run.peers.get_mut(&key) {
+            peer.asked_at = Some(std::time::Instant::now());
+        }
         Ok(())
     }
 
@@ -303,8 +306,10 @@ impl Torrent {
         }
         peer.am_choking = choke;
         if choke {
+            peer.unchoked_at = None;
             peer.command(Command::Choke { reject: peer.fast });
         } else {
+            peer.unchoked_at = Some(std::time::Instant::now());
             peer.send(Message::Unchoke);
         }
     }

@@ -443,3 +443,84 @@ async fn a_peer_that_answers_a_request_with_half_a_block_is_dropped() {
     );
     leecher.shutdown().await;
 }
+
+/// A leecher that a seed unchokes and that then asks for nothing is
+/// dropped once a stalled peer's time is up, so that it does not hold an
+/// upload slot and a place for ever; one that asks is kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seed_drops_a_leecher_it_unchokes_that_asks_for_nothing() {
+    let content = content(&[256 * 1024], 16 * 1024, &[], 35);
+    let config = SessionConfig {
+        turnover: engine::turnover::Grace {
+            stalled: Duration::from_secs(2),
+            ..engine::turnover::Grace::default()
+        },
+        ..test_config()
+    };
+    let seeder = Session::start(config).await.unwrap();
+    let seed = seeder
+        .add(content.torrent.clone(), content.seed_options())
+        .await
+        .unwrap();
+    let mut events = seed.events();
+    let connect = || TcpStream::connect(seeder.local_addr());
+    let torrent = &content.torrent;
+    let mut mute = greet(
+        connect().await.unwrap(),
+        torrent,
+        PeerId::generate(),
+        Reserved::default(),
+        true,
+    )
+    .await;
+    let mut asker = greet(
+        connect().await.unwrap(),
+        torrent,
+        PeerId::generate(),
+        Reserved::default(),
+        true,
+    )
+    .await;
+    // The asker asks for a block a second, each after the last arrived; the
+    // mute one is closed meanwhile.
+    let closed = async {
+        while let Some(message) = mute.next().await {
+            if message.is_err() {
+                break;
+            }
+        }
+    };
+    tokio::pin!(closed);
+    let mut asked = 0;
+    loop {
+        let block = BlockRef {
+            piece: asked % 16,
+            offset: 0,
+            length: 16 * 1024,
+        };
+        asker.send(Message::Request(block)).await.unwrap();
+        assert!(
+            next_piece(&mut asker).await.is_some(),
+            "the asker is served"
+        );
+        asked += 1;
+        assert!(
+            asked < 30,
+            "the mute leecher is still there after {asked} s"
+        );
+        tokio::select! {
+            () = &mut closed => break,
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+    assert!(first_drop(&mut events).await.contains("asked for nothing"));
+    // The asker is still served.
+    let block = BlockRef {
+        piece: 15,
+        offset: 0,
+        length: 16 * 1024,
+    };
+    asker.send(Message::Request(block)).await.unwrap();
+    assert_eq!(next_piece(&mut asker).await, Some((15, 0, 16 * 1024)));
+    seeder.shutdown().await;
+}
