@@ -871,3 +871,19 @@ fn count(
     entry.downloaded += downloaded;
     entry.uploaded += uploaded;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_host_is_an_ipv4_address_or_an_ipv6_64() {
+        let group = |s: &str| host_group(s.parse().unwrap());
+        assert_eq!(group("127.0.0.1:1"), group("127.0.0.1:2"));
+        assert_ne!(group("127.0.0.1:1"), group("127.0.0.2:1"));
+        // Seen on a dual-stack socket, an IPv4 peer is the same host.
+        assert_eq!(group("[::ffff:10.0.0.1]:1"), group("10.0.0.1:1"));
+        assert_eq!(group("[2001:db8:1:2::1]:1"), group("[2001:db8:1:2:ffff::9]:7"));
+        assert_ne!(group("[2001:db8:1:2::1]:1"), group("[2001:db8:1:3::1]:1"));
+    }
+}
