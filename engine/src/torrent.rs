@@ -883,7 +883,10 @@ mod tests {
         assert_ne!(group("127.0.0.1:1"), group("127.0.0.2:1"));
         // Seen on a dual-stack socket, an IPv4 peer is the same host.
         assert_eq!(group("[::ffff:10.0.0.1]:1"), group("10.0.0.1:1"));
-        assert_eq!(group("[2001:db8:1:2::1]:1"), group("[2001:db8:1:2:ffff::9]:7"));
+        assert_eq!(
+            group("[2001:db8:1:2::1]:1"),
+            group("[2001:db8:1:2:ffff::9]:7")
+        );
         assert_ne!(group("[2001:db8:1:2::1]:1"), group("[2001:db8:1:3::1]:1"));
     }
 }

@@ -54,6 +54,9 @@ struct Args {
     /// as it likes).
     #[arg(long, default_value_t = 30)]
     hold: u64,
+    /// The seeds' content, such as 64MiB.
+    #[arg(long, value_parser = crate::testnet::parse_size, default_value = "64MiB")]
+    size: u64,
     /// How long the honest leecher of `idle` is given, in seconds.
     #[arg(long, default_value_t = 120)]
     patience: u64,
@@ -91,9 +94,9 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         for attack in attacks {
             match attack {
                 "idle" => idle(&btc, &args).await?,
-                "burst" => burst(&btc, &args).await?,
-                "load" => load(&btc, &args).await?,
-                _ => udp(&btc, &args).await?,
+                "burst" => drop(burst(&btc, &args).await?),
+                "load" => drop(load(&btc, &args).await?),
+                _ => drop(udp(&btc, &args).await?),
             }
         }
         Ok(())
@@ -158,7 +161,7 @@ fn content(size: u64) -> Result<Content> {
 }
 
 async fn idle(btc: &Path, args: &Args) -> Result<()> {
-    let content = content(64 << 20)?;
+    let content = content(args.size)?;
     let seed = Seed::start(btc, &content, 50)?;
     let hash = content.torrent().info_hash();
     let mut crowd = Vec::new();
@@ -186,7 +189,8 @@ async fn idle(btc: &Path, args: &Args) -> Result<()> {
         Ok(status) if status.success() => {
             content.verify(target.path()).map_err(anyhow::Error::msg)?;
             println!(
-                "idle: a libtorrent leecher had all 64 MiB in {:.1} s; {gave_way} silent peers gave way",
+                "idle: a libtorrent leecher had all {} in {:.1} s; {gave_way} silent peers gave way",
+                testnet::size(args.size),
                 started.elapsed().as_secs_f64()
             );
         }
@@ -199,8 +203,9 @@ async fn idle(btc: &Path, args: &Args) -> Result<()> {
     Ok(())
 }
 
-async fn burst(btc: &Path, args: &Args) -> Result<()> {
-    let content = content(16 << 20)?;
+/// The handshakes answered.
+async fn burst(btc: &Path, args: &Args) -> Result<usize> {
+    let content = content(args.size)?;
     let seed = Seed::start(btc, &content, args.crowd + 100)?;
     let hash = content.torrent().info_hash();
     let answered = crowd::burst(seed.addr, hash, 0, args.crowd, Duration::from_secs(30)).await?;
@@ -209,11 +214,13 @@ async fn burst(btc: &Path, args: &Args) -> Result<()> {
         args.crowd,
         args.crowd + 100
     );
-    Ok(())
+    Ok(answered)
 }
 
-async fn load(btc: &Path, args: &Args) -> Result<()> {
-    let content = content(64 << 20)?;
+/// The leechers that connected, and the seed's peak resident memory in
+/// KiB.
+async fn load(btc: &Path, args: &Args) -> Result<(usize, u64)> {
+    let content = content(args.size)?;
     let seed = Seed::start(btc, &content, args.crowd + 100)?;
     let (before, _) = seed.memory()?;
     let until = tokio::time::Instant::now() + Duration::from_secs(args.seconds);
@@ -248,10 +255,11 @@ async fn load(btc: &Path, args: &Args) -> Result<()> {
         peak / 1024,
         now / 1024
     );
-    Ok(())
+    Ok((served, peak))
 }
 
-async fn udp(btc: &Path, args: &Args) -> Result<()> {
+/// The replies to forged packets.
+async fn udp(btc: &Path, args: &Args) -> Result<usize> {
     use tracker::{UdpRequest, UdpResponse};
 
     // Bound first: an ephemeral port taken after the tracker's was chosen
@@ -367,10 +375,52 @@ async fn udp(btc: &Path, args: &Args) -> Result<()> {
         "udp: {replies} replies to {} packets with forged connection ids",
         args.packets
     );
-    Ok(())
+    Ok(replies)
 }
 
 /// A connection id no tracker issued.
 fn forged_id(i: usize) -> u64 {
     (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A few of each attack on the debug build: every handshake of a burst
+    /// answered, every greedy leecher connected, no forged packet
+    /// answered. Timings are not asserted.
+    #[test]
+    fn the_siege_runs_at_a_tiny_size() {
+        let btc = crate::testnet::target_dir().join("debug/btc");
+        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args(["build", "--quiet", "-p", "btc"])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let args = Args::try_parse_from([
+            "siege",
+            "--size",
+            "1MiB",
+            "--crowd",
+            "40",
+            "--seconds",
+            "2",
+            "--packets",
+            "400",
+        ])
+        .unwrap();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            assert_eq!(burst(&btc, &args).await.unwrap(), 40);
+            let (connected, peak) = load(&btc, &args).await.unwrap();
+            assert_eq!(connected, 40);
+            assert!(peak > 0);
+            assert_eq!(udp(&btc, &args).await.unwrap(), 0);
+        });
+    }
 }
