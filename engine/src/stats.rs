@@ -10,7 +10,8 @@ pub enum TorrentState {
     Checking,
     /// Downloading.
     Downloading,
-    /// Every piece is verified; serving others.
+    /// Every wanted piece is verified and every wanted file is there (the
+    /// empty ones made too); serving others.
     Seeding,
     /// Paused by the user: no connections.
     Paused,
@@ -155,7 +156,7 @@ pub enum TorrentEvent {
         /// Its id.
         id: Option<metainfo::PeerId>,
     },
-    /// Every piece is verified.
+    /// Every wanted piece is verified and every wanted file is there.
     Finished,
     /// A tracker could not be reached or refused (the torrent goes on).
     TrackerError(String),
