@@ -5,8 +5,9 @@
 //! whether it leaves for a while, and the faults it commits (through the
 //! engine's own seam, [`engine::Faults`]: a slow uploader, added latency, a
 //! liar, a peer that drops connections mid-piece, one that never unchokes),
-//! plus real clients ([`RealPeer`]: aria2, Transmission) and a web seed
-//! ([`WebSeedSpec`], served by [`WebSeedServer`]). [`run`] builds it
+//! plus real clients ([`RealPeer`]: aria2, Transmission), a web seed
+//! ([`WebSeedSpec`], served by [`WebSeedServer`]) and silent strangers
+//! that fill the seeders' tables ([`Scenario::strangers`]). [`run`] builds it
 //! on 127.0.0.1 with the tracker crate's server in process, samples
 //! everyone's progress, checks every download byte for byte, and returns a
 //! [`Report`]: per peer the time to complete, the bytes received from each

@@ -59,6 +59,11 @@ pub struct Report {
     pub leecher_share: f64,
     /// Every member.
     pub members: Vec<MemberReport>,
+    /// Places silent strangers held at the seeders, and how many of them
+    /// gave way to peers that trade (see [`Scenario::strangers`]).
+    pub strangers: usize,
+    /// See [`Report::strangers`].
+    pub strangers_gave_way: usize,
 }
 
 impl Report {
@@ -97,6 +102,8 @@ impl Report {
                 from_leechers as f64 / total as f64
             },
             members,
+            strangers: 0,
+            strangers_gave_way: 0,
         }
     }
 
@@ -153,6 +160,13 @@ impl Report {
             self.duration,
             self.leecher_share * 100.0
         );
+        if self.strangers > 0 {
+            let _ = writeln!(
+                out,
+                "silent strangers held {} places at the seeders; {} gave way to peers that trade",
+                self.strangers, self.strangers_gave_way
+            );
+        }
         out
     }
 

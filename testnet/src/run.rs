@@ -11,6 +11,7 @@ use metainfo::PeerId;
 use tracker::{HttpTracker, TrackerConfig};
 
 use crate::content::Content;
+use crate::crowd::{self, SilentPeer};
 use crate::real::{Aria2, Transmission};
 use crate::report::{MemberReport, Report};
 use crate::scenario::{PeerSpec, RealPeer, Scenario};
@@ -217,6 +218,10 @@ pub async fn run(
         }
     }
 
+    // Silent strangers at the seeders, and the next one's number (each has
+    // a loopback address of its own).
+    let mut strangers: Vec<SilentPeer> = Vec::new();
+    let mut next_stranger = 0;
     let mut ticker = tokio::time::interval(SAMPLE_EVERY);
     let mut ticks = 0u64;
     let outcome = loop {
@@ -229,9 +234,34 @@ pub async fn run(
         let t = now.as_secs_f64();
         let mut failed = None;
         for member in &mut btc {
+            let was = member.state;
             if let Err(e) = step(member, &content, now).await {
                 failed = Some(e);
                 break;
+            }
+            if was == Presence::NotYet
+                && member.state == Presence::In
+                && member.spec.seeder
+                && scenario.strangers > 0
+                && let Some(session) = &member.session
+            {
+                let hash = content.torrent().info_hash();
+                let filled = crowd::fill(
+                    session.local_addr(),
+                    hash,
+                    next_stranger,
+                    scenario.strangers,
+                    Duration::from_secs(5),
+                )
+                .await;
+                next_stranger += scenario.strangers;
+                match filled {
+                    Ok(held) => strangers.extend(held),
+                    Err(e) => {
+                        failed = Some(format!("strangers: {e}"));
+                        break;
+                    }
+                }
             }
             drain_events(member);
             if let Some(handle) = &member.handle {
@@ -285,6 +315,8 @@ pub async fn run(
         }
     };
 
+    // Counted before the seeders stop, which closes the rest.
+    let strangers_gave_way = strangers.iter().filter(|s| s.is_closed()).count();
     // Stop everyone; after shutdown each session's statistics are final.
     for member in &mut btc {
         if let Some(session) = member.session.take() {
@@ -318,7 +350,10 @@ pub async fn run(
         }
     };
     let served = web_seed.as_ref().map(WebSeedServer::sent);
-    Ok(report(scenario, &content, &btc, &real, served, duration))
+    let mut report = report(scenario, &content, &btc, &real, served, duration);
+    report.strangers = strangers.len();
+    report.strangers_gave_way = strangers_gave_way;
+    Ok(report)
 }
 
 /// Joins, leaves and comes back as the spec says.

@@ -172,6 +172,9 @@ pub struct Scenario {
     pub real: Vec<RealPeer>,
     /// A web seed, if any.
     pub web_seed: Option<WebSeedSpec>,
+    /// Silent strangers (`crate::crowd`) that try to take this many places
+    /// at each btc seeder as it joins, and hold them with keep-alives.
+    pub strangers: usize,
     /// The run fails if it has not finished by then.
     pub deadline: Duration,
 }
@@ -188,6 +191,7 @@ pub const SCENARIOS: &[&str] = &[
     "latency",
     "mixed",
     "webseed",
+    "crowd",
 ];
 
 const MIB: u64 = 1 << 20;
@@ -214,6 +218,7 @@ impl Scenario {
             peers,
             real: Vec::new(),
             web_seed: None,
+            strangers: 0,
             deadline: deadline_for(size),
         }
     }
@@ -321,6 +326,18 @@ impl Scenario {
                 });
                 s.about =
                     "a web server (BEP 19) is the only seed, at 8 MiB/s; leechers trade what it sends"
+                        .into();
+                s
+            }
+            "crowd" => {
+                let mut s = Scenario::shaped(1, 4, 16 * MIB, 64 * 1024, 1);
+                s.strangers = 80;
+                // Past the 2 s a mute stranger is kept.
+                for leecher in s.peers.iter_mut().skip(1) {
+                    leecher.join_at = Duration::from_secs(3);
+                }
+                s.about =
+                    "80 silent strangers fill the seeder's 50 places; they give way to the leechers"
                         .into();
                 s
             }
