@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -179,7 +180,16 @@ pub enum EngineError {
     Stopped,
 }
 
-type Routes = Arc<Mutex<HashMap<InfoHash, mpsc::Sender<Incoming>>>>;
+/// Where the accept task hands each torrent's peers.
+#[derive(Clone, Debug)]
+struct Route {
+    incoming: mpsc::Sender<Incoming>,
+    /// Whether the torrent takes peers now: not while it checks its data
+    /// or stops, when a peer waiting for it would hold a handshake's place.
+    accepting: Arc<AtomicBool>,
+}
+
+type Routes = Arc<Mutex<HashMap<InfoHash, Route>>>;
 
 /// A BitTorrent session: one listening port shared by its torrents.
 #[derive(Debug)]
@@ -287,6 +297,7 @@ impl Session {
         let (events_tx, events_rx) = mpsc::channel(4096);
         let (control_tx, control) = mpsc::channel(16);
         let (incoming_tx, incoming) = mpsc::channel(16);
+        let accepting = Arc::new(AtomicBool::new(false));
         let layout = torrent.layout();
         let (stats, stats_rx) =
             watch::channel(Stats::new(layout.num_pieces(), layout.total_length()));
@@ -306,6 +317,7 @@ impl Session {
             events_rx,
             control,
             incoming,
+            accepting: accepting.clone(),
             stats,
             broadcast: broadcast.clone(),
             progress,
@@ -316,7 +328,13 @@ impl Session {
             if routes.contains_key(&info_hash) {
                 return Err(EngineError::AlreadyAdded);
             }
-            routes.insert(info_hash, incoming_tx);
+            routes.insert(
+                info_hash,
+                Route {
+                    incoming: incoming_tx,
+                    accepting,
+                },
+            );
         }
         let routes = self.routes.clone();
         tokio::spawn(async move {
@@ -339,7 +357,7 @@ impl Session {
         Ok(handle)
     }
 
-    fn routes(&self) -> std::sync::MutexGuard<'_, HashMap<InfoHash, mpsc::Sender<Incoming>>> {
+    fn routes(&self) -> std::sync::MutexGuard<'_, HashMap<InfoHash, Route>> {
         self.routes.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -399,16 +417,25 @@ async fn accept(listener: TcpListener, routes: Routes, timeout: Duration, handsh
                 tracing::debug!(%addr, info_hash = %handshake.info_hash, "a handshake for a torrent we do not have; dropped");
                 return;
             };
-            // Waits its turn, holding its permit, however many arrive at
-            // once: the torrent alone decides whether it has room, and
-            // says why when it has none. Bounded, in case the torrent is
-            // stopping and never takes it.
             let incoming = Incoming {
                 stream,
                 handshake,
                 addr,
             };
-            match tokio::time::timeout(timeout, route.send(incoming)).await {
+            if !route.accepting.load(Ordering::Relaxed) {
+                // Checking its data (or stopping), the torrent takes no
+                // peer for a while: as many as its queue holds wait, the
+                // others go at once rather than hold a handshake's place.
+                if route.incoming.try_send(incoming).is_err() {
+                    tracing::debug!(%addr, "the torrent takes no peers now (it checks its data, or stops); dropped");
+                }
+                return;
+            }
+            // Waits its turn, holding its permit, however many arrive at
+            // once: the torrent alone decides whether it has room, and
+            // says why when it has none. Bounded, in case the torrent
+            // stops and never takes it.
+            match tokio::time::timeout(timeout, route.incoming.send(incoming)).await {
                 Ok(Ok(())) => {}
                 Ok(Err(_)) => tracing::debug!(%addr, "the torrent stopped; dropped"),
                 Err(_) => {
@@ -459,7 +486,8 @@ impl TorrentHandle {
         let _ = self.control.send(Control::Resume).await;
     }
 
-    /// Waits until every piece is verified, or the torrent fails or stops.
+    /// Waits until every wanted piece is verified and the download's files
+    /// are all there, or the torrent fails or stops.
     pub async fn wait_complete(&self) -> Result<(), EngineError> {
         let mut stats = self.stats.clone();
         let state = stats

@@ -11,7 +11,8 @@ pub enum TorrentState {
     /// Downloading.
     Downloading,
     /// Every wanted piece is verified and every wanted file is there (the
-    /// empty ones made too); serving others.
+    /// empty ones made too, or a failure to make one logged); serving
+    /// others.
     Seeding,
     /// Paused by the user: no connections.
     Paused,
@@ -156,7 +157,8 @@ pub enum TorrentEvent {
         /// Its id.
         id: Option<metainfo::PeerId>,
     },
-    /// Every wanted piece is verified and every wanted file is there.
+    /// Every wanted piece is verified and every wanted file is there (see
+    /// [`TorrentState::Seeding`]).
     Finished,
     /// A tracker could not be reached or refused (the torrent goes on).
     TrackerError(String),

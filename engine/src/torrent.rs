@@ -207,6 +207,8 @@ pub(crate) struct Torrent {
     pub(crate) events_rx: mpsc::Receiver<Event>,
     pub(crate) control: mpsc::Receiver<Control>,
     pub(crate) incoming: mpsc::Receiver<Incoming>,
+    /// Whether the accept task hands us peers: only while the loop runs.
+    pub(crate) accepting: Arc<std::sync::atomic::AtomicBool>,
     pub(crate) stats: watch::Sender<Stats>,
     pub(crate) broadcast: broadcast::Sender<TorrentEvent>,
     pub(crate) progress: watch::Sender<Progress>,
@@ -244,6 +246,8 @@ struct Running {
     /// Whether the complete download's empty files are made (see
     /// `Torrent::await_files`); it reads as seeding only then.
     files_made: bool,
+    /// Whether trackers are to hear `completed` once the files are made.
+    announce_completed: bool,
     /// Announce rounds and errors of each tier, peers that completed a
     /// handshake, and dials that ended before one: for telling a user
     /// that nobody can be found.
@@ -331,6 +335,7 @@ impl Torrent {
             ticks: 0,
             dirty: false,
             files_made: false,
+            announce_completed: false,
             saving: None,
             tiers: TierStatus::default(),
             peers_ever: 0,
@@ -341,7 +346,7 @@ impl Torrent {
             web_client: None,
         };
         if run.picker.is_complete() {
-            self.await_files(&mut run);
+            self.await_files(&mut run, false);
         }
         self.update_progress(&run);
         self.start_announcer();
@@ -352,6 +357,7 @@ impl Torrent {
         self.publish(&run);
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        self.accepting.store(true, Ordering::Relaxed);
         loop {
             tokio::select! {
                 Some(event) = self.events_rx.recv() => self.on_event(&mut run, event),
@@ -420,6 +426,7 @@ impl Torrent {
     /// Graceful end: connections closed, `stopped` announced, resume data
     /// saved, the disk thread joined.
     async fn finish(mut self, run: Option<&mut Running>) {
+        self.accepting.store(false, Ordering::Relaxed);
         if let Some(run) = run {
             self.publish(run);
             // Dropping their command channels ends the connections.
@@ -558,8 +565,10 @@ impl Torrent {
 
     /// The download is complete: once the disk has made its empty files
     /// (which may take a while for many), it is finished
-    /// ([`Torrent::files_made`]).
-    fn await_files(&self, run: &mut Running) {
+    /// ([`Torrent::files_made`]). `just_completed`: it completed in this
+    /// run, so trackers are told (not at every start of a seed).
+    fn await_files(&self, run: &mut Running, just_completed: bool) {
+        run.announce_completed = just_completed;
         let wanted = self.options.wanted_files.as_deref();
         let any_empty = self
             .metainfo
@@ -600,9 +609,11 @@ impl Torrent {
         // `Finished` reads `Seeding`.
         self.publish(run);
         let _ = self.broadcast.send(TorrentEvent::Finished);
-        // `completed` only for the whole torrent: chosen files alone do
-        // not make a seed.
-        if run.picker.have_count() == run.picker.layout().num_pieces() {
+        // `completed` only for the whole torrent, downloaded in this run:
+        // chosen files alone do not make a seed.
+        if std::mem::take(&mut run.announce_completed)
+            && run.picker.have_count() == run.picker.layout().num_pieces()
+        {
             for orders in &self.announcers {
                 let _ = orders.try_send(Order::Completed);
             }

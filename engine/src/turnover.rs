@@ -18,6 +18,8 @@
 //!   once idle for [`Grace::idle`].
 //! - Both give way to a peer that dialled us, or to an address waiting to
 //!   be dialled.
+//! - A dial of ours not answered after [`Grace::mute`] gives way to a peer
+//!   that dialled us: one is a guess, the other is there.
 //! - Any other peer (it wants our pieces or has some we want, but no block
 //!   passed) gives way once idle for [`Grace::stalled`], and only to a peer
 //!   that dialled us: that one has shown it is alive and wants this torrent,
@@ -27,7 +29,8 @@
 //!   served and asks for nothing is the torrent's to drop, as libtorrent
 //!   does after a minute).
 //! - Of those who may go, the one idle longest goes first; every mute peer
-//!   before any with nothing to trade, and those before any other.
+//!   before any unanswered dial, those before any peer with nothing to
+//!   trade, and those before any other.
 //!
 //! When nobody may go, the newcomer is refused. libtorrent refuses a peer at
 //! a full torrent, or ranks by a hash of both addresses, and disconnects
@@ -87,6 +90,9 @@ pub struct Standing {
 pub enum Kind {
     /// It has said nothing since its handshake but keep-alives.
     Mute,
+    /// We dialled it, and the handshake is not done (its `active_at` is
+    /// when we began).
+    Dialling,
     /// Neither side is interested in the other.
     Idle,
     /// One side is interested in the other.
@@ -117,6 +123,7 @@ pub fn give_way(
             let idle = now.saturating_duration_since(p.active_at);
             let may_go = match p.kind {
                 Kind::Mute => idle >= grace.mute,
+                Kind::Dialling => newcomer == Newcomer::Incoming && idle >= grace.mute,
                 Kind::Idle => idle >= grace.idle,
                 Kind::Trading => {
                     newcomer == Newcomer::Incoming && !seeding && idle >= grace.stalled
@@ -197,6 +204,45 @@ mod tests {
         );
         assert_eq!(
             give_way(at(600), peers, GRACE, Newcomer::Incoming, true),
+            Some(1)
+        );
+    }
+
+    #[test]
+    fn an_unanswered_dial_gives_way_only_to_a_peer_that_dialled_us() {
+        let t0 = Instant::now();
+        let at = |s| t0 + Duration::from_secs(s);
+        let dial = [peer(1, t0, 0, Kind::Dialling)];
+        assert_eq!(
+            give_way(at(1), dial, GRACE, Newcomer::Incoming, false),
+            None
+        );
+        assert_eq!(
+            give_way(at(2), dial, GRACE, Newcomer::Incoming, true),
+            Some(1)
+        );
+        assert_eq!(
+            give_way(at(9), dial, GRACE, Newcomer::Candidate, false),
+            None
+        );
+        // After the mute, before those with nothing to trade.
+        let peers = [
+            peer(2, t0, 0, Kind::Idle),
+            peer(1, t0, 0, Kind::Dialling),
+            peer(3, t0, 5, Kind::Mute),
+        ];
+        assert_eq!(
+            give_way(at(100), peers, GRACE, Newcomer::Incoming, false),
+            Some(3)
+        );
+        assert_eq!(
+            give_way(
+                at(100),
+                peers[..2].iter().copied(),
+                GRACE,
+                Newcomer::Incoming,
+                false
+            ),
             Some(1)
         );
     }

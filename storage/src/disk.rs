@@ -137,14 +137,22 @@ impl Disk {
             .name("btc-disk".into())
             .spawn(move || {
                 let mut state = State::new(storage, memory_limit);
+                let mut last_step = std::time::Instant::now();
                 loop {
                     // Background work (making empty files) goes a step at
-                    // a time, between jobs, and never delays one.
+                    // a time between jobs: whenever none waits, and at
+                    // least every `STEP_EVERY` when they never stop coming
+                    // (a busy seed on a slow disk).
                     let job = if state.empty_files_from.is_some() {
+                        if last_step.elapsed() >= STEP_EVERY {
+                            state.make_empty_files();
+                            last_step = std::time::Instant::now();
+                        }
                         match inbox.try_recv() {
                             Ok(job) => job,
                             Err(mpsc::error::TryRecvError::Empty) => {
                                 state.make_empty_files();
+                                last_step = std::time::Instant::now();
                                 continue;
                             }
                             Err(mpsc::error::TryRecvError::Disconnected) => break,
@@ -258,11 +266,13 @@ impl Disk {
         self.ask(|reply| Job::Resume { have, reply }).await?
     }
 
-    /// Waits until the zero-length files of a complete download are made
-    /// (at once if none are being made). The disk thread makes them a few at
-    /// a time between other jobs once the last wanted piece is in (or the
-    /// check finds every one), so a download of many such files can be
-    /// stopped, or served, meanwhile.
+    /// Waits until the zero-length files of a complete download are made.
+    /// The disk thread makes them a few at a time between other jobs once
+    /// the last wanted piece is in (or the check finds every one), so a
+    /// download of many such files can be stopped, or served, meanwhile.
+    /// Asked when none are being made, the answer is at once: ask after
+    /// the check or the write that completed the download. A file that
+    /// cannot be made is logged, not waited for.
     ///
     /// Returns once the question is queued: the answer to come holds no
     /// handle, so a caller waiting for it does not keep the thread from
@@ -371,6 +381,8 @@ struct State {
 /// milliseconds, so that a peer's request or a stop never waits long
 /// behind a torrent of a hundred thousand of them.
 const EMPTY_FILES_STEP: usize = 64;
+/// The longest the jobs may hold up the next step of background work.
+const STEP_EVERY: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// A failed copy of a piece: each block's sender and SHA-1.
 type CopyHashes = Vec<(u64, [u8; 20])>;
@@ -700,7 +712,8 @@ mod tests {
             state.make_empty_files();
             steps += 1;
         }
-        assert_eq!(steps, EMPTY.div_ceil(EMPTY_FILES_STEP));
+        // Every file of the torrent is looked at, the data file too.
+        assert_eq!(steps, (EMPTY + 1).div_ceil(EMPTY_FILES_STEP));
         assert_eq!(made(), EMPTY);
         assert!(waiting.try_recv().is_ok());
         // Asked again, the answer is at once.

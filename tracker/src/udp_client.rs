@@ -162,12 +162,12 @@ impl UdpClient {
                     return Err(ResponseError::Failure(message).into());
                 }
                 // With a kept one, it most likely expired: connect again.
-                Some(UdpResponse::Error { .. }) => self.forget(addr),
+                Some(UdpResponse::Error { .. }) => self.forget(addr, connection_id),
                 Some(response) => return Ok(response),
                 // A tracker that restarted since it issued a kept id
                 // (btc's among them) ignores it: connect again rather than
                 // send the same id until the retries run out.
-                None if !fresh => self.forget(addr),
+                None if !fresh => self.forget(addr, connection_id),
                 None => {}
             }
         }
@@ -193,12 +193,16 @@ impl UdpClient {
         connections.insert(addr, (id, Instant::now()));
     }
 
-    fn forget(&self, addr: SocketAddr) {
+    /// Forgets the id kept for `addr` if it is still `id` (another exchange
+    /// may have kept a newer one meanwhile).
+    fn forget(&self, addr: SocketAddr, id: u64) {
         let mut connections = self
             .connections
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        connections.remove(&addr);
+        if connections.get(&addr).is_some_and(|(kept, _)| *kept == id) {
+            connections.remove(&addr);
+        }
     }
 }
 

@@ -31,6 +31,7 @@ const TURNOVER_DIALS: usize = 4;
 /// Why a peer is dropped for a newcomer, and how long its addresses rest
 /// before they are dialled again.
 const GAVE_WAY: &str = "idle; gave its place to a new peer";
+const DIAL_GAVE_WAY: &str = "not answered; gave its place to a peer that dialled us";
 const GAVE_WAY_RETRY: Duration = Duration::from_secs(10 * 60);
 
 /// Connections we dialled that have not finished their handshake.
@@ -269,9 +270,18 @@ impl Torrent {
     }
 
     /// A peer dialled us: taken if it is not banned, its host has room, and
-    /// the table has room or a peer that may give way to it.
+    /// the table has room or a peer that may give way to it. A second
+    /// connection to a peer we have (both dialled at once), or to
+    /// ourselves, costs nobody a place: it is let in over the limit, and its
+    /// handshake settles at once which connection stays (`on_ready`).
     pub(super) fn on_incoming(&self, run: &mut Running, incoming: Incoming) {
         let addr = incoming.addr;
+        let id = incoming.handshake.peer_id;
+        let settles_itself = id == self.config.peer_id
+            || run
+                .peers
+                .values()
+                .any(|p| p.id == Some(id) && host(p.addr) == host(addr));
         let refusal = if run.paused {
             Some("the torrent is paused")
         } else if run.error.is_some() {
@@ -283,7 +293,10 @@ impl Torrent {
             Some("banned")
         } else if self.host_full(run, addr) {
             Some("too many connections from its address")
-        } else if self.table_full(run) && !self.make_room(run, Newcomer::Incoming) {
+        } else if self.table_full(run)
+            && !settles_itself
+            && !self.make_room(run, Newcomer::Incoming)
+        {
             Some("the peer table is full and no peer has been idle long enough to give way")
         } else {
             None
@@ -527,11 +540,13 @@ impl Torrent {
         let standings = run
             .peers
             .iter()
-            .filter(|(_, p)| p.ready() && p.web.is_none())
+            .filter(|(_, p)| (p.ready() || p.outgoing) && p.web.is_none())
             .map(|(&key, p)| Standing {
                 key,
                 active_at: p.active_at,
-                kind: if p.am_interested || p.peer_interested {
+                kind: if !p.ready() {
+                    Kind::Dialling
+                } else if p.am_interested || p.peer_interested {
                     Kind::Trading
                 } else if p.said_anything {
                     Kind::Idle
@@ -544,13 +559,18 @@ impl Torrent {
         let Some(key) = turnover::give_way(now, standings, grace, newcomer, seeding) else {
             return false;
         };
-        let addrs = run.peers.get(&key).map(|p| [Some(p.addr), p.listen]);
-        self.drop_peer(run, key, GAVE_WAY);
+        let Some((addrs, dial)) = run
+            .peers
+            .get(&key)
+            .map(|p| ([Some(p.addr), p.listen], !p.ready()))
+        else {
+            return false;
+        };
+        let reason = if dial { DIAL_GAVE_WAY } else { GAVE_WAY };
+        self.drop_peer(run, key, reason);
         // Not dialled back soon: it was of no use.
-        if let Some(addrs) = addrs {
-            for addr in addrs.into_iter().flatten() {
-                run.cooling.insert(addr, now + GAVE_WAY_RETRY);
-            }
+        for addr in addrs.into_iter().flatten() {
+            run.cooling.insert(addr, now + GAVE_WAY_RETRY);
         }
         true
     }

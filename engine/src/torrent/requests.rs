@@ -257,7 +257,7 @@ impl Torrent {
                 }
             }
             // Finished once its empty files are made too.
-            self.await_files(run);
+            self.await_files(run, true);
             // Seeds have nothing to give each other, and web seeds nothing
             // to a complete download (one that lacks files included).
             let seeds: Vec<PeerKey> = run

@@ -452,7 +452,7 @@ async fn a_seed_drops_a_leecher_it_unchokes_that_asks_for_nothing() {
     let content = content(&[256 * 1024], 16 * 1024, &[], 35);
     let config = SessionConfig {
         turnover: engine::turnover::Grace {
-            stalled: Duration::from_secs(2),
+            stalled: Duration::from_secs(3),
             ..engine::turnover::Grace::default()
         },
         ..test_config()
@@ -481,8 +481,8 @@ async fn a_seed_drops_a_leecher_it_unchokes_that_asks_for_nothing() {
         true,
     )
     .await;
-    // The asker asks for a block a second, each after the last arrived; the
-    // mute one is closed meanwhile.
+    // The asker asks for a block every 300 ms, each after the last
+    // arrived; the mute one is closed meanwhile.
     let closed = async {
         while let Some(message) = mute.next().await {
             if message.is_err() {
@@ -504,13 +504,10 @@ async fn a_seed_drops_a_leecher_it_unchokes_that_asks_for_nothing() {
             "the asker is served"
         );
         asked += 1;
-        assert!(
-            asked < 30,
-            "the mute leecher is still there after {asked} s"
-        );
+        assert!(asked < 100, "the mute leecher is still there after 30 s");
         tokio::select! {
             () = &mut closed => break,
-            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            () = tokio::time::sleep(Duration::from_millis(300)) => {}
         }
     }
     assert!(first_drop(&mut events).await.contains("asked for nothing"));
