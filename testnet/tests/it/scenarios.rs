@@ -204,9 +204,10 @@ async fn a_web_seed_alone_serves_a_swarm_that_trades_what_it_sends() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_strangers_in_a_full_seeder_give_way_to_the_leechers() {
     let report = run("crowd", 4 * MIB).await;
-    // They took every place (50 of the 80 tried) before the leechers came,
-    // and as many gave way as it took.
-    assert_eq!(report.strangers, 50, "{}", report.table());
+    // They took every place (50 at least of the 80 tried: on a slow
+    // machine the later ones find the first mute long enough to displace
+    // them) before the leechers came, and as many gave way as it took.
+    assert!(report.strangers >= 50, "{}", report.table());
     assert!(report.strangers_gave_way >= 1, "{}", report.table());
     let seed = report.member("seed-1").unwrap();
     assert!(seed.uploaded >= 4 * MIB, "{}", report.table());
