@@ -3,8 +3,9 @@
 //! - `tidy`: checks that every crate depends only on crates to its left in
 //!   the design's order, and that the sans-IO crates use no async runtime.
 //!   `cargo test` runs the same check.
-//! - `fuzz [TARGET] [--seconds N]`: runs the cargo-fuzz targets in `fuzz/`
-//!   (needs `cargo install cargo-fuzz` and a nightly toolchain).
+//! - `fuzz [TARGET] [--seconds N]`: runs the cargo-fuzz targets in `fuzz/`,
+//!   each then with its corpus minimized to the inputs that reach every
+//!   edge (needs `cargo install cargo-fuzz` and a nightly toolchain).
 //! - `testnet [--list] [--scenario NAME] [--seeders N --leechers N] [--size
 //!   SIZE] [--piece-length SIZE] [--files N] [--real]`: runs a swarm on
 //!   127.0.0.1 (see the `testnet` crate) and writes its report under
@@ -93,7 +94,27 @@ fn fuzz(args: &[String]) -> Result<()> {
             .status()
             .context("cannot run cargo fuzz (install it with `cargo install cargo-fuzz`)")?;
         if !status.success() {
-            bail!("fuzz target {target} failed; see fuzz/artifacts/{target}/");
+            bail!(
+                "fuzz target {target} failed; see fuzz/artifacts/{target}/, and keep the input \
+                 that broke it in fuzz/regressions/{target}/ once it is fixed"
+            );
+        }
+        // The corpus kept in the repository stays small: the fewest inputs
+        // that reach every edge the grown corpus reaches (counters and
+        // value profiles would keep thousands).
+        println!("minimizing fuzz/corpus/{target}");
+        let status = Command::new("cargo")
+            .args(["+nightly", "fuzz", "cmin", target, "--"])
+            .args([
+                "-set_cover_merge=1",
+                "-use_counters=0",
+                "-use_value_profile=0",
+            ])
+            .current_dir(&fuzz_dir)
+            .status()
+            .context("cannot run cargo fuzz cmin")?;
+        if !status.success() {
+            bail!("cannot minimize the corpus of {target}");
         }
     }
     Ok(())
