@@ -397,7 +397,7 @@ fn decode_error(dict: &Dict<'_>) -> Result<KrpcError, DecodeError> {
     let message = items
         .next()
         .and_then(|v| v.as_bytes())
-        .map(|m| String::from_utf8_lossy(&m[..m.len().min(256)]).into_owned())
+        .map(|m| String::from_utf8_lossy(m).chars().take(200).collect())
         .unwrap_or_default();
     Ok(KrpcError { code, message })
 }

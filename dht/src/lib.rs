@@ -53,6 +53,8 @@ mod store;
 mod table;
 mod token;
 
+#[cfg(feature = "tokio")]
+mod shell;
 #[cfg(test)]
 mod sim;
 
@@ -66,3 +68,6 @@ pub use table::{
     BAD_AFTER_FAILURES, Entry, Insert, K, Liveness, QUESTIONABLE_AFTER, Table, TableRules,
 };
 pub use token::{ROTATE_EVERY, Tokens};
+
+#[cfg(feature = "tokio")]
+pub use shell::{Dht, Found, PUBLIC_ROUTERS, resolve};

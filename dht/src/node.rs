@@ -14,11 +14,15 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 use crate::id::NodeId;
-use crate::krpc::{Body, KrpcError, Message, NodeInfo, Query, Response, Want, code};
+use crate::krpc::{Body, Message, NodeInfo, Query, Response, Want, code};
 use crate::lookup::{Announce, Goal, Lookup};
 use crate::store::{PeerStore, StoreLimits};
 use crate::table::{Insert, K, Table, TableRules};
 use crate::token::Tokens;
+
+mod answer;
+#[cfg(test)]
+mod tests;
 
 /// How a node runs.
 #[derive(Clone, Debug)]
@@ -196,6 +200,8 @@ const REFRESH_AFTER: Duration = Duration::from_secs(15 * 60);
 /// Values in one `get_peers` answer at most. 50 compact IPv4 peers are
 /// 400 bytes: the answer stays within a small datagram.
 const VALUES_PER_ANSWER: usize = 50;
+/// A table with fewer than k nodes bootstraps again this often.
+const REBOOTSTRAP_AFTER: Duration = Duration::from_secs(60);
 /// Buckets filled by lookups when a node joins, at most.
 const MAX_JOIN_REFRESHES: usize = 24;
 /// Votes on our external address before BEP 42's id is taken.
@@ -206,7 +212,7 @@ const VOTES_NEEDED: u32 = 10;
 pub struct Node {
     config: Config,
     rng: SmallRng,
-    table: Table,
+    pub(crate) table: Table,
     tokens: Tokens,
     store: PeerStore,
     outstanding: BTreeMap<u16, Outstanding>,
@@ -220,6 +226,8 @@ pub struct Node {
     votes: HashMap<IpAddr, u32>,
     /// The bootstrap lookup, while it runs.
     bootstrapping: Option<LookupId>,
+    /// When the last bootstrap ended.
+    bootstrapped: Instant,
     stats: Stats,
 }
 
@@ -250,6 +258,7 @@ impl Node {
             window: (now, 0, HashMap::new()),
             votes: HashMap::new(),
             bootstrapping: None,
+            bootstrapped: now,
             stats: Stats::default(),
             rng,
             config,
@@ -298,16 +307,13 @@ impl Node {
         lookup
     }
 
-    /// Once the nodes near our id are known, fills the farther buckets: a
-    /// lookup of a random id in each, as Kademlia does on joining. Without
-    /// it a new node knows only its neighbourhood.
-    fn refresh_far_buckets(&mut self, now: Instant) {
-        let depth = self
-            .table
-            .buckets()
-            .saturating_sub(1)
-            .min(MAX_JOIN_REFRESHES);
-        for prefix in 0..depth {
+    /// Once the nodes near our id are known, fills the buckets farther
+    /// than the closest of them with a lookup of a random id in each, as
+    /// Kademlia does on joining. Without it a new node knows only its
+    /// neighbourhood.
+    fn refresh_far_buckets(&mut self, closest: Option<NodeId>, now: Instant) {
+        let depth = closest.map_or(0, |id| self.id().common_prefix(&id));
+        for prefix in 0..depth.clamp(1, MAX_JOIN_REFRESHES) {
             let target = self.id().random_at(prefix, &mut self.rng);
             self.find_node(target, now);
         }
@@ -470,7 +476,10 @@ impl Node {
         {
             self.ping(quiet.addr, Some(quiet.id), now);
         }
-        if self.table.is_empty() && self.lookups.is_empty() {
+        let few = self.table.len() < K
+            && self.bootstrapping.is_none()
+            && now.saturating_duration_since(self.bootstrapped) >= REBOOTSTRAP_AFTER;
+        if self.table.is_empty() && self.lookups.is_empty() || few {
             self.bootstrap(now);
         } else if let Some(prefix) = self.table.take_stale_bucket(now, REFRESH_AFTER) {
             let target = self.id().random_at(prefix, &mut self.rng);
@@ -548,7 +557,9 @@ impl Node {
         }));
         if self.bootstrapping == Some(lookup_id) {
             self.bootstrapping = None;
-            self.refresh_far_buckets(now);
+            self.bootstrapped = now;
+            let closest = lookup.closest_answered().first().map(|n| n.id);
+            self.refresh_far_buckets(closest, now);
         }
     }
 
@@ -625,154 +636,6 @@ impl Node {
             ),
             Body::Error(_) => self.on_error(now, from, &message.tid),
         }
-    }
-
-    fn may_answer(&mut self, ip: IpAddr, now: Instant) -> bool {
-        let (start, total, per_ip) = &mut self.window;
-        if now.saturating_duration_since(*start) >= Duration::from_secs(1) {
-            *start = now;
-            *total = 0;
-            per_ip.clear();
-        }
-        if *total >= self.config.answers_total || per_ip.len() >= 4096 && !per_ip.contains_key(&ip)
-        {
-            self.stats.limited += 1;
-            return false;
-        }
-        let count = per_ip.entry(ip).or_insert(0);
-        if *count >= self.config.answers_per_ip {
-            self.stats.limited += 1;
-            return false;
-        }
-        *count += 1;
-        *total += 1;
-        true
-    }
-
-    fn on_query(
-        &mut self,
-        now: Instant,
-        from: SocketAddr,
-        tid: Vec<u8>,
-        read_only: bool,
-        query: Query,
-    ) {
-        if self.config.read_only || from.is_ipv6() != self.config.ipv6 {
-            self.stats.dropped += 1;
-            return;
-        }
-        if !self.may_answer(from.ip(), now) {
-            return;
-        }
-        let sender = NodeInfo {
-            id: query.id(),
-            addr: from,
-        };
-        if !read_only {
-            self.table.heard_from(&sender, now);
-            if self.table.get(&sender.id).is_none()
-                && self.table.would_take(&sender, now)
-                && !self.outstanding.values().any(|o| o.to == from)
-            {
-                self.ping(from, Some(sender.id), now);
-            }
-        }
-        let own = self.table.own();
-        let response = match query {
-            Query::Ping { .. } => Response {
-                id: own,
-                ..Response::default()
-            },
-            Query::FindNode { target, want, .. } => {
-                let mut response = Response {
-                    id: own,
-                    ..Response::default()
-                };
-                self.fill_nodes(&mut response, &target, want, now);
-                response
-            }
-            Query::GetPeers {
-                info_hash, want, ..
-            } => {
-                let mut response = Response {
-                    id: own,
-                    token: Some(self.tokens.make(from.ip())),
-                    values: self
-                        .store
-                        .peers(&info_hash, VALUES_PER_ANSWER, &mut self.rng),
-                    ..Response::default()
-                };
-                self.fill_nodes(&mut response, &info_hash, want, now);
-                response
-            }
-            Query::AnnouncePeer {
-                info_hash,
-                port,
-                implied_port,
-                token,
-                ..
-            } => {
-                if !self.tokens.check(&token, from.ip()) {
-                    self.answer_error(from, tid, code::PROTOCOL, "bad token");
-                    return;
-                }
-                let port = if implied_port { from.port() } else { port };
-                if port == 0 {
-                    self.answer_error(from, tid, code::PROTOCOL, "port 0");
-                    return;
-                }
-                if !self
-                    .store
-                    .announce(info_hash, SocketAddr::new(from.ip(), port), now)
-                {
-                    self.answer_error(from, tid, code::SERVER, "too many torrents");
-                    return;
-                }
-                Response {
-                    id: own,
-                    ..Response::default()
-                }
-            }
-            Query::Other { .. } => {
-                self.answer_error(from, tid, code::METHOD_UNKNOWN, "Method Unknown");
-                return;
-            }
-        };
-        self.stats.answered += 1;
-        let message = Message {
-            tid,
-            body: Body::Response(response),
-            ip: Some(from),
-            read_only: false,
-        };
-        self.send(from, &message);
-    }
-
-    /// Nodes closest to `target` of the families asked for; this node has
-    /// only its own family's table, so it answers for that one.
-    fn fill_nodes(&self, response: &mut Response, target: &NodeId, want: Want, now: Instant) {
-        let own_family = if self.config.ipv6 { want.v6 } else { want.v4 };
-        if want == Want::default() || own_family {
-            let nodes = self.table.closest(target, K, now);
-            if self.config.ipv6 {
-                response.nodes6 = nodes;
-            } else {
-                response.nodes = nodes;
-            }
-        }
-    }
-
-    fn answer_error(&mut self, to: SocketAddr, tid: Vec<u8>, code: i64, message: &str) {
-        let message = Message {
-            tid,
-            body: Body::Error(KrpcError {
-                code,
-                message: message.into(),
-            }),
-            ip: None,
-            read_only: false,
-        };
-        self.send(to, &message);
     }
 
     /// The outstanding query a message answers, if it comes from where the

@@ -36,6 +36,7 @@ targets!(
     http_tracker_requests,
     resume_file,
     webseed_answer,
+    krpc_message,
 );
 
 fn fuzz_dir() -> PathBuf {
