@@ -259,6 +259,37 @@ struct NetArgs {
     /// Most upload rate, such as 500KiB/s.
     #[arg(long, value_name = "RATE", value_parser = format::parse_rate)]
     upload_limit: Option<u64>,
+    /// Find no peers through the DHT (private torrents never use it).
+    #[arg(long)]
+    no_dht: bool,
+    /// A DHT node to start from instead of the public routers
+    /// (repeatable).
+    #[arg(long, value_name = "HOST:PORT", conflicts_with = "no_dht")]
+    dht_bootstrap: Vec<String>,
+    /// The UDP port of the DHT node; by default the peer port.
+    #[arg(long, value_name = "N", conflicts_with = "no_dht")]
+    dht_port: Option<u16>,
+}
+
+impl NetArgs {
+    /// The session's DHT, unless turned off: from the saved table, else
+    /// from the given nodes or the public routers.
+    fn dht(&self) -> Option<engine::DhtConfig> {
+        if self.no_dht {
+            return None;
+        }
+        let bootstrap = if self.dht_bootstrap.is_empty() {
+            dht::PUBLIC_ROUTERS.iter().map(|r| r.to_string()).collect()
+        } else {
+            self.dht_bootstrap.clone()
+        };
+        Some(engine::DhtConfig {
+            bind: SocketAddr::new(self.bind, self.dht_port.unwrap_or(0)),
+            bootstrap,
+            state_file: state_dir().map(|d| d.join("dht.dat")),
+            ..engine::DhtConfig::default()
+        })
+    }
 }
 
 impl DownloadArgs {
@@ -305,6 +336,7 @@ async fn start_session(net: &NetArgs) -> Result<Session> {
         max_peers: usize::from(net.max_peers).max(500),
         download_limit: net.download_limit,
         upload_limit: net.upload_limit,
+        dht: net.dht(),
         ..SessionConfig::default()
     };
     match Session::start(config(net.port)).await {
@@ -366,16 +398,24 @@ async fn resolve(peers: &[String]) -> Result<Vec<SocketAddr>> {
     Ok(out)
 }
 
+/// btc's state folder: `$XDG_STATE_HOME/btc`, else `~/.local/state/btc`
+/// (the DHT's table, and resume data under `resume`), made if missing.
+pub(crate) fn state_dir() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))?;
+    let dir = base.join("btc");
+    std::fs::create_dir_all(&dir).ok()?;
+    Some(dir)
+}
+
 /// Where resume data lives: `$XDG_STATE_HOME/btc/resume`, else
 /// `~/.local/state/btc/resume`; none if neither can be found or made. One
 /// file per torrent and download folder, so that two copies of a torrent
 /// in two folders never share one.
 fn resume_file(torrent: &Metainfo, folder: &Path) -> Option<PathBuf> {
-    let base = std::env::var_os("XDG_STATE_HOME")
-        .map(PathBuf::from)
-        .filter(|p| p.is_absolute())
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))?;
-    let dir = base.join("btc").join("resume");
+    let dir = state_dir()?.join("resume");
     if let Err(e) = std::fs::create_dir_all(&dir) {
         tracing::warn!(
             "cannot create {} ({e}): without resume data, the next run hashes everything again",
@@ -415,14 +455,14 @@ async fn run_download(args: &DownloadArgs) -> Result<String> {
     }
     let torrent = match &magnet {
         Some(link) => {
-            if link.trackers.is_empty() && peers.is_empty() {
+            if link.trackers.is_empty() && peers.is_empty() && session.dht().is_none() {
                 let web = if link.web_seeds.is_empty() {
                     ""
                 } else {
                     " (its web seeds serve the data, but the torrent itself must come from a peer)"
                 };
                 bail!(
-                    "this magnet link names no tracker and no peer{web}: give peers with --peer HOST:PORT"
+                    "this magnet link names no tracker and no peer{web}, and the DHT is off: give peers with --peer HOST:PORT, or leave out --no-dht"
                 );
             }
             // Said now, not after the metadata has come.
@@ -483,8 +523,14 @@ async fn run_download(args: &DownloadArgs) -> Result<String> {
             .any(|url| engine::is_usable_web_seed(url))
         && options.peers.is_empty()
         && magnet.is_none()
+        && (session.dht().is_none() || torrent.info().is_private())
     {
-        bail!("this torrent names no tracker and no web seed: give peers with --peer HOST:PORT");
+        let why = if torrent.info().is_private() {
+            "this private torrent names no tracker and no web seed"
+        } else {
+            "this torrent names no tracker and no web seed, and the DHT is off"
+        };
+        bail!("{why}: give peers with --peer HOST:PORT");
     }
     std::fs::create_dir_all(&args.output)
         .with_context(|| format!("cannot create {}", args.output.display()))?;
@@ -493,6 +539,7 @@ async fn run_download(args: &DownloadArgs) -> Result<String> {
     options.recheck = args.recheck;
     let give_up = GiveUp {
         trackers: !torrent.trackers().is_empty(),
+        dht: session.dht().is_some() && !torrent.info().is_private(),
         direct: options.peers.len() as u32,
         started: Instant::now(),
     };

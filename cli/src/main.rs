@@ -1,6 +1,7 @@
 //! `btc`, the command-line BitTorrent client.
 
 mod create;
+mod dht;
 mod download;
 mod format;
 mod info;
@@ -31,6 +32,7 @@ enum Command {
     Download(download::DownloadArgs),
     Seed(download::SeedArgs),
     Tracker(tracker::Args),
+    Dht(dht::Args),
     Completions(CompletionsArgs),
     Man(ManArgs),
 }
@@ -65,6 +67,7 @@ fn main() -> ExitCode {
         Command::Download(args) => download::download(&args),
         Command::Seed(args) => download::seed(&args),
         Command::Tracker(args) => tracker::run(&args),
+        Command::Dht(args) => dht::run(&args),
         Command::Completions(args) => completions(args.shell),
         Command::Man(ManArgs { command }) => man(command.as_deref()),
     };
@@ -143,9 +146,11 @@ fn init_logging(verbose: u8, quiet: bool) {
     let level = match verbose {
         0 if quiet => "error",
         0 => "warn",
-        1 => "warn,btc=info,engine=info,storage=info,tracker=info,peerwire=info,metainfo=info",
+        1 => {
+            "warn,btc=info,engine=info,storage=info,tracker=info,peerwire=info,metainfo=info,dht=info"
+        }
         _ => {
-            "warn,btc=debug,engine=debug,storage=debug,tracker=debug,peerwire=debug,metainfo=debug"
+            "warn,btc=debug,engine=debug,storage=debug,tracker=debug,peerwire=debug,metainfo=debug,dht=debug"
         }
     };
     // An empty or unreadable `RUST_LOG` is as good as none.

@@ -54,6 +54,9 @@ impl Until {
 /// with the trackers and with each direct peer.
 pub(crate) struct GiveUp {
     pub(crate) trackers: bool,
+    /// The torrent looks for peers in the DHT: never give up, as other
+    /// clients do not (peers may appear there at any time).
+    pub(crate) dht: bool,
     pub(crate) direct: u32,
     pub(crate) started: Instant,
 }
@@ -68,7 +71,8 @@ const GIVE_UP_AFTER: Duration = Duration::from_secs(30);
 impl GiveUp {
     /// Why to give up now, if it is time.
     fn now(&self, stats: &Stats) -> Option<String> {
-        if stats.peers_ever > 0
+        if self.dht
+            || stats.peers_ever > 0
             || stats.connections > 0
             || stats.candidates > 0
             || self.started.elapsed() < GIVE_UP_AFTER
@@ -287,6 +291,7 @@ mod tests {
         let long_ago = Instant::now() - GIVE_UP_AFTER;
         let trackers = GiveUp {
             trackers: true,
+            dht: false,
             direct: 0,
             started: long_ago,
         };
@@ -309,6 +314,7 @@ mod tests {
         assert_eq!(trackers.now(&s), None, "a dial is under way");
         let young = GiveUp {
             trackers: true,
+            dht: false,
             direct: 0,
             started: Instant::now(),
         };
@@ -317,6 +323,7 @@ mod tests {
 
         let direct = GiveUp {
             trackers: false,
+            dht: false,
             direct: 2,
             started: long_ago,
         };
@@ -324,6 +331,11 @@ mod tests {
         s.dial_failures = 5;
         assert_eq!(direct.now(&s), None);
         s.dial_failures = 6;
+        let with_dht = GiveUp {
+            dht: true,
+            ..direct
+        };
+        assert_eq!(with_dht.now(&s), None, "the DHT may find peers at any time");
         assert!(
             direct
                 .now(&s)

@@ -170,8 +170,12 @@ impl Table {
         self.entries().any(|e| e.info.addr == addr)
     }
 
+    /// Another node of the table on `info`'s host. Only for global
+    /// addresses: on a LAN or loopback, many nodes share one address
+    /// without anyone attacking.
     fn host_taken(&self, info: &NodeInfo) -> bool {
         self.rules.one_node_per_ip
+            && !crate::id::is_exempt(info.addr.ip())
             && self
                 .entries()
                 .any(|e| e.info.id != info.id && same_host(e.info.addr.ip(), info.addr.ip()))
@@ -505,8 +509,19 @@ mod tests {
             enforce_secure_ids: false,
         };
         let mut table = Table::new(NodeId([0; 20]), rules, now);
-        let a = info(NodeId([1; 20]), 1);
+        // A global address: on a LAN or loopback the rule does not apply.
+        let a = NodeInfo {
+            id: NodeId([1; 20]),
+            addr: "198.51.100.7:6881".parse().expect("addr"),
+        };
         assert_eq!(table.answered(a, now), Insert::Added);
+        let lan = info(NodeId([3; 20]), 5);
+        let lan_again = NodeInfo {
+            id: NodeId([4; 20]),
+            addr: SocketAddr::new(lan.addr.ip(), 7000),
+        };
+        assert_eq!(table.answered(lan, now), Insert::Added);
+        assert_eq!(table.answered(lan_again, now), Insert::Added);
         let same_host = NodeInfo {
             id: NodeId([2; 20]),
             addr: SocketAddr::new(a.addr.ip(), 7000),
@@ -514,13 +529,13 @@ mod tests {
         assert_eq!(table.answered(same_host, now), Insert::Refused);
         let moved = NodeInfo {
             id: a.id,
-            addr: info(a.id, 2).addr,
+            addr: "198.51.100.8:6881".parse().expect("addr"),
         };
         assert_eq!(table.answered(moved, now), Insert::Refused);
         assert_eq!(
             table.answered(info(NodeId([0; 20]), 3), now),
             Insert::Refused
         );
-        assert_eq!(table.len(), 1);
+        assert_eq!(table.len(), 3);
     }
 }

@@ -24,6 +24,8 @@ pub(crate) struct Progress {
     pub(crate) uploaded: u64,
     pub(crate) downloaded: u64,
     pub(crate) left: u64,
+    /// Connected peers (the DHT looks more often while they are few).
+    pub(crate) peers: usize,
 }
 
 /// Orders for the announcer.
@@ -99,7 +101,8 @@ impl Announcer {
                 let _ = self
                     .peers
                     .send(Event::Discovered {
-                        tier: self.tier,
+                        source: crate::stats::PeerSource::Tracker,
+                        tier: Some(self.tier),
                         peers,
                     })
                     .await;

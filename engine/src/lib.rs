@@ -33,6 +33,7 @@
 
 mod announce;
 pub mod choker;
+mod discovery;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
@@ -48,10 +49,13 @@ pub mod turnover;
 mod webseed;
 
 pub use choker::Choker;
+pub use discovery::DhtConfig;
 pub use picker::Picker;
 pub use rate::Rate;
 pub use session::{EngineError, Faults, Session, SessionConfig, TorrentHandle, TorrentOptions};
-pub use stats::{MAX_PEER_TOTALS, PeerTotals, Stats, TorrentEvent, TorrentState};
+pub use stats::{
+    MAX_PEER_TOTALS, PeerSource, PeerSources, PeerTotals, Stats, TorrentEvent, TorrentState,
+};
 // The storage settings `TorrentOptions::storage` holds.
 pub use storage::{Allocation, StorageConfig};
 pub use webseed::is_usable_web_seed;

@@ -32,9 +32,11 @@ const AT_ONCE: usize = 4;
 /// Direct peers are asked first and again every round; trackers are asked
 /// each round too, no more often than they allow. Returns the torrent, its
 /// trackers taken from the link.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn fetch(
     link: &MagnetLink,
     extra: &[SocketAddr],
+    dht: Option<&dht::Dht>,
     our_id: PeerId,
     port: u16,
     client: &TrackerClient,
@@ -48,16 +50,25 @@ pub(crate) async fn fetch(
             direct.push(addr);
         }
     }
-    if direct.is_empty() && link.trackers.is_empty() {
+    if direct.is_empty() && link.trackers.is_empty() && dht.is_none() {
         return Err(
-            "no peer gave the torrent's metadata: the link names no tracker and no peer".into(),
+            "no peer gave the torrent's metadata: the link names no tracker and no peer, and the DHT is off".into(),
         );
     }
     let mut last_error = "no peer to ask".to_string();
     let work = async {
         let mut next_announce = tokio::time::Instant::now();
+        let mut next_lookup = tokio::time::Instant::now();
         loop {
             let mut peers = direct.clone();
+            if let Some(dht) = dht
+                && tokio::time::Instant::now() >= next_lookup
+            {
+                let found = crate::discovery::lookup(dht, link.info_hash, DHT_LOOKUP_TIMEOUT).await;
+                tracing::info!(peers = found.len(), "DHT lookup (metadata)");
+                peers.extend(found);
+                next_lookup = tokio::time::Instant::now() + DHT_LOOKUP_EVERY;
+            }
             if !link.trackers.is_empty() && tokio::time::Instant::now() >= next_announce {
                 // Not knowing the size, we say one byte is left: a leecher.
                 let request = AnnounceRequest::new(link.info_hash, our_id, port, 1);
@@ -151,6 +162,10 @@ pub(crate) async fn fetch(
     })
 }
 
+/// How long one DHT lookup may take here.
+const DHT_LOOKUP_TIMEOUT: Duration = Duration::from_secs(20);
+/// The DHT is asked again this often while the metadata is missing.
+const DHT_LOOKUP_EVERY: Duration = Duration::from_secs(30);
 /// How long one announce may take here.
 const ANNOUNCE_TIMEOUT: Duration = Duration::from_secs(20);
 /// Trackers are not asked again sooner than this, whatever they say.
@@ -204,7 +219,7 @@ async fn from_peer(
     let mut stream = TcpStream::connect(addr)
         .await
         .map_err(|e| format!("{addr}: {e}"))?;
-    let ours = Handshake::new(info_hash, our_id, crate::peer::our_reserved());
+    let ours = Handshake::new(info_hash, our_id, crate::peer::our_reserved(false));
     stream
         .write_all(&ours.encode())
         .await

@@ -121,10 +121,11 @@ pub(crate) enum Event {
     Uploaded { key: PeerKey, bytes: u64 },
     /// The connection is over.
     Closed { key: PeerKey, reason: String },
-    /// Peers learnt from a tracker.
+    /// Peers learnt from a tracker, the DHT or another peer.
     Discovered {
-        /// The tier whose tracker answered.
-        tier: usize,
+        source: crate::stats::PeerSource,
+        /// The tier whose tracker answered, for a tracker's peers.
+        tier: Option<usize>,
         peers: Vec<SocketAddr>,
     },
     /// No tracker answered an announce; the last error.
@@ -152,6 +153,8 @@ pub(crate) struct Link {
     pub(crate) key: PeerKey,
     pub(crate) info_hash: InfoHash,
     pub(crate) our_id: PeerId,
+    /// The reserved bits of our handshake.
+    pub(crate) reserved: Reserved,
     pub(crate) num_pieces: u32,
     pub(crate) disk: Disk,
     pub(crate) events: mpsc::Sender<Event>,
@@ -168,10 +171,13 @@ pub(crate) struct Link {
 
 /// The extensions we offer: the fast extension (BEP 6) and the extension
 /// protocol (BEP 10).
-pub(crate) fn our_reserved() -> Reserved {
+/// With a DHT node, also the DHT bit (BEP 5): peers then send their DHT
+/// port.
+pub(crate) fn our_reserved(dht: bool) -> Reserved {
     Reserved::default()
         .with_fast(true)
         .with_extension_protocol(true)
+        .with_dht(dht)
 }
 
 /// How a connection starts.
@@ -213,7 +219,7 @@ pub(crate) async fn run(mut link: Link, start: Start) {
 }
 
 async fn connect(link: &Link, start: Start) -> Result<(TcpStream, Handshake), String> {
-    let ours = Handshake::new(link.info_hash, link.our_id, our_reserved()).encode();
+    let ours = Handshake::new(link.info_hash, link.our_id, link.reserved).encode();
     match start {
         Start::Connect { addr, timeout } => {
             let mut stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
@@ -256,7 +262,7 @@ async fn exchange(link: Link, stream: TcpStream, handshake: Handshake) -> String
         FramedRead::with_capacity(read, PeerCodec::new(Some(link.num_pieces)), READ_BUFFER);
     let mut writer = FramedWrite::new(write, PeerCodec::new(Some(link.num_pieces)));
     writer.set_backpressure_boundary(WRITE_BUFFER);
-    let fast = handshake.reserved.fast() && our_reserved().fast();
+    let fast = handshake.reserved.fast() && link.reserved.fast();
     let Link {
         key,
         disk,

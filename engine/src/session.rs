@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use dht::Dht;
 use metainfo::{InfoHash, Metainfo, PeerId};
 use peerwire::{HANDSHAKE_LEN, Handshake};
 use storage::{Disk, Storage, StorageConfig, StorageError};
@@ -17,6 +18,7 @@ use tokio::sync::{Semaphore, broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tracker::TrackerClient;
 
+use crate::discovery::DhtConfig;
 use crate::stats::{Stats, TorrentEvent, TorrentState};
 use crate::torrent::{Control, Incoming, Torrent};
 use crate::turnover::Grace;
@@ -69,6 +71,10 @@ pub struct SessionConfig {
     pub download_limit: Option<u64>,
     /// Most payload bytes per second sent, over all torrents.
     pub upload_limit: Option<u64>,
+    /// The mainline DHT (BEP 5), if the session runs a node: public
+    /// torrents find peers in it and magnet links their metadata. `None`
+    /// by default, so that nothing reaches the public network unasked.
+    pub dht: Option<DhtConfig>,
 }
 
 impl Default for SessionConfig {
@@ -91,6 +97,7 @@ impl Default for SessionConfig {
             web_seed_retry: Duration::from_secs(30),
             download_limit: None,
             upload_limit: None,
+            dht: None,
         }
     }
 }
@@ -201,6 +208,9 @@ pub struct Session {
     permits: Arc<Semaphore>,
     torrents: Mutex<Vec<TorrentHandle>>,
     accept: JoinHandle<()>,
+    dht: Option<Dht>,
+    /// Saves the DHT's table now and then.
+    dht_saver: Option<JoinHandle<()>>,
 }
 
 impl Session {
@@ -211,6 +221,22 @@ impl Session {
         let routes = Routes::default();
         let config = Arc::new(config);
         let handshaking = config.max_peers.max(MIN_HANDSHAKING);
+        let dht = match &config.dht {
+            Some(settings) => Some(crate::discovery::start(settings, local_addr).await?),
+            None => None,
+        };
+        let dht_saver = dht.as_ref().and_then(|dht| {
+            let path = config.dht.as_ref()?.state_file.clone()?;
+            let dht = dht.clone();
+            Some(tokio::spawn(async move {
+                let mut every = tokio::time::interval(DHT_SAVE_EVERY);
+                every.tick().await;
+                loop {
+                    every.tick().await;
+                    crate::discovery::save(&dht, &path).await;
+                }
+            }))
+        });
         let accept = tokio::spawn(accept(
             listener,
             routes.clone(),
@@ -232,6 +258,8 @@ impl Session {
             routes,
             torrents: Mutex::new(Vec::new()),
             accept,
+            dht,
+            dht_saver,
         })
     }
 
@@ -243,6 +271,11 @@ impl Session {
     /// Our peer id.
     pub fn peer_id(&self) -> PeerId {
         self.config.peer_id
+    }
+
+    /// The session's DHT node, if it runs one.
+    pub fn dht(&self) -> Option<&Dht> {
+        self.dht.as_ref()
     }
 
     /// Fetches the torrent a magnet link names: its info dictionary, from
@@ -258,6 +291,7 @@ impl Session {
         crate::metadata::fetch(
             link,
             peers,
+            self.dht.as_ref(),
             self.config.peer_id,
             self.local_addr.port(),
             &self.config.tracker_client,
@@ -322,6 +356,12 @@ impl Session {
             broadcast: broadcast.clone(),
             progress,
             announcers: Vec::new(),
+            // BEP 27: a private torrent's peers come from its trackers only.
+            dht: if torrent.info().is_private() {
+                None
+            } else {
+                self.dht.clone()
+            },
         };
         {
             let mut routes = self.routes();
@@ -368,8 +408,21 @@ impl Session {
         let torrents =
             std::mem::take(&mut *self.torrents.lock().unwrap_or_else(|e| e.into_inner()));
         futures::future::join_all(torrents.iter().map(TorrentHandle::stop)).await;
+        if let Some(saver) = &self.dht_saver {
+            saver.abort();
+        }
+        if let (Some(dht), Some(path)) = (
+            &self.dht,
+            self.config.dht.as_ref().and_then(|d| d.state_file.as_ref()),
+        ) {
+            crate::discovery::save(dht, path).await;
+        }
     }
 }
+
+/// How often the DHT's table is saved while the session runs (and once at
+/// shutdown).
+const DHT_SAVE_EVERY: Duration = Duration::from_secs(10 * 60);
 
 /// Incoming connections that may wait for their handshake at once, when
 /// `max_peers` is lower.

@@ -77,6 +77,52 @@ pub struct Stats {
     /// Payload exchanged with each peer since the start, by peer id, for
     /// the first [`MAX_PEER_TOTALS`] peers met (sorted by id).
     pub peer_totals: Vec<PeerTotals>,
+    /// Connected peers by where their address came from.
+    pub sources: PeerSources,
+}
+
+/// Where a peer's address came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum PeerSource {
+    /// A tracker's answer.
+    Tracker,
+    /// The DHT.
+    Dht,
+    /// Another peer's `ut_pex`.
+    Pex,
+    /// Given by the user (`--peer`, a magnet's `x.pe`).
+    Given,
+    /// It dialled us.
+    Incoming,
+}
+
+/// Connected peers counted by [`PeerSource`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PeerSources {
+    /// From trackers.
+    pub tracker: usize,
+    /// From the DHT.
+    pub dht: usize,
+    /// From peer exchange.
+    pub pex: usize,
+    /// Given by the user.
+    pub given: usize,
+    /// Dialled us.
+    pub incoming: usize,
+}
+
+impl PeerSources {
+    /// Counts one more peer from `source`.
+    pub fn add(&mut self, source: PeerSource) {
+        match source {
+            PeerSource::Tracker => self.tracker += 1,
+            PeerSource::Dht => self.dht += 1,
+            PeerSource::Pex => self.pex += 1,
+            PeerSource::Given => self.given += 1,
+            PeerSource::Incoming => self.incoming += 1,
+        }
+    }
 }
 
 impl Stats {
@@ -102,6 +148,7 @@ impl Stats {
             banned: 0,
             eta: None,
             peer_totals: Vec::new(),
+            sources: PeerSources::default(),
             announces: 0,
             connections: 0,
             peers_ever: 0,

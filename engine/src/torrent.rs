@@ -25,7 +25,9 @@ use crate::peer::{self, Command, Event, Requests};
 use crate::picker::{PeerKey, Picker};
 use crate::rate::Rate;
 use crate::session::{SessionConfig, TorrentOptions};
-use crate::stats::{MAX_PEER_TOTALS, PeerTotals, Stats, TorrentEvent, TorrentState};
+use crate::stats::{
+    MAX_PEER_TOTALS, PeerSource, PeerSources, PeerTotals, Stats, TorrentEvent, TorrentState,
+};
 use crate::webseed::{WebClient, WebSeed};
 
 mod connections;
@@ -102,6 +104,8 @@ struct Peer {
     addr: SocketAddr,
     /// Whether we dialled (and may dial again).
     outgoing: bool,
+    /// Where its address came from.
+    source: PeerSource,
     /// Where a peer that dialled us listens, if its extension handshake
     /// said (`p`) or our own dial reached it again on this IP: an address
     /// we need not dial while this connection lasts.
@@ -212,8 +216,11 @@ pub(crate) struct Torrent {
     pub(crate) stats: watch::Sender<Stats>,
     pub(crate) broadcast: broadcast::Sender<TorrentEvent>,
     pub(crate) progress: watch::Sender<Progress>,
-    /// Orders for each tier's announcer.
+    /// Orders for each tier's announcer (and the DHT's).
     pub(crate) announcers: Vec<mpsc::Sender<Order>>,
+    /// The session's DHT node, unless the torrent is private or the
+    /// session has none.
+    pub(crate) dht: Option<dht::Dht>,
 }
 
 /// The torrent's running state, once its data is checked.
@@ -223,8 +230,9 @@ struct Running {
     peers: HashMap<PeerKey, Peer>,
     next_key: PeerKey,
     candidates: VecDeque<SocketAddr>,
-    /// Addresses connected, being dialled or queued.
-    known: HashSet<SocketAddr>,
+    /// Addresses connected, being dialled or queued, and where each came
+    /// from.
+    known: HashMap<SocketAddr, PeerSource>,
     /// Addresses that failed or left, and when they may be dialled again.
     cooling: HashMap<SocketAddr, Instant>,
     /// Dials or handshakes that failed in a row, per address, with the
@@ -321,7 +329,7 @@ impl Torrent {
             peers: HashMap::new(),
             next_key: 0,
             candidates: VecDeque::new(),
-            known: HashSet::new(),
+            known: HashMap::new(),
             cooling: HashMap::new(),
             failures: HashMap::new(),
             banned_ids: HashSet::new(),
@@ -351,7 +359,7 @@ impl Torrent {
         self.update_progress(&run);
         self.start_announcer();
         for addr in self.options.peers.clone() {
-            self.add_candidate(&mut run, addr);
+            self.add_candidate(&mut run, addr, PeerSource::Given);
         }
         self.connect_web_seeds(&mut run);
         self.publish(&run);
@@ -369,7 +377,7 @@ impl Torrent {
                         // Peers we left when pausing are dialled at once.
                         run.cooling.clear();
                         for addr in self.options.peers.clone() {
-                            self.add_candidate(&mut run, addr);
+                            self.add_candidate(&mut run, addr, PeerSource::Given);
                         }
                         for slot in &mut run.web_seeds {
                             slot.next_try = Instant::now();
@@ -393,6 +401,22 @@ impl Torrent {
     }
 
     fn start_announcer(&mut self) {
+        if let Some(dht) = &self.dht {
+            let (orders, rx) = mpsc::channel(4);
+            let settings = self.config.dht.clone().unwrap_or_default();
+            let announcer = crate::discovery::DhtAnnouncer {
+                dht: dht.clone(),
+                info_hash: self.info_hash,
+                port: self.port,
+                reannounce: settings.reannounce,
+                reannounce_few: settings.reannounce_few,
+                few_peers: settings.few_peers,
+                progress: self.progress.subscribe(),
+                peers: self.events_tx.clone(),
+            };
+            tokio::spawn(announcer.run(rx));
+            self.announcers.push(orders);
+        }
         let tiers = self.metainfo.trackers();
         if tiers.is_empty() {
             return;
@@ -551,11 +575,17 @@ impl Torrent {
             Event::AnnounceFailed { tier, error } => {
                 run.tiers.failed(tier, error);
             }
-            Event::Discovered { tier, peers: addrs } => {
-                run.tiers.answered(tier);
+            Event::Discovered {
+                source,
+                tier,
+                peers: addrs,
+            } => {
+                if let Some(tier) = tier {
+                    run.tiers.answered(tier);
+                }
                 if !run.paused {
                     for addr in addrs {
-                        self.add_candidate(run, addr);
+                        self.add_candidate(run, addr, source);
                     }
                     self.connect_more(run);
                 }
@@ -680,7 +710,7 @@ impl Torrent {
             .retain(|_, (_, last)| now.duration_since(*last) < RETRY_MAX);
         if !run.paused {
             for addr in self.options.peers.clone() {
-                self.add_candidate(run, addr);
+                self.add_candidate(run, addr, PeerSource::Given);
             }
         }
         self.connect_more(run);
@@ -770,6 +800,7 @@ impl Torrent {
             uploaded: run.up.total(),
             downloaded: run.down.total(),
             left: run.picker.bytes_missing(),
+            peers: run.peers.values().filter(|p| p.ready()).count(),
         });
     }
 
@@ -825,6 +856,13 @@ impl Torrent {
             peers_ever: run.peers_ever,
             dial_failures: run.dial_failures,
             tracker_error: run.tiers.error(),
+            sources: {
+                let mut sources = PeerSources::default();
+                for peer in run.peers.values().filter(|p| p.ready() && p.web.is_none()) {
+                    sources.add(peer.source);
+                }
+                sources
+            },
         };
         self.stats.send_if_modified(|old| {
             if *old == stats {

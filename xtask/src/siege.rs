@@ -120,6 +120,7 @@ impl Seed {
             .args([
                 "seed",
                 "-q",
+                "--no-dht",
                 "--bind",
                 "127.0.0.1",
                 "--port",

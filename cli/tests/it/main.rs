@@ -472,7 +472,15 @@ fn seed_then_download_end_to_end() {
 
     let mut seeder = Guard(
         Command::new(env!("CARGO_BIN_EXE_btc"))
-            .args(["seed", "album.torrent", "-d", "source", "--port", "0"])
+            .args([
+                "seed",
+                "--no-dht",
+                "album.torrent",
+                "-d",
+                "source",
+                "--port",
+                "0",
+            ])
             .args(["--bind", "127.0.0.1"])
             .current_dir(dir.path())
             .env("XDG_STATE_HOME", &state)
@@ -494,7 +502,15 @@ fn seed_then_download_end_to_end() {
     // The same torrent and folder are not run twice at once.
     let mut twice = Command::new(env!("CARGO_BIN_EXE_btc"));
     twice
-        .args(["seed", "album.torrent", "-d", "source", "--port", "0"])
+        .args([
+            "seed",
+            "--no-dht",
+            "album.torrent",
+            "-d",
+            "source",
+            "--port",
+            "0",
+        ])
         .current_dir(dir.path())
         .env("XDG_STATE_HOME", &state);
     let twice = output_within(twice, std::time::Duration::from_secs(60));
@@ -509,6 +525,7 @@ fn seed_then_download_end_to_end() {
     let download = btc_with_state(
         &[
             "download",
+            "--no-dht",
             "album.torrent",
             "-o",
             "out",
@@ -539,6 +556,7 @@ fn seed_then_download_end_to_end() {
     let quiet = btc_with_state(
         &[
             "download",
+            "--no-dht",
             "album.torrent",
             "-o",
             "out2",
@@ -575,6 +593,7 @@ fn seed_then_download_end_to_end() {
     let fetched = btc_with_state(
         &[
             "download",
+            "--no-dht",
             &magnet,
             "-o",
             "out3",
@@ -601,6 +620,7 @@ fn seed_then_download_end_to_end() {
     let only = btc_with_state(
         &[
             "download",
+            "--no-dht",
             "album.torrent",
             "-o",
             "out4",
@@ -625,6 +645,7 @@ fn seed_then_download_end_to_end() {
     let none = btc(
         &[
             "download",
+            "--no-dht",
             "album.torrent",
             "--only",
             "*.flac",
@@ -696,6 +717,7 @@ fn seed_and_download_refuse_what_cannot_work() {
     let run = |args: &[&str]| btc_with_state(args, dir.path(), &state);
     let seed = run(&[
         "seed",
+        "--no-dht",
         "a.torrent",
         "-d",
         "empty",
@@ -712,6 +734,7 @@ fn seed_and_download_refuse_what_cannot_work() {
     );
     let download = run(&[
         "download",
+        "--no-dht",
         "a.torrent",
         "-o",
         "out",
@@ -723,7 +746,9 @@ fn seed_and_download_refuse_what_cannot_work() {
     assert_eq!(download.status.code(), Some(1));
     let err = String::from_utf8_lossy(&download.stderr);
     assert!(
-        err.contains("names no tracker and no web seed: give peers with --peer"),
+        err.contains(
+            "names no tracker and no web seed, and the DHT is off: give peers with --peer"
+        ),
         "{err}"
     );
     // A web seed btc cannot use (ftp://) is no source either.
@@ -741,7 +766,15 @@ fn seed_and_download_refuse_what_cannot_work() {
     let mut ftp = bytes.clone();
     ftp[at..at + 9].copy_from_slice(b"ftp://h/x");
     std::fs::write(dir.path().join("ftp.torrent"), ftp).unwrap();
-    let download = run(&["download", "ftp.torrent", "-o", "out", "--port", "0"]);
+    let download = run(&[
+        "download",
+        "--no-dht",
+        "ftp.torrent",
+        "-o",
+        "out",
+        "--port",
+        "0",
+    ]);
     assert_eq!(download.status.code(), Some(1), "{}", transcript(&download));
     assert!(
         String::from_utf8_lossy(&download.stderr).contains("names no tracker and no web seed"),
@@ -750,16 +783,17 @@ fn seed_and_download_refuse_what_cannot_work() {
     );
     let magnet = run(&[
         "download",
+        "--no-dht",
         "magnet:?xt=urn:btih:0123456789abcdef0123456789abcdef01234567",
     ]);
     assert_eq!(magnet.status.code(), Some(1));
-    assert!(
-        String::from_utf8_lossy(&magnet.stderr)
-            .contains("this magnet link names no tracker and no peer: give peers with --peer")
-    );
+    assert!(String::from_utf8_lossy(&magnet.stderr).contains(
+        "this magnet link names no tracker and no peer, and the DHT is off: give peers with --peer"
+    ));
     // A place the torrent cannot be saved is said before any fetching.
     let nowhere = run(&[
         "download",
+        "--no-dht",
         "magnet:?xt=urn:btih:0123456789abcdef0123456789abcdef01234567&x.pe=127.0.0.1:1",
         "--save-torrent",
         "nowhere/x.torrent",
@@ -808,6 +842,7 @@ fn an_interrupted_download_resumes_when_run_again() {
     };
     let mut seeder = Guard(Some(spawn(&[
         "seed",
+        "--no-dht",
         "big.torrent",
         "-d",
         "src",
@@ -832,6 +867,7 @@ fn an_interrupted_download_resumes_when_run_again() {
     // Slow enough (1 MiB/s) to be interrupted halfway.
     let args = [
         "download",
+        "--no-dht",
         "big.torrent",
         "-o",
         "out",
@@ -848,7 +884,7 @@ fn an_interrupted_download_resumes_when_run_again() {
     // has reached the disk.
     let interrupt = |out: &str, signal: &str| {
         let mut args = args.to_vec();
-        args[3] = out;
+        args[4] = out;
         let mut download = Guard(Some(spawn(&args)));
         let target = dir.path().join(out).join("big.bin");
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -924,6 +960,7 @@ fn a_port_in_use_is_said_plainly() {
     let output = btc(
         &[
             "download",
+            "--no-dht",
             "a.torrent",
             "--port",
             &port,
@@ -960,6 +997,7 @@ fn an_unreachable_peer_is_given_up_on_with_advice() {
     let output = btc_with_state(
         &[
             "download",
+            "--no-dht",
             "a.torrent",
             "-o",
             "out",
@@ -1001,7 +1039,15 @@ fn an_interrupted_download_says_it_waits_for_a_silent_tracker() {
     );
     assert!(created.status.success(), "{}", transcript(&created));
     let child = Command::new(env!("CARGO_BIN_EXE_btc"))
-        .args(["download", "t.torrent", "-o", "out", "--port", "0"])
+        .args([
+            "download",
+            "--no-dht",
+            "t.torrent",
+            "-o",
+            "out",
+            "--port",
+            "0",
+        ])
         .args(["--bind", "127.0.0.1"])
         .current_dir(dir.path())
         .env("XDG_STATE_HOME", dir.path().join("state"))
@@ -1120,7 +1166,15 @@ fn a_torrent_made_with_a_web_seed_downloads_from_it_alone() {
     );
     let mut download = Command::new(env!("CARGO_BIN_EXE_btc"));
     download
-        .args(["download", "set.torrent", "-o", "out", "--port", "0"])
+        .args([
+            "download",
+            "--no-dht",
+            "set.torrent",
+            "-o",
+            "out",
+            "--port",
+            "0",
+        ])
         .args(["--bind", "127.0.0.1"])
         .current_dir(dir.path())
         .env("XDG_STATE_HOME", dir.path().join("state"));

@@ -234,7 +234,7 @@ fn one_address_cannot_fill_the_table_and_read_only_nodes_are_not_kept() {
     let mut n = node(Config::default(), now);
     // 40 ids from one IP, each answering the ping we send it.
     for i in 0..40u8 {
-        let from = SocketAddr::new(addr("127.0.0.7:1").ip(), 1000 + u16::from(i));
+        let from = SocketAddr::new(addr("198.51.100.7:1").ip(), 1000 + u16::from(i));
         let mut id = NodeId([i; 20]);
         id.0[0] = i.wrapping_mul(37);
         n.handle(now, from, &query(&[i], Query::Ping { id }));

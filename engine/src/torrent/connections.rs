@@ -20,7 +20,7 @@ use super::{
 use crate::peer::{self, Link, Requests, Start};
 use crate::picker::PeerKey;
 use crate::rate::Rate;
-use crate::stats::TorrentEvent;
+use crate::stats::{PeerSource, TorrentEvent};
 use crate::turnover::{self, Kind, Newcomer, Standing};
 use crate::webseed::{WebClient, WebSeed};
 
@@ -45,17 +45,17 @@ fn dialling(run: &Running) -> usize {
 impl Torrent {
     /// Queues an address to dial, unless it is ours, known, banned or cooling
     /// down after a failure.
-    pub(super) fn add_candidate(&self, run: &mut Running, addr: SocketAddr) {
+    pub(super) fn add_candidate(&self, run: &mut Running, addr: SocketAddr, source: PeerSource) {
         let ours =
             addr.port() == self.port && (addr.ip().is_loopback() || addr.ip().is_unspecified());
         if ours
-            || run.known.contains(&addr)
+            || run.known.contains_key(&addr)
             || run.banned_addrs.contains(&addr)
             || run.cooling.get(&addr).is_some_and(|t| *t > Instant::now())
         {
             return;
         }
-        run.known.insert(addr);
+        run.known.insert(addr, source);
         run.candidates.push_back(addr);
     }
 
@@ -129,6 +129,11 @@ impl Torrent {
             Peer {
                 addr,
                 outgoing,
+                source: if outgoing {
+                    run.known.get(&addr).copied().unwrap_or(PeerSource::Given)
+                } else {
+                    PeerSource::Incoming
+                },
                 id: None,
                 commands,
                 queued: queued.clone(),
@@ -164,6 +169,7 @@ impl Torrent {
             key,
             info_hash: self.info_hash,
             our_id: self.config.peer_id,
+            reserved: peer::our_reserved(self.dht.is_some()),
             num_pieces,
             disk: self.disk.clone(),
             events: self.events_tx.clone(),
@@ -419,6 +425,12 @@ impl Torrent {
                 id: 0,
                 payload: ours.encode(),
             });
+        }
+        // BEP 5: a peer with a DHT node learns where ours listens.
+        if handshake.reserved.dht()
+            && let Some(dht) = &self.dht
+        {
+            peer.send(Message::Port(dht.local_addr().port()));
         }
         let addr = peer.addr;
         run.peers_ever += 1;

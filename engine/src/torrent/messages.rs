@@ -12,6 +12,7 @@ use super::pipeline::MAX_QUEUE;
 use super::{BOTH_SEEDS, MAX_REJECTS, Running, Torrent};
 use crate::peer::{self, Command};
 use crate::picker::PeerKey;
+use crate::stats::PeerSource;
 
 impl Torrent {
     /// One message from a peer; an error is why to drop it.
@@ -31,7 +32,13 @@ impl Torrent {
             peer.said_anything = true;
         }
         match message {
-            Message::KeepAlive | Message::Piece { .. } | Message::Port(_) | Message::Suggest(_) => {
+            Message::KeepAlive | Message::Piece { .. } | Message::Suggest(_) => {}
+            Message::Port(port) => {
+                if let Some(dht) = &self.dht
+                    && port != 0
+                {
+                    dht.add_node(SocketAddr::new(peer.addr.ip(), port));
+                }
             }
             Message::Unknown { .. } | Message::AllowedFast(_) => {}
             Message::Choke => {
@@ -159,7 +166,7 @@ impl Torrent {
                         {
                             let listen = SocketAddr::new(peer.addr.ip(), port);
                             peer.listen = Some(listen);
-                            run.known.insert(listen);
+                            run.known.insert(listen, PeerSource::Incoming);
                             run.candidates.retain(|a| *a != listen);
                         }
                     }

@@ -198,7 +198,7 @@ impl Peer {
                     command.args(["download", "-q", "-o"]).arg(&out);
                 }
                 command
-                    .args(["--port", &port, "--bind", "127.0.0.1"])
+                    .args(["--port", &port, "--bind", "127.0.0.1", "--no-dht"])
                     .arg(torrent)
                     .env("XDG_STATE_HOME", scratch.path());
                 command
