@@ -197,12 +197,22 @@ impl Lookup {
     ) -> Vec<SocketAddr> {
         self.answers += 1;
         if seed {
+            // Now that its id is known, a bootstrap node is a candidate
+            // like any other: in a small network it may be among the
+            // closest, and the one to announce to.
             self.seeds_outstanding = self.seeds_outstanding.saturating_sub(1);
-        } else if let Some(candidate) = self.find(from.addr) {
+            self.add([from]);
+        }
+        if let Some(candidate) = self.find(from.addr) {
             candidate.state = State::Answered;
             candidate.token = token;
         }
         self.add(nodes);
+        self.found(values)
+    }
+
+    /// Peers learnt, and which of them are new.
+    pub(crate) fn found(&mut self, values: &[SocketAddr]) -> Vec<SocketAddr> {
         let mut fresh = Vec::new();
         for peer in values {
             if self.peers.len() < MAX_PEERS && self.peers.insert(*peer) {

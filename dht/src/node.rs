@@ -337,7 +337,24 @@ impl Node {
     ) -> LookupId {
         let nodes = self.table.closest(&info_hash, K, now);
         let seeds = self.seeds_if_few(nodes.len());
-        self.start(info_hash, Goal::GetPeers { announce }, nodes, seeds, now)
+        let lookup = self.start(info_hash, Goal::GetPeers { announce }, nodes, seeds, now);
+        // Peers announced to this very node count too.
+        let ours = self.store.peers(
+            &info_hash,
+            self.config.store.peers_per_torrent,
+            &mut self.rng,
+        );
+        if let Some(l) = self.lookups.get_mut(&lookup) {
+            let fresh = l.found(&ours);
+            if !fresh.is_empty() {
+                self.events.push_back(Event::Peers {
+                    lookup,
+                    info_hash,
+                    peers: fresh,
+                });
+            }
+        }
+        lookup
     }
 
     fn seeds_if_few(&self, nodes: usize) -> Vec<SocketAddr> {

@@ -18,6 +18,7 @@ mod crowded;
 mod hostile;
 mod seeding;
 mod swarm;
+mod trackerless;
 mod webseed;
 
 /// Generated content on disk and its torrent.

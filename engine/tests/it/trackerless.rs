@@ -1,0 +1,162 @@
+//! Peers found through the DHT alone: no tracker, no given peer. Every
+//! session and node has its own loopback address, as across hosts.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use engine::{DhtConfig, Session, SessionConfig, TorrentOptions};
+use metainfo::MagnetLink;
+
+use super::*;
+
+fn host(i: u32) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::from(0x7f00_0300 + i))
+}
+
+/// A session at `host(i)` whose DHT node starts from `bootstrap`.
+async fn dht_session(i: u32, bootstrap: SocketAddr) -> Session {
+    dht_session_with(i, bootstrap, test_config()).await
+}
+
+async fn dht_session_with(i: u32, bootstrap: SocketAddr, config: SessionConfig) -> Session {
+    Session::start(SessionConfig {
+        listen: SocketAddr::new(host(i), 0),
+        dht: Some(DhtConfig {
+            bootstrap: vec![bootstrap.to_string()],
+            ..DhtConfig::default()
+        }),
+        ..config
+    })
+    .await
+    .unwrap()
+}
+
+/// Waits until the DHT gives `peer` for the torrent.
+async fn wait_in_dht(node: &dht::Dht, hash: metainfo::InfoHash, peer: SocketAddr) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut found = node.get_peers(dht::NodeId(hash.0), None).await;
+        while let Some(next) = found.recv().await {
+            match next {
+                dht::Found::Peers(peers) if peers.contains(&peer) => return,
+                dht::Found::Done(_) => break,
+                dht::Found::Peers(_) => {}
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{peer} never announced itself: {:?}",
+            node.stats().await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A router node of the test's own, and a seeder that has announced.
+async fn network(content: &Content, upload_limit: Option<u64>) -> (dht::Dht, Session) {
+    let router = dht::Dht::bind(SocketAddr::new(host(1), 0), dht::Config::default())
+        .await
+        .unwrap();
+    let config = SessionConfig {
+        upload_limit,
+        ..test_config()
+    };
+    let seeder = dht_session_with(2, router.local_addr(), config).await;
+    seeder
+        .add(content.torrent.clone(), content.seed_options())
+        .await
+        .unwrap();
+    let at = seeder.local_addr();
+    wait_in_dht(&router, content.torrent.info_hash(), at).await;
+    (router, seeder)
+}
+
+#[tokio::test]
+async fn leechers_with_no_tracker_find_a_seeder_and_each_other_through_the_dht() {
+    let content = content(&SIZES, 32 * 1024, &[], 31);
+    // Slow enough that the leechers are seen trading before they finish.
+    let (router, _seeder) = network(&content, Some(256 * 1024)).await;
+    let mut leechers = Vec::new();
+    for i in 0..3 {
+        let session = dht_session(10 + i, router.local_addr()).await;
+        let dir = tempfile::tempdir().unwrap();
+        let handle = session
+            .add(content.torrent.clone(), TorrentOptions::new(dir.path()))
+            .await
+            .unwrap();
+        leechers.push((session, handle, dir));
+    }
+    // The seeder came from the DHT: nobody else named any peer.
+    wait_for(&leechers[0].1, "a peer from the DHT", |s| s.sources.dht > 0).await;
+    let sources = leechers[0].1.stats().sources;
+    assert_eq!(
+        sources.tracker + sources.given + sources.pex,
+        0,
+        "{sources:?}"
+    );
+    for (_, handle, dir) in &leechers {
+        complete(handle).await;
+        content.assert_downloaded(dir.path());
+    }
+}
+
+#[tokio::test]
+async fn a_magnet_link_with_only_its_hash_downloads_through_the_dht() {
+    let content = content(&SIZES, 32 * 1024, &[], 32);
+    let (router, _seeder) = network(&content, None).await;
+    let link: MagnetLink = format!("magnet:?xt=urn:btih:{}", content.torrent.info_hash())
+        .parse()
+        .unwrap();
+    assert!(link.trackers.is_empty() && link.peers.is_empty());
+    let leecher = dht_session(20, router.local_addr()).await;
+    let torrent = leecher
+        .fetch_metadata(&link, &[], Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(torrent.info_hash(), content.torrent.info_hash());
+    let dir = tempfile::tempdir().unwrap();
+    let handle = leecher
+        .add(torrent, TorrentOptions::new(dir.path()))
+        .await
+        .unwrap();
+    complete(&handle).await;
+    content.assert_downloaded(dir.path());
+}
+
+#[tokio::test]
+async fn a_private_torrent_never_touches_the_dht() {
+    let content = content(&SIZES[..3], 32 * 1024, &[], 33);
+    let private = {
+        let root = content.dir.path().join("content");
+        metainfo::TorrentBuilder::new(&root)
+            .piece_length(32 * 1024)
+            .private(true)
+            .build(|_, _| {})
+            .unwrap()
+    };
+    let router = dht::Dht::bind(SocketAddr::new(host(30), 0), dht::Config::default())
+        .await
+        .unwrap();
+    let seeder = dht_session(31, router.local_addr()).await;
+    seeder
+        .add(private.clone(), content.seed_options())
+        .await
+        .unwrap();
+    // A public torrent of the same session does announce: once it is
+    // found, the private one would have been too.
+    let public = content.torrent.clone();
+    seeder
+        .add(public.clone(), content.seed_options())
+        .await
+        .unwrap();
+    wait_in_dht(&router, public.info_hash(), seeder.local_addr()).await;
+    let mut found = router
+        .get_peers(dht::NodeId(private.info_hash().0), None)
+        .await;
+    while let Some(next) = found.recv().await {
+        match next {
+            dht::Found::Peers(peers) => panic!("the private torrent was announced: {peers:?}"),
+            dht::Found::Done(_) => break,
+        }
+    }
+}
