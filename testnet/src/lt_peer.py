@@ -3,13 +3,18 @@ python3-libtorrent.
 
 usage: lt_peer.py seed|leech TORRENT SAVE_PATH PORT [HOST:PORT...]
 
-It binds 127.0.0.1:PORT with DHT, local discovery, UPnP, NAT-PMP and uTP
-off, speaks plaintext (as every peer in the benchmark does), and keeps
-libtorrent's other defaults. It finds peers through the torrent's
-tracker and dials any HOST:PORT given. A seeder runs until it is killed. A leecher
-exits with status 0 once every piece is verified, or 1 on an error.
+It binds 127.0.0.1:PORT (LT_IP=ADDRESS for another loopback address) with
+DHT, local discovery, UPnP, NAT-PMP and uTP off, speaks plaintext (as
+every peer in the benchmark does), and keeps libtorrent's other defaults.
+It finds peers through the torrent's tracker and dials any HOST:PORT
+given. TORRENT may be a magnet link. With LT_DHT=HOST:PORT, its DHT runs,
+bootstrapping from that node alone, with the settings loopback needs, and
+it announces the torrent there every few seconds. A seeder runs until it
+is killed. A leecher exits with status 0 once every piece is verified,
+or 1 on an error.
 """
 
+import os
 import sys
 import time
 
@@ -18,9 +23,11 @@ import libtorrent as lt
 
 def main():
     mode, torrent, save_path, port = sys.argv[1:5]
-    session = lt.session({
-        "listen_interfaces": "127.0.0.1:" + port,
-        "enable_dht": False,
+    ip = os.environ.get("LT_IP", "127.0.0.1")
+    dht = os.environ.get("LT_DHT")
+    settings = {
+        "listen_interfaces": ip + ":" + port,
+        "enable_dht": bool(dht),
         "enable_lsd": False,
         "enable_upnp": False,
         "enable_natpmp": False,
@@ -31,15 +38,35 @@ def main():
         # 2 = pe_disabled: a plaintext handshake, no MSE/PE attempt first.
         "out_enc_policy": 2,
         "alert_mask": 0,
-    })
-    params = lt.add_torrent_params()
-    params.ti = lt.torrent_info(torrent)
+    }
+    if dht:
+        # Its defaults refuse loopback nodes and block an address that
+        # sends more than a few messages (see LAB.md).
+        settings.update({
+            "dht_bootstrap_nodes": "",
+            "dht_restrict_routing_ips": False,
+            "dht_restrict_search_ips": False,
+            "dht_block_ratelimit": 1000,
+        })
+    session = lt.session(settings)
+    if dht:
+        host, _, dht_port = dht.rpartition(":")
+        session.add_dht_node((host, int(dht_port)))
+    if torrent.startswith("magnet:"):
+        params = lt.parse_magnet_uri(torrent)
+    else:
+        params = lt.add_torrent_params()
+        params.ti = lt.torrent_info(torrent)
     params.save_path = save_path
     handle = session.add_torrent(params)
     for peer in sys.argv[5:]:
         host, _, peer_port = peer.rpartition(":")
         handle.connect_peer((host, int(peer_port)))
+    next_announce = 0
     while True:
+        if dht and time.monotonic() >= next_announce and session.status().dht_nodes > 0:
+            handle.force_dht_announce()
+            next_announce = time.monotonic() + 3
         status = handle.status()
         if status.errc.value() != 0:
             print("libtorrent: " + status.errc.message(), file=sys.stderr)

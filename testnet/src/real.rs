@@ -339,18 +339,39 @@ pub const LT_PEER_SCRIPT: &str = include_str!("lt_peer.py");
 #[derive(Debug)]
 pub struct Libtorrent {
     process: Process,
+    /// The address it accepts peers on.
+    pub ip: std::net::IpAddr,
     /// The port it accepts peers on.
     pub port: u16,
     /// Where its script is written (kept until drop).
     _script: tempfile::TempDir,
 }
 
+/// Where a libtorrent peer listens and whether its DHT runs.
+#[derive(Clone, Copy, Debug)]
+pub struct LtNetwork {
+    /// Its address (a loopback one).
+    pub ip: std::net::IpAddr,
+    /// A DHT node to bootstrap from; `None` leaves its DHT off.
+    pub dht: Option<SocketAddr>,
+}
+
+impl Default for LtNetwork {
+    fn default() -> LtNetwork {
+        LtNetwork {
+            ip: std::net::Ipv4Addr::LOCALHOST.into(),
+            dht: None,
+        }
+    }
+}
+
 impl Libtorrent {
     fn start(
         mode: &str,
-        torrent: &Path,
+        torrent: &std::ffi::OsStr,
         dir: &Path,
         peers: &[SocketAddr],
+        network: LtNetwork,
     ) -> io::Result<Libtorrent> {
         let script = tempfile::tempdir()?;
         let path = script.path().join("lt_peer.py");
@@ -370,9 +391,14 @@ impl Libtorrent {
             .arg(torrent)
             .arg(dir)
             .arg(port.to_string())
-            .args(peers.iter().map(ToString::to_string));
+            .args(peers.iter().map(ToString::to_string))
+            .env("LT_IP", network.ip.to_string());
+        if let Some(dht) = network.dht {
+            command.env("LT_DHT", dht.to_string());
+        }
         Ok(Libtorrent {
             process: Process::spawn("python3-libtorrent", &mut command)?,
+            ip: network.ip,
             port,
             _script: script,
         })
@@ -381,18 +407,43 @@ impl Libtorrent {
     /// Seeds `torrent` from `dir` (which holds its data) until dropped,
     /// finding peers through its tracker and dialling `peers`.
     pub fn seed(torrent: &Path, dir: &Path, peers: &[SocketAddr]) -> io::Result<Libtorrent> {
-        Libtorrent::start("seed", torrent, dir, peers)
+        Libtorrent::start(
+            "seed",
+            torrent.as_os_str(),
+            dir,
+            peers,
+            LtNetwork::default(),
+        )
+    }
+
+    /// Seeds `torrent` from `dir` at `network.ip`, announcing it in the
+    /// DHT `network.dht` leads to.
+    pub fn seed_in(torrent: &Path, dir: &Path, network: LtNetwork) -> io::Result<Libtorrent> {
+        Libtorrent::start("seed", torrent.as_os_str(), dir, &[], network)
+    }
+
+    /// Downloads a magnet link into `dir` at `network.ip`, finding its
+    /// peers (and metadata) through the DHT; exits with status 0 once
+    /// done.
+    pub fn leech_magnet(magnet: &str, dir: &Path, network: LtNetwork) -> io::Result<Libtorrent> {
+        Libtorrent::start("leech", magnet.as_ref(), dir, &[], network)
     }
 
     /// Downloads `torrent` into `dir`, finding peers through its tracker
     /// and dialling `peers`; exits with status 0 once done.
     pub fn leech(torrent: &Path, dir: &Path, peers: &[SocketAddr]) -> io::Result<Libtorrent> {
-        Libtorrent::start("leech", torrent, dir, peers)
+        Libtorrent::start(
+            "leech",
+            torrent.as_os_str(),
+            dir,
+            peers,
+            LtNetwork::default(),
+        )
     }
 
     /// Where peers reach it.
     pub fn addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.port))
+        SocketAddr::new(self.ip, self.port)
     }
 
     /// The process.

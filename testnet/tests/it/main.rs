@@ -14,6 +14,7 @@ use testnet::real::{Aria2, Transmission, wait_until};
 use tracker::HttpTracker;
 
 mod crowd;
+mod mainline;
 mod scenarios;
 
 /// Several files, one of them empty, one a byte, across pieces.

@@ -1,0 +1,127 @@
+//! btc and libtorrent find each other through the DHT alone: a magnet link
+//! with nothing but its info-hash, no tracker, no peer given. Each client
+//! and the router node have a loopback address of their own.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use engine::{DhtConfig, Session, SessionConfig, TorrentOptions};
+use testnet::Content;
+use testnet::real::{Libtorrent, LtNetwork};
+
+use super::complete;
+
+fn host(i: u32) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::from(0x7f00_0400 + i))
+}
+
+/// A DHT node of the test's own for everyone to start from.
+async fn router(i: u32) -> dht::Dht {
+    dht::Dht::bind(SocketAddr::new(host(i), 0), dht::Config::default())
+        .await
+        .unwrap()
+}
+
+/// Waits until the DHT gives `peer` for `hash` (at most 60 s).
+async fn wait_in_dht(node: &dht::Dht, hash: metainfo::InfoHash, peer: SocketAddr, who: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut found = node.get_peers(dht::NodeId(hash.0), None).await;
+        while let Some(next) = found.recv().await {
+            match next {
+                dht::Found::Peers(peers) if peers.contains(&peer) => return,
+                dht::Found::Done(_) => break,
+                dht::Found::Peers(_) => {}
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{who} never announced itself in the DHT: {:?}",
+            node.stats().await
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn bare_magnet(content: &Content) -> String {
+    format!("magnet:?xt=urn:btih:{}", content.torrent().info_hash())
+}
+
+async fn dht_session(i: u32, router: SocketAddr) -> Session {
+    Session::start(SessionConfig {
+        listen: SocketAddr::new(host(i), 0),
+        dht: Some(DhtConfig {
+            bootstrap: vec![router.to_string()],
+            ..DhtConfig::default()
+        }),
+        ..testnet::local_config()
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn btc_downloads_a_bare_magnet_from_a_libtorrent_seeder_found_in_the_dht() {
+    let content = Content::generate("multi", &super::SIZES, false, 32 * 1024, &[], 41).unwrap();
+    let router = router(1).await;
+    let network = LtNetwork {
+        ip: host(2),
+        dht: Some(router.local_addr()),
+    };
+    let mut lt = Libtorrent::seed_in(content.torrent_file(), &content.data_dir(), network).unwrap();
+    let hash = content.torrent().info_hash();
+    let announce = wait_in_dht(&router, hash, lt.addr(), "libtorrent");
+    tokio::select! {
+        () = announce => {}
+        () = async {
+            loop {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                if let Err(e) = lt.process().check_running() {
+                    panic!("{e}");
+                }
+            }
+        } => {}
+    }
+    let leecher = dht_session(3, router.local_addr()).await;
+    let link = bare_magnet(&content).parse().unwrap();
+    let torrent = leecher
+        .fetch_metadata(&link, &[], Duration::from_secs(60))
+        .await
+        .unwrap();
+    let target = tempfile::tempdir().unwrap();
+    let handle = leecher
+        .add(torrent, TorrentOptions::new(target.path()))
+        .await
+        .unwrap();
+    complete(&handle).await;
+    content.verify(target.path()).unwrap();
+    leecher.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn libtorrent_downloads_a_bare_magnet_from_a_btc_seeder_found_in_the_dht() {
+    let content = Content::generate("multi", &super::SIZES, false, 32 * 1024, &[], 42).unwrap();
+    let router = router(11).await;
+    let seeder = dht_session(12, router.local_addr()).await;
+    let handle = seeder
+        .add(
+            content.torrent().clone(),
+            TorrentOptions::new(content.data_dir()),
+        )
+        .await
+        .unwrap();
+    super::wait_seeding(&handle).await;
+    let hash = content.torrent().info_hash();
+    wait_in_dht(&router, hash, seeder.local_addr(), "the btc seeder").await;
+    let target = tempfile::tempdir().unwrap();
+    let network = LtNetwork {
+        ip: host(13),
+        dht: Some(router.local_addr()),
+    };
+    let mut lt = Libtorrent::leech_magnet(&bare_magnet(&content), target.path(), network).unwrap();
+    let status = tokio::task::block_in_place(|| lt.process().wait_exit(Duration::from_secs(90)));
+    let status = status.unwrap_or_else(|e| panic!("{e}; the seeder: {:?}", handle.stats()));
+    assert!(status.success(), "libtorrent failed: {status}");
+    content.verify(target.path()).unwrap();
+    seeder.shutdown().await;
+}
