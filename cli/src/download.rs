@@ -269,6 +269,9 @@ struct NetArgs {
     /// The UDP port of the DHT node; by default the peer port.
     #[arg(long, value_name = "N", conflicts_with = "no_dht")]
     dht_port: Option<u16>,
+    /// Exchange no peers with peers (ut_pex; private torrents never do).
+    #[arg(long)]
+    no_pex: bool,
 }
 
 impl NetArgs {
@@ -337,6 +340,7 @@ async fn start_session(net: &NetArgs) -> Result<Session> {
         download_limit: net.download_limit,
         upload_limit: net.upload_limit,
         dht: net.dht(),
+        pex: !net.no_pex,
         ..SessionConfig::default()
     };
     match Session::start(config(net.port)).await {

@@ -75,6 +75,12 @@ pub struct SessionConfig {
     /// torrents find peers in it and magnet links their metadata. `None`
     /// by default, so that nothing reaches the public network unasked.
     pub dht: Option<DhtConfig>,
+    /// Peer exchange (BEP 11) with peers that speak it; never for private
+    /// torrents.
+    pub pex: bool,
+    /// How often peers are told whom we are connected to (BEP 11 says
+    /// not more than once a minute; tests go faster).
+    pub pex_interval: Duration,
 }
 
 impl Default for SessionConfig {
@@ -98,6 +104,8 @@ impl Default for SessionConfig {
             download_limit: None,
             upload_limit: None,
             dht: None,
+            pex: true,
+            pex_interval: Duration::from_secs(60),
         }
     }
 }

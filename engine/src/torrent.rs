@@ -32,6 +32,7 @@ use crate::webseed::{WebClient, WebSeed};
 
 mod connections;
 mod messages;
+mod pex;
 mod pipeline;
 mod requests;
 use pipeline::{MAX_QUEUE, Unasked, pipeline_depth, web_seed_depth};
@@ -125,6 +126,12 @@ struct Peer {
     extended: bool,
     /// The id the peer wants `ut_metadata` messages sent with, if any.
     ut_metadata: Option<u8>,
+    /// The id the peer wants `ut_pex` messages sent with, if any.
+    ut_pex: Option<u8>,
+    /// The peers our `ut_pex` messages told it of, and not dropped since.
+    pex_sent: HashSet<SocketAddr>,
+    /// When its last `ut_pex` came.
+    pex_heard_at: Option<Instant>,
     reqq: usize,
     am_choking: bool,
     am_interested: bool,
@@ -230,6 +237,8 @@ struct Running {
     peers: HashMap<PeerKey, Peer>,
     next_key: PeerKey,
     candidates: VecDeque<SocketAddr>,
+    /// When peers are next told whom we are connected to (`ut_pex`).
+    next_pex: Instant,
     /// Addresses connected, being dialled or queued, and where each came
     /// from.
     known: HashMap<SocketAddr, PeerSource>,
@@ -330,6 +339,7 @@ impl Torrent {
             next_key: 0,
             candidates: VecDeque::new(),
             known: HashMap::new(),
+            next_pex: Instant::now() + self.config.pex_interval,
             cooling: HashMap::new(),
             failures: HashMap::new(),
             banned_ids: HashSet::new(),
@@ -669,6 +679,10 @@ impl Torrent {
 
     fn on_tick(&mut self, run: &mut Running) {
         run.ticks += 1;
+        if Instant::now() >= run.next_pex {
+            run.next_pex = Instant::now() + self.config.pex_interval;
+            self.send_pex(run);
+        }
         run.down.tick();
         run.up.tick();
         let now = Instant::now();

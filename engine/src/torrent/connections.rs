@@ -28,6 +28,9 @@ use crate::webseed::{WebClient, WebSeed};
 /// another: an address from a tracker may well be dead, and each dial that
 /// fails frees its place again.
 const TURNOVER_DIALS: usize = 4;
+/// Addresses waiting to be dialled at most: the DHT and peer exchange
+/// could otherwise name more than a torrent will ever dial.
+const MAX_CANDIDATES: usize = 2000;
 /// Why a peer is dropped for a newcomer, and how long its addresses rest
 /// before they are dialled again.
 const GAVE_WAY: &str = "idle; gave its place to a new peer";
@@ -53,6 +56,9 @@ impl Torrent {
             || run.banned_addrs.contains(&addr)
             || run.cooling.get(&addr).is_some_and(|t| *t > Instant::now())
         {
+            return;
+        }
+        if run.candidates.len() >= MAX_CANDIDATES {
             return;
         }
         run.known.insert(addr, source);
@@ -144,6 +150,9 @@ impl Torrent {
                 fast: false,
                 extended: false,
                 ut_metadata: None,
+                ut_pex: None,
+                pex_sent: Default::default(),
+                pex_heard_at: None,
                 reqq: DEFAULT_REQQ,
                 am_choking: true,
                 am_interested: false,
@@ -421,6 +430,9 @@ impl Torrent {
             };
             ours.m
                 .insert("ut_metadata".into(), crate::metadata::UT_METADATA_ID);
+            if self.pex_enabled() {
+                ours.m.insert("ut_pex".into(), super::pex::UT_PEX_ID);
+            }
             peer.send(Message::Extended {
                 id: 0,
                 payload: ours.encode(),

@@ -156,6 +156,9 @@ impl Torrent {
                             peer.reqq = (reqq as usize).clamp(1, MAX_QUEUE);
                         }
                         peer.ut_metadata = theirs.id("ut_metadata");
+                        if self.pex_enabled() {
+                            peer.ut_pex = theirs.id("ut_pex");
+                        }
                         // A peer that dialled us is not dialled back when a
                         // tracker lists it: a second connection to the same
                         // peer would cost one of the two, and the requests
@@ -170,6 +173,8 @@ impl Torrent {
                             run.candidates.retain(|a| *a != listen);
                         }
                     }
+                } else if id == super::pex::UT_PEX_ID {
+                    self.on_pex(run, key, &payload);
                 } else if id == crate::metadata::UT_METADATA_ID
                     && let Some(their_id) = peer.ut_metadata
                     && let Ok(UtMetadata::Request { piece }) = UtMetadata::decode(&payload)

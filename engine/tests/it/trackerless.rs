@@ -160,3 +160,105 @@ async fn a_private_torrent_never_touches_the_dht() {
         "the private torrent was announced: {first:?}"
     );
 }
+
+#[tokio::test]
+async fn peers_learn_of_each_other_through_peer_exchange() {
+    let content = content(&SIZES, 32 * 1024, &[], 34);
+    let fast_pex = || SessionConfig {
+        pex_interval: Duration::from_millis(500),
+        ..test_config()
+    };
+    // A slow seeder, so that the leechers still trade when they meet.
+    let seeder = Session::start(SessionConfig {
+        listen: SocketAddr::new(host(40), 0),
+        upload_limit: Some(256 * 1024),
+        ..fast_pex()
+    })
+    .await
+    .unwrap();
+    seeder
+        .add(content.torrent.clone(), content.seed_options())
+        .await
+        .unwrap();
+    // A knows the seeder; B knows only A, and must learn of the seeder
+    // from A's ut_pex.
+    let leecher = |i, peers: Vec<SocketAddr>| {
+        let content = &content;
+        let config = fast_pex();
+        async move {
+            let session = Session::start(SessionConfig {
+                listen: SocketAddr::new(host(i), 0),
+                ..config
+            })
+            .await
+            .unwrap();
+            let dir = tempfile::tempdir().unwrap();
+            let mut options = TorrentOptions::new(dir.path());
+            options.peers = peers;
+            let handle = session.add(content.torrent.clone(), options).await.unwrap();
+            (session, handle, dir)
+        }
+    };
+    let (a, a_handle, a_dir) = leecher(41, vec![seeder.local_addr()]).await;
+    let (_b, b_handle, b_dir) = leecher(42, vec![a.local_addr()]).await;
+    wait_for(&b_handle, "a peer from ut_pex", |s| s.sources.pex > 0).await;
+    for (handle, dir) in [(&a_handle, &a_dir), (&b_handle, &b_dir)] {
+        complete(handle).await;
+        content.assert_downloaded(dir.path());
+    }
+}
+
+/// Adds `torrent` to `session` with `peer` to dial.
+async fn join(
+    session: &Session,
+    torrent: &metainfo::Metainfo,
+    peer: SocketAddr,
+) -> (engine::TorrentHandle, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = TorrentOptions::new(dir.path());
+    options.peers = vec![peer];
+    let handle = session.add(torrent.clone(), options).await.unwrap();
+    (handle, dir)
+}
+
+#[tokio::test]
+async fn a_private_torrent_exchanges_no_peers() {
+    // The same sessions share a public and a private torrent: once the
+    // public one's peers were exchanged, the private one's would have been.
+    let content = content(&SIZES, 32 * 1024, &[], 35);
+    let public = content.torrent.clone();
+    let private = metainfo::TorrentBuilder::new(content.dir.path().join("content"))
+        .piece_length(32 * 1024)
+        .private(true)
+        .build(|_, _| {})
+        .unwrap();
+    let config = |i| SessionConfig {
+        listen: SocketAddr::new(host(i), 0),
+        pex_interval: Duration::from_millis(200),
+        upload_limit: Some(64 * 1024),
+        ..test_config()
+    };
+    let seeder = Session::start(config(50)).await.unwrap();
+    for torrent in [&private, &public] {
+        seeder
+            .add(torrent.clone(), content.seed_options())
+            .await
+            .unwrap();
+    }
+    let a = Session::start(config(51)).await.unwrap();
+    // The private torrent first, everywhere: its exchange rounds come
+    // before the public one's.
+    let _a_private = join(&a, &private, seeder.local_addr()).await;
+    let _a_public = join(&a, &public, seeder.local_addr()).await;
+    let b = Session::start(config(52)).await.unwrap();
+    let (b_private, _dir) = join(&b, &private, a.local_addr()).await;
+    wait_for(&b_private, "connected to A", |s| s.peers > 0).await;
+    let (b_public, _dir) = join(&b, &public, a.local_addr()).await;
+    wait_for(&b_public, "the public torrent's seeder from ut_pex", |s| {
+        s.sources.pex > 0
+    })
+    .await;
+    let stats = b_private.stats();
+    assert_eq!(stats.sources.pex, 0, "{:?}", stats.sources);
+    assert_eq!(stats.peers_ever, 1, "the private torrent met only A");
+}
