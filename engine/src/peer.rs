@@ -155,6 +155,8 @@ pub(crate) struct Link {
     pub(crate) our_id: PeerId,
     /// The reserved bits of our handshake.
     pub(crate) reserved: Reserved,
+    /// The address our dials come from, if the session listens on one.
+    pub(crate) local_ip: Option<std::net::IpAddr>,
     pub(crate) num_pieces: u32,
     pub(crate) disk: Disk,
     pub(crate) events: mpsc::Sender<Event>,
@@ -167,6 +169,27 @@ pub(crate) struct Link {
     pub(crate) handshake_timeout: Duration,
     pub(crate) idle_timeout: Duration,
     pub(crate) limits: crate::torrent::Limits,
+}
+
+/// Dials `addr` from `local` (the session's own address, when it listens
+/// on one and `addr` is of its family), so that the peer sees the address
+/// we listen on: a peer exchange names us by it.
+pub(crate) async fn dial(
+    addr: SocketAddr,
+    local: Option<std::net::IpAddr>,
+) -> std::io::Result<TcpStream> {
+    match local {
+        Some(ip) if ip.is_ipv4() == addr.is_ipv4() && !ip.is_unspecified() => {
+            let socket = if ip.is_ipv4() {
+                tokio::net::TcpSocket::new_v4()?
+            } else {
+                tokio::net::TcpSocket::new_v6()?
+            };
+            socket.bind(SocketAddr::new(ip, 0))?;
+            socket.connect(addr).await
+        }
+        _ => TcpStream::connect(addr).await,
+    }
 }
 
 /// The extensions we offer: the fast extension (BEP 6) and the extension
@@ -222,7 +245,7 @@ async fn connect(link: &Link, start: Start) -> Result<(TcpStream, Handshake), St
     let ours = Handshake::new(link.info_hash, link.our_id, link.reserved).encode();
     match start {
         Start::Connect { addr, timeout } => {
-            let mut stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
+            let mut stream = tokio::time::timeout(timeout, dial(addr, link.local_ip))
                 .await
                 .map_err(|_| "connect timed out".to_string())?
                 .map_err(|e| format!("connect failed: {e}"))?;

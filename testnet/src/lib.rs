@@ -39,6 +39,6 @@ mod webseed;
 
 pub use content::Content;
 pub use report::{MemberReport, Report, size};
-pub use run::{Progress, local_config, local_tracker, run};
-pub use scenario::{Leave, PeerSpec, RealPeer, SCENARIOS, Scenario, WebSeedSpec};
+pub use run::{Progress, local_config, local_config_at, local_tracker, run, swarm_ip};
+pub use scenario::{Discovery, Leave, PeerSpec, RealPeer, SCENARIOS, Scenario, WebSeedSpec};
 pub use webseed::WebSeedServer;

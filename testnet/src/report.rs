@@ -35,6 +35,9 @@ pub struct MemberReport {
     pub received_from: BTreeMap<String, u64>,
     /// (seconds, share of pieces verified) samples.
     pub progress: Vec<(f64, f64)>,
+    /// The most peers it was connected to at once from each source
+    /// (`tracker`, `dht`, `pex`, `given`, `incoming`), for btc peers.
+    pub learnt: BTreeMap<String, usize>,
 }
 
 /// A whole run.
@@ -127,7 +130,15 @@ impl Report {
     /// The summary table.
     pub fn table(&self) -> String {
         let mut out = row([
-            "peer", "kind", "faults", "done", "received", "sent", "bad", "banned",
+            "peer",
+            "kind",
+            "faults",
+            "done",
+            "received",
+            "sent",
+            "bad",
+            "peers from",
+            "banned",
         ]);
         for m in &self.members {
             let done = match (m.completed_after, m.byte_exact) {
@@ -141,6 +152,17 @@ impl Report {
             } else {
                 m.banned.join(" ")
             };
+            let from: Vec<String> = m
+                .learnt
+                .iter()
+                .filter(|(_, n)| **n > 0)
+                .map(|(source, n)| format!("{source} {n}"))
+                .collect();
+            let from = if from.is_empty() {
+                "-".into()
+            } else {
+                from.join(", ")
+            };
             out.push_str(&row([
                 &m.name,
                 &m.kind,
@@ -149,6 +171,7 @@ impl Report {
                 &size(m.downloaded),
                 &size(m.uploaded),
                 &m.hash_failures.to_string(),
+                &from,
                 &banned,
             ]));
         }
@@ -238,9 +261,9 @@ pub fn size(bytes: u64) -> String {
 }
 
 /// One line of the summary table.
-fn row(cols: [&str; 8]) -> String {
-    let [peer, kind, faults, done, received, sent, bad, banned] = cols;
+fn row(cols: [&str; 9]) -> String {
+    let [peer, kind, faults, done, received, sent, bad, from, banned] = cols;
     format!(
-        "{peer:<20} {kind:<13} {faults:<26} {done:>8} {received:>10} {sent:>10} {bad:>5}  {banned}\n"
+        "{peer:<20} {kind:<13} {faults:<26} {done:>8} {received:>10} {sent:>10} {bad:>5}  {from:<28} {banned}\n"
     )
 }

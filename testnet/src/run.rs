@@ -1,8 +1,8 @@
 //! Running a scenario: the tracker, the btc sessions and the real clients on
 //! 127.0.0.1, sampled until everyone has the content or the deadline.
 
-use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::collections::{BTreeMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -14,7 +14,7 @@ use crate::content::Content;
 use crate::crowd::{self, SilentPeer};
 use crate::real::{Aria2, Transmission};
 use crate::report::{MemberReport, Report};
-use crate::scenario::{PeerSpec, RealPeer, Scenario};
+use crate::scenario::{Discovery, PeerSpec, RealPeer, Scenario};
 use crate::webseed::WebSeedServer;
 
 /// A tracker on 127.0.0.1 (an ephemeral port) that tells peers to come
@@ -26,6 +26,34 @@ pub async fn local_tracker() -> std::io::Result<HttpTracker> {
         ..TrackerConfig::default()
     };
     HttpTracker::bind(SocketAddr::from(([127, 0, 0, 1], 0)), config).await
+}
+
+/// The loopback address of swarm member `i`: 127.100.y.z, one of its own
+/// for each of the first 62,500, as if every peer were its own host.
+pub fn swarm_ip(i: usize) -> std::net::IpAddr {
+    let octet = |n: usize| u8::try_from(n % 250 + 1).unwrap_or(1);
+    std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 100, octet(i / 250), octet(i)))
+}
+
+/// Session settings for a peer at `ip` (a loopback address of its own):
+/// it listens there, and its dials and announces come from there, so
+/// every other peer and the tracker see it as a host of its own (limits
+/// per host apply as across the internet).
+pub fn local_config_at(ip: std::net::IpAddr) -> SessionConfig {
+    let http = tracker::HttpOptions {
+        local_address: Some(ip),
+        ..tracker::HttpOptions::default()
+    };
+    let udp = tracker::UdpOptions {
+        local_address: Some(ip),
+        ..tracker::UdpOptions::default()
+    };
+    SessionConfig {
+        listen: SocketAddr::new(ip, 0),
+        tracker_client: tracker::TrackerClient::new(http, udp),
+        max_peers_per_ip: SessionConfig::default().max_peers_per_ip,
+        ..local_config()
+    }
 }
 
 /// Session settings for a peer of a test swarm: 127.0.0.1, an ephemeral
@@ -72,6 +100,13 @@ pub struct Progress {
 struct BtcMember {
     spec: PeerSpec,
     id: PeerId,
+    /// Its own loopback address.
+    ip: IpAddr,
+    /// Pieces it verified, from its events: progress between the stats
+    /// the engine publishes once a second.
+    verified: HashSet<u32>,
+    /// The most peers connected at once from each source.
+    learnt: BTreeMap<String, usize>,
     /// Where its copy lives (the shared source for seeders).
     dir: PathBuf,
     _dir_guard: Option<tempfile::TempDir>,
@@ -150,12 +185,32 @@ pub async fn run(
         .await
         .map_err(|e| format!("cannot start the tracker: {e}"))?;
     let sizes = split(scenario.size, scenario.files);
+    let trackers = match scenario.discovery {
+        Discovery::Tracker => vec![tracker.announce_url()],
+        Discovery::Dht | Discovery::Pex => Vec::new(),
+    };
+    // Where DHT nodes start: a node of the run's own, at an address apart.
+    let router = match scenario.discovery {
+        Discovery::Dht => {
+            let at = SocketAddr::from(([127, 101, 0, 1], 0));
+            let node = dht::Dht::bind(at, dht::Config::default())
+                .await
+                .map_err(|e| format!("cannot start the DHT router: {e}"))?;
+            Some(node)
+        }
+        _ => None,
+    };
+    let mut net = Network {
+        discovery: scenario.discovery,
+        router: router.as_ref().map(dht::Dht::local_addr),
+        seeds: Vec::new(),
+    };
     let mut content = Content::generate(
         "testnet",
         &sizes,
         scenario.files == 1,
         scenario.piece_length,
-        &[tracker.announce_url()],
+        &trackers,
         0x7e57,
     )
     .map_err(|e| format!("cannot generate the content: {e}"))?;
@@ -184,6 +239,9 @@ pub async fn run(
         btc.push(BtcMember {
             spec: spec.clone(),
             id: PeerId::generate(),
+            ip: swarm_ip(i),
+            verified: HashSet::new(),
+            learnt: BTreeMap::new(),
             dir,
             _dir_guard: guard,
             resume: state.path().join(format!("{i}.resume")),
@@ -235,9 +293,17 @@ pub async fn run(
         let mut failed = None;
         for member in &mut btc {
             let was = member.state;
-            if let Err(e) = step(member, &content, now).await {
+            if let Err(e) = step(member, &content, &net, now).await {
                 failed = Some(e);
                 break;
+            }
+            // Seeders come first: the leechers joining in the same round
+            // are told of them.
+            if member.spec.seeder
+                && let Some(session) = &member.session
+                && !net.seeds.contains(&session.local_addr())
+            {
+                net.seeds.push(session.local_addr());
             }
             if was == Presence::NotYet
                 && member.state == Presence::In
@@ -266,7 +332,18 @@ pub async fn run(
             drain_events(member);
             if let Some(handle) = &member.handle {
                 let stats = handle.stats();
-                let fraction = f64::from(stats.pieces_have) / f64::from(stats.pieces_total.max(1));
+                for (source, count) in [
+                    ("tracker", stats.sources.tracker),
+                    ("dht", stats.sources.dht),
+                    ("pex", stats.sources.pex),
+                    ("given", stats.sources.given),
+                    ("incoming", stats.sources.incoming),
+                ] {
+                    let most = member.learnt.entry(source.into()).or_default();
+                    *most = (*most).max(count);
+                }
+                let have = (stats.pieces_have as usize).max(member.verified.len());
+                let fraction = have as f64 / f64::from(stats.pieces_total.max(1));
                 member.samples.push((t, fraction));
                 if stats.pieces_have == stats.pieces_total
                     && member.completed_after.is_none()
@@ -356,10 +433,24 @@ pub async fn run(
     Ok(report)
 }
 
+/// How members find each other, as a member joins.
+struct Network {
+    discovery: Discovery,
+    /// The DHT node everyone starts from.
+    router: Option<SocketAddr>,
+    /// Where the seeders present listen.
+    seeds: Vec<SocketAddr>,
+}
+
 /// Joins, leaves and comes back as the spec says.
-async fn step(member: &mut BtcMember, content: &Content, now: Duration) -> Result<(), String> {
+async fn step(
+    member: &mut BtcMember,
+    content: &Content,
+    net: &Network,
+    now: Duration,
+) -> Result<(), String> {
     match member.state {
-        Presence::NotYet if now >= member.spec.join_at => join(member, content).await,
+        Presence::NotYet if now >= member.spec.join_at => join(member, content, net).await,
         Presence::In => {
             if let Some(leave) = member.spec.leave
                 && now >= leave.at
@@ -380,7 +471,7 @@ async fn step(member: &mut BtcMember, content: &Content, now: Duration) -> Resul
         Presence::Away => {
             let back = member.spec.leave.is_some_and(|l| now >= l.at + l.away);
             if back {
-                join(member, content).await?;
+                join(member, content, net).await?;
             }
             Ok(())
         }
@@ -388,14 +479,26 @@ async fn step(member: &mut BtcMember, content: &Content, now: Duration) -> Resul
     }
 }
 
-async fn join(member: &mut BtcMember, content: &Content) -> Result<(), String> {
+async fn join(member: &mut BtcMember, content: &Content, net: &Network) -> Result<(), String> {
+    let dht = net.router.map(|router| engine::DhtConfig {
+        bootstrap: vec![router.to_string()],
+        // A swarm of seconds: lookups while peers are few come often.
+        reannounce_few: Duration::from_secs(2),
+        ..engine::DhtConfig::default()
+    });
     let session = Session::start(SessionConfig {
         peer_id: member.id,
-        ..local_config()
+        dht,
+        // A swarm of seconds: peers are exchanged every second.
+        pex_interval: Duration::from_secs(1),
+        ..local_config_at(member.ip)
     })
     .await
     .map_err(|e| format!("{}: cannot listen: {e}", member.spec.name))?;
     let mut options = TorrentOptions::new(&member.dir);
+    if net.discovery == Discovery::Pex && !member.spec.seeder {
+        options.peers.clone_from(&net.seeds);
+    }
     options.faults = member.spec.faults.clone();
     options.resume_file = Some(member.resume.clone());
     let handle = session
@@ -416,6 +519,9 @@ fn drain_events(member: &mut BtcMember) {
     loop {
         match events.try_recv() {
             Ok(TorrentEvent::PeerBanned { id, .. }) => member.banned.push(id),
+            Ok(TorrentEvent::PieceVerified(piece)) => {
+                member.verified.insert(piece);
+            }
             Ok(_) | Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => {}
             Err(_) => break,
         }
@@ -571,6 +677,7 @@ fn report(
             banned,
             received_from,
             progress: m.samples.clone(),
+            learnt: m.learnt.clone(),
         });
     }
     for m in real {
@@ -591,6 +698,7 @@ fn report(
             banned: Vec::new(),
             received_from: BTreeMap::new(),
             progress: m.samples.clone(),
+            learnt: BTreeMap::new(),
         });
     }
     if let (Some(sent), Some(spec)) = (web_seed_sent, scenario.web_seed) {
@@ -608,6 +716,7 @@ fn report(
             banned: Vec::new(),
             received_from: BTreeMap::new(),
             progress: Vec::new(),
+            learnt: BTreeMap::new(),
         });
     }
     Report::new(

@@ -175,8 +175,24 @@ pub struct Scenario {
     /// Silent strangers (`crate::crowd`) that try to take this many places
     /// at each btc seeder as it joins, and hold them with keep-alives.
     pub strangers: usize,
+    /// How peers find each other.
+    pub discovery: Discovery,
     /// The run fails if it has not finished by then.
     pub deadline: Duration,
+}
+
+/// How the peers of a scenario find each other.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Discovery {
+    /// Through the testnet's tracker.
+    #[default]
+    Tracker,
+    /// Through the DHT alone: the torrent names no tracker, and every btc
+    /// peer runs a DHT node that starts from a router node of the run.
+    Dht,
+    /// Through peer exchange: the torrent names no tracker, leechers are
+    /// told of the seeders only, and learn of each other through `ut_pex`.
+    Pex,
 }
 
 /// The names of the built-in scenarios, in `--list` order.
@@ -192,6 +208,8 @@ pub const SCENARIOS: &[&str] = &[
     "mixed",
     "webseed",
     "crowd",
+    "dht",
+    "pex",
 ];
 
 const MIB: u64 = 1 << 20;
@@ -219,6 +237,7 @@ impl Scenario {
             real: Vec::new(),
             web_seed: None,
             strangers: 0,
+            discovery: Discovery::Tracker,
             deadline: deadline_for(size),
         }
     }
@@ -338,6 +357,24 @@ impl Scenario {
                 }
                 s.about =
                     "80 silent strangers fill the seeder's 50 places; they give way to the leechers"
+                        .into();
+                s
+            }
+            "dht" => {
+                let mut s = Scenario::shaped(1, 8, 16 * MIB, 64 * 1024, 2);
+                s.discovery = Discovery::Dht;
+                // A seeder slow enough that the leechers must find each
+                // other to finish quickly.
+                s.peers[0].faults = slow(MIB);
+                s.about = "no tracker: everyone finds the others through the DHT alone".into();
+                s
+            }
+            "pex" => {
+                let mut s = Scenario::shaped(1, 8, 16 * MIB, 64 * 1024, 2);
+                s.discovery = Discovery::Pex;
+                s.peers[0].faults = slow(MIB);
+                s.about =
+                    "no tracker: leechers know only the seeder, and find each other through ut_pex"
                         .into();
                 s
             }

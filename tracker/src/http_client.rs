@@ -28,6 +28,9 @@ pub struct HttpOptions {
     /// private tracker's own certificate authority, say. Ones that do not
     /// parse are ignored.
     pub extra_roots: Vec<Vec<u8>>,
+    /// The address requests come from (a client bound to one address of
+    /// several); `None` lets the system choose.
+    pub local_address: Option<std::net::IpAddr>,
 }
 
 impl Default for HttpOptions {
@@ -38,6 +41,7 @@ impl Default for HttpOptions {
             // 10,000 peers as dictionaries fit in well under a megabyte.
             max_body: 2 << 20,
             extra_roots: Vec::new(),
+            local_address: None,
         }
     }
 }
@@ -83,6 +87,15 @@ pub enum TrackerError {
 /// BitTorrent program, such as web seeds (BEP 19), to trust what the
 /// tracker client trusts.
 pub fn https_connector(extra_roots: &[Vec<u8>]) -> HttpsConnector<HttpConnector> {
+    https_connector_from(extra_roots, None)
+}
+
+/// As [`https_connector`], with connections made from `local` (when
+/// given).
+pub fn https_connector_from(
+    extra_roots: &[Vec<u8>],
+    local: Option<std::net::IpAddr>,
+) -> HttpsConnector<HttpConnector> {
     let mut roots = rustls::RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };
@@ -99,7 +112,10 @@ pub fn https_connector(extra_roots: &[Vec<u8>]) -> HttpsConnector<HttpConnector>
         // falling back keeps HTTPS working if it did.
         Err(_) => builder.with_webpki_roots(),
     };
-    builder.https_or_http().enable_http1().build()
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_local_address(local);
+    builder.https_or_http().enable_http1().wrap_connector(http)
 }
 
 /// Where a redirect's `Location` points, absolute or relative to `base`;
@@ -125,7 +141,7 @@ impl HttpClient {
     /// A client with these limits. HTTPS uses rustls (with ring) and the
     /// Mozilla roots, plus [`HttpOptions::extra_roots`].
     pub fn new(options: HttpOptions) -> Self {
-        let connector = https_connector(&options.extra_roots);
+        let connector = https_connector_from(&options.extra_roots, options.local_address);
         // No pooled connections: announces are minutes apart, and trackers
         // such as opentracker close a connection after each answer without
         // saying so, so a reused one is often already reset.

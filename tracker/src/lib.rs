@@ -50,7 +50,8 @@ mod udp_server;
 
 pub use client::{TrackerClient, TrackerTiers};
 pub use http_client::{
-    HttpClient, HttpOptions, TrackerError, error_chain, https_connector, redirect_target,
+    HttpClient, HttpOptions, TrackerError, error_chain, https_connector, https_connector_from,
+    redirect_target,
 };
 pub use http_server::HttpTracker;
 pub use request::{

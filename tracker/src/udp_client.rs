@@ -25,6 +25,8 @@ pub struct UdpOptions {
     /// schedule takes over two hours, which would hold up every tracker in
     /// later tiers; retransmissions stop once the next wait would pass this.
     pub max_wait: Duration,
+    /// The address requests come from; `None` lets the system choose.
+    pub local_address: Option<std::net::IpAddr>,
 }
 
 impl Default for UdpOptions {
@@ -33,6 +35,7 @@ impl Default for UdpOptions {
             base_timeout: Duration::from_secs(15),
             max_retries: 8,
             max_wait: Duration::from_secs(120),
+            local_address: None,
         }
     }
 }
@@ -119,10 +122,10 @@ impl UdpClient {
         make: impl Fn(u64, u32) -> UdpRequest,
     ) -> Result<UdpResponse, TrackerError> {
         let addr = resolve(url).await?;
-        let local: SocketAddr = if addr.is_ipv4() {
-            ([0, 0, 0, 0], 0).into()
-        } else {
-            (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+        let local: SocketAddr = match self.options.local_address {
+            Some(ip) if ip.is_ipv4() == addr.is_ipv4() => (ip, 0).into(),
+            _ if addr.is_ipv4() => ([0, 0, 0, 0], 0).into(),
+            _ => (std::net::Ipv6Addr::UNSPECIFIED, 0).into(),
         };
         let unreachable = |e: std::io::Error| TrackerError::Unreachable(e.to_string());
         let socket = UdpSocket::bind(local).await.map_err(unreachable)?;

@@ -179,6 +179,7 @@ impl Torrent {
             info_hash: self.info_hash,
             our_id: self.config.peer_id,
             reserved: peer::our_reserved(self.dht.is_some()),
+            local_ip: Some(self.config.listen.ip()),
             num_pieces,
             disk: self.disk.clone(),
             events: self.events_tx.clone(),

@@ -212,3 +212,37 @@ async fn silent_strangers_in_a_full_seeder_give_way_to_the_leechers() {
     let seed = report.member("seed-1").unwrap();
     assert!(seed.uploaded >= 4 * MIB, "{}", report.table());
 }
+
+/// The most peers any leecher was connected to at once from `source`.
+fn most_from(report: &Report, source: &str) -> usize {
+    report
+        .members
+        .iter()
+        .filter(|m| m.kind == "btc leecher")
+        .filter_map(|m| m.learnt.get(source).copied())
+        .max()
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_no_tracker_the_dht_brings_the_swarm_together() {
+    let report = run("dht", 4 * MIB).await;
+    assert_eq!(most_from(&report, "tracker"), 0, "{}", report.table());
+    assert!(most_from(&report, "dht") > 0, "{}", report.table());
+    assert!(
+        report.leecher_share > 0.2,
+        "leechers found each other\n{}",
+        report.table()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leechers_told_only_of_the_seeder_find_each_other_through_pex() {
+    let report = run("pex", 4 * MIB).await;
+    assert!(most_from(&report, "pex") > 0, "{}", report.table());
+    assert!(
+        report.leecher_share > 0.2,
+        "leechers found each other\n{}",
+        report.table()
+    );
+}
