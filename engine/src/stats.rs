@@ -79,6 +79,9 @@ pub struct Stats {
     pub peer_totals: Vec<PeerTotals>,
     /// Connected peers by where their address came from.
     pub sources: PeerSources,
+    /// Peers ever connected (web seeds aside), by where their address
+    /// came from.
+    pub sources_ever: PeerSources,
 }
 
 /// Where a peer's address came from.
@@ -149,6 +152,7 @@ impl Stats {
             eta: None,
             peer_totals: Vec::new(),
             sources: PeerSources::default(),
+            sources_ever: PeerSources::default(),
             announces: 0,
             connections: 0,
             peers_ever: 0,

@@ -270,6 +270,8 @@ struct Running {
     /// that nobody can be found.
     tiers: TierStatus,
     peers_ever: u32,
+    /// Peers ever connected, by where their address came from.
+    sources_ever: PeerSources,
     dial_failures: u32,
     /// Who the peers that left were (see [`MAX_GONE`]).
     gone: HashMap<PeerKey, (Option<PeerId>, SocketAddr, bool)>,
@@ -357,6 +359,7 @@ impl Torrent {
             saving: None,
             tiers: TierStatus::default(),
             peers_ever: 0,
+            sources_ever: PeerSources::default(),
             dial_failures: 0,
             gone: HashMap::new(),
             totals: std::collections::BTreeMap::new(),
@@ -868,6 +871,7 @@ impl Torrent {
             announces: run.tiers.rounds(),
             connections: run.peers.values().filter(|p| p.web.is_none()).count(),
             peers_ever: run.peers_ever,
+            sources_ever: run.sources_ever,
             dial_failures: run.dial_failures,
             tracker_error: run.tiers.error(),
             sources: {

@@ -35,8 +35,8 @@ pub struct MemberReport {
     pub received_from: BTreeMap<String, u64>,
     /// (seconds, share of pieces verified) samples.
     pub progress: Vec<(f64, f64)>,
-    /// The most peers it was connected to at once from each source
-    /// (`tracker`, `dht`, `pex`, `given`, `incoming`), for btc peers.
+    /// Peers it connected to, by where it learnt of them (`tracker`,
+    /// `dht`, `pex`, `given`, `incoming`), for btc peers.
     pub learnt: BTreeMap<String, usize>,
 }
 

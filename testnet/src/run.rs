@@ -332,13 +332,15 @@ pub async fn run(
             drain_events(member);
             if let Some(handle) = &member.handle {
                 let stats = handle.stats();
+                let ever = stats.sources_ever;
                 for (source, count) in [
-                    ("tracker", stats.sources.tracker),
-                    ("dht", stats.sources.dht),
-                    ("pex", stats.sources.pex),
-                    ("given", stats.sources.given),
-                    ("incoming", stats.sources.incoming),
+                    ("tracker", ever.tracker),
+                    ("dht", ever.dht),
+                    ("pex", ever.pex),
+                    ("given", ever.given),
+                    ("incoming", ever.incoming),
                 ] {
+                    // Kept across a churned peer's sessions.
                     let most = member.learnt.entry(source.into()).or_default();
                     *most = (*most).max(count);
                 }

@@ -446,10 +446,12 @@ impl Torrent {
             peer.send(Message::Port(dht.local_addr().port()));
         }
         let addr = peer.addr;
+        let source = peer.source;
         run.peers_ever += 1;
         if peer.web.is_some() {
             return;
         }
+        run.sources_ever.add(source);
         run.failures.remove(&addr);
         tracing::debug!(%addr, "peer connected");
         let _ = self.broadcast.send(TorrentEvent::PeerConnected { addr });

@@ -176,7 +176,7 @@ async fn peers_learn_of_each_other_through_peer_exchange() {
     })
     .await
     .unwrap();
-    seeder
+    let seeding = seeder
         .add(content.torrent.clone(), content.seed_options())
         .await
         .unwrap();
@@ -201,11 +201,16 @@ async fn peers_learn_of_each_other_through_peer_exchange() {
     };
     let (a, a_handle, a_dir) = leecher(41, vec![seeder.local_addr()]).await;
     let (_b, b_handle, b_dir) = leecher(42, vec![a.local_addr()]).await;
-    wait_for(&b_handle, "a peer from ut_pex", |s| s.sources.pex > 0).await;
     for (handle, dir) in [(&a_handle, &a_dir), (&b_handle, &b_dir)] {
         complete(handle).await;
         content.assert_downloaded(dir.path());
     }
+    // B and the seeder met, though only A knew them both: A's ut_pex
+    // named one to the other (whichever dialled first).
+    let b = b_handle.stats();
+    assert_eq!(b.peers_ever, 2, "{:?}", b.sources_ever);
+    let pex = b.sources_ever.pex + seeding.stats().sources_ever.pex;
+    assert!(pex > 0, "{:?}", b.sources_ever);
 }
 
 /// Adds `torrent` to `session` with `peer` to dial.
@@ -254,11 +259,13 @@ async fn a_private_torrent_exchanges_no_peers() {
     let (b_private, _dir) = join(&b, &private, a.local_addr()).await;
     wait_for(&b_private, "connected to A", |s| s.peers > 0).await;
     let (b_public, _dir) = join(&b, &public, a.local_addr()).await;
-    wait_for(&b_public, "the public torrent's seeder from ut_pex", |s| {
-        s.sources.pex > 0
+    // B meets the public torrent's seeder once A's ut_pex names one to
+    // the other.
+    wait_for(&b_public, "B and the public seeder meet", |s| {
+        s.peers_ever >= 2
     })
     .await;
     let stats = b_private.stats();
-    assert_eq!(stats.sources.pex, 0, "{:?}", stats.sources);
+    assert_eq!(stats.sources_ever.pex, 0, "{:?}", stats.sources_ever);
     assert_eq!(stats.peers_ever, 1, "the private torrent met only A");
 }
