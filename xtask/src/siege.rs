@@ -143,6 +143,26 @@ impl Seed {
         })
     }
 
+    /// Waits until the seed answers a handshake for `content`: it listens
+    /// before its torrent has checked its data, and an attack must meet
+    /// the torrent, not the check.
+    async fn serving(&self, content: &Content) -> Result<()> {
+        let hash = content.torrent().info_hash();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let probe = std::net::IpAddr::from([127, 0, 0, 1]);
+            if let Ok(mut stream) = crowd::dial(probe, self.addr, hash).await
+                && crowd::answered(&mut stream, hash, Duration::from_secs(2)).await
+            {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                anyhow::bail!("btc seed did not answer a handshake in 30 s");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Peak and current resident memory, in KiB (`VmHWM`, `VmRSS`).
     fn memory(&self) -> Result<(u64, u64)> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.process.id()))?;
@@ -164,6 +184,7 @@ fn content(size: u64) -> Result<Content> {
 async fn idle(btc: &Path, args: &Args) -> Result<()> {
     let content = content(args.size)?;
     let seed = Seed::start(btc, &content, 50)?;
+    seed.serving(&content).await?;
     let hash = content.torrent().info_hash();
     let mut crowd = Vec::new();
     for i in 0..args.silent {
@@ -208,6 +229,7 @@ async fn idle(btc: &Path, args: &Args) -> Result<()> {
 async fn burst(btc: &Path, args: &Args) -> Result<usize> {
     let content = content(args.size)?;
     let seed = Seed::start(btc, &content, args.crowd + 100)?;
+    seed.serving(&content).await?;
     let hash = content.torrent().info_hash();
     let answered = crowd::burst(seed.addr, hash, 0, args.crowd, Duration::from_secs(30)).await?;
     println!(
@@ -223,6 +245,7 @@ async fn burst(btc: &Path, args: &Args) -> Result<usize> {
 async fn load(btc: &Path, args: &Args) -> Result<(usize, u64)> {
     let content = content(args.size)?;
     let seed = Seed::start(btc, &content, args.crowd + 100)?;
+    seed.serving(&content).await?;
     let (before, _) = seed.memory()?;
     let until = tokio::time::Instant::now() + Duration::from_secs(args.seconds);
     let torrent = content.torrent().clone();
