@@ -346,9 +346,8 @@ fn compact(
         return Ok(Vec::new());
     };
     let bytes = bytes.as_bytes().ok_or(bad(field, "not a string"))?;
-    if bytes.len() % size != 0 {
-        return Err(bad(field, "length is not a whole number of peers"));
-    }
+    // Whole entries are kept and a truncated last one dropped, as for a
+    // tracker's peer list: one bad byte should not cost the other peers.
     Ok(bytes
         .chunks_exact(size)
         .take(MAX_PEX_PEERS)

@@ -521,3 +521,54 @@ async fn a_seed_drops_a_leecher_it_unchokes_that_asks_for_nothing() {
     assert_eq!(next_piece(&mut asker).await, Some((15, 0, 16 * 1024)));
     seeder.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_peer_exchange_flood_gives_at_most_fifty_candidates() {
+    let content = content(&SIZES, 32 * 1024, &[], 61);
+    let (listener, _leecher, _target, handle) = leecher_of_scripted_peer(&content).await;
+    let reserved = Reserved::default().with_extension_protocol(true);
+    let mut peer = accept_as_seeder(&listener, &content.torrent, reserved).await;
+    let mut ours = peerwire::extension::ExtensionHandshake::default();
+    ours.m.insert("ut_pex".into(), 7);
+    peer.send(Message::Extended {
+        id: 0,
+        payload: ours.encode(),
+    })
+    .await
+    .unwrap();
+    let theirs = next_of(&mut peer, |m| matches!(m, Message::Extended { id: 0, .. })).await;
+    let Message::Extended { payload, .. } = theirs else {
+        unreachable!()
+    };
+    let their_pex = peerwire::extension::ExtensionHandshake::decode(&payload)
+        .unwrap()
+        .id("ut_pex")
+        .expect("the leecher speaks ut_pex");
+    // 100 entries of port 0, then 3,500 addresses on 127.201.x.y that
+    // refuse at once, and a truncated entry.
+    let mut added = Vec::new();
+    for i in 0..100u8 {
+        added.extend_from_slice(&[127, 202, 0, i, 0, 0]);
+    }
+    for i in 0..3500u32 {
+        let [_, _, a, b] = i.to_be_bytes();
+        added.extend_from_slice(&[127, 201, a, b, 0, 1]);
+    }
+    added.extend_from_slice(&[127, 0, 0]);
+    let mut e = bencode::Encoder::default();
+    e.dict(|d| d.entry_with(b"added", |e| e.bytes(&added)));
+    peer.send(Message::Extended {
+        id: their_pex,
+        payload: e.into_bytes().into(),
+    })
+    .await
+    .unwrap();
+    wait_for(&handle, "the named addresses dialled", |s| {
+        s.dial_failures >= 50
+    })
+    .await;
+    let stats = handle.stats();
+    assert_eq!(stats.dial_failures, 50, "{stats:?}");
+    assert_eq!(stats.candidates, 0, "{stats:?}");
+    assert_eq!(stats.sources.given, 1, "the exchanging peer stays");
+}
