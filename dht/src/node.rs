@@ -207,7 +207,13 @@ const MAX_JOIN_REFRESHES: usize = 24;
 /// Votes on our external address before BEP 42's id is taken.
 const VOTES_NEEDED: u32 = 10;
 
-/// One DHT node. See the [module docs](self).
+/// One DHT node, as a state machine.
+///
+/// Feed it datagrams ([`Node::handle`]) and the passing of time
+/// ([`Node::handle_timeout`] at [`Node::poll_timeout`]), ask it for lookups
+/// ([`Node::get_peers`], [`Node::find_node`]), and take what it wants sent
+/// ([`Node::poll_transmit`]) and what it learnt ([`Node::poll_event`]). It
+/// never reads a clock or touches a socket.
 #[derive(Debug)]
 pub struct Node {
     config: Config,
