@@ -233,8 +233,29 @@ fn peers(stats: &Stats) -> String {
         (true, 0) if stats.web_seeds > 0 => web.trim_start().to_string(),
         (true, 0) if stats.connections > 0 => format!("connecting to {}", stats.connections),
         (true, 0) => "looking for peers".into(),
+        // With -v, where they came from.
+        (_, n) if n > 0 && tracing::enabled!(tracing::Level::INFO) => {
+            format!("peers {n} ({}){web}", sources(stats))
+        }
         (_, n) => format!("peers {n}{web}"),
     }
+}
+
+/// The connected peers by where they came from: "tracker 2, dht 1".
+fn sources(stats: &Stats) -> String {
+    let s = stats.sources;
+    let parts: Vec<String> = [
+        ("tracker", s.tracker),
+        ("dht", s.dht),
+        ("pex", s.pex),
+        ("given", s.given),
+        ("incoming", s.incoming),
+    ]
+    .into_iter()
+    .filter(|(_, n)| *n > 0)
+    .map(|(name, n)| format!("{name} {n}"))
+    .collect();
+    parts.join(", ")
 }
 
 fn progress_line(stats: &Stats) -> String {
@@ -353,6 +374,9 @@ mod tests {
         s.web_seeds = 1;
         assert!(progress_line(&s).ends_with("up 0 B/s  web seed"));
         s.peers = 2;
+        s.sources.dht = 1;
+        s.sources.incoming = 1;
+        assert_eq!(sources(&s), "dht 1, incoming 1");
         s.web_seeds = 2;
         assert!(progress_line(&s).ends_with("up 0 B/s  peers 2  web seeds 2"));
         s.web_seeds = 0;
