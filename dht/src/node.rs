@@ -307,7 +307,14 @@ impl Node {
         let mut seeds: Vec<SocketAddr> = self.config.bootstrap.clone();
         seeds.retain(|a| a.is_ipv6() == self.config.ipv6);
         let mut nodes = self.table.closest(&self.id(), K, now);
-        nodes.extend(self.config.known.iter().copied());
+        let ipv6 = self.config.ipv6;
+        nodes.extend(
+            self.config
+                .known
+                .iter()
+                .filter(|n| n.addr.is_ipv6() == ipv6)
+                .copied(),
+        );
         let lookup = self.start(self.id(), Goal::FindNode, nodes, seeds, now);
         self.bootstrapping = Some(lookup);
         lookup

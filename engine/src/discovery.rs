@@ -42,6 +42,9 @@ pub struct DhtConfig {
     pub reannounce_few: Duration,
     /// Below this many connected peers, lookups come more often.
     pub few_peers: usize,
+    /// When the node binds every IPv4 address, run an IPv6 node beside it
+    /// on the same port (BEP 32), if the system has IPv6.
+    pub ipv6: bool,
 }
 
 impl Default for DhtConfig {
@@ -54,19 +57,72 @@ impl Default for DhtConfig {
             reannounce: Duration::from_secs(15 * 60),
             reannounce_few: Duration::from_secs(60),
             few_peers: 8,
+            ipv6: true,
         }
     }
 }
 
-/// Starts the session's node: on the listen port if free, from the saved
-/// table if there is one.
-pub(crate) async fn start(config: &DhtConfig, listen: SocketAddr) -> std::io::Result<Dht> {
+/// The session's DHT nodes: one per address family (BEP 32), on the same
+/// port. Cheap to clone.
+#[derive(Clone, Debug)]
+pub(crate) struct Nodes {
+    pub(crate) v4: Option<Dht>,
+    pub(crate) v6: Option<Dht>,
+}
+
+impl Nodes {
+    /// Each node.
+    pub(crate) fn all(&self) -> impl Iterator<Item = &Dht> {
+        self.v4.iter().chain(self.v6.iter())
+    }
+
+    /// The UDP port peers are told (BEP 5's `port` message).
+    pub(crate) fn port(&self) -> u16 {
+        self.all().next().map_or(0, |d| d.local_addr().port())
+    }
+
+    /// A node's address a peer told us: to the node of its family.
+    pub(crate) fn add_node(&self, addr: SocketAddr) {
+        let node = if addr.is_ipv6() { &self.v6 } else { &self.v4 };
+        if let Some(node) = node {
+            node.add_node(addr);
+        }
+    }
+
+    /// A lookup in every node at once: their peers on one channel, and a
+    /// [`Found::Done`] from each (as many as the second value says).
+    pub(crate) async fn get_peers(
+        &self,
+        target: NodeId,
+        announce: Option<Announce>,
+    ) -> (mpsc::UnboundedReceiver<Found>, usize) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let mut lookups = 0;
+        for node in self.all() {
+            let mut found = node.get_peers(target, announce).await;
+            let tx = tx.clone();
+            lookups += 1;
+            tokio::spawn(async move {
+                while let Some(next) = found.recv().await {
+                    if tx.send(next).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        (rx, lookups)
+    }
+}
+
+/// Starts the session's nodes: an IPv4 one on the listen port (any free
+/// port if that one is taken) and, when listening on every address, an
+/// IPv6 one on the same port; each from the saved table.
+pub(crate) async fn start(config: &DhtConfig, listen: SocketAddr) -> std::io::Result<Nodes> {
     let mut bind = config.bind;
     if bind.ip().is_unspecified() && !listen.ip().is_unspecified() {
         bind.set_ip(listen.ip());
     }
     let mut node = config.node.clone();
-    node.ipv6 = bind.is_ipv6();
     if let Some(path) = &config.state_file {
         match std::fs::read(path).map(|bytes| Saved::decode(&bytes)) {
             Ok(Ok(saved)) => {
@@ -79,24 +135,80 @@ pub(crate) async fn start(config: &DhtConfig, listen: SocketAddr) -> std::io::Re
             Err(e) => tracing::warn!(path = %path.display(), "DHT state unreadable: {e}"),
         }
     }
-    node.bootstrap
-        .extend(dht::resolve(&config.bootstrap, node.ipv6).await);
-    if bind.port() == 0 {
-        let at_listen = SocketAddr::new(bind.ip(), listen.port());
-        match Dht::bind(at_listen, node.clone()).await {
-            Ok(dht) => return Ok(dht),
-            Err(e) => tracing::info!("DHT cannot use UDP port {}: {e}", listen.port()),
+    let family = |ipv6: bool| {
+        let mut node = node.clone();
+        node.ipv6 = ipv6;
+        node.known.retain(|n| n.addr.is_ipv6() == ipv6);
+        node
+    };
+    let mut v4_config = family(false);
+    v4_config.bootstrap = dht::resolve(&config.bootstrap, false).await;
+    let mut v6_config = family(true);
+    v6_config.bootstrap = dht::resolve(&config.bootstrap, true).await;
+    if bind.is_ipv6() {
+        let v6 = bind_at(bind, listen.port(), v6_config).await?;
+        return Ok(Nodes {
+            v4: None,
+            v6: Some(v6),
+        });
+    }
+    let v4 = bind_at(bind, listen.port(), v4_config).await?;
+    let mut v6 = None;
+    if config.ipv6 && bind.ip().is_unspecified() {
+        match udp_v6_only(v4.local_addr().port()) {
+            Ok(socket) => match Dht::spawn(std::sync::Arc::new(socket), None, v6_config) {
+                Ok(node) => v6 = Some(node),
+                Err(e) => tracing::debug!("no IPv6 DHT node: {e}"),
+            },
+            Err(e) => tracing::debug!("no IPv6 DHT node: {e}"),
         }
     }
-    Dht::bind(bind, node).await
+    Ok(Nodes { v4: Some(v4), v6 })
 }
 
-/// Writes the node's id and table to `path` (atomically: a temporary file
-/// renamed over the old one).
-pub(crate) async fn save(dht: &Dht, path: &std::path::Path) {
-    let Some(saved) = dht.saved().await else {
-        return;
-    };
+/// A node at `bind`; port 0 takes `listen_port` if free, else any.
+async fn bind_at(bind: SocketAddr, listen_port: u16, config: dht::Config) -> std::io::Result<Dht> {
+    if bind.port() == 0 {
+        let at_listen = SocketAddr::new(bind.ip(), listen_port);
+        match Dht::bind(at_listen, config.clone()).await {
+            Ok(dht) => return Ok(dht),
+            Err(e) => tracing::info!("DHT cannot use UDP port {listen_port}: {e}"),
+        }
+    }
+    Dht::bind(bind, config).await
+}
+
+/// A UDP socket on every IPv6 address at `port`, for IPv6 alone (the IPv4
+/// node has the same port).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn udp_v6_only(port: u16) -> std::io::Result<tokio::net::UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::IPV6, Type::DGRAM, Some(Protocol::UDP))?;
+    socket.set_only_v6(true)?;
+    socket.set_nonblocking(true)?;
+    let addr = SocketAddr::new(std::net::Ipv6Addr::UNSPECIFIED.into(), port);
+    socket.bind(&addr.into())?;
+    tokio::net::UdpSocket::from_std(socket.into())
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn udp_v6_only(_port: u16) -> std::io::Result<tokio::net::UdpSocket> {
+    Err(std::io::Error::other(
+        "an IPv6 DHT node is set up on Linux only",
+    ))
+}
+
+/// Writes the nodes' id and tables to `path` (atomically: a temporary
+/// file renamed over the old one).
+pub(crate) async fn save(nodes: &Nodes, path: &std::path::Path) {
+    let mut saved = Saved::default();
+    for node in nodes.all() {
+        let Some(one) = node.saved().await else {
+            continue;
+        };
+        saved.id = saved.id.or(one.id);
+        saved.nodes.extend(one.nodes);
+    }
     let bytes = saved.encode();
     let tmp = path.with_extension("tmp");
     let result = tokio::fs::write(&tmp, &bytes).await;
@@ -112,7 +224,7 @@ pub(crate) async fn save(dht: &Dht, path: &std::path::Path) {
 
 /// One torrent's lookups: at once, then again and again until stopped.
 pub(crate) struct DhtAnnouncer {
-    pub(crate) dht: Dht,
+    pub(crate) dht: Nodes,
     pub(crate) info_hash: InfoHash,
     /// Our listen port, announced.
     pub(crate) port: u16,
@@ -127,11 +239,11 @@ impl DhtAnnouncer {
     pub(crate) async fn run(self, mut orders: mpsc::Receiver<Order>) {
         let target = NodeId(self.info_hash.0);
         loop {
-            let mut found = self
+            let (mut found, mut lookups) = self
                 .dht
                 .get_peers(target, Some(Announce::Port(self.port)))
                 .await;
-            loop {
+            while lookups > 0 {
                 tokio::select! {
                     next = found.recv() => match next {
                         Some(Found::Peers(peers)) => {
@@ -148,7 +260,7 @@ impl DhtAnnouncer {
                                 announced = done.announced,
                                 "DHT lookup done"
                             );
-                            break;
+                            lookups -= 1;
                         }
                         None => return,
                     },
@@ -188,14 +300,19 @@ impl DhtAnnouncer {
 
 /// Peers of `info_hash` the DHT knows, looked up once (without announcing),
 /// for a magnet link's metadata; gives up after `deadline`.
-pub(crate) async fn lookup(dht: &Dht, info_hash: InfoHash, deadline: Duration) -> Vec<SocketAddr> {
-    let mut found = dht.get_peers(NodeId(info_hash.0), None).await;
+pub(crate) async fn lookup(
+    dht: &Nodes,
+    info_hash: InfoHash,
+    deadline: Duration,
+) -> Vec<SocketAddr> {
+    let (mut found, mut lookups) = dht.get_peers(NodeId(info_hash.0), None).await;
     let mut peers = Vec::new();
     let collect = async {
-        while let Some(next) = found.recv().await {
-            match next {
-                Found::Peers(more) => peers.extend(more),
-                Found::Done(_) => break,
+        while lookups > 0 {
+            match found.recv().await {
+                Some(Found::Peers(more)) => peers.extend(more),
+                Some(Found::Done(_)) => lookups -= 1,
+                None => break,
             }
         }
     };

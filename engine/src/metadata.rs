@@ -36,7 +36,7 @@ const AT_ONCE: usize = 4;
 pub(crate) async fn fetch(
     link: &MagnetLink,
     extra: &[SocketAddr],
-    dht: Option<&dht::Dht>,
+    dht: Option<&crate::discovery::Nodes>,
     our_id: PeerId,
     port: u16,
     client: &TrackerClient,

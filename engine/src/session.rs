@@ -215,8 +215,9 @@ pub struct Session {
     routes: Routes,
     permits: Arc<Semaphore>,
     torrents: Mutex<Vec<TorrentHandle>>,
-    accept: JoinHandle<()>,
-    dht: Option<Dht>,
+    /// One accept task per listener (IPv4, and IPv6 beside it).
+    accept: Vec<JoinHandle<()>>,
+    dht: Option<crate::discovery::Nodes>,
     /// Saves the DHT's table now and then.
     dht_saver: Option<JoinHandle<()>>,
 }
@@ -245,12 +246,27 @@ impl Session {
                 }
             }))
         });
-        let accept = tokio::spawn(accept(
-            listener,
-            routes.clone(),
-            config.handshake_timeout,
-            handshaking,
-        ));
+        let mut listeners = vec![listener];
+        // Listening on every IPv4 address: every IPv6 one too, on the same
+        // port (BEP 7), if the system has IPv6.
+        if local_addr.ip() == std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED) {
+            match listen_v6_only(local_addr.port()) {
+                Ok(v6) => listeners.push(v6),
+                Err(e) => tracing::debug!(port = local_addr.port(), "no IPv6 listener: {e}"),
+            }
+        }
+        let permits = Arc::new(Semaphore::new(handshaking));
+        let accept = listeners
+            .into_iter()
+            .map(|listener| {
+                tokio::spawn(accept(
+                    listener,
+                    routes.clone(),
+                    config.handshake_timeout,
+                    permits.clone(),
+                ))
+            })
+            .collect();
         Ok(Session {
             limits: crate::torrent::Limits {
                 download: config
@@ -281,9 +297,17 @@ impl Session {
         self.config.peer_id
     }
 
-    /// The session's DHT node, if it runs one.
+    /// The session's IPv4 DHT node (its only one, if it binds an IPv6
+    /// address), if it runs one.
     pub fn dht(&self) -> Option<&Dht> {
-        self.dht.as_ref()
+        self.dht.as_ref().and_then(|n| n.all().next())
+    }
+
+    /// The session's IPv6 DHT node, if it runs one beside the IPv4 one.
+    pub fn dht6(&self) -> Option<&Dht> {
+        self.dht
+            .as_ref()
+            .and_then(|n| n.v4.as_ref().and(n.v6.as_ref()))
     }
 
     /// Fetches the torrent a magnet link names: its info dictionary, from
@@ -412,7 +436,9 @@ impl Session {
     /// Stops every torrent gracefully (`stopped` announced, resume data
     /// saved, files flushed) and closes the listening port.
     pub async fn shutdown(self) {
-        self.accept.abort();
+        for accept in &self.accept {
+            accept.abort();
+        }
         let torrents =
             std::mem::take(&mut *self.torrents.lock().unwrap_or_else(|e| e.into_inner()));
         futures::future::join_all(torrents.iter().map(TorrentHandle::stop)).await;
@@ -428,6 +454,28 @@ impl Session {
     }
 }
 
+/// A listener on every IPv6 address at `port`, for IPv6 alone (IPv4 has
+/// its own listener on the same port).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn listen_v6_only(port: u16) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::IPV6, Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_only_v6(true)?;
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    let addr = SocketAddr::new(std::net::Ipv6Addr::UNSPECIFIED.into(), port);
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    TcpListener::from_std(socket.into())
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn listen_v6_only(_port: u16) -> std::io::Result<TcpListener> {
+    Err(std::io::Error::other(
+        "IPv6 listening is set up on Linux only",
+    ))
+}
+
 /// How often the DHT's table is saved while the session runs (and once at
 /// shutdown).
 const DHT_SAVE_EVERY: Duration = Duration::from_secs(10 * 60);
@@ -441,8 +489,7 @@ const MIN_HANDSHAKING: usize = 16;
 /// connections wait for their handshake at once; more are closed at once,
 /// so that a flood of idle connections cannot hold thousands of
 /// descriptors for the length of the timeout.
-async fn accept(listener: TcpListener, routes: Routes, timeout: Duration, handshaking: usize) {
-    let permits = Arc::new(tokio::sync::Semaphore::new(handshaking));
+async fn accept(listener: TcpListener, routes: Routes, timeout: Duration, permits: Arc<Semaphore>) {
     loop {
         let (mut stream, addr) = match listener.accept().await {
             Ok(accepted) => accepted,

@@ -227,7 +227,7 @@ pub(crate) struct Torrent {
     pub(crate) announcers: Vec<mpsc::Sender<Order>>,
     /// The session's DHT node, unless the torrent is private or the
     /// session has none.
-    pub(crate) dht: Option<dht::Dht>,
+    pub(crate) dht: Option<crate::discovery::Nodes>,
 }
 
 /// The torrent's running state, once its data is checked.

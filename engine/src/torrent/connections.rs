@@ -443,7 +443,7 @@ impl Torrent {
         if handshake.reserved.dht()
             && let Some(dht) = &self.dht
         {
-            peer.send(Message::Port(dht.local_addr().port()));
+            peer.send(Message::Port(dht.port()));
         }
         let addr = peer.addr;
         let source = peer.source;

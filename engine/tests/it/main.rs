@@ -16,6 +16,7 @@ use tracker::{HttpTracker, TrackerConfig};
 
 mod crowded;
 mod hostile;
+mod ipv6;
 mod seeding;
 mod swarm;
 mod trackerless;
