@@ -9,8 +9,8 @@ every peer in the benchmark does), and keeps libtorrent's other defaults.
 It finds peers through the torrent's tracker and dials any HOST:PORT
 given. TORRENT may be a magnet link. With LT_DHT=HOST:PORT, its DHT runs,
 bootstrapping from that node alone, with the settings loopback needs, and
-it announces the torrent there every few seconds. A seeder runs until it
-is killed. A leecher exits with status 0 once every piece is verified,
+it announces the torrent there every few seconds. LT_UPLOAD_LIMIT=BYTES
+caps its upload rate. A seeder runs until it is killed. A leecher exits with status 0 once every piece is verified,
 or 1 on an error.
 """
 
@@ -39,6 +39,8 @@ def main():
         "out_enc_policy": 2,
         "alert_mask": 0,
     }
+    if os.environ.get("LT_UPLOAD_LIMIT"):
+        settings["upload_rate_limit"] = int(os.environ["LT_UPLOAD_LIMIT"])
     if dht:
         # Its defaults refuse loopback nodes and block an address that
         # sends more than a few messages (see LAB.md).

@@ -354,6 +354,8 @@ pub struct LtNetwork {
     pub ip: std::net::IpAddr,
     /// A DHT node to bootstrap from; `None` leaves its DHT off.
     pub dht: Option<SocketAddr>,
+    /// Its upload rate cap, in bytes per second.
+    pub upload_limit: Option<u64>,
 }
 
 impl Default for LtNetwork {
@@ -361,6 +363,7 @@ impl Default for LtNetwork {
         LtNetwork {
             ip: std::net::Ipv4Addr::LOCALHOST.into(),
             dht: None,
+            upload_limit: None,
         }
     }
 }
@@ -395,6 +398,9 @@ impl Libtorrent {
             .env("LT_IP", network.ip.to_string());
         if let Some(dht) = network.dht {
             command.env("LT_DHT", dht.to_string());
+        }
+        if let Some(limit) = network.upload_limit {
+            command.env("LT_UPLOAD_LIMIT", limit.to_string());
         }
         Ok(Libtorrent {
             process: Process::spawn("python3-libtorrent", &mut command)?,

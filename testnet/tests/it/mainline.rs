@@ -67,6 +67,7 @@ async fn btc_downloads_a_bare_magnet_from_a_libtorrent_seeder_found_in_the_dht()
     let network = LtNetwork {
         ip: host(2),
         dht: Some(router.local_addr()),
+        ..LtNetwork::default()
     };
     let mut lt = Libtorrent::seed_in(content.torrent_file(), &content.data_dir(), network).unwrap();
     let hash = content.torrent().info_hash();
@@ -117,6 +118,7 @@ async fn libtorrent_downloads_a_bare_magnet_from_a_btc_seeder_found_in_the_dht()
     let network = LtNetwork {
         ip: host(13),
         dht: Some(router.local_addr()),
+        ..LtNetwork::default()
     };
     let mut lt = Libtorrent::leech_magnet(&bare_magnet(&content), target.path(), network).unwrap();
     let status = tokio::task::block_in_place(|| lt.process().wait_exit(Duration::from_secs(90)));
@@ -124,4 +126,62 @@ async fn libtorrent_downloads_a_bare_magnet_from_a_btc_seeder_found_in_the_dht()
     assert!(status.success(), "libtorrent failed: {status}");
     content.verify(target.path()).unwrap();
     seeder.shutdown().await;
+}
+
+/// btc peers at their own addresses that know only `peers`.
+async fn leecher_at(
+    i: u32,
+    content: &Content,
+    peers: Vec<SocketAddr>,
+) -> (Session, engine::TorrentHandle, tempfile::TempDir) {
+    let session = Session::start(testnet::local_config_at(host(i)))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = TorrentOptions::new(dir.path());
+    options.peers = peers;
+    let handle = session
+        .add(content.torrent().clone(), options)
+        .await
+        .unwrap();
+    (session, handle, dir)
+}
+
+/// libtorrent's `ut_pex` names one btc peer to the other: both know only
+/// the libtorrent seeder (no tracker, no DHT), which sends its first peer
+/// list a minute or so after it has two peers. The seeder is slow, so they
+/// still download when it does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_libtorrent_seeder_tells_btc_peers_of_each_other_through_pex() {
+    let content = Content::generate("multi", &[8 << 20], true, 64 * 1024, &[], 43).unwrap();
+    let network = LtNetwork {
+        ip: host(21),
+        upload_limit: Some(32 * 1024),
+        ..LtNetwork::default()
+    };
+    let mut lt = Libtorrent::seed_in(content.torrent_file(), &content.data_dir(), network).unwrap();
+    let addr = lt.addr();
+    super::poll("libtorrent listens", 30, || {
+        lt.process().check_running()?;
+        Ok(super::accepts(addr))
+    });
+    let (_a, a_handle, _a_dir) = leecher_at(22, &content, vec![addr]).await;
+    let (_b, b_handle, _b_dir) = leecher_at(23, &content, vec![addr]).await;
+    let met = |h: &engine::TorrentHandle| h.stats().peers_ever >= 2;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(150);
+    while !(met(&a_handle) && met(&b_handle)) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the btc peers never met: {:?} / {:?}",
+            a_handle.stats().sources_ever,
+            b_handle.stats().sources_ever
+        );
+        if let Err(e) = lt.process().check_running() {
+            panic!("{e}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Nothing else could have named them to each other: no tracker, no
+    // DHT. (Which connection each keeps, when both dial at once, decides
+    // whether it counts the other as found through PEX or as incoming.)
 }
