@@ -269,3 +269,57 @@ async fn a_private_torrent_exchanges_no_peers() {
     assert_eq!(stats.sources_ever.pex, 0, "{:?}", stats.sources_ever);
     assert_eq!(stats.peers_ever, 1, "the private torrent met only A");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seeder_and_leechers_meet_in_a_dht_of_two_hundred_nodes() {
+    let content = content(&SIZES, 32 * 1024, &[], 36);
+    let at = |i: u32| SocketAddr::new(IpAddr::V4(Ipv4Addr::from(0x7f00_0700 + i)), 0);
+    let first = dht::Dht::bind(at(1), dht::Config::default()).await.unwrap();
+    let mut nodes = vec![first];
+    // As in the real network, everyone starts from a router (the first
+    // node) and then knows nodes of its own.
+    let router = nodes[0].local_addr();
+    for i in 2..=200 {
+        let config = dht::Config {
+            bootstrap: vec![router],
+            ..dht::Config::default()
+        };
+        nodes.push(dht::Dht::bind(at(i), config).await.unwrap());
+    }
+    let session = |i: u32, from: SocketAddr| {
+        Session::start(SessionConfig {
+            listen: SocketAddr::new(host(i), 0),
+            dht: Some(DhtConfig {
+                bootstrap: vec![from.to_string()],
+                reannounce_few: Duration::from_secs(1),
+                ..DhtConfig::default()
+            }),
+            ..test_config()
+        })
+    };
+    let seeder = session(60, nodes[17].local_addr()).await.unwrap();
+    seeder
+        .add(content.torrent.clone(), content.seed_options())
+        .await
+        .unwrap();
+    let mut leechers = Vec::new();
+    for (i, entry) in [(61, 42), (62, 99), (63, 150), (64, 199)] {
+        let leecher = session(i, nodes[entry].local_addr()).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let handle = leecher
+            .add(content.torrent.clone(), TorrentOptions::new(dir.path()))
+            .await
+            .unwrap();
+        leechers.push((leecher, handle, dir));
+    }
+    for (session, handle, dir) in &leechers {
+        let done = tokio::time::timeout(Duration::from_secs(60), handle.wait_complete()).await;
+        assert!(
+            matches!(done, Ok(Ok(()))),
+            "not complete: {:?}; its DHT node: {:?}",
+            handle.stats(),
+            session.dht().unwrap().stats().await
+        );
+        content.assert_downloaded(dir.path());
+    }
+}
