@@ -197,6 +197,9 @@ struct Outstanding {
 const MAINTENANCE_EVERY: Duration = Duration::from_secs(5);
 /// A bucket with no news for this long is refreshed by a lookup.
 const REFRESH_AFTER: Duration = Duration::from_secs(15 * 60);
+/// A bucket with room is refreshed this often: nodes may be missing from
+/// it (a network that started all at once knows itself in patches).
+const REFRESH_SPARSE_AFTER: Duration = Duration::from_secs(60);
 /// Values in one `get_peers` answer at most. 50 compact IPv4 peers are
 /// 400 bytes: the answer stays within a small datagram.
 const VALUES_PER_ANSWER: usize = 50;
@@ -511,7 +514,10 @@ impl Node {
             && now.saturating_duration_since(self.bootstrapped) >= REBOOTSTRAP_AFTER;
         if self.table.is_empty() && self.lookups.is_empty() || few {
             self.bootstrap(now);
-        } else if let Some(prefix) = self.table.take_stale_bucket(now, REFRESH_AFTER) {
+        } else if let Some(prefix) =
+            self.table
+                .take_stale_bucket(now, REFRESH_AFTER, REFRESH_SPARSE_AFTER)
+        {
             let target = self.id().random_at(prefix, &mut self.rng);
             self.find_node(target, now);
         }

@@ -350,17 +350,24 @@ impl Table {
             .map(|e| e.info)
     }
 
-    /// The prefix length of the bucket refreshed least lately, if that was
-    /// more than `age` ago; it is marked refreshed.
-    pub fn take_stale_bucket(&mut self, now: Instant, age: Duration) -> Option<usize> {
+    /// The prefix length of a bucket to refresh, marked refreshed: the
+    /// one refreshed least lately, if that was more than `age` ago (`short`
+    /// for a bucket with room, where nodes may be missing).
+    pub fn take_stale_bucket(
+        &mut self,
+        now: Instant,
+        age: Duration,
+        short: Duration,
+    ) -> Option<usize> {
         let (index, bucket) = self
             .buckets
             .iter_mut()
             .enumerate()
+            .filter(|(_, b)| {
+                let wait = if b.nodes.len() < K { short } else { age };
+                now.saturating_duration_since(b.refreshed) >= wait
+            })
             .min_by_key(|(_, b)| b.refreshed)?;
-        if now.saturating_duration_since(bucket.refreshed) < age {
-            return None;
-        }
         bucket.refreshed = now;
         Some(index)
     }
