@@ -16,8 +16,12 @@
 //! - `siege [idle|burst|load|udp] [--btc PATH]`: a btc binary attacked on
 //!   127.0.0.1 (silent connections, bursts of handshakes, greedy leechers,
 //!   forged UDP tracker packets), and what it withstands.
+//! - `dhtnet [--nodes N] [--lookups N] [--btc PATH]`: a DHT of many nodes
+//!   on loopback; what a lookup in it costs, and how soon `btc download`
+//!   and libtorrent get a bare magnet link's first peer and finish.
 
 mod bench;
+mod dhtnet;
 mod siege;
 mod testnet;
 mod tidy;
@@ -26,7 +30,7 @@ use std::process::{Command, ExitCode};
 
 use anyhow::{Context, Result, bail};
 
-const USAGE: &str = "usage: cargo xtask <tidy | fuzz [TARGET] [--seconds N] | testnet [--help] | bench [--help] | siege [--help]>";
+const USAGE: &str = "usage: cargo xtask <tidy | fuzz [TARGET] [--seconds N] | testnet [--help] | bench [--help] | siege [--help] | dhtnet [--help]>";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -38,6 +42,7 @@ fn main() -> ExitCode {
         Some("testnet") => testnet::run(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
         Some("siege") => siege::run(&args[1..]),
+        Some("dhtnet") => dhtnet::run(&args[1..]),
         _ => {
             eprintln!("{USAGE}");
             return ExitCode::from(2);

@@ -208,7 +208,7 @@ async fn peers_learn_of_each_other_through_peer_exchange() {
     // B and the seeder met, though only A knew them both: A's ut_pex
     // named one to the other (whichever dialled first).
     let b = b_handle.stats();
-    assert_eq!(b.peers_ever, 2, "{:?}", b.sources_ever);
+    assert!(b.peers_ever >= 2, "{:?}", b.sources_ever);
     let pex = b.sources_ever.pex + seeding.stats().sources_ever.pex;
     assert!(pex > 0, "{:?}", b.sources_ever);
 }
