@@ -1190,3 +1190,61 @@ fn a_torrent_made_with_a_web_seed_downloads_from_it_alone() {
     );
     assert!(ranges.load(std::sync::atomic::Ordering::Relaxed) > 0);
 }
+
+/// `btc dht` as a node of its own, and `btc dht get-peers` against it: a
+/// peer one run announces, the next finds. Only 127.0.0.1 is contacted
+/// (the serving node's bootstrap is a dead loopback address).
+#[test]
+fn btc_dht_get_peers_finds_what_another_run_announced() {
+    struct Guard(std::process::Child);
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let mut node = Guard(
+        Command::new(env!("CARGO_BIN_EXE_btc"))
+            .args([
+                "dht",
+                "--bind",
+                "127.0.0.1:0",
+                "--dht-bootstrap",
+                "127.0.0.1:1",
+            ])
+            .env("XDG_STATE_HOME", &state)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(node.0.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    // "DHT node <id> on 127.0.0.1:PORT"
+    assert!(line.starts_with("DHT node "), "{line}");
+    let addr = line.split_whitespace().last().unwrap().to_string();
+    let hash = "0123456789abcdef0123456789abcdef01234567";
+    let get = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_btc"))
+            .args(["dht", "get-peers", hash, "--bind", "127.0.0.1:0"])
+            .args(["--dht-bootstrap", &addr, "--timeout", "20s"])
+            .args(extra)
+            .env("XDG_STATE_HOME", &state)
+            .output()
+            .unwrap()
+    };
+    let announced = get(&["--announce", "7000"]);
+    assert!(announced.status.success(), "{}", transcript(&announced));
+    let out = String::from_utf8_lossy(&announced.stdout);
+    assert!(out.contains("announced to 1"), "{out}");
+    let found = get(&[]);
+    assert!(found.status.success(), "{}", transcript(&found));
+    let out = String::from_utf8_lossy(&found.stdout);
+    assert!(out.lines().any(|l| l == "127.0.0.1:7000"), "{out}");
+}
