@@ -31,17 +31,45 @@ pub const PUBLIC_ROUTERS: &[&str] = &[
 ];
 
 /// Resolves `host:port` names (bootstrap routers) to the addresses of one
-/// family; names that do not resolve are skipped.
+/// family, all at once and within [`RESOLVE_TIMEOUT`]; names that do not
+/// resolve in time are skipped (a slow resolver must not hold up a
+/// download).
 pub async fn resolve(names: &[String], ipv6: bool) -> Vec<SocketAddr> {
-    let mut out = Vec::new();
+    let mut lookups = tokio::task::JoinSet::new();
     for name in names {
-        match tokio::net::lookup_host(name.as_str()).await {
-            Ok(addrs) => out.extend(addrs.filter(|a| a.is_ipv6() == ipv6)),
-            Err(e) => tracing::debug!("DHT bootstrap {name} does not resolve: {e}"),
-        }
+        let name = name.clone();
+        lookups.spawn(async move {
+            let found =
+                tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host(name.clone())).await;
+            match found {
+                Ok(Ok(addrs)) => addrs.collect(),
+                Ok(Err(e)) => {
+                    tracing::debug!("DHT bootstrap {name} does not resolve: {e}");
+                    Vec::new()
+                }
+                Err(_) => {
+                    tracing::debug!("DHT bootstrap {name} did not resolve in time");
+                    Vec::new()
+                }
+            }
+        });
     }
+    let mut out: Vec<SocketAddr> = Vec::new();
+    while let Some(found) = lookups.join_next().await {
+        out.extend(
+            found
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|a: &SocketAddr| a.is_ipv6() == ipv6),
+        );
+    }
+    out.sort_unstable();
+    out.dedup();
     out
 }
+
+/// How long [`resolve`] waits for a name.
+pub const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What a lookup started through [`Dht::get_peers`] reports.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -173,13 +173,18 @@ pub(crate) struct Link {
 
 /// Dials `addr` from `local` (the session's own address, when it listens
 /// on one and `addr` is of its family), so that the peer sees the address
-/// we listen on: a peer exchange names us by it.
+/// we listen on: a peer exchange names us by it. A loopback address is
+/// used only to reach loopback: from it, nothing else can be reached.
 pub(crate) async fn dial(
     addr: SocketAddr,
     local: Option<std::net::IpAddr>,
 ) -> std::io::Result<TcpStream> {
     match local {
-        Some(ip) if ip.is_ipv4() == addr.is_ipv4() && !ip.is_unspecified() => {
+        Some(ip)
+            if ip.is_ipv4() == addr.is_ipv4()
+                && !ip.is_unspecified()
+                && (!ip.is_loopback() || addr.ip().is_loopback()) =>
+        {
             let socket = if ip.is_ipv4() {
                 tokio::net::TcpSocket::new_v4()?
             } else {

@@ -230,8 +230,16 @@ impl Session {
         let routes = Routes::default();
         let config = Arc::new(config);
         let handshaking = config.max_peers.max(MIN_HANDSHAKING);
+        // A DHT that cannot start (its UDP port taken, say) leaves the
+        // session without it rather than without peers at all.
         let dht = match &config.dht {
-            Some(settings) => Some(crate::discovery::start(settings, local_addr).await?),
+            Some(settings) => match crate::discovery::start(settings, local_addr).await {
+                Ok(nodes) => Some(nodes),
+                Err(e) => {
+                    tracing::warn!("the DHT is off: cannot bind its UDP socket: {e}");
+                    None
+                }
+            },
             None => None,
         };
         let dht_saver = dht.as_ref().and_then(|dht| {
