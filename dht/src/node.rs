@@ -650,7 +650,7 @@ impl Node {
         let message = match Message::decode(packet) {
             Ok(message) => message,
             Err(crate::krpc::DecodeError::Arguments { tid, .. }) => {
-                if self.may_answer(from.ip(), now) {
+                if !self.config.read_only && self.may_answer(from.ip(), now) {
                     self.answer_error(from, tid, code::PROTOCOL, "invalid arguments");
                 }
                 return;
