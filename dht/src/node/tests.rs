@@ -294,6 +294,12 @@ fn a_read_only_node_asks_but_never_answers() {
             },
         ),
     );
+    // Nor a query with bad arguments (error 203 for others).
+    n.handle(
+        now,
+        addr("127.0.0.3:1"),
+        b"d1:ad2:id3:abce1:q4:ping1:t2:xy1:y1:qe",
+    );
     assert!(answers(&mut n).is_empty());
 }
 
