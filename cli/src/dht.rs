@@ -63,7 +63,7 @@ async fn config(args: &Args, ipv6: bool) -> dht::Config {
         .and_then(|path| std::fs::read(path).ok())
         .and_then(|bytes| Saved::decode(&bytes).ok())
     {
-        config.id = saved.id;
+        config.last_id = saved.id;
         config.known = saved.nodes;
     }
     let names: Vec<String> = if args.dht_bootstrap.is_empty() {

@@ -27,9 +27,12 @@ mod tests;
 /// How a node runs.
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// Our id; `None` for one BEP 42 allows for our address as other nodes
-    /// report it (random until they do).
+    /// Our id, kept whatever our address; `None` for one BEP 42 allows for
+    /// our address as other nodes report it.
     pub id: Option<NodeId>,
+    /// The id of an earlier run (from [`crate::Saved`]), used until BEP 42
+    /// says another fits our address better; random without one.
+    pub last_id: Option<NodeId>,
     /// The address family this node serves (one table per family, BEP 32).
     pub ipv6: bool,
     /// Where to start when the table is empty: resolved addresses of
@@ -68,6 +71,7 @@ impl Default for Config {
     fn default() -> Config {
         Config {
             id: None,
+            last_id: None,
             ipv6: false,
             bootstrap: Vec::new(),
             known: Vec::new(),
@@ -175,8 +179,11 @@ enum Purpose {
         lookup: LookupId,
         id: Option<NodeId>,
     },
-    /// Checking a node (a table member gone quiet, or a newcomer).
+    /// Checking a table member gone quiet.
     Ping { id: Option<NodeId> },
+    /// Checking a node we do not know (one that queried us, or one a peer
+    /// named): few at a time, so strangers cannot crowd out lookups.
+    Probe { id: Option<NodeId> },
     /// Announcing; the answer only proves the node alive.
     Announce { id: NodeId },
 }
@@ -203,6 +210,8 @@ const REFRESH_SPARSE_AFTER: Duration = Duration::from_secs(60);
 /// Values in one `get_peers` answer at most. 50 compact IPv4 peers are
 /// 400 bytes: the answer stays within a small datagram.
 const VALUES_PER_ANSWER: usize = 50;
+/// Pings to nodes we do not know, outstanding at most.
+const MAX_PROBES: usize = 256;
 /// A table with fewer than k nodes bootstraps again this often.
 const REBOOTSTRAP_AFTER: Duration = Duration::from_secs(60);
 /// Buckets filled by lookups when a node joins, at most.
@@ -233,6 +242,8 @@ pub struct Node {
     next_maintenance: Instant,
     window: (Instant, u32, HashMap<IpAddr, u32>),
     votes: HashMap<IpAddr, u32>,
+    /// Hosts that voted since the last count.
+    voters: std::collections::HashSet<IpAddr>,
     /// The bootstrap lookup, while it runs.
     bootstrapping: Option<LookupId>,
     /// When the last bootstrap ended.
@@ -248,7 +259,10 @@ impl Node {
             Some(seed) => SmallRng::seed_from_u64(seed),
             None => SmallRng::from_os_rng(),
         };
-        let id = config.id.unwrap_or_else(|| NodeId::random(&mut rng));
+        let id = config
+            .id
+            .or(config.last_id)
+            .unwrap_or_else(|| NodeId::random(&mut rng));
         let rules = TableRules {
             one_node_per_ip: config.one_node_per_ip,
             enforce_secure_ids: config.enforce_secure_ids,
@@ -266,6 +280,7 @@ impl Node {
             next_maintenance: now + MAINTENANCE_EVERY,
             window: (now, 0, HashMap::new()),
             votes: HashMap::new(),
+            voters: Default::default(),
             bootstrapping: None,
             bootstrapped: now,
             stats: Stats::default(),
@@ -319,7 +334,14 @@ impl Node {
                 .copied(),
         );
         let lookup = self.start(self.id(), Goal::FindNode, nodes, seeds, now);
-        self.bootstrapping = Some(lookup);
+        // With nobody to ask it has ended already; the next try comes after
+        // the usual wait.
+        if self.lookups.contains_key(&lookup) {
+            self.bootstrapping = Some(lookup);
+        } else {
+            self.bootstrapping = None;
+            self.bootstrapped = now;
+        }
         lookup
     }
 
@@ -410,9 +432,31 @@ impl Node {
     /// A node told us its DHT port (BEP 5's `port` message): ping it, and
     /// keep it if it answers.
     pub fn add_node(&mut self, addr: SocketAddr, now: Instant) {
-        if addr.is_ipv6() == self.config.ipv6 && addr.port() != 0 {
-            self.ping(addr, None, now);
+        if addr.is_ipv6() == self.config.ipv6 && addr.port() != 0 && !self.table.contains_addr(addr)
+        {
+            self.probe(addr, None, now);
         }
+    }
+
+    /// Pings a node we do not know, unless too many such pings are out or
+    /// one to its address already is.
+    pub(crate) fn probe(&mut self, to: SocketAddr, id: Option<NodeId>, now: Instant) {
+        let mut probes = 0;
+        for o in self.outstanding.values() {
+            if o.to.ip() == to.ip() {
+                return;
+            }
+            if matches!(o.purpose, Purpose::Probe { .. }) {
+                probes += 1;
+            }
+        }
+        if probes >= MAX_PROBES || self.outstanding.len() >= self.config.max_outstanding {
+            return;
+        }
+        let query = Query::Ping {
+            id: self.table.own(),
+        };
+        self.send_query(to, query, Purpose::Probe { id }, now);
     }
 
     /// The next datagram to send.
@@ -492,7 +536,7 @@ impl Node {
                 }
                 id
             }
-            Purpose::Ping { id } => id,
+            Purpose::Ping { id } | Purpose::Probe { id } => id,
             Purpose::Announce { id } => Some(id),
         };
         if let Some(id) = id {
@@ -702,7 +746,7 @@ impl Node {
             addr: from,
         };
         let expected = match o.purpose {
-            Purpose::Lookup { id, .. } | Purpose::Ping { id } => id,
+            Purpose::Lookup { id, .. } | Purpose::Ping { id } | Purpose::Probe { id } => id,
             Purpose::Announce { id } => Some(id),
         };
         if expected.is_some_and(|id| id != response.id) {
@@ -725,7 +769,7 @@ impl Node {
             self.ping(quiet.addr, Some(quiet.id), now);
         }
         if let Some(ip) = ip {
-            self.vote(ip.ip(), now);
+            self.vote(ip.ip(), from.ip(), now);
         }
         if let Purpose::Lookup { lookup, id } = o.purpose {
             let nodes = if self.config.ipv6 {
@@ -767,8 +811,13 @@ impl Node {
 
     /// BEP 42: once enough answers agree on our address and our id does
     /// not fit it, take one that does (unless the id was given).
-    fn vote(&mut self, ip: IpAddr, now: Instant) {
+    fn vote(&mut self, ip: IpAddr, voter: IpAddr, now: Instant) {
         if self.config.id.is_some() || crate::id::is_exempt(ip) {
+            return;
+        }
+        // One vote per voting host, or one host with many ports would
+        // choose our id.
+        if self.voters.len() >= 64 || !self.voters.insert(voter) {
             return;
         }
         if self.votes.len() < 64 || self.votes.contains_key(&ip) {
@@ -782,6 +831,7 @@ impl Node {
             return;
         };
         self.votes.clear();
+        self.voters.clear();
         if self.id().is_secure_for(external) {
             return;
         }

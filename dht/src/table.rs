@@ -236,6 +236,10 @@ impl Table {
         };
         loop {
             let index = self.index(&info.id);
+            // Whatever happens below, it is no longer only a replacement.
+            self.buckets[index]
+                .replacements
+                .retain(|e| e.info.id != info.id && e.info.addr != info.addr);
             let splittable = index == self.buckets.len() - 1 && self.buckets.len() < MAX_BUCKETS;
             let bucket = &mut self.buckets[index];
             if bucket.nodes.len() < K {
@@ -324,10 +328,16 @@ impl Table {
         };
         let entry = &mut bucket.nodes[position];
         entry.failures = entry.failures.saturating_add(1);
-        if entry.failures >= BAD_AFTER_FAILURES
-            && let Some(replacement) = bucket.replacements.pop_back()
-        {
-            bucket.nodes[position] = replacement;
+        if entry.failures >= BAD_AFTER_FAILURES {
+            while let Some(replacement) = bucket.replacements.pop_back() {
+                let already = bucket.nodes.iter().any(|e| {
+                    e.info.id == replacement.info.id || e.info.addr == replacement.info.addr
+                });
+                if !already {
+                    bucket.nodes[position] = replacement;
+                    break;
+                }
+            }
         }
     }
 

@@ -127,7 +127,7 @@ pub(crate) async fn start(config: &DhtConfig, listen: SocketAddr) -> std::io::Re
         match std::fs::read(path).map(|bytes| Saved::decode(&bytes)) {
             Ok(Ok(saved)) => {
                 tracing::debug!(nodes = saved.nodes.len(), path = %path.display(), "DHT table loaded");
-                node.id = node.id.or(saved.id);
+                node.last_id = node.last_id.or(saved.id);
                 node.known.extend(saved.nodes);
             }
             Ok(Err(e)) => tracing::warn!(path = %path.display(), "DHT state ignored: {e}"),
@@ -142,9 +142,11 @@ pub(crate) async fn start(config: &DhtConfig, listen: SocketAddr) -> std::io::Re
         node
     };
     let mut v4_config = family(false);
-    v4_config.bootstrap = dht::resolve(&config.bootstrap, false).await;
     let mut v6_config = family(true);
-    v6_config.bootstrap = dht::resolve(&config.bootstrap, true).await;
+    (v4_config.bootstrap, v6_config.bootstrap) = tokio::join!(
+        dht::resolve(&config.bootstrap, false),
+        dht::resolve(&config.bootstrap, true)
+    );
     if bind.is_ipv6() {
         let v6 = bind_at(bind, listen.port(), v6_config).await?;
         return Ok(Nodes {
@@ -248,8 +250,20 @@ impl DhtAnnouncer {
                     next = found.recv() => match next {
                         Some(Found::Peers(peers)) => {
                             let event = Event::Discovered { source: PeerSource::Dht, tier: None, peers };
-                            if self.peers.send(event).await.is_err() {
-                                return;
+                            // A stopping torrent reads no events: a stop
+                            // must still get through.
+                            tokio::select! {
+                                sent = self.peers.send(event) => if sent.is_err() {
+                                    return;
+                                },
+                                order = orders.recv() => match order {
+                                    Some(Order::Completed) => {}
+                                    Some(Order::Stop(done)) => {
+                                        let _ = done.send(());
+                                        return;
+                                    }
+                                    None => return,
+                                },
                             }
                         }
                         Some(Found::Done(done)) => {

@@ -484,6 +484,20 @@ fn listen_v6_only(_port: u16) -> std::io::Result<TcpListener> {
     ))
 }
 
+impl Drop for Session {
+    /// A session dropped without [`Session::shutdown`] leaves nothing
+    /// running behind it: its listeners and the DHT's saver stop (the DHT
+    /// nodes end with their last handle).
+    fn drop(&mut self) {
+        for accept in &self.accept {
+            accept.abort();
+        }
+        if let Some(saver) = &self.dht_saver {
+            saver.abort();
+        }
+    }
+}
+
 /// How often the DHT's table is saved while the session runs (and once at
 /// shutdown).
 const DHT_SAVE_EVERY: Duration = Duration::from_secs(10 * 60);

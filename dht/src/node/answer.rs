@@ -52,11 +52,8 @@ impl Node {
         };
         if !read_only {
             self.table.heard_from(&sender, now);
-            if self.table.get(&sender.id).is_none()
-                && self.table.would_take(&sender, now)
-                && !self.outstanding.values().any(|o| o.to == from)
-            {
-                self.ping(from, Some(sender.id), now);
+            if self.table.get(&sender.id).is_none() && self.table.would_take(&sender, now) {
+                self.probe(from, Some(sender.id), now);
             }
         }
         let own = self.table.own();
@@ -103,13 +100,8 @@ impl Node {
                     self.answer_error(from, tid, code::PROTOCOL, "port 0");
                     return;
                 }
-                if !self
-                    .store
-                    .announce(info_hash, SocketAddr::new(from.ip(), port), now)
-                {
-                    self.answer_error(from, tid, code::SERVER, "too many torrents");
-                    return;
-                }
+                self.store
+                    .announce(info_hash, SocketAddr::new(from.ip(), port), now);
                 Response {
                     id: own,
                     ..Response::default()

@@ -364,3 +364,24 @@ fn answers_that_agree_on_our_address_give_us_a_secure_id() {
         "the table moved to the new id"
     );
 }
+
+#[test]
+fn strangers_named_by_peers_or_querying_us_get_a_bounded_number_of_pings() {
+    let now = Instant::now();
+    let mut n = node(Config::default(), now);
+    // A peer that sends a thousand port messages: one host, one ping.
+    for port in 1..=1000u16 {
+        n.add_node(SocketAddr::from(([198, 51, 100, 9], port)), now);
+    }
+    assert_eq!(answers(&mut n).len(), 1);
+    // A thousand hosts: at most MAX_PROBES pings out at once, however
+    // many there are; lookups keep the rest of the budget.
+    for i in 0..1000u32 {
+        n.add_node(
+            SocketAddr::new(std::net::Ipv4Addr::from(0x0b00_0000 + i).into(), 6881),
+            now,
+        );
+    }
+    assert_eq!(answers(&mut n).len(), MAX_PROBES - 1);
+    assert!(MAX_PROBES < Config::default().max_outstanding);
+}
