@@ -385,3 +385,34 @@ fn strangers_named_by_peers_or_querying_us_get_a_bounded_number_of_pings() {
     assert_eq!(answers(&mut n).len(), MAX_PROBES - 1);
     assert!(MAX_PROBES < Config::default().max_outstanding);
 }
+
+#[test]
+fn one_host_answering_from_many_ports_cannot_choose_our_id() {
+    let now = Instant::now();
+    let external = addr("84.124.73.14:6881");
+    let mut n = node(Config::default(), now);
+    let before = n.id();
+    for i in 0..(VOTES_NEEDED * 3) as u16 {
+        let peer = SocketAddr::from(([10, 0, 1, 1], 1000 + i));
+        let pong = Message {
+            tid: Vec::new(),
+            body: Body::Response(Response {
+                id: spread(i as u8),
+                ..Response::default()
+            }),
+            ip: Some(external),
+            read_only: false,
+        };
+        // Each answers a ping of ours: the one host probes once at a time,
+        // so ping, answer, and again.
+        n.add_node(peer, now);
+        if let Some((_, ping)) = answers(&mut n).into_iter().next() {
+            let pong = Message {
+                tid: ping.tid,
+                ..pong
+            };
+            n.handle(now, peer, &pong.encode());
+        }
+    }
+    assert_eq!(n.id(), before, "one voter, one vote");
+}
