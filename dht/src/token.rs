@@ -48,7 +48,7 @@ impl Tokens {
 
     /// The token for a querier at `ip`.
     pub fn make(&self, ip: IpAddr) -> Vec<u8> {
-        token(&self.current, ip)
+        token_of(&self.current, ip).to_vec()
     }
 
     /// Whether `token` is one this node gave `ip` in the last five to ten
@@ -69,10 +69,6 @@ fn token_of(secret: &[u8; 16], ip: IpAddr) -> [u8; TOKEN_LEN] {
     let mut out = [0; TOKEN_LEN];
     out.copy_from_slice(&digest[..TOKEN_LEN]);
     out
-}
-
-fn token(secret: &[u8; 16], ip: IpAddr) -> Vec<u8> {
-    token_of(secret, ip).to_vec()
 }
 
 #[cfg(test)]

@@ -256,13 +256,8 @@ impl DhtAnnouncer {
                                 sent = self.peers.send(event) => if sent.is_err() {
                                     return;
                                 },
-                                order = orders.recv() => match order {
-                                    Some(Order::Completed) => {}
-                                    Some(Order::Stop(done)) => {
-                                        let _ = done.send(());
-                                        return;
-                                    }
-                                    None => return,
+                                order = orders.recv() => if stops(order) {
+                                    return;
                                 },
                             }
                         }
@@ -278,13 +273,8 @@ impl DhtAnnouncer {
                         }
                         None => return,
                     },
-                    order = orders.recv() => match order {
-                        Some(Order::Completed) => {}
-                        Some(Order::Stop(done)) => {
-                            let _ = done.send(());
-                            return;
-                        }
-                        None => return,
+                    order = orders.recv() => if stops(order) {
+                        return;
                     },
                 }
             }
@@ -298,17 +288,25 @@ impl DhtAnnouncer {
             loop {
                 tokio::select! {
                     () = &mut sleep => break,
-                    order = orders.recv() => match order {
-                        Some(Order::Completed) => {}
-                        Some(Order::Stop(done)) => {
-                            let _ = done.send(());
-                            return;
-                        }
-                        None => return,
+                    order = orders.recv() => if stops(order) {
+                        return;
                     },
                 }
             }
         }
+    }
+}
+
+/// Whether an order (or the torrent gone) ends the announcer; a stop is
+/// acknowledged. `completed` means nothing to the DHT.
+fn stops(order: Option<Order>) -> bool {
+    match order {
+        Some(Order::Completed) => false,
+        Some(Order::Stop(done)) => {
+            let _ = done.send(());
+            true
+        }
+        None => true,
     }
 }
 
