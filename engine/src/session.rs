@@ -396,6 +396,7 @@ impl Session {
             broadcast: broadcast.clone(),
             progress,
             announcers: Vec::new(),
+            stopping: None,
             // BEP 27: a private torrent's peers come from its trackers only.
             dht: if torrent.info().is_private() {
                 None
@@ -606,7 +607,8 @@ impl TorrentHandle {
         self.events.subscribe()
     }
 
-    /// Closes every connection and stops dialling until resumed.
+    /// Closes every connection and stops dialling until resumed; trackers
+    /// hear `stopped` and DHT lookups end (both start again on resume).
     pub async fn pause(&self) {
         let _ = self.control.send(Control::Pause).await;
     }

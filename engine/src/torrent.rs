@@ -225,6 +225,10 @@ pub(crate) struct Torrent {
     pub(crate) progress: watch::Sender<Progress>,
     /// Orders for each tier's announcer (and the DHT's).
     pub(crate) announcers: Vec<mpsc::Sender<Order>>,
+    /// The announcers a pause stopped, still saying `stopped`: announcers
+    /// started again wait for them, so a tracker never hears `stopped`
+    /// after the next `started`.
+    pub(crate) stopping: Option<tokio::task::JoinHandle<()>>,
     /// The session's DHT node, unless the torrent is private or the
     /// session has none.
     pub(crate) dht: Option<crate::discovery::Nodes>,
@@ -370,7 +374,7 @@ impl Torrent {
             self.await_files(&mut run, false);
         }
         self.update_progress(&run);
-        self.start_announcer();
+        self.start_announcers();
         for addr in self.options.peers.clone() {
             self.add_candidate(&mut run, addr, PeerSource::Given);
         }
@@ -385,8 +389,9 @@ impl Torrent {
                 Some(incoming) = self.incoming.recv() => self.on_incoming(&mut run, incoming),
                 control = self.control.recv() => match control {
                     Some(Control::Pause) => self.pause(&mut run),
-                    Some(Control::Resume) => {
+                    Some(Control::Resume) if run.paused => {
                         run.paused = false;
+                        self.start_announcers();
                         // Peers we left when pausing are dialled at once.
                         run.cooling.clear();
                         for addr in self.options.peers.clone() {
@@ -398,6 +403,7 @@ impl Torrent {
                         self.connect_web_seeds(&mut run);
                         self.publish(&run);
                     }
+                    Some(Control::Resume) => {}
                     Some(Control::Stop(done)) => {
                         self.finish(Some(&mut run)).await;
                         let _ = done.send(());
@@ -413,7 +419,10 @@ impl Torrent {
         }
     }
 
-    fn start_announcer(&mut self) {
+    /// Starts the torrent's trackers' announcers and its DHT lookups (once
+    /// the announcers a pause stopped have said `stopped`).
+    fn start_announcers(&mut self) {
+        let mut tasks: Vec<futures::future::BoxFuture<'static, ()>> = Vec::new();
         if let Some(dht) = &self.dht {
             let (orders, rx) = mpsc::channel(4);
             let settings = self.config.dht.clone().unwrap_or_default();
@@ -427,15 +436,11 @@ impl Torrent {
                 progress: self.progress.subscribe(),
                 peers: self.events_tx.clone(),
             };
-            tokio::spawn(announcer.run(rx));
+            tasks.push(Box::pin(announcer.run(rx)));
             self.announcers.push(orders);
         }
-        let tiers = self.metainfo.trackers();
-        if tiers.is_empty() {
-            return;
-        }
         let key = rand::random();
-        for (tier, urls) in tiers.into_iter().enumerate() {
+        for (tier, urls) in self.metainfo.trackers().into_iter().enumerate() {
             let (orders, rx) = mpsc::channel(4);
             let announcer = crate::announce::Announcer {
                 tier,
@@ -455,8 +460,43 @@ impl Torrent {
                 peers: self.events_tx.clone(),
                 events: self.broadcast.clone(),
             };
-            tokio::spawn(announcer.run(rx));
+            tasks.push(Box::pin(announcer.run(rx)));
             self.announcers.push(orders);
+        }
+        match self.stopping.take() {
+            None => {
+                for task in tasks {
+                    tokio::spawn(task);
+                }
+            }
+            Some(stopping) => {
+                tokio::spawn(async move {
+                    let _ = stopping.await;
+                    for task in tasks {
+                        tokio::spawn(task);
+                    }
+                });
+            }
+        }
+    }
+
+    /// Tells every announcer to stop (trackers hear `stopped`, each within
+    /// its own timeout); done when all have.
+    fn stop_announcers(&mut self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let stops = std::mem::take(&mut self.announcers)
+            .into_iter()
+            .map(|orders| async move {
+                let (done, wait) = oneshot::channel();
+                if orders.send(Order::Stop(done)).await.is_ok() {
+                    let _ = tokio::time::timeout(Duration::from_secs(6), wait).await;
+                }
+            });
+        let earlier = self.stopping.take();
+        async move {
+            if let Some(earlier) = earlier {
+                let _ = earlier.await;
+            }
+            futures::future::join_all(stops).await;
         }
     }
 
@@ -476,15 +516,7 @@ impl Torrent {
             self.update_progress(run);
         }
         // Every tier hears `stopped` at once; each has its own timeout.
-        let stops = std::mem::take(&mut self.announcers)
-            .into_iter()
-            .map(|orders| async move {
-                let (done, wait) = oneshot::channel();
-                if orders.send(Order::Stop(done)).await.is_ok() {
-                    let _ = tokio::time::timeout(Duration::from_secs(6), wait).await;
-                }
-            });
-        futures::future::join_all(stops).await;
+        self.stop_announcers().await;
         let mut stats = self.stats.borrow().clone();
         if !matches!(stats.state, TorrentState::Error(_)) {
             stats.state = TorrentState::Stopped;
@@ -531,8 +563,14 @@ impl Torrent {
         }
     }
 
+    /// Closes every connection and stops announcing (trackers hear
+    /// `stopped`; DHT lookups end), as Transmission and libtorrent do.
     fn pause(&mut self, run: &mut Running) {
+        if run.paused {
+            return;
+        }
         run.paused = true;
+        self.stopping = Some(tokio::spawn(self.stop_announcers()));
         let keys: Vec<PeerKey> = run.peers.keys().copied().collect();
         for key in keys {
             self.drop_peer(run, key, "paused");

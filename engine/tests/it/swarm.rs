@@ -208,6 +208,43 @@ async fn pause_closes_every_connection_and_resume_finishes_the_download() {
     seeder.shutdown().await;
 }
 
+/// A paused torrent says `stopped` to its trackers (and stops its DHT
+/// lookups, by the same road) and `started` again when resumed; with the
+/// tracker asking for an announce every second, a torrent that kept
+/// announcing while paused would stay listed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_torrent_leaves_its_tracker_and_comes_back_when_resumed() {
+    let tracker = tracker().await;
+    let content = content(&[100_000], 16 * 1024, &[tracker.announce_url()], 14);
+    let hash = content.torrent.info_hash();
+    let leecher = session().await;
+    let target = tempfile::tempdir().unwrap();
+    let leech = leecher
+        .add(content.torrent.clone(), TorrentOptions::new(target.path()))
+        .await
+        .unwrap();
+    wait_listed(&tracker, &hash, "the leecher").await;
+    leech.pause().await;
+    let unlisted = async {
+        while !tracker.state().lock().unwrap().peers(&hash).is_empty() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), unlisted)
+        .await
+        .expect("a paused torrent says `stopped`");
+    // Paused twice: still one announcer to start on resume.
+    leech.pause().await;
+    leech.resume().await;
+    wait_listed(&tracker, &hash, "the resumed leecher").await;
+    let seeder = seeder_of(&content, test_config()).await;
+    complete(&leech).await;
+    content.assert_downloaded(target.path());
+    leecher.shutdown().await;
+    seeder.shutdown().await;
+    tracker.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_per_torrent_peer_limit_holds() {
     let content = content(&[100_000], 16 * 1024, &[], 9);
