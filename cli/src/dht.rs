@@ -75,9 +75,12 @@ async fn config(args: &Args, ipv6: bool) -> dht::Config {
     config
 }
 
-async fn bind(args: &Args, default: SocketAddr) -> Result<Dht> {
+/// The node at `--bind` (else `default`); a read-only one (BEP 43) asks
+/// but answers nobody and stays out of other nodes' tables.
+async fn bind(args: &Args, default: SocketAddr, read_only: bool) -> Result<Dht> {
     let addr = args.bind.unwrap_or(default);
-    let config = config(args, addr.is_ipv6()).await;
+    let mut config = config(args, addr.is_ipv6()).await;
+    config.read_only = read_only;
     if config.bootstrap.is_empty() && config.known.is_empty() {
         bail!("no DHT node to start from: none of the bootstrap names resolves");
     }
@@ -89,7 +92,7 @@ async fn bind(args: &Args, default: SocketAddr) -> Result<Dht> {
 async fn serve(args: &Args) -> Result<String> {
     let stop = crate::tracker::stop_signals()?;
     tokio::pin!(stop);
-    let node = bind(args, SocketAddr::from(([0, 0, 0, 0], 6881))).await?;
+    let node = bind(args, SocketAddr::from(([0, 0, 0, 0], 6881)), false).await?;
     let (id, _) = node.stats().await.context("the DHT node stopped")?;
     crate::print(&format!(
         "DHT node {id} on {}\nstop with Ctrl-C\n",
@@ -127,7 +130,8 @@ async fn get_peers(
     announce: Option<u16>,
     timeout: Duration,
 ) -> Result<String> {
-    let node = bind(args, SocketAddr::from(([0, 0, 0, 0], 0))).await?;
+    // A node that lives for one lookup has no business in others' tables.
+    let node = bind(args, SocketAddr::from(([0, 0, 0, 0], 0)), true).await?;
     let started = Instant::now();
     let mut found = node
         .get_peers(NodeId(info_hash.0), announce.map(dht::Announce::Port))

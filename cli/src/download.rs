@@ -269,6 +269,10 @@ struct NetArgs {
     /// The UDP port of the DHT node; by default the peer port.
     #[arg(long, value_name = "N", conflicts_with = "no_dht")]
     dht_port: Option<u16>,
+    /// Ask the DHT but answer nobody (BEP 43), as a node behind a firewall
+    /// or on a metered line should.
+    #[arg(long, conflicts_with = "no_dht")]
+    dht_read_only: bool,
     /// Exchange no peers with peers (ut_pex; private torrents never do).
     #[arg(long)]
     no_pex: bool,
@@ -290,6 +294,10 @@ impl NetArgs {
             bind: SocketAddr::new(self.bind, self.dht_port.unwrap_or(0)),
             bootstrap,
             state_file: state_dir().map(|d| d.join("dht.dat")),
+            node: dht::Config {
+                read_only: self.dht_read_only,
+                ..dht::Config::default()
+            },
             ..engine::DhtConfig::default()
         })
     }

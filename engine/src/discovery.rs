@@ -68,6 +68,9 @@ impl Default for DhtConfig {
 pub(crate) struct Nodes {
     pub(crate) v4: Option<Dht>,
     pub(crate) v6: Option<Dht>,
+    /// Read-only nodes (BEP 43) answer nobody, so peers are not told of
+    /// them.
+    pub(crate) read_only: bool,
 }
 
 impl Nodes {
@@ -76,9 +79,13 @@ impl Nodes {
         self.v4.iter().chain(self.v6.iter())
     }
 
-    /// The UDP port peers are told (BEP 5's `port` message).
-    pub(crate) fn port(&self) -> u16 {
-        self.all().next().map_or(0, |d| d.local_addr().port())
+    /// The UDP port peers are told (BEP 5's `port` message), unless
+    /// the nodes are read-only.
+    pub(crate) fn port(&self) -> Option<u16> {
+        if self.read_only {
+            return None;
+        }
+        self.all().next().map(|d| d.local_addr().port())
     }
 
     /// A node's address a peer told us: to the node of its family.
@@ -152,6 +159,7 @@ pub(crate) async fn start(config: &DhtConfig, listen: SocketAddr) -> std::io::Re
         return Ok(Nodes {
             v4: None,
             v6: Some(v6),
+            read_only: config.node.read_only,
         });
     }
     let v4 = bind_at(bind, listen.port(), v4_config).await?;
@@ -165,7 +173,11 @@ pub(crate) async fn start(config: &DhtConfig, listen: SocketAddr) -> std::io::Re
             Err(e) => tracing::debug!("no IPv6 DHT node: {e}"),
         }
     }
-    Ok(Nodes { v4: Some(v4), v6 })
+    Ok(Nodes {
+        v4: Some(v4),
+        v6,
+        read_only: config.node.read_only,
+    })
 }
 
 /// A node at `bind`; port 0 takes `listen_port` if free, else any.

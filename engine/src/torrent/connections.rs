@@ -441,9 +441,9 @@ impl Torrent {
         }
         // BEP 5: a peer with a DHT node learns where ours listens.
         if handshake.reserved.dht()
-            && let Some(dht) = &self.dht
+            && let Some(port) = self.dht.as_ref().and_then(|dht| dht.port())
         {
-            peer.send(Message::Port(dht.port()));
+            peer.send(Message::Port(port));
         }
         let addr = peer.addr;
         let source = peer.source;

@@ -323,3 +323,64 @@ async fn a_seeder_and_leechers_meet_in_a_dht_of_two_hundred_nodes() {
         content.assert_downloaded(dir.path());
     }
 }
+
+/// The addresses in a node's routing table.
+async fn table(node: &dht::Dht) -> Vec<SocketAddr> {
+    let saved = node.saved().await.unwrap();
+    saved.nodes.iter().map(|n| n.addr).collect()
+}
+
+/// A read-only node (BEP 43) finds peers but stays out of every table: it
+/// says `ro` in its queries and sends no `port` message. A normal
+/// leecher beside it, doing the same, is in both tables, which shows the
+/// read-only one had time to get in.
+#[tokio::test]
+async fn a_read_only_node_downloads_through_the_dht_and_stays_out_of_its_tables() {
+    let content = content(&SIZES[..4], 32 * 1024, &[], 36);
+    let (router, seeder) = network(&content, None).await;
+    let read_only = Session::start(SessionConfig {
+        listen: SocketAddr::new(host(40), 0),
+        dht: Some(DhtConfig {
+            bootstrap: vec![router.local_addr().to_string()],
+            node: dht::Config {
+                read_only: true,
+                ..dht::Config::default()
+            },
+            ..DhtConfig::default()
+        }),
+        ..test_config()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let quiet = read_only
+        .add(content.torrent.clone(), TorrentOptions::new(dir.path()))
+        .await
+        .unwrap();
+    complete(&quiet).await;
+    content.assert_downloaded(dir.path());
+    assert!(quiet.stats().sources_ever.dht > 0);
+
+    let normal = dht_session(41, router.local_addr()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let loud = normal
+        .add(content.torrent.clone(), TorrentOptions::new(dir.path()))
+        .await
+        .unwrap();
+    complete(&loud).await;
+    let loud_node = normal.dht().unwrap().local_addr();
+    let quiet_node = read_only.dht().unwrap().local_addr();
+    let seeder_node = seeder.dht().unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !(table(&router).await.contains(&loud_node)
+        && table(seeder_node).await.contains(&loud_node))
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the normal leecher's node never got into the router's and the seeder's tables"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!table(&router).await.contains(&quiet_node));
+    assert!(!table(seeder_node).await.contains(&quiet_node));
+}
