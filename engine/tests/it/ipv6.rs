@@ -96,3 +96,59 @@ async fn a_leecher_on_ipv6_finds_a_seeder_through_the_ipv6_dht() {
     content.assert_downloaded(dir.path());
     assert!(handle.stats().sources_ever.dht > 0 || handle.stats().sources_ever.incoming > 0);
 }
+
+/// Peers on ::1 tell each other of peers on ::1: `added6` in ut_pex.
+#[tokio::test]
+async fn peers_on_ipv6_learn_of_each_other_through_peer_exchange() {
+    super::trackerless::peer_exchange_brings_together(|_| Ipv6Addr::LOCALHOST.into(), 73).await;
+}
+
+/// A tracker on ::1 gives IPv6 peers in `peers6` (BEP 7), and they are
+/// dialled.
+#[tokio::test]
+async fn a_tracker_on_ipv6_brings_ipv6_peers_together() {
+    let tracker = tracker::HttpTracker::bind(
+        SocketAddr::new(Ipv6Addr::LOCALHOST.into(), 0),
+        tracker::TrackerConfig {
+            interval: 1,
+            min_interval: 1,
+            ..tracker::TrackerConfig::default()
+        },
+    )
+    .await
+    .unwrap();
+    let content = content(&SIZES, 32 * 1024, &[tracker.announce_url()], 74);
+    let on_ipv6 = || SessionConfig {
+        listen: SocketAddr::new(Ipv6Addr::LOCALHOST.into(), 0),
+        ..test_config()
+    };
+    let seeder = Session::start(on_ipv6()).await.unwrap();
+    seeder
+        .add(content.torrent.clone(), content.seed_options())
+        .await
+        .unwrap();
+    let leecher = Session::start(on_ipv6()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let handle = leecher
+        .add(content.torrent.clone(), TorrentOptions::new(dir.path()))
+        .await
+        .unwrap();
+    complete(&handle).await;
+    content.assert_downloaded(dir.path());
+    let stats = handle.stats();
+    // Whoever announced second found the other in `peers6`.
+    assert!(
+        stats.sources_ever.tracker + stats.sources_ever.incoming > 0,
+        "{:?}",
+        stats.sources_ever
+    );
+    let listed = tracker
+        .state()
+        .lock()
+        .unwrap()
+        .peers(&content.torrent.info_hash());
+    assert!(listed.iter().all(|p| p.is_ipv6()), "{listed:?}");
+    leecher.shutdown().await;
+    seeder.shutdown().await;
+    tracker.stop().await;
+}

@@ -163,14 +163,21 @@ async fn a_private_torrent_never_touches_the_dht() {
 
 #[tokio::test]
 async fn peers_learn_of_each_other_through_peer_exchange() {
-    let content = content(&SIZES, 32 * 1024, &[], 34);
+    peer_exchange_brings_together(host, 34).await;
+}
+
+/// A seeder, a leecher A that knows it, and a leecher B that knows only A,
+/// each at `at(i)` (with a port of its own): B and the seeder meet through
+/// A's ut_pex.
+pub(crate) async fn peer_exchange_brings_together(at: impl Fn(u32) -> IpAddr, seed: u64) {
+    let content = content(&SIZES, 32 * 1024, &[], seed);
     let fast_pex = || SessionConfig {
         pex_interval: Duration::from_millis(500),
         ..test_config()
     };
     // A slow seeder, so that the leechers still trade when they meet.
     let seeder = Session::start(SessionConfig {
-        listen: SocketAddr::new(host(40), 0),
+        listen: SocketAddr::new(at(40), 0),
         upload_limit: Some(256 * 1024),
         ..fast_pex()
     })
@@ -185,9 +192,10 @@ async fn peers_learn_of_each_other_through_peer_exchange() {
     let leecher = |i, peers: Vec<SocketAddr>| {
         let content = &content;
         let config = fast_pex();
+        let ip = at(i);
         async move {
             let session = Session::start(SessionConfig {
-                listen: SocketAddr::new(host(i), 0),
+                listen: SocketAddr::new(ip, 0),
                 ..config
             })
             .await
@@ -339,7 +347,7 @@ async fn a_read_only_node_downloads_through_the_dht_and_stays_out_of_its_tables(
     let content = content(&SIZES[..4], 32 * 1024, &[], 36);
     let (router, seeder) = network(&content, None).await;
     let read_only = Session::start(SessionConfig {
-        listen: SocketAddr::new(host(40), 0),
+        listen: SocketAddr::new(host(60), 0),
         dht: Some(DhtConfig {
             bootstrap: vec![router.local_addr().to_string()],
             node: dht::Config {
@@ -361,7 +369,7 @@ async fn a_read_only_node_downloads_through_the_dht_and_stays_out_of_its_tables(
     content.assert_downloaded(dir.path());
     assert!(quiet.stats().sources_ever.dht > 0);
 
-    let normal = dht_session(41, router.local_addr()).await;
+    let normal = dht_session(61, router.local_addr()).await;
     let dir = tempfile::tempdir().unwrap();
     let loud = normal
         .add(content.torrent.clone(), TorrentOptions::new(dir.path()))
