@@ -70,4 +70,4 @@ pub use table::{
 pub use token::{ROTATE_EVERY, Tokens};
 
 #[cfg(feature = "tokio")]
-pub use shell::{Dht, Found, PUBLIC_ROUTERS, RESOLVE_TIMEOUT, resolve};
+pub use shell::{Dht, Found, PAIR_EVERY, PUBLIC_ROUTERS, RESOLVE_TIMEOUT, resolve};

@@ -218,6 +218,9 @@ const REBOOTSTRAP_AFTER: Duration = Duration::from_secs(60);
 const MAX_JOIN_REFRESHES: usize = 24;
 /// Votes on our external address before BEP 42's id is taken.
 const VOTES_NEEDED: u32 = 10;
+/// The other family's nodes kept for answering `want` (a full table's
+/// worth).
+const MAX_OTHER_FAMILY: usize = 160 * K;
 
 /// One DHT node, as a state machine.
 ///
@@ -248,6 +251,9 @@ pub struct Node {
     bootstrapping: Option<LookupId>,
     /// When the last bootstrap ended.
     bootstrapped: Instant,
+    /// Nodes of the other address family, from a node of that family
+    /// beside us (see [`Node::set_other_family`]).
+    other_family: Vec<NodeInfo>,
     stats: Stats,
 }
 
@@ -283,6 +289,7 @@ impl Node {
             voters: Default::default(),
             bootstrapping: None,
             bootstrapped: now,
+            other_family: Vec::new(),
             stats: Stats::default(),
             rng,
             config,
@@ -303,6 +310,18 @@ impl Node {
             .filter(|e| e.failures < crate::table::BAD_AFTER_FAILURES)
             .map(|e| e.info)
             .collect()
+    }
+
+    /// Gives the node the table of a node of the other address family
+    /// (its [`Node::nodes`]), so that it can answer queries that `want`
+    /// both families (BEP 32) as a dual-stack node should. Replaces what
+    /// an earlier call gave; nodes of our own family and any past a full
+    /// table's worth are left out.
+    pub fn set_other_family(&mut self, mut nodes: Vec<NodeInfo>) {
+        let ipv6 = self.config.ipv6;
+        nodes.retain(|n| n.addr.is_ipv6() != ipv6);
+        nodes.truncate(MAX_OTHER_FAMILY);
+        self.other_family = nodes;
     }
 
     /// Counters.

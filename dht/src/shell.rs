@@ -89,6 +89,7 @@ enum Command {
     AddNode(SocketAddr),
     Stats(oneshot::Sender<(NodeId, Stats)>),
     Saved(oneshot::Sender<Saved>),
+    OtherFamily(Vec<crate::krpc::NodeInfo>),
 }
 
 /// A handle on a running DHT node; clones share it. The node stops when
@@ -166,7 +167,38 @@ impl Dht {
         self.commands.send(Command::Saved(reply)).await.ok()?;
         answer.await.ok()
     }
+
+    /// Makes an IPv4 and an IPv6 node one dual-stack node to the network:
+    /// each answers queries that `want` the other's family (BEP 32) from
+    /// the other's table, copied at once and then `every` ([`PAIR_EVERY`]
+    /// is a good default). The task holds neither node alive; it ends when
+    /// either stops.
+    pub fn pair(&self, other: &Dht, every: Duration) -> tokio::task::JoinHandle<()> {
+        let (a, b) = (self.commands.downgrade(), other.commands.downgrade());
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(every);
+            loop {
+                every.tick().await;
+                for (from, to) in [(&a, &b), (&b, &a)] {
+                    let (Some(from), Some(to)) = (from.upgrade(), to.upgrade()) else {
+                        return;
+                    };
+                    let (reply, answer) = oneshot::channel();
+                    if from.send(Command::Saved(reply)).await.is_err() {
+                        return;
+                    }
+                    let Ok(saved) = answer.await else { return };
+                    if to.send(Command::OtherFamily(saved.nodes)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        })
+    }
 }
+
+/// How often paired nodes ([`Dht::pair`]) may copy each other's tables.
+pub const PAIR_EVERY: Duration = Duration::from_secs(10);
 
 async fn drive(
     mut node: Node,
@@ -196,6 +228,7 @@ async fn drive(
                     Command::Saved(reply) => {
                         let _ = reply.send(Saved { id: Some(node.id()), nodes: node.nodes() });
                     }
+                    Command::OtherFamily(nodes) => node.set_other_family(nodes),
                 }
             }
             received = recv(&socket, packets.as_mut(), &mut buf) => match received {

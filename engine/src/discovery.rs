@@ -167,7 +167,11 @@ pub(crate) async fn start(config: &DhtConfig, listen: SocketAddr) -> std::io::Re
     if config.ipv6 && bind.ip().is_unspecified() {
         match udp_v6_only(v4.local_addr().port()) {
             Ok(socket) => match Dht::spawn(std::sync::Arc::new(socket), None, v6_config) {
-                Ok(node) => v6 = Some(node),
+                Ok(node) => {
+                    // One dual-stack node to the network (BEP 32's `want`).
+                    v4.pair(&node, dht::PAIR_EVERY);
+                    v6 = Some(node);
+                }
                 Err(e) => tracing::debug!("no IPv6 DHT node: {e}"),
             },
             Err(e) => tracing::debug!("no IPv6 DHT node: {e}"),

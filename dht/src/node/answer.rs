@@ -81,6 +81,13 @@ impl Node {
                         .peers(&info_hash, VALUES_PER_ANSWER, &mut self.rng),
                     ..Response::default()
                 };
+                // Values leave no room under 1,500 bytes for both
+                // families' nodes: only ours come with them.
+                let want = if response.values.is_empty() {
+                    want
+                } else {
+                    Want::default()
+                };
                 self.fill_nodes(&mut response, &info_hash, want, now);
                 response
             }
@@ -122,18 +129,33 @@ impl Node {
         self.send(from, &message);
     }
 
-    /// Nodes closest to `target` of the families asked for; this node has
-    /// only its own family's table, so it answers for that one.
+    /// Nodes closest to `target` of the families asked for (our own when
+    /// `want` is absent): our own family's from the table, the other's
+    /// from what [`Node::set_other_family`] gave.
     fn fill_nodes(&self, response: &mut Response, target: &NodeId, want: Want, now: Instant) {
-        let own_family = if self.config.ipv6 { want.v6 } else { want.v4 };
-        if want == Want::default() || own_family {
-            let nodes = self.table.closest(target, K, now);
-            if self.config.ipv6 {
-                response.nodes6 = nodes;
-            } else {
-                response.nodes = nodes;
-            }
-        }
+        let (own, other) = if self.config.ipv6 {
+            (want.v6, want.v4)
+        } else {
+            (want.v4, want.v6)
+        };
+        let own = own || want == Want::default();
+        let own_nodes = if own {
+            self.table.closest(target, K, now)
+        } else {
+            Vec::new()
+        };
+        let other_nodes = if other {
+            closest_of(&self.other_family, target)
+        } else {
+            Vec::new()
+        };
+        let (v4, v6) = if self.config.ipv6 {
+            (other_nodes, own_nodes)
+        } else {
+            (own_nodes, other_nodes)
+        };
+        response.nodes = v4;
+        response.nodes6 = v6;
     }
 
     pub(super) fn answer_error(&mut self, to: SocketAddr, tid: Vec<u8>, code: i64, message: &str) {
@@ -148,4 +170,12 @@ impl Node {
         };
         self.send(to, &message);
     }
+}
+
+/// The [`K`] of `nodes` closest to `target`, closest first.
+fn closest_of(nodes: &[NodeInfo], target: &NodeId) -> Vec<NodeInfo> {
+    let mut nodes = nodes.to_vec();
+    nodes.sort_unstable_by_key(|n| n.id.distance(target));
+    nodes.truncate(K);
+    nodes
 }

@@ -416,3 +416,119 @@ fn one_host_answering_from_many_ports_cannot_choose_our_id() {
     }
     assert_eq!(n.id(), before, "one voter, one vote");
 }
+
+fn v6_node(i: u16) -> NodeInfo {
+    NodeInfo {
+        id: spread(i as u8),
+        addr: SocketAddr::new(
+            std::net::Ipv6Addr::new(0x2001, 0xdb8, i, 0, 0, 0, 0, 1).into(),
+            6881,
+        ),
+    }
+}
+
+fn response(message: Message) -> Response {
+    match message.body {
+        Body::Response(r) => r,
+        other => panic!("not a response: {other:?}"),
+    }
+}
+
+#[test]
+fn a_want_for_the_other_family_is_answered_from_the_sibling_nodes_table() {
+    let now = Instant::now();
+    let mut n = node(Config::default(), now);
+    let mut sibling: Vec<NodeInfo> = (1..=20).map(v6_node).collect();
+    // Nodes of our own family in the sibling's list are not its to give.
+    sibling.push(NodeInfo {
+        id: NodeId([9; 20]),
+        addr: addr("10.0.0.9:6881"),
+    });
+    n.set_other_family(sibling.clone());
+    let target = spread(7);
+    let find = |want| Query::FindNode {
+        id: NodeId([1; 20]),
+        target,
+        want,
+    };
+    let asker = addr("127.0.0.4:1");
+
+    n.handle(now, asker, &query(b"1", find(Want { v4: true, v6: true })));
+    let both = response(answer_to(&mut n, asker));
+    let mut closest: Vec<NodeInfo> = sibling[..20].to_vec();
+    closest.sort_by_key(|x| x.id.distance(&target));
+    assert_eq!(both.nodes6, closest[..8]);
+    assert!(both.nodes.iter().all(|x| x.addr.is_ipv4()));
+
+    n.handle(
+        now,
+        asker,
+        &query(
+            b"2",
+            find(Want {
+                v4: false,
+                v6: true,
+            }),
+        ),
+    );
+    let v6_only = response(answer_to(&mut n, asker));
+    assert_eq!((v6_only.nodes.len(), v6_only.nodes6.len()), (0, 8));
+
+    // Without `want`, a node gives its own family alone.
+    n.handle(now, asker, &query(b"3", find(Want::default())));
+    assert!(response(answer_to(&mut n, asker)).nodes6.is_empty());
+}
+
+#[test]
+fn an_ipv6_answer_with_values_and_both_families_asked_for_stays_under_1500_bytes() {
+    let now = Instant::now();
+    let mut n = node(
+        Config {
+            ipv6: true,
+            ..Config::default()
+        },
+        now,
+    );
+    n.set_other_family(
+        (0..100u32)
+            .map(|i| NodeInfo {
+                id: spread(i as u8),
+                addr: SocketAddr::new(std::net::Ipv4Addr::from(0x0a00_0000 + i).into(), 6881),
+            })
+            .collect(),
+    );
+    // Our own table full near the hash: nodes6 is eight nodes long.
+    for i in 0..40u16 {
+        n.table.answered(v6_node(i), now);
+    }
+    let hash = NodeId([5; 20]);
+    let get = |id| Query::GetPeers {
+        id: NodeId([id; 20]),
+        info_hash: hash,
+        want: Want { v4: true, v6: true },
+    };
+    for i in 1..=300u16 {
+        let from = SocketAddr::new(
+            std::net::Ipv6Addr::new(0x2001, 0xdb8, i, 0, 0, 0, 0, 1).into(),
+            6881,
+        );
+        n.handle(now, from, &query(b"g", get(1)));
+        let message = answer_to(&mut n, from);
+        if i == 1 {
+            // No values yet: both families' nodes.
+            assert_eq!(response(message.clone()).nodes.len(), 8);
+        }
+        let token = token_of(&message);
+        n.handle(now, from, &query(b"a", announce(1, hash, 6881, token)));
+        answers(&mut n);
+    }
+    let asker = addr("[::1]:1");
+    n.handle(now, asker, &query(b"q", get(4)));
+    let raw = std::iter::from_fn(|| n.poll_transmit())
+        .find(|t| t.to == asker && !t.packet.windows(4).any(|w| w == b"ping"))
+        .expect("answer");
+    assert!(raw.packet.len() <= 1500, "{} bytes", raw.packet.len());
+    let r = response(Message::decode(&raw.packet).expect("valid"));
+    assert_eq!(r.values.len(), VALUES_PER_ANSWER);
+    assert_eq!(r.nodes6.len(), 8);
+}

@@ -106,3 +106,64 @@ async fn implied_port_announces_the_dht_port() {
     let (peers, _) = finish(nodes[7].get_peers(hash, None).await).await;
     assert_eq!(peers, vec![nodes[3].local_addr()]);
 }
+
+/// An IPv4 node paired with an IPv6 one answers a query that wants both
+/// families with IPv6 nodes too (BEP 32), as a dual-stack node does.
+#[tokio::test]
+async fn a_paired_ipv4_node_answers_want_n6_from_its_ipv6_sibling() {
+    let v4 = Dht::bind(local(200), Config::default())
+        .await
+        .expect("bind");
+    let v6_at = SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, 0));
+    let v6 = Dht::bind(v6_at, Config::default()).await.expect("bind ::1");
+    // An IPv6 node that joins through the sibling: in its table soon.
+    let joiner = Dht::bind(
+        v6_at,
+        Config {
+            bootstrap: vec![v6.local_addr()],
+            ..Config::default()
+        },
+    )
+    .await
+    .expect("bind ::1");
+    settle(std::slice::from_ref(&v6), 1).await;
+    let _pairing = v4.pair(&v6, Duration::from_millis(50));
+
+    let asker = tokio::net::UdpSocket::bind(local(201)).await.expect("bind");
+    let query = dht::Message {
+        tid: b"aa".to_vec(),
+        body: dht::krpc::Body::Query(dht::krpc::Query::FindNode {
+            id: NodeId([7; 20]),
+            target: NodeId([8; 20]),
+            want: dht::krpc::Want { v4: true, v6: true },
+        }),
+        ip: None,
+        read_only: true,
+    }
+    .encode();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut buf = vec![0; 1500];
+    loop {
+        asker.send_to(&query, v4.local_addr()).await.expect("send");
+        if let Ok(Ok((len, _))) =
+            tokio::time::timeout(Duration::from_millis(200), asker.recv_from(&mut buf)).await
+        {
+            let answer = dht::Message::decode(&buf[..len]).expect("valid KRPC");
+            let dht::krpc::Body::Response(response) = answer.body else {
+                panic!("not an answer: {answer:?}");
+            };
+            if response
+                .nodes6
+                .iter()
+                .any(|n| n.addr == joiner.local_addr())
+            {
+                return;
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the IPv4 node never gave its sibling's nodes"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
