@@ -3,7 +3,8 @@ python3-libtorrent.
 
 usage: lt_peer.py seed|leech TORRENT SAVE_PATH PORT [HOST:PORT...]
 
-It binds 127.0.0.1:PORT (LT_IP=ADDRESS for another loopback address) with
+It binds 127.0.0.1:PORT (LT_IP=ADDRESS for another loopback address, which
+its dials also come from) with
 DHT, local discovery, UPnP, NAT-PMP and uTP off, speaks plaintext (as
 every peer in the benchmark does), and keeps libtorrent's other defaults.
 It finds peers through the torrent's tracker and dials any HOST:PORT
@@ -27,6 +28,8 @@ def main():
     dht = os.environ.get("LT_DHT")
     settings = {
         "listen_interfaces": ip + ":" + port,
+        # Its dials come from that address too, as across hosts.
+        "outgoing_interfaces": ip,
         "enable_dht": bool(dht),
         "enable_lsd": False,
         "enable_upnp": False,

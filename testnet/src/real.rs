@@ -435,6 +435,18 @@ impl Libtorrent {
         Libtorrent::start("leech", magnet.as_ref(), dir, &[], network)
     }
 
+    /// Downloads `torrent` into `dir` at `network.ip`, dialling `peers`
+    /// (and finding more through its tracker, the DHT if `network.dht`,
+    /// and peer exchange); exits with status 0 once done.
+    pub fn leech_in(
+        torrent: &Path,
+        dir: &Path,
+        peers: &[SocketAddr],
+        network: LtNetwork,
+    ) -> io::Result<Libtorrent> {
+        Libtorrent::start("leech", torrent.as_os_str(), dir, peers, network)
+    }
+
     /// Downloads `torrent` into `dir`, finding peers through its tracker
     /// and dialling `peers`; exits with status 0 once done.
     pub fn leech(torrent: &Path, dir: &Path, peers: &[SocketAddr]) -> io::Result<Libtorrent> {

@@ -185,3 +185,74 @@ async fn a_libtorrent_seeder_tells_btc_peers_of_each_other_through_pex() {
     // DHT. (Which connection each keeps, when both dial at once, decides
     // whether it counts the other as found through PEX or as incoming.)
 }
+
+/// A btc seeder's `ut_pex` names a btc leecher to a libtorrent leecher,
+/// which dials it. The btc leecher knows only the seeder and exchanges no
+/// peers itself, and there is no tracker or DHT: libtorrent can only have
+/// learnt its address from the seeder.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn libtorrent_learns_of_a_btc_peer_through_a_btc_seeders_pex() {
+    let content = Content::generate("multi", &[8 << 20], true, 64 * 1024, &[], 44).unwrap();
+    let seeder = Session::start(SessionConfig {
+        pex_interval: Duration::from_millis(500),
+        upload_limit: Some(256 * 1024),
+        ..testnet::local_config_at(host(31))
+    })
+    .await
+    .unwrap();
+    seeder
+        .add(
+            content.torrent().clone(),
+            TorrentOptions::new(content.data_dir()),
+        )
+        .await
+        .unwrap();
+    let quiet = Session::start(SessionConfig {
+        pex: false,
+        ..testnet::local_config_at(host(32))
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = TorrentOptions::new(dir.path());
+    options.peers = vec![seeder.local_addr()];
+    let leech = quiet.add(content.torrent().clone(), options).await.unwrap();
+    let mut events = leech.events();
+    super::poll("the btc leecher reaches the seeder", 30, || {
+        Ok(leech.stats().peers > 0)
+    });
+    // libtorrent, told only of the seeder, joins after the btc leecher:
+    // the seeder's first ut_pex to it names the leecher.
+    let target = tempfile::tempdir().unwrap();
+    let network = LtNetwork {
+        ip: host(33),
+        ..LtNetwork::default()
+    };
+    let mut lt = Libtorrent::leech_in(
+        content.torrent_file(),
+        target.path(),
+        &[seeder.local_addr()],
+        network,
+    )
+    .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        match tokio::time::timeout(Duration::from_millis(200), events.recv()).await {
+            Ok(Ok(engine::TorrentEvent::PeerConnected { addr })) if addr.ip() == host(33) => break,
+            Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) => {
+                panic!("the leecher stopped")
+            }
+            _ => {}
+        }
+        if let Err(e) = lt.process().check_running() {
+            panic!("{e}");
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "libtorrent never dialled the btc leecher: {:?}",
+            leech.stats()
+        );
+    }
+    quiet.shutdown().await;
+    seeder.shutdown().await;
+}
