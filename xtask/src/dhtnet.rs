@@ -4,9 +4,11 @@
 //! Every node has a loopback address of its own (127.20.x.y) and starts
 //! from the first one, as nodes of the real network start from a router.
 //! A btc seeder announces a torrent in it; then lookups from random nodes
-//! are timed and counted, `btc download` of the torrent's bare magnet link
-//! (`xt` alone) is timed to its first peer and to its end, and a libtorrent
-//! node (python3-libtorrent) does the same lookup and download.
+//! are timed and counted, a new btc node joins and looks the torrent up
+//! again and again, `btc download` of the torrent's bare magnet link (`xt`
+//! alone) is timed to its first peer and to its end, and a new libtorrent
+//! node (python3-libtorrent) does the same lookups, once bootstrapped, and
+//! the same download.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -150,6 +152,38 @@ async fn measure(args: &Args, btc: &std::path::Path) -> Result<()> {
         first_peer.len()
     );
 
+    // As libtorrent's are measured below: one new node, 30 lookups of the
+    // same torrent once it has joined.
+    let newcomer = dht::Dht::bind(
+        SocketAddr::from(([127, 21, 0, 4], 0)),
+        dht::Config {
+            bootstrap: vec![nodes[3].local_addr()],
+            ..dht::Config::default()
+        },
+    )
+    .await?;
+    let joined = Instant::now();
+    while newcomer.stats().await.is_some_and(|(_, s)| s.lookups > 0) {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let joined = joined.elapsed();
+    let table = newcomer.stats().await.map_or(0, |(_, s)| s.nodes);
+    let (mut times, mut queries) = (Vec::new(), Vec::new());
+    for _ in 0..args.lookups {
+        let (_, done) = lookup(&newcomer, hash).await;
+        let done = done.context("a lookup did not end")?;
+        times.push(done.elapsed.as_secs_f64() * 1000.0);
+        queries.push(f64::from(done.queries));
+    }
+    let (t, t90) = median(times);
+    let (q, q90) = median(queries);
+    println!(
+        "btc, a new node: joined after {:.2} s ({table} nodes in its table); get_peers, {} lookups from it: \
+         median {t:.1} ms (p90 {t90:.1}) and {q:.0} queries (p90 {q90:.0})",
+        joined.as_secs_f64(),
+        args.lookups
+    );
+
     let bootstrap = nodes[3].local_addr().to_string();
     let magnet = format!("magnet:?xt=urn:btih:{hash}");
     let (first, end) = btc_download(btc, &magnet, &bootstrap)?;
@@ -159,8 +193,8 @@ async fn measure(args: &Args, btc: &std::path::Path) -> Result<()> {
         end.as_secs_f64()
     );
     if !args.no_libtorrent {
-        match libtorrent_download(&magnet, &bootstrap) {
-            Ok(line) => println!("libtorrent: {line}"),
+        match libtorrent_download(&magnet, &bootstrap, args.lookups) {
+            Ok(lines) => println!("libtorrent: {lines}"),
             Err(e) => println!("libtorrent: not measured: {e:#}"),
         }
     }
@@ -234,17 +268,46 @@ fn btc_download(
 const LT_LOOKUP: &str = r#"
 import sys, time, tempfile
 import libtorrent as lt
-magnet, bootstrap = sys.argv[1:3]
-host, _, port = bootstrap.rpartition(":")
+magnet, bootstrap, lookups = sys.argv[1], sys.argv[2], int(sys.argv[3])
 s = lt.session({"listen_interfaces": "127.21.0.3:0", "enable_dht": True,
     "enable_lsd": False, "enable_upnp": False, "enable_natpmp": False,
-    "dht_bootstrap_nodes": "", "dht_restrict_routing_ips": False,
+    "dht_bootstrap_nodes": bootstrap, "dht_restrict_routing_ips": False,
     "dht_restrict_search_ips": False, "dht_block_ratelimit": 1000,
-    "alert_mask": lt.alert.category_t.dht_notification | lt.alert.category_t.status_notification})
-s.add_dht_node((host, int(port)))
-while s.status().dht_nodes == 0:
-    time.sleep(0.01)
+    "alert_mask": lt.alert.category_t.all_categories})
+started = time.monotonic()
+
+sent = 0
+
+def wait_alert(kind, deadline=60):
+    global sent
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        s.wait_for_alert(100)
+        for a in s.pop_alerts():
+            if isinstance(a, lt.dht_outgoing_get_peers_alert):
+                sent += 1
+            if isinstance(a, kind):
+                return a
+    raise SystemExit("no %s within %d s" % (kind.__name__, deadline))
+
+wait_alert(lt.dht_bootstrap_alert)
+bootstrapped = time.monotonic() - started
 p = lt.parse_magnet_uri(magnet)
+times, queries, found = [], [], 0
+for _ in range(lookups):
+    t = time.monotonic()
+    sent = 0
+    s.dht_get_peers(p.info_hashes.v1)
+    reply = wait_alert(lt.dht_get_peers_reply_alert)
+    times.append((time.monotonic() - t) * 1000)
+    queries.append(sent)
+    found += reply.num_peers() > 0
+times.sort()
+queries.sort()
+mid, p90 = len(times) // 2, min(len(times) - 1, len(times) * 9 // 10)
+print("its own DHT bootstrapped after %.2f s (%d nodes in its table); get_peers, %d lookups from it: "
+      "median %.1f ms (p90 %.1f) and %d queries (p90 %d); the seeder found in %d"
+      % (bootstrapped, s.status().dht_nodes, lookups, times[mid], times[p90], queries[mid], queries[p90], found))
 p.save_path = tempfile.mkdtemp()
 start = time.monotonic()
 h = s.add_torrent(p)
@@ -252,18 +315,19 @@ first = None
 while not h.status().is_seeding:
     if first is None and h.status().num_peers > 0:
         first = time.monotonic() - start
+    s.pop_alerts()
     time.sleep(0.005)
 end = time.monotonic() - start
-print("download of the bare magnet: first peer after %.2f s, done after %.2f s" % (first or end, end))
+print("libtorrent download of the bare magnet, once bootstrapped: first peer after %.2f s, done after %.2f s" % (first or end, end))
 "#;
 
-fn libtorrent_download(magnet: &str, bootstrap: &str) -> Result<String> {
+fn libtorrent_download(magnet: &str, bootstrap: &str, lookups: usize) -> Result<String> {
     let dir = tempfile::tempdir()?;
     let script = dir.path().join("lt_lookup.py");
     std::fs::write(&script, LT_LOOKUP)?;
     let output = Command::new("/usr/bin/python3")
         .arg(&script)
-        .args([magnet, bootstrap])
+        .args([magnet, bootstrap, &lookups.to_string()])
         .output()
         .context("cannot run python3")?;
     if !output.status.success() {
