@@ -276,6 +276,21 @@ struct NetArgs {
     /// Exchange no peers with peers (ut_pex; private torrents never do).
     #[arg(long)]
     no_pex: bool,
+    /// Encrypted connections (MSE/PE): prefer (try it first, plaintext
+    /// if a peer cannot), require (never a plaintext byte), allow
+    /// (plaintext first, encrypted if a peer insists), off.
+    #[arg(long, value_name = "POLICY", default_value = "prefer", value_parser = parse_encryption)]
+    encryption: engine::Encryption,
+}
+
+fn parse_encryption(s: &str) -> Result<engine::Encryption, String> {
+    match s {
+        "prefer" => Ok(engine::Encryption::Prefer),
+        "require" => Ok(engine::Encryption::Require),
+        "allow" => Ok(engine::Encryption::Allow),
+        "off" => Ok(engine::Encryption::Off),
+        _ => Err(format!("{s:?}: expected prefer, require, allow or off")),
+    }
 }
 
 impl NetArgs {
@@ -349,6 +364,7 @@ async fn start_session(net: &NetArgs) -> Result<Session> {
         upload_limit: net.upload_limit,
         dht: net.dht(),
         pex: !net.no_pex,
+        encryption: net.encryption,
         ..SessionConfig::default()
     };
     match Session::start(config(net.port)).await {

@@ -47,6 +47,7 @@ mod stats;
 mod torrent;
 pub mod turnover;
 mod webseed;
+mod wire;
 
 pub use choker::Choker;
 pub use discovery::DhtConfig;
@@ -59,3 +60,4 @@ pub use stats::{
 // The storage settings `TorrentOptions::storage` holds.
 pub use storage::{Allocation, StorageConfig};
 pub use webseed::is_usable_web_seed;
+pub use wire::Encryption;

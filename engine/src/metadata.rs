@@ -8,9 +8,7 @@ use bytes::Bytes;
 use futures::{SinkExt as _, StreamExt as _};
 use metainfo::{InfoHash, MagnetLink, Metainfo, PeerId};
 use peerwire::extension::{ExtensionHandshake, UtMetadata};
-use peerwire::{HANDSHAKE_LEN, Handshake, Message, PeerCodec};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::TcpStream;
+use peerwire::{Handshake, Message, PeerCodec};
 use tokio_util::codec::Framed;
 use tracker::{AnnounceRequest, TrackerClient};
 
@@ -38,6 +36,7 @@ pub(crate) async fn fetch(
     extra: &[SocketAddr],
     dht: Option<&crate::discovery::Nodes>,
     our_id: PeerId,
+    dialling: (crate::Encryption, &crate::wire::Memory),
     port: u16,
     client: &TrackerClient,
     deadline: Duration,
@@ -128,7 +127,7 @@ pub(crate) async fn fetch(
                 let mut attempts: futures::stream::FuturesUnordered<_> = batch
                     .iter()
                     .map(|addr| async move {
-                        let asked = from_peer(*addr, link.info_hash, our_id);
+                        let asked = from_peer(*addr, link.info_hash, our_id, dialling);
                         (*addr, tokio::time::timeout(PER_PEER, asked).await)
                     })
                     .collect();
@@ -215,21 +214,21 @@ async fn from_peer(
     addr: SocketAddr,
     info_hash: InfoHash,
     our_id: PeerId,
+    (policy, memory): (crate::Encryption, &crate::wire::Memory),
 ) -> Result<Vec<u8>, String> {
-    let mut stream = TcpStream::connect(addr)
-        .await
-        .map_err(|e| format!("{addr}: {e}"))?;
     let ours = Handshake::new(info_hash, our_id, crate::peer::our_reserved(false));
-    stream
-        .write_all(&ours.encode())
-        .await
-        .map_err(|e| format!("{addr}: {e}"))?;
-    let mut buf = [0u8; HANDSHAKE_LEN];
-    stream
-        .read_exact(&mut buf)
-        .await
-        .map_err(|e| format!("{addr}: {e}"))?;
-    let theirs = Handshake::decode_for(&buf, info_hash).map_err(|e| format!("{addr}: {e}"))?;
+    let (wire, theirs) = crate::wire::dial(crate::wire::Dial {
+        addr,
+        local: None,
+        ours: &ours,
+        policy,
+        memory,
+        connect_timeout: PER_PEER,
+        handshake_timeout: PER_PEER,
+    })
+    .await
+    .map_err(|e| format!("{addr}: {e}"))?;
+    let stream = tokio::io::join(wire.read, wire.write);
     if theirs.peer_id == our_id {
         return Err("that is us".into());
     }

@@ -23,15 +23,16 @@ use std::time::Duration;
 use futures::StreamExt as _;
 use futures::stream::FuturesOrdered;
 use metainfo::{BlockRef, InfoHash, PeerId};
-use peerwire::{HANDSHAKE_LEN, Handshake, Message, PeerCodec, Reserved};
+use peerwire::{Handshake, Message, PeerCodec, Reserved};
 use storage::{BlockOutcome, Disk, DiskError};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::io::AsyncWriteExt as _;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_util::codec::{FramedRead, FramedWrite};
 
 use crate::Faults;
 use crate::picker::PeerKey;
+use crate::wire::Wire;
 
 mod reader;
 mod writer;
@@ -65,7 +66,7 @@ const NOTSENT_LOWAT: u32 = 64 * 1024;
 
 /// Sets a peer connection's socket options: no Nagle delay (requests are
 /// small and urgent), and a bound on unsent bytes where the system has one.
-fn tune(stream: &TcpStream) {
+pub(crate) fn tune(stream: &TcpStream) {
     let _ = stream.set_nodelay(true);
     #[cfg(any(target_os = "linux", target_os = "android"))]
     {
@@ -105,8 +106,13 @@ pub(crate) enum Command {
 /// What a connection tells the torrent task.
 #[derive(Debug)]
 pub(crate) enum Event {
-    /// The handshake is done.
-    Ready { key: PeerKey, handshake: Handshake },
+    /// The handshake is done; `encrypted` if the payload is ciphered
+    /// (MSE with RC4).
+    Ready {
+        key: PeerKey,
+        handshake: Handshake,
+        encrypted: bool,
+    },
     /// A message other than a block.
     Message { key: PeerKey, message: Message },
     /// Blocks we asked for, with what the disk made of each, in the order
@@ -167,6 +173,8 @@ pub(crate) struct Link {
     pub(crate) requests: Requests,
     pub(crate) faults: Faults,
     pub(crate) handshake_timeout: Duration,
+    pub(crate) encryption: crate::Encryption,
+    pub(crate) dialled: Arc<crate::wire::Memory>,
     pub(crate) idle_timeout: Duration,
     pub(crate) limits: crate::torrent::Limits,
 }
@@ -212,11 +220,8 @@ pub(crate) fn our_reserved(dht: bool) -> Reserved {
 pub(crate) enum Start {
     /// We dial.
     Connect { addr: SocketAddr, timeout: Duration },
-    /// They dialled; their handshake is read.
-    Accepted {
-        stream: TcpStream,
-        handshake: Handshake,
-    },
+    /// They dialled; their handshake is read (through MSE or not).
+    Accepted { wire: Box<Wire>, handshake: Handshake },
 }
 
 /// Runs a connection to its end, then reports [`Event::Closed`].
@@ -234,57 +239,57 @@ pub(crate) async fn run(mut link: Link, start: Start) {
     };
     link.commands = commands;
     let reason = match connected {
-        Ok((stream, handshake)) => {
-            let ready = Event::Ready { key, handshake };
+        Ok((wire, handshake)) => {
+            let ready = Event::Ready {
+                key,
+                handshake,
+                encrypted: wire.encrypted,
+            };
             if events.send(ready).await.is_err() {
                 return;
             }
-            exchange(link, stream, handshake).await
+            exchange(link, wire, handshake).await
         }
         Err(reason) => reason,
     };
     let _ = events.send(Event::Closed { key, reason }).await;
 }
 
-async fn connect(link: &Link, start: Start) -> Result<(TcpStream, Handshake), String> {
-    let ours = Handshake::new(link.info_hash, link.our_id, link.reserved).encode();
+async fn connect(link: &Link, start: Start) -> Result<(Wire, Handshake), String> {
+    let ours = Handshake::new(link.info_hash, link.our_id, link.reserved);
     match start {
         Start::Connect { addr, timeout } => {
-            let mut stream = tokio::time::timeout(timeout, dial(addr, link.local_ip))
-                .await
-                .map_err(|_| "connect timed out".to_string())?
-                .map_err(|e| format!("connect failed: {e}"))?;
-            tune(&stream);
-            let theirs = tokio::time::timeout(link.handshake_timeout, async {
-                stream.write_all(&ours).await?;
-                let mut buf = [0u8; HANDSHAKE_LEN];
-                stream.read_exact(&mut buf).await?;
-                Ok::<_, std::io::Error>(buf)
+            crate::wire::dial(crate::wire::Dial {
+                addr,
+                local: link.local_ip,
+                ours: &ours,
+                policy: link.encryption,
+                memory: &link.dialled,
+                connect_timeout: timeout,
+                handshake_timeout: link.handshake_timeout,
             })
             .await
-            .map_err(|_| "handshake timed out".to_string())?
-            .map_err(|e| format!("handshake failed: {e}"))?;
-            let handshake = Handshake::decode_for(&theirs, link.info_hash)
-                .map_err(|e| format!("bad handshake: {e}"))?;
-            Ok((stream, handshake))
         }
         Start::Accepted {
-            mut stream,
+            mut wire,
             handshake,
         } => {
-            tune(&stream);
-            tokio::time::timeout(link.handshake_timeout, stream.write_all(&ours))
+            let send = async {
+                wire.write.write_all(&ours.encode()).await?;
+                wire.write.flush().await
+            };
+            tokio::time::timeout(link.handshake_timeout, send)
                 .await
                 .map_err(|_| "handshake timed out".to_string())?
                 .map_err(|e| format!("handshake failed: {e}"))?;
-            Ok((stream, handshake))
+            Ok((*wire, handshake))
         }
     }
 }
 
 /// The message exchange after the handshakes, until either side ends it.
-async fn exchange(link: Link, stream: TcpStream, handshake: Handshake) -> String {
-    let (read, write) = stream.into_split();
+async fn exchange(link: Link, wire: Wire, handshake: Handshake) -> String {
+    let Wire { read, write, .. } = wire;
     // Large reads: a block per system call at least, rather than 8 KiB.
     let reader =
         FramedRead::with_capacity(read, PeerCodec::new(Some(link.num_pieces)), READ_BUFFER);

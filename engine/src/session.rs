@@ -10,9 +10,7 @@ use std::time::Duration;
 
 use dht::Dht;
 use metainfo::{InfoHash, Metainfo, PeerId};
-use peerwire::{HANDSHAKE_LEN, Handshake};
 use storage::{Disk, Storage, StorageConfig, StorageError};
-use tokio::io::AsyncReadExt as _;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -22,6 +20,7 @@ use crate::discovery::DhtConfig;
 use crate::stats::{Stats, TorrentEvent, TorrentState};
 use crate::torrent::{Control, Incoming, Torrent};
 use crate::turnover::Grace;
+use crate::wire::Encryption;
 
 /// How a [`Session`] behaves.
 #[derive(Clone, Debug)]
@@ -81,6 +80,10 @@ pub struct SessionConfig {
     /// How often peers are told whom we are connected to (BEP 11 says
     /// not more than once a minute; tests go faster).
     pub pex_interval: Duration,
+    /// Which connections are encrypted with MSE/PE, both ways (see
+    /// [`Encryption`]; by default MSE first, plaintext if a peer does not
+    /// speak it, as Transmission does).
+    pub encryption: Encryption,
 }
 
 impl Default for SessionConfig {
@@ -106,6 +109,7 @@ impl Default for SessionConfig {
             dht: None,
             pex: true,
             pex_interval: Duration::from_secs(60),
+            encryption: Encryption::default(),
         }
     }
 }
@@ -220,6 +224,8 @@ pub struct Session {
     dht: Option<crate::discovery::Nodes>,
     /// Saves the DHT's table now and then.
     dht_saver: Option<JoinHandle<()>>,
+    /// What each address took when dialled (MSE or plaintext).
+    dialled: Arc<crate::wire::Memory>,
 }
 
 impl Session {
@@ -271,6 +277,7 @@ impl Session {
                     listener,
                     routes.clone(),
                     config.handshake_timeout,
+                    config.encryption,
                     permits.clone(),
                 ))
             })
@@ -292,6 +299,7 @@ impl Session {
             accept,
             dht,
             dht_saver,
+            dialled: Arc::default(),
         })
     }
 
@@ -333,6 +341,7 @@ impl Session {
             peers,
             self.dht.as_ref(),
             self.config.peer_id,
+            (self.config.encryption, &self.dialled),
             self.local_addr.port(),
             &self.config.tracker_client,
             deadline,
@@ -397,6 +406,7 @@ impl Session {
             progress,
             announcers: Vec::new(),
             stopping: None,
+            dialled: self.dialled.clone(),
             // BEP 27: a private torrent's peers come from its trackers only.
             dht: if torrent.info().is_private() {
                 None
@@ -512,9 +522,15 @@ const MIN_HANDSHAKING: usize = 16;
 /// connections wait for their handshake at once; more are closed at once,
 /// so that a flood of idle connections cannot hold thousands of
 /// descriptors for the length of the timeout.
-async fn accept(listener: TcpListener, routes: Routes, timeout: Duration, permits: Arc<Semaphore>) {
+async fn accept(
+    listener: TcpListener,
+    routes: Routes,
+    timeout: Duration,
+    encryption: Encryption,
+    permits: Arc<Semaphore>,
+) {
     loop {
-        let (mut stream, addr) = match listener.accept().await {
+        let (stream, addr) = match listener.accept().await {
             Ok(accepted) => accepted,
             Err(e) => {
                 // Out of descriptors, say: wait a little rather than spin.
@@ -530,14 +546,26 @@ async fn accept(listener: TcpListener, routes: Routes, timeout: Duration, permit
         let routes = routes.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            let mut buf = [0u8; HANDSHAKE_LEN];
-            let read = tokio::time::timeout(timeout, stream.read_exact(&mut buf)).await;
-            if !matches!(read, Ok(Ok(_))) {
-                return;
-            }
-            let Ok(handshake) = Handshake::decode(&buf) else {
-                tracing::debug!(%addr, "not a BitTorrent handshake (encrypted?); dropped");
-                return;
+            // MSE needs the torrents an initiator may ask for. (Hashed per
+            // connection: cheap beside the key exchange for a few hundred
+            // torrents.)
+            let torrents: Vec<InfoHash> = routes
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .keys()
+                .copied()
+                .collect();
+            let accepted = crate::wire::accept(stream, encryption, &torrents);
+            let (wire, handshake) = match tokio::time::timeout(timeout, accepted).await {
+                Ok(Ok(done)) => done,
+                Ok(Err(reason)) => {
+                    tracing::debug!(%addr, %reason, "incoming connection dropped");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%addr, "no handshake in time; dropped");
+                    return;
+                }
             };
             let route = routes
                 .lock()
@@ -549,7 +577,7 @@ async fn accept(listener: TcpListener, routes: Routes, timeout: Duration, permit
                 return;
             };
             let incoming = Incoming {
-                stream,
+                wire: Box::new(wire),
                 handshake,
                 addr,
             };

@@ -53,6 +53,8 @@ pub struct Stats {
     pub peers: usize,
     /// Of those, the ones that have every piece.
     pub seeds: usize,
+    /// Of those, the ones whose payload is ciphered (MSE/PE with RC4).
+    pub encrypted_peers: usize,
     /// Web seeds (BEP 19) in use now.
     pub web_seeds: usize,
     /// Addresses known and not yet tried.
@@ -145,6 +147,7 @@ impl Stats {
             upload_rate: 0.0,
             peers: 0,
             seeds: 0,
+            encrypted_peers: 0,
             web_seeds: 0,
             candidates: 0,
             hash_failures: 0,

@@ -77,7 +77,7 @@ pub(crate) enum Control {
 /// A connection someone else dialled, with its handshake read.
 #[derive(Debug)]
 pub(crate) struct Incoming {
-    pub(crate) stream: tokio::net::TcpStream,
+    pub(crate) wire: Box<crate::wire::Wire>,
     pub(crate) handshake: Handshake,
     pub(crate) addr: SocketAddr,
 }
@@ -103,6 +103,8 @@ fn host_group(addr: SocketAddr) -> IpAddr {
 
 struct Peer {
     addr: SocketAddr,
+    /// Whether its payload is ciphered (MSE with RC4).
+    encrypted: bool,
     /// Whether we dialled (and may dial again).
     outgoing: bool,
     /// Where its address came from.
@@ -229,6 +231,9 @@ pub(crate) struct Torrent {
     /// started again wait for them, so a tracker never hears `stopped`
     /// after the next `started`.
     pub(crate) stopping: Option<tokio::task::JoinHandle<()>>,
+    /// What each address took when dialled (MSE or plaintext), shared by
+    /// the session's torrents.
+    pub(crate) dialled: Arc<crate::wire::Memory>,
     /// The session's DHT node, unless the torrent is private or the
     /// session has none.
     pub(crate) dht: Option<crate::discovery::Nodes>,
@@ -523,6 +528,7 @@ impl Torrent {
         }
         stats.peers = 0;
         stats.seeds = 0;
+        stats.encrypted_peers = 0;
         stats.web_seeds = 0;
         stats.download_rate = 0.0;
         stats.upload_rate = 0.0;
@@ -583,7 +589,16 @@ impl Torrent {
 
     fn on_event(&self, run: &mut Running, event: Event) {
         match event {
-            Event::Ready { key, handshake } => self.on_ready(run, key, handshake),
+            Event::Ready {
+                key,
+                handshake,
+                encrypted,
+            } => {
+                if let Some(peer) = run.peers.get_mut(&key) {
+                    peer.encrypted = encrypted;
+                }
+                self.on_ready(run, key, handshake);
+            }
             Event::Message { key, message } => {
                 if let Err(reason) = self.on_message(run, key, message) {
                     self.drop_peer(run, key, &reason);
@@ -895,6 +910,11 @@ impl Torrent {
                 .peers
                 .values()
                 .filter(|p| p.ready() && p.web.is_none() && p.has.is_full())
+                .count(),
+            encrypted_peers: run
+                .peers
+                .values()
+                .filter(|p| p.ready() && p.encrypted)
                 .count(),
             web_seeds: run
                 .peers

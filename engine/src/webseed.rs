@@ -426,7 +426,11 @@ pub(crate) async fn run(link: Link, seed: Arc<WebSeed>, layout: Layout, client: 
         Reserved::default().with_fast(true),
     );
     let greeting = [
-        Event::Ready { key, handshake },
+        Event::Ready {
+            key,
+            handshake,
+            encrypted: false,
+        },
         Event::Message {
             key,
             message: Message::HaveAll,

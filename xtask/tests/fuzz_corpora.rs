@@ -37,6 +37,7 @@ targets!(
     resume_file,
     webseed_answer,
     krpc_message,
+    mse_responder,
 );
 
 fn fuzz_dir() -> PathBuf {

@@ -38,7 +38,7 @@ type Outcomes = std::pin::Pin<
 /// in order.
 type Writing = FuturesOrdered<Outcomes>;
 
-type Reader = FramedRead<tokio::net::tcp::OwnedReadHalf, PeerCodec>;
+type Reader = FramedRead<crate::wire::WireRead, PeerCodec>;
 
 pub(super) async fn read_half(
     mut reader: Reader,

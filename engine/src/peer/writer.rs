@@ -29,7 +29,7 @@ const KEEPALIVE: Duration = Duration::from_secs(60);
 pub(super) struct Writer {
     pub(super) key: PeerKey,
     pub(super) upload_limit: Option<Arc<crate::limit::Limiter>>,
-    pub(super) sink: FramedWrite<tokio::net::tcp::OwnedWriteHalf, PeerCodec>,
+    pub(super) sink: FramedWrite<crate::wire::WireWrite, PeerCodec>,
     pub(super) fast: bool,
     pub(super) faults: Faults,
     /// A send that cannot go out for this long means the peer stopped

@@ -169,6 +169,7 @@ impl Torrent {
                 unchoked_at: None,
                 asked_at: None,
                 listen: None,
+                encrypted: false,
                 web,
                 last_piece: None,
                 _permit: permit,
@@ -188,6 +189,8 @@ impl Torrent {
             requests,
             faults: self.options.faults.clone(),
             handshake_timeout: self.config.handshake_timeout,
+            encryption: self.config.encryption,
+            dialled: self.dialled.clone(),
             idle_timeout: self.config.idle_timeout,
             limits: self.limits.clone(),
         }
@@ -333,7 +336,7 @@ impl Torrent {
             }
         };
         let start = Start::Accepted {
-            stream: incoming.stream,
+            wire: incoming.wire,
             handshake: incoming.handshake,
         };
         self.spawn_peer(run, incoming.addr, false, permit, start);

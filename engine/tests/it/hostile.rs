@@ -40,6 +40,25 @@ async fn first_drop(events: &mut tokio::sync::broadcast::Receiver<TorrentEvent>)
     dropped.await.expect("a PeerDropped event")
 }
 
+/// Accepts a btc peer's connection as a peer that speaks only plaintext:
+/// an MSE handshake (btc tries it first) is closed, as such a peer closes
+/// it, and btc dials again in plaintext. Returns the connection and btc's
+/// handshake.
+async fn accept_plaintext(listener: &TcpListener) -> (TcpStream, Handshake) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let accepted = tokio::time::timeout_at(deadline, listener.accept()).await;
+        let (mut stream, _) = accepted.expect("btc dials in time").unwrap();
+        let mut theirs = [0u8; peerwire::HANDSHAKE_LEN];
+        if stream.read_exact(&mut theirs).await.is_err() {
+            continue;
+        }
+        if let Ok(handshake) = Handshake::decode(&theirs) {
+            return (stream, handshake);
+        }
+    }
+}
+
 /// Accepts the leecher's connection and answers its handshake, offering
 /// `reserved`, as a peer that has every piece of `torrent`.
 async fn accept_as_seeder(
@@ -47,11 +66,7 @@ async fn accept_as_seeder(
     torrent: &Metainfo,
     reserved: Reserved,
 ) -> Framed<TcpStream, PeerCodec> {
-    let accepted = tokio::time::timeout(Duration::from_secs(30), listener.accept()).await;
-    let (mut stream, _) = accepted.expect("the leecher dials in time").unwrap();
-    let mut theirs = [0u8; peerwire::HANDSHAKE_LEN];
-    stream.read_exact(&mut theirs).await.unwrap();
-    let theirs = Handshake::decode(&theirs).unwrap();
+    let (mut stream, theirs) = accept_plaintext(listener).await;
     assert_eq!(theirs.info_hash, torrent.info_hash());
     let ours = Handshake::new(torrent.info_hash(), PeerId::generate(), reserved);
     stream.write_all(&ours.encode()).await.unwrap();
@@ -138,9 +153,7 @@ async fn a_peer_that_connects_twice_keeps_the_connection_that_already_carries_bl
     // for connections opened at the same moment (keep the one dialled by
     // the lower id) would pick our second connection over this one.
     let id = PeerId([0; 20]);
-    let accepted = tokio::time::timeout(Duration::from_secs(30), listener.accept()).await;
-    let (mut stream, _) = accepted.expect("the seeder dials in time").unwrap();
-    read_handshake(&mut stream).await;
+    let (stream, _) = accept_plaintext(&listener).await;
     // Asked before the unchoke comes, a request may be refused in silence:
     // `greet` waits for it.
     let mut first = greet(stream, &content.torrent, id, Reserved::default(), false).await;
@@ -350,9 +363,7 @@ async fn a_peer_id_claimed_from_another_host_does_not_keep_the_real_peer_out() {
     let mut options = content.seed_options();
     options.peers = vec![real.local_addr().unwrap()];
     seeder.add(content.torrent.clone(), options).await.unwrap();
-    let accepted = tokio::time::timeout(Duration::from_secs(30), real.accept()).await;
-    let (mut real_stream, _) = accepted.expect("the seeder dials in time").unwrap();
-    read_handshake(&mut real_stream).await;
+    let (real_stream, _) = accept_plaintext(&real).await;
 
     // Before the real peer answers, an impostor on 127.0.0.1 connects
     // under its id and gets a block, so its connection carries data.

@@ -15,6 +15,7 @@ use rand::{Rng as _, SeedableRng as _};
 use tracker::{HttpTracker, TrackerConfig};
 
 mod crowded;
+mod encryption;
 mod hostile;
 mod ipv6;
 mod seeding;

@@ -1,0 +1,285 @@
+//! Where a connection is made: dial or accept, Message Stream Encryption
+//! (MSE/PE) or plaintext as the session's [`Encryption`] policy says, and
+//! the BitTorrent handshake. What comes out is a [`Wire`]: the two halves
+//! of the connection, ciphered or not, that everything above reads and
+//! writes without knowing which.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use metainfo::InfoHash;
+use mse::{Method, Methods};
+use peerwire::{HANDSHAKE_LEN, Handshake};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+
+/// Which connections are encrypted (MSE/PE), as Transmission and
+/// libtorrent let their users choose.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Encryption {
+    /// Plaintext only: MSE is never offered, and an MSE handshake from a
+    /// peer is refused.
+    Off,
+    /// Plaintext first; MSE when a peer refuses plaintext, and from peers
+    /// that ask for it (their choice of RC4 or plaintext, plaintext if
+    /// they offer both).
+    Allow,
+    /// MSE first (offering RC4 and plaintext; RC4 when a peer offers both
+    /// to us), plaintext once when a peer does not speak MSE. Plaintext
+    /// handshakes from peers are taken.
+    #[default]
+    Prefer,
+    /// MSE with RC4 only, both ways: not a plaintext byte is sent or
+    /// taken.
+    Require,
+}
+
+impl Encryption {
+    /// What an MSE initiator offers.
+    fn provide(self) -> Methods {
+        match self {
+            Encryption::Require => Methods::RC4,
+            _ => Methods::BOTH,
+        }
+    }
+
+    /// What an MSE responder takes, and which it picks when offered both.
+    fn accept(self) -> (Methods, Method) {
+        match self {
+            Encryption::Require => (Methods::RC4, Method::Rc4),
+            Encryption::Allow => (Methods::BOTH, Method::Plaintext),
+            _ => (Methods::BOTH, Method::Rc4),
+        }
+    }
+}
+
+/// The read half of a peer connection, deciphering if the connection is
+/// encrypted.
+pub(crate) type WireRead = mse::Reader<OwnedReadHalf>;
+/// The write half of a peer connection, ciphering if the connection is
+/// encrypted.
+pub(crate) type WireWrite = mse::Writer<OwnedWriteHalf>;
+
+/// A connection past its handshakes.
+#[derive(Debug)]
+pub(crate) struct Wire {
+    pub(crate) read: WireRead,
+    pub(crate) write: WireWrite,
+    /// Whether the payload is ciphered (RC4).
+    pub(crate) encrypted: bool,
+}
+
+impl Wire {
+    fn plain(stream: TcpStream, first: Vec<u8>) -> Wire {
+        let (read, write) = stream.into_split();
+        Wire {
+            read: mse::Reader::plain(read, first),
+            write: mse::Writer::new(write, None),
+            encrypted: false,
+        }
+    }
+
+    fn from_mse(stream: TcpStream, mut done: mse::Established) -> Wire {
+        let (read, write) = stream.into_split();
+        let mut first = std::mem::take(&mut done.initial_payload);
+        first.append(&mut done.rest);
+        Wire {
+            encrypted: done.method == Method::Rc4,
+            read: mse::Reader::new(read, done.decrypt, first),
+            write: mse::Writer::new(write, done.encrypt),
+        }
+    }
+
+    /// Reads the peer's BitTorrent handshake.
+    async fn read_handshake(&mut self) -> std::io::Result<[u8; HANDSHAKE_LEN]> {
+        let mut buf = [0u8; HANDSHAKE_LEN];
+        self.read.read_exact(&mut buf).await?;
+        Ok(buf)
+    }
+}
+
+/// What each address took when last dialled, so that the next dial tries
+/// that first: whether it needed (or refused) MSE. Bounded: forgotten
+/// whole when full.
+#[derive(Debug, Default)]
+pub(crate) struct Memory(Mutex<HashMap<SocketAddr, bool>>);
+
+/// Addresses remembered at most.
+const MEMORY: usize = 16_384;
+
+impl Memory {
+    fn took_mse(&self, addr: SocketAddr) -> Option<bool> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&addr)
+            .copied()
+    }
+
+    fn remember(&self, addr: SocketAddr, mse: bool) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= MEMORY {
+            map.clear();
+        }
+        map.insert(addr, mse);
+    }
+}
+
+/// How to reach a peer.
+pub(crate) struct Dial<'a> {
+    pub(crate) addr: SocketAddr,
+    /// The address our dials come from (see [`crate::peer::dial`]).
+    pub(crate) local: Option<std::net::IpAddr>,
+    pub(crate) ours: &'a Handshake,
+    pub(crate) policy: Encryption,
+    pub(crate) memory: &'a Memory,
+    pub(crate) connect_timeout: Duration,
+    /// For MSE and the BitTorrent handshake together, each try.
+    pub(crate) handshake_timeout: Duration,
+}
+
+/// Dials a peer and makes both handshakes: MSE or plaintext as the policy
+/// says, trying the other way once where the policy allows. Returns the
+/// wire and the peer's handshake (checked to be for our torrent).
+pub(crate) async fn dial(how: Dial<'_>) -> Result<(Wire, Handshake), String> {
+    let mse_first = match how.policy {
+        Encryption::Off => false,
+        Encryption::Require => true,
+        Encryption::Prefer => how.memory.took_mse(how.addr).unwrap_or(true),
+        Encryption::Allow => how.memory.took_mse(how.addr).unwrap_or(false),
+    };
+    let may_switch = matches!(how.policy, Encryption::Prefer | Encryption::Allow);
+    match try_dial(&how, mse_first).await {
+        Ok(done) => {
+            if may_switch {
+                how.memory.remember(how.addr, mse_first);
+            }
+            Ok(done)
+        }
+        Err(Failure::Refused(first)) if may_switch => match try_dial(&how, !mse_first).await {
+            Ok(done) => {
+                how.memory.remember(how.addr, !mse_first);
+                Ok(done)
+            }
+            Err(again) => Err(format!("{}; then {}", first, again.reason())),
+        },
+        Err(failure) => Err(failure.reason()),
+    }
+}
+
+/// Why a try failed: the peer may not speak this way (another way may
+/// work), or nothing will.
+enum Failure {
+    Refused(String),
+    Final(String),
+}
+
+impl Failure {
+    fn reason(self) -> String {
+        match self {
+            Failure::Refused(r) | Failure::Final(r) => r,
+        }
+    }
+}
+
+async fn try_dial(how: &Dial<'_>, use_mse: bool) -> Result<(Wire, Handshake), Failure> {
+    let mut stream =
+        tokio::time::timeout(how.connect_timeout, crate::peer::dial(how.addr, how.local))
+            .await
+            .map_err(|_| Failure::Final("connect timed out".into()))?
+            .map_err(|e| Failure::Final(format!("connect failed: {e}")))?;
+    crate::peer::tune(&stream);
+    let info_hash = how.ours.info_hash;
+    let ours = how.ours.encode().to_vec();
+    let handshakes = async {
+        let mut wire = if use_mse {
+            let done = mse::initiate(&mut stream, info_hash.0, how.policy.provide(), ours)
+                .await
+                .map_err(|e| Failure::Refused(format!("MSE handshake failed: {e}")))?;
+            Wire::from_mse(stream, done)
+        } else {
+            stream
+                .write_all(&ours)
+                .await
+                .map_err(|e| Failure::Refused(format!("handshake failed: {e}")))?;
+            Wire::plain(stream, Vec::new())
+        };
+        let theirs = wire.read_handshake().await.map_err(|e| {
+            let reason = format!("handshake failed: {e}");
+            // A peer that takes only MSE closes on a plaintext handshake.
+            if use_mse {
+                Failure::Final(reason)
+            } else {
+                Failure::Refused(reason)
+            }
+        })?;
+        let handshake = Handshake::decode_for(&theirs, info_hash)
+            .map_err(|e| Failure::Final(format!("bad handshake: {e}")))?;
+        Ok((wire, handshake))
+    };
+    match tokio::time::timeout(how.handshake_timeout, handshakes).await {
+        Ok(result) => result,
+        Err(_) => Err(Failure::Refused(
+            if use_mse {
+                "MSE handshake timed out"
+            } else {
+                "handshake timed out"
+            }
+            .into(),
+        )),
+    }
+}
+
+/// Bytes read to tell a plaintext handshake from an MSE one.
+const SNIFF: usize = 20;
+
+/// Takes an incoming connection through its first handshake: the peer's
+/// BitTorrent handshake read, in plaintext or inside MSE as the policy
+/// allows; `torrents` are the info-hashes an MSE peer may ask for. Ours is
+/// not sent: that is for whoever takes the connection, once it knows the
+/// torrent has room.
+pub(crate) async fn accept(
+    mut stream: TcpStream,
+    policy: Encryption,
+    torrents: &[InfoHash],
+) -> Result<(Wire, Handshake), String> {
+    let mut first = [0u8; SNIFF];
+    stream
+        .read_exact(&mut first)
+        .await
+        .map_err(|e| format!("closed before a handshake: {e}"))?;
+    let mut skey = None;
+    let mut wire = if mse::is_plaintext_handshake(&first) {
+        if policy == Encryption::Require {
+            return Err("a plaintext handshake, and encryption is required".into());
+        }
+        Wire::plain(stream, first.to_vec())
+    } else {
+        if policy == Encryption::Off {
+            return Err("not a BitTorrent handshake (MSE, and encryption is off)".into());
+        }
+        let hashes: Vec<([u8; 20], [u8; 20])> =
+            torrents.iter().map(|h| (mse::req2(&h.0), h.0)).collect();
+        let skeys = |req2: &[u8; 20]| hashes.iter().find(|(r, _)| r == req2).map(|(_, h)| *h);
+        let (accept, prefer) = policy.accept();
+        let done = mse::respond(&mut stream, &first, accept, prefer, &skeys)
+            .await
+            .map_err(|e| format!("MSE handshake failed: {e}"))?;
+        skey = Some(InfoHash(done.skey));
+        Wire::from_mse(stream, done)
+    };
+    let theirs = wire
+        .read_handshake()
+        .await
+        .map_err(|e| format!("handshake failed: {e}"))?;
+    let handshake = match skey {
+        // The torrent MSE asked for, and no other.
+        Some(skey) => Handshake::decode_for(&theirs, skey),
+        None => Handshake::decode(&theirs),
+    }
+    .map_err(|e| format!("bad handshake: {e}"))?;
+    Ok((wire, handshake))
+}

@@ -1,0 +1,85 @@
+//! Encrypted connections (MSE/PE) between btc sessions, every pairing of
+//! policies: those that can meet connect, encrypted where both can; those
+//! that cannot (`off` and `require`) fail without a plaintext byte taken.
+
+use engine::{Encryption, Session, SessionConfig, TorrentOptions};
+
+use super::*;
+
+const POLICIES: [Encryption; 4] = [
+    Encryption::Off,
+    Encryption::Allow,
+    Encryption::Prefer,
+    Encryption::Require,
+];
+
+/// What a leecher dialling a seeder ends with: `None` if they cannot
+/// meet, else whether the payload is ciphered.
+fn expected(leecher: Encryption, seeder: Encryption) -> Option<bool> {
+    use Encryption::*;
+    match (leecher, seeder) {
+        (Off, Require) | (Require, Off) => None,
+        // Plaintext offered, plaintext taken (whatever MSE could do).
+        (Off, _) | (Allow, Off | Allow | Prefer) => Some(false),
+        // MSE offered with both methods: the seeder chooses.
+        (Prefer, Off) => Some(false), // it cannot: plaintext again
+        (Prefer, Allow) => Some(false),
+        (Prefer, Prefer | Require) => Some(true),
+        // The seeder refused plaintext: MSE, which it takes with RC4.
+        (Allow, Require) => Some(true),
+        (Require, _) => Some(true),
+    }
+}
+
+async fn meet(content: &Content, leecher: Encryption, seeder: Encryption) {
+    let with = |encryption| SessionConfig {
+        encryption,
+        ..test_config()
+    };
+    let seeding = Session::start(with(seeder)).await.unwrap();
+    let mut options = content.seed_options();
+    // Slow enough that the connection is seen in the once-a-second stats.
+    options.faults.upload_rate = Some(256 * 1024);
+    seeding.add(content.torrent.clone(), options).await.unwrap();
+    let leeching = Session::start(with(leecher)).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = TorrentOptions::new(dir.path());
+    options.peers = vec![seeding.local_addr()];
+    let handle = leeching
+        .add(content.torrent.clone(), options)
+        .await
+        .unwrap();
+    let pair = format!("leecher {leecher:?}, seeder {seeder:?}");
+    let mut watch = handle.watch();
+    let seen = tokio::time::timeout(
+        Duration::from_secs(30),
+        watch.wait_for(|s| s.peers > 0 || s.dial_failures > 0),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("{pair}: neither connected nor failed"))
+    .unwrap()
+    .clone();
+    match expected(leecher, seeder) {
+        None => {
+            assert_eq!(seen.peers_ever, 0, "{pair}: they met");
+            assert!(seen.dial_failures > 0, "{pair}");
+        }
+        Some(encrypted) => {
+            assert_eq!(seen.peers, 1, "{pair}: {seen:?}");
+            assert_eq!(seen.encrypted_peers == 1, encrypted, "{pair}");
+            complete(&handle).await;
+            content.assert_downloaded(dir.path());
+        }
+    }
+    leeching.shutdown().await;
+    seeding.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_pairing_of_policies_connects_as_it_should() {
+    let content = content(&[300_000, 100_000], 16 * 1024, &[], 81);
+    let pairs = POLICIES
+        .iter()
+        .flat_map(|l| POLICIES.iter().map(move |s| (*l, *s)));
+    futures::future::join_all(pairs.map(|(l, s)| meet(&content, l, s))).await;
+}
