@@ -154,6 +154,11 @@ pub fn wait_until(
     }
 }
 
+/// aria2's options for taking and making only encrypted connections
+/// (MSE/PE with RC4).
+pub const ARIA2_REQUIRE_CRYPTO: &[&str] =
+    &["--bt-require-crypto=true", "--bt-min-crypto-level=arc4"];
+
 /// aria2 (`aria2c`), as a seeder or a leecher.
 #[derive(Debug)]
 pub struct Aria2 {
@@ -186,9 +191,15 @@ impl Aria2 {
 
     /// Seeds `torrent` from `dir` (which holds its data) until dropped.
     pub fn seed(torrent: &Path, dir: &Path) -> io::Result<Aria2> {
+        Aria2::seed_with(torrent, dir, &[])
+    }
+
+    /// [`Aria2::seed`] with more options, such as
+    /// [`ARIA2_REQUIRE_CRYPTO`].
+    pub fn seed_with(torrent: &Path, dir: &Path, options: &[&str]) -> io::Result<Aria2> {
         let port = free_port()?;
         let mut command = Aria2::command(torrent, dir, port);
-        command.args(["-V", "--seed-ratio=0.0"]);
+        command.args(["-V", "--seed-ratio=0.0"]).args(options);
         Ok(Aria2 {
             process: Process::spawn("aria2c", &mut command)?,
             port,
@@ -198,9 +209,15 @@ impl Aria2 {
     /// Downloads `torrent` into `dir` (finding peers through its tracker)
     /// and exits when done.
     pub fn leech(torrent: &Path, dir: &Path) -> io::Result<Aria2> {
+        Aria2::leech_with(torrent, dir, &[])
+    }
+
+    /// [`Aria2::leech`] with more options, such as
+    /// [`ARIA2_REQUIRE_CRYPTO`].
+    pub fn leech_with(torrent: &Path, dir: &Path, options: &[&str]) -> io::Result<Aria2> {
         let port = free_port()?;
         let mut command = Aria2::command(torrent, dir, port);
-        command.arg("--seed-time=0");
+        command.arg("--seed-time=0").args(options);
         Ok(Aria2 {
             process: Process::spawn("aria2c", &mut command)?,
             port,
@@ -234,6 +251,12 @@ pub struct Transmission {
 impl Transmission {
     /// Starts a daemon that downloads into (and seeds from) `dir`.
     pub fn start(dir: &Path) -> io::Result<Transmission> {
+        Transmission::start_with_encryption(dir, 0)
+    }
+
+    /// [`Transmission::start`] with its `encryption` setting: 0 prefers
+    /// plaintext, 1 prefers encryption, 2 requires it.
+    pub fn start_with_encryption(dir: &Path, encryption: u8) -> io::Result<Transmission> {
         let profile = tempfile::tempdir()?;
         let port = free_port()?;
         let rpc_port = free_port()?;
@@ -255,7 +278,7 @@ impl Transmission {
             "rename-partial-files": false,
             "incomplete-dir-enabled": false,
             "download-dir": dir,
-            "encryption": 0,
+            "encryption": encryption,
             "ratio-limit-enabled": false,
             "idle-seeding-limit-enabled": false,
             "speed-limit-up-enabled": false,
@@ -356,6 +379,9 @@ pub struct LtNetwork {
     pub dht: Option<SocketAddr>,
     /// Its upload rate cap, in bytes per second.
     pub upload_limit: Option<u64>,
+    /// Whether it takes and makes only encrypted connections (MSE/PE
+    /// with RC4); else it dials in plaintext and takes either.
+    pub require_encryption: bool,
 }
 
 impl Default for LtNetwork {
@@ -364,6 +390,7 @@ impl Default for LtNetwork {
             ip: std::net::Ipv4Addr::LOCALHOST.into(),
             dht: None,
             upload_limit: None,
+            require_encryption: false,
         }
     }
 }
@@ -401,6 +428,9 @@ impl Libtorrent {
         }
         if let Some(limit) = network.upload_limit {
             command.env("LT_UPLOAD_LIMIT", limit.to_string());
+        }
+        if network.require_encryption {
+            command.env("LT_ENCRYPTION", "require");
         }
         Ok(Libtorrent {
             process: Process::spawn("python3-libtorrent", &mut command)?,

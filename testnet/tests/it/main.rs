@@ -14,6 +14,7 @@ use testnet::real::{Aria2, Transmission, wait_until};
 use tracker::HttpTracker;
 
 mod crowd;
+mod encrypted;
 mod mainline;
 mod scenarios;
 
