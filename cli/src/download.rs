@@ -276,9 +276,10 @@ struct NetArgs {
     /// Exchange no peers with peers (ut_pex; private torrents never do).
     #[arg(long)]
     no_pex: bool,
-    /// Encrypted connections (MSE/PE): prefer (try it first, plaintext
-    /// if a peer cannot), require (never a plaintext byte), allow
-    /// (plaintext first, encrypted if a peer insists), off.
+    /// Encrypted connections (MSE/PE): prefer (an MSE handshake first,
+    /// plaintext if a peer cannot; the payload in RC4 only for a peer
+    /// that insists), require (RC4 only: never a plaintext byte), allow
+    /// (plaintext first, MSE if a peer insists), off.
     #[arg(long, value_name = "POLICY", default_value = "prefer", value_parser = parse_encryption)]
     encryption: engine::Encryption,
 }

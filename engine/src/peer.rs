@@ -221,7 +221,10 @@ pub(crate) enum Start {
     /// We dial.
     Connect { addr: SocketAddr, timeout: Duration },
     /// They dialled; their handshake is read (through MSE or not).
-    Accepted { wire: Box<Wire>, handshake: Handshake },
+    Accepted {
+        wire: Box<Wire>,
+        handshake: Handshake,
+    },
 }
 
 /// Runs a connection to its end, then reports [`Event::Closed`].

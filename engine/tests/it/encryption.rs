@@ -21,10 +21,11 @@ fn expected(leecher: Encryption, seeder: Encryption) -> Option<bool> {
         (Off, Require) | (Require, Off) => None,
         // Plaintext offered, plaintext taken (whatever MSE could do).
         (Off, _) | (Allow, Off | Allow | Prefer) => Some(false),
-        // MSE offered with both methods: the seeder chooses.
+        // MSE offered with both methods: the seeder chooses, plaintext
+        // unless it requires RC4.
         (Prefer, Off) => Some(false), // it cannot: plaintext again
-        (Prefer, Allow) => Some(false),
-        (Prefer, Prefer | Require) => Some(true),
+        (Prefer, Allow | Prefer) => Some(false),
+        (Prefer, Require) => Some(true),
         // The seeder refused plaintext: MSE, which it takes with RC4.
         (Allow, Require) => Some(true),
         (Require, _) => Some(true),
