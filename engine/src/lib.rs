@@ -42,6 +42,7 @@ mod metadata;
 mod peer;
 pub mod picker;
 mod rate;
+mod reason;
 mod session;
 mod stats;
 mod torrent;
@@ -53,6 +54,7 @@ pub use choker::Choker;
 pub use discovery::DhtConfig;
 pub use picker::Picker;
 pub use rate::Rate;
+pub use reason::DropReason;
 pub use session::{EngineError, Faults, Session, SessionConfig, TorrentHandle, TorrentOptions};
 pub use stats::{
     MAX_PEER_TOTALS, PeerSource, PeerSources, PeerTotals, Stats, TorrentEvent, TorrentState,

@@ -30,9 +30,9 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_util::codec::{FramedRead, FramedWrite};
 
-use crate::Faults;
 use crate::picker::PeerKey;
 use crate::wire::Wire;
+use crate::{DropReason, Faults};
 
 mod reader;
 mod writer;
@@ -126,7 +126,7 @@ pub(crate) enum Event {
     /// A block was sent to the peer.
     Uploaded { key: PeerKey, bytes: u64 },
     /// The connection is over.
-    Closed { key: PeerKey, reason: String },
+    Closed { key: PeerKey, reason: DropReason },
     /// Peers learnt from a tracker, the DHT or another peer.
     Discovered {
         source: crate::stats::PeerSource,
@@ -238,7 +238,7 @@ pub(crate) async fn run(mut link: Link, start: Start) {
     let mut commands = std::mem::replace(&mut link.commands, placeholder);
     let connected = tokio::select! {
         connected = connect(&link, start) => connected,
-        _ = commands.recv() => Err("closed by us".to_string()),
+        _ = commands.recv() => Err(DropReason::ClosedByUs),
     };
     link.commands = commands;
     let reason = match connected {
@@ -258,7 +258,7 @@ pub(crate) async fn run(mut link: Link, start: Start) {
     let _ = events.send(Event::Closed { key, reason }).await;
 }
 
-async fn connect(link: &Link, start: Start) -> Result<(Wire, Handshake), String> {
+async fn connect(link: &Link, start: Start) -> Result<(Wire, Handshake), DropReason> {
     let ours = Handshake::new(link.info_hash, link.our_id, link.reserved);
     match start {
         Start::Connect { addr, timeout } => {
@@ -283,15 +283,15 @@ async fn connect(link: &Link, start: Start) -> Result<(Wire, Handshake), String>
             };
             tokio::time::timeout(link.handshake_timeout, send)
                 .await
-                .map_err(|_| "handshake timed out".to_string())?
-                .map_err(|e| format!("handshake failed: {e}"))?;
+                .map_err(|_| DropReason::Handshake("handshake timed out".into()))?
+                .map_err(|e| DropReason::Handshake(format!("handshake failed: {e}")))?;
             Ok((*wire, handshake))
         }
     }
 }
 
 /// The message exchange after the handshakes, until either side ends it.
-async fn exchange(link: Link, wire: Wire, handshake: Handshake) -> String {
+async fn exchange(link: Link, wire: Wire, handshake: Handshake) -> DropReason {
     let Wire { read, write, .. } = wire;
     // Large reads: a block per system call at least, rather than 8 KiB.
     let reader =

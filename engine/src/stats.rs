@@ -193,7 +193,7 @@ pub enum TorrentEvent {
         /// Its address.
         addr: SocketAddr,
         /// Why.
-        reason: String,
+        reason: crate::DropReason,
     },
     /// A piece passed its hash check and is on disk.
     PieceVerified(u32),

@@ -19,6 +19,7 @@ use peerwire::{Bitfield, Handshake, Message};
 use storage::{Disk, DiskThread, ResumeData};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, mpsc, oneshot, watch};
 
+use crate::DropReason;
 use crate::announce::{Order, Progress, TierStatus};
 use crate::choker::{Candidate, Choker, Mode};
 use crate::peer::{self, Command, Event, Requests};
@@ -63,7 +64,6 @@ const RETRY_MAX: Duration = Duration::from_secs(30 * 60);
 /// Why a seed is dropped by a seed, and how long its address then rests
 /// (whichever side hung up): two seeds have nothing to trade for as long
 /// as both stay seeds.
-const BOTH_SEEDS: &str = "both are seeds";
 const SEED_RETRY: Duration = Duration::from_secs(30 * 60);
 
 /// Orders from a [`crate::TorrentHandle`].
@@ -579,7 +579,7 @@ impl Torrent {
         self.stopping = Some(tokio::spawn(self.stop_announcers()));
         let keys: Vec<PeerKey> = run.peers.keys().copied().collect();
         for key in keys {
-            self.drop_peer(run, key, "paused");
+            self.drop_peer(run, key, DropReason::Paused);
         }
         for addr in run.candidates.drain(..) {
             run.known.remove(&addr);
@@ -601,9 +601,9 @@ impl Torrent {
             }
             Event::Message { key, message } => {
                 if let Err(reason) = self.on_message(run, key, message) {
-                    self.drop_peer(run, key, &reason);
+                    self.drop_peer(run, key, reason);
                 } else if run.peers.get(&key).is_some_and(Peer::not_reading) {
-                    self.drop_peer(run, key, "does not read what we send");
+                    self.drop_peer(run, key, DropReason::NotReading);
                 }
             }
             Event::Lacks { key, pieces } => self.peer_lacks(run, key, pieces),
@@ -617,7 +617,7 @@ impl Torrent {
                 if let Some(peer) = run.peers.get_mut(&key)
                     && peer.unasked.arrived()
                 {
-                    self.drop_peer(run, key, "too many blocks we did not ask for");
+                    self.drop_peer(run, key, DropReason::Unrequested);
                 }
             }
             Event::Uploaded { key, bytes } => {
@@ -728,7 +728,7 @@ impl Torrent {
         let _ = self.broadcast.send(TorrentEvent::Error(message));
         let keys: Vec<PeerKey> = run.peers.keys().copied().collect();
         for key in keys {
-            self.drop_peer(run, key, "the torrent stopped on an error");
+            self.drop_peer(run, key, DropReason::TorrentFailed);
         }
         self.publish(run);
     }
@@ -834,7 +834,7 @@ impl Torrent {
             .map(|(key, _)| *key)
             .collect();
         for key in idle {
-            self.drop_peer(run, key, "unchoked, it asked for nothing");
+            self.drop_peer(run, key, DropReason::AskedForNothing);
         }
     }
 

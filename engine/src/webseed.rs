@@ -446,7 +446,12 @@ pub(crate) async fn run(link: Link, seed: Arc<WebSeed>, layout: Layout, client: 
         }
     }
     let reason = serve(link, seed, layout, client).await;
-    let _ = events.send(Event::Closed { key, reason }).await;
+    let _ = events
+        .send(Event::Closed {
+            key,
+            reason: crate::DropReason::WebSeed(reason),
+        })
+        .await;
 }
 
 async fn serve(link: Link, seed: Arc<WebSeed>, layout: Layout, client: WebClient) -> String {

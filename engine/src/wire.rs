@@ -12,6 +12,8 @@ use std::time::Duration;
 use metainfo::InfoHash;
 use mse::{Method, Methods};
 use peerwire::{HANDSHAKE_LEN, Handshake};
+
+use crate::DropReason;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -145,7 +147,7 @@ pub(crate) struct Dial<'a> {
 /// Dials a peer and makes both handshakes: MSE or plaintext as the policy
 /// says, trying the other way once where the policy allows. Returns the
 /// wire and the peer's handshake (checked to be for our torrent).
-pub(crate) async fn dial(how: Dial<'_>) -> Result<(Wire, Handshake), String> {
+pub(crate) async fn dial(how: Dial<'_>) -> Result<(Wire, Handshake), DropReason> {
     let mse_first = match how.policy {
         Encryption::Off => false,
         Encryption::Require => true,
@@ -165,23 +167,35 @@ pub(crate) async fn dial(how: Dial<'_>) -> Result<(Wire, Handshake), String> {
                 how.memory.remember(how.addr, !mse_first);
                 Ok(done)
             }
-            Err(again) => Err(format!("{}; then {}", first, again.reason())),
+            Err(again) => Err(again.into_reason(Some(&first))),
         },
-        Err(failure) => Err(failure.reason()),
+        Err(failure) => Err(failure.into_reason(None)),
     }
 }
 
 /// Why a try failed: the peer may not speak this way (another way may
-/// work), or nothing will.
+/// work), or nothing will; a failed dial is a [`DropReason::Connect`].
 enum Failure {
+    Connect(String),
     Refused(String),
     Final(String),
 }
 
 impl Failure {
-    fn reason(self) -> String {
-        match self {
-            Failure::Refused(r) | Failure::Final(r) => r,
+    /// The reason, after `first` (an earlier try's) if there was one.
+    fn into_reason(self, first: Option<&str>) -> DropReason {
+        let (text, connect) = match self {
+            Failure::Connect(r) => (r, true),
+            Failure::Refused(r) | Failure::Final(r) => (r, false),
+        };
+        let text = match first {
+            Some(first) => format!("{first}; then {text}"),
+            None => text,
+        };
+        if connect {
+            DropReason::Connect(text)
+        } else {
+            DropReason::Handshake(text)
         }
     }
 }
@@ -190,8 +204,8 @@ async fn try_dial(how: &Dial<'_>, use_mse: bool) -> Result<(Wire, Handshake), Fa
     let mut stream =
         tokio::time::timeout(how.connect_timeout, crate::peer::dial(how.addr, how.local))
             .await
-            .map_err(|_| Failure::Final("connect timed out".into()))?
-            .map_err(|e| Failure::Final(format!("connect failed: {e}")))?;
+            .map_err(|_| Failure::Connect("connect timed out".into()))?
+            .map_err(|e| Failure::Connect(format!("connect failed: {e}")))?;
     crate::peer::tune(&stream);
     let info_hash = how.ours.info_hash;
     let ours = how.ours.encode().to_vec();

@@ -38,6 +38,9 @@ pub struct MemberReport {
     /// Peers it connected to, by where it learnt of them (`tracker`,
     /// `dht`, `pex`, `given`, `incoming`), for btc peers.
     pub learnt: BTreeMap<String, usize>,
+    /// Connections that ended, by kind of reason (see
+    /// [`engine::DropReason::kind`]), for btc peers.
+    pub dropped: BTreeMap<String, usize>,
 }
 
 /// A whole run.
@@ -183,6 +186,16 @@ impl Report {
             self.duration,
             self.leecher_share * 100.0
         );
+        let mut dropped: BTreeMap<&str, usize> = BTreeMap::new();
+        for m in &self.members {
+            for (kind, n) in &m.dropped {
+                *dropped.entry(kind).or_default() += n;
+            }
+        }
+        if !dropped.is_empty() {
+            let kinds: Vec<String> = dropped.iter().map(|(k, n)| format!("{k} {n}")).collect();
+            let _ = writeln!(out, "connections ended: {}", kinds.join(", "));
+        }
         if self.strangers > 0 {
             let _ = writeln!(
                 out,

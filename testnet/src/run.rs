@@ -120,6 +120,8 @@ struct BtcMember {
     completed_after: Option<Duration>,
     /// Ids of the peers it banned.
     banned: Vec<Option<PeerId>>,
+    /// Connections that ended, by kind of reason.
+    dropped: BTreeMap<String, usize>,
     events: Option<tokio::sync::broadcast::Receiver<TorrentEvent>>,
     samples: Vec<(f64, f64)>,
 }
@@ -242,6 +244,7 @@ pub async fn run(
             ip: swarm_ip(i),
             verified: HashSet::new(),
             learnt: BTreeMap::new(),
+            dropped: BTreeMap::new(),
             dir,
             _dir_guard: guard,
             resume: state.path().join(format!("{i}.resume")),
@@ -521,6 +524,9 @@ fn drain_events(member: &mut BtcMember) {
     loop {
         match events.try_recv() {
             Ok(TorrentEvent::PeerBanned { id, .. }) => member.banned.push(id),
+            Ok(TorrentEvent::PeerDropped { reason, .. }) => {
+                *member.dropped.entry(reason.kind().into()).or_default() += 1;
+            }
             Ok(TorrentEvent::PieceVerified(piece)) => {
                 member.verified.insert(piece);
             }
@@ -680,6 +686,7 @@ fn report(
             received_from,
             progress: m.samples.clone(),
             learnt: m.learnt.clone(),
+            dropped: m.dropped.clone(),
         });
     }
     for m in real {
@@ -701,6 +708,7 @@ fn report(
             received_from: BTreeMap::new(),
             progress: m.samples.clone(),
             learnt: BTreeMap::new(),
+            dropped: BTreeMap::new(),
         });
     }
     if let (Some(sent), Some(spec)) = (web_seed_sent, scenario.web_seed) {
@@ -719,6 +727,7 @@ fn report(
             received_from: BTreeMap::new(),
             progress: Vec::new(),
             learnt: BTreeMap::new(),
+            dropped: BTreeMap::new(),
         });
     }
     Report::new(

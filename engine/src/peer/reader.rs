@@ -12,6 +12,8 @@ use storage::{BlockOutcome, Disk, DiskError};
 use tokio::sync::mpsc;
 use tokio_util::codec::{Decoder as _, FramedRead};
 
+use crate::DropReason;
+
 use super::{Event, Requests, lock};
 use crate::picker::PeerKey;
 
@@ -44,7 +46,7 @@ pub(super) async fn read_half(
     mut reader: Reader,
     ctx: ReadContext<'_>,
     writing: &mut Writing,
-) -> String {
+) -> DropReason {
     let mut last_heard = tokio::time::Instant::now();
     // Blocks in `writing`, all batches together.
     let mut in_flight = 0;
@@ -55,7 +57,7 @@ pub(super) async fn read_half(
         // `writing`, it is sent without waiting, so no cancellation can
         // lose it between the two.
         let Ok(permit) = ctx.events.reserve().await else {
-            return "the torrent stopped".into();
+            return DropReason::Stopped;
         };
         if let Some(event) = stashed.take() {
             permit.send(event);
@@ -70,8 +72,8 @@ pub(super) async fn read_half(
             frame = reader.next(), if in_flight < MAX_WRITING => {
                 last_heard = tokio::time::Instant::now();
                 let message = match frame {
-                    None => return "closed by the peer".into(),
-                    Some(Err(e)) => return format!("protocol error: {e}"),
+                    None => return DropReason::ClosedByPeer,
+                    Some(Err(e)) => return DropReason::Protocol(e.to_string()),
                     Some(Ok(message)) => message,
                 };
                 match message {
@@ -92,7 +94,7 @@ pub(super) async fn read_half(
                 }
             }
             () = tokio::time::sleep_until(last_heard + ctx.idle_timeout) => {
-                return format!("silent for {} s", ctx.idle_timeout.as_secs());
+                return DropReason::Silent(ctx.idle_timeout.as_secs());
             }
         };
         permit.send(event);
@@ -118,7 +120,7 @@ async fn on_blocks(
     first: (u32, u32, bytes::Bytes),
     in_flight: usize,
     stashed: &mut Option<Event>,
-) -> Result<Gathered, String> {
+) -> Result<Gathered, DropReason> {
     let mut batch = Vec::new();
     let mut next = Some(first);
     while let Some((piece, offset, data)) = next.take() {
@@ -142,11 +144,11 @@ async fn on_blocks(
             {
                 // The answer to a request, cut short or too long: the
                 // request would stay out until the peer is snubbed.
-                return Err(format!(
-                    "protocol error: a block of {} bytes for a request of {}",
+                return Err(DropReason::Protocol(format!(
+                    "a block of {} bytes for a request of {}",
                     data.len(),
                     asked.length
-                ));
+                )));
             } else {
                 false
             }
@@ -194,7 +196,7 @@ const PIECE_ID: u8 = 7;
 
 /// The next frame, if it is a whole `piece` message already in the read
 /// buffer; anything else stays there for the reader.
-fn buffered_block(reader: &mut Reader) -> Result<Option<(u32, u32, bytes::Bytes)>, String> {
+fn buffered_block(reader: &mut Reader) -> Result<Option<(u32, u32, bytes::Bytes)>, DropReason> {
     let buffer = reader.read_buffer();
     let Some(header) = buffer.get(..5) else {
         return Ok(None);
@@ -212,9 +214,9 @@ fn buffered_block(reader: &mut Reader) -> Result<Option<(u32, u32, bytes::Bytes)
             offset,
             data,
         })) => Ok(Some((piece, offset, data))),
-        Ok(other) => Err(format!(
-            "protocol error: a piece frame decoded as {other:?}"
-        )),
-        Err(e) => Err(format!("protocol error: {e}")),
+        Ok(other) => Err(DropReason::Protocol(format!(
+            "a piece frame decoded as {other:?}"
+        ))),
+        Err(e) => Err(DropReason::Protocol(e.to_string())),
     }
 }

@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 use tokio_util::codec::FramedWrite;
 
 use super::{Command, Event, MAX_SERVE_QUEUE};
+use crate::DropReason;
 use crate::Faults;
 use crate::picker::PeerKey;
 
@@ -59,7 +60,7 @@ impl Writer {
         disk: &Disk,
         events: &mpsc::Sender<Event>,
         mut commands: mpsc::UnboundedReceiver<Command>,
-    ) -> String {
+    ) -> DropReason {
         let mut queue = ServeQueue::default();
         loop {
             // Everything already commanded, in order.
@@ -71,7 +72,7 @@ impl Writer {
                         }
                     }
                     Err(mpsc::error::TryRecvError::Empty) => break,
-                    Err(mpsc::error::TryRecvError::Disconnected) => return "closed by us".into(),
+                    Err(mpsc::error::TryRecvError::Disconnected) => return DropReason::ClosedByUs,
                 }
             }
             let now = tokio::time::Instant::now();
@@ -91,7 +92,7 @@ impl Writer {
                                 return e;
                             }
                         }
-                        None => return "closed by us".into(),
+                        None => return DropReason::ClosedByUs,
                     },
                     () = tokio::time::sleep_until(next_due.unwrap_or(now + KEEPALIVE)) => {
                         if next_due.is_none()
@@ -172,7 +173,7 @@ impl Writer {
         &mut self,
         blocks: Vec<(BlockRef, bytes::Bytes)>,
         events: &mpsc::Sender<Event>,
-    ) -> Result<(), String> {
+    ) -> Result<(), DropReason> {
         if blocks.is_empty() {
             return Ok(());
         }
@@ -195,7 +196,7 @@ impl Writer {
         }
         let key = self.key;
         if events.send(Event::Uploaded { key, bytes }).await.is_err() {
-            return Err("the torrent stopped".into());
+            return Err(DropReason::Stopped);
         }
         if let Some(rate) = self.faults.upload_rate {
             self.flush().await?;
@@ -209,25 +210,25 @@ impl Writer {
         {
             // A peer that drops the connection mid-piece, for tests.
             let _ = self.flush().await;
-            return Err("closed on purpose (fault injection)".into());
+            return Err(DropReason::Injected);
         }
         Ok(())
     }
 
-    async fn feed(&mut self, message: Message) -> Result<(), String> {
+    async fn feed(&mut self, message: Message) -> Result<(), DropReason> {
         match tokio::time::timeout(self.timeout, self.sink.feed(message)).await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(format!("send failed: {e}")),
-            Err(_) => Err("the peer stopped reading".into()),
+            Ok(Err(e)) => Err(DropReason::SendFailed(e.to_string())),
+            Err(_) => Err(DropReason::NotReading),
         }
     }
 
-    async fn flush(&mut self) -> Result<(), String> {
+    async fn flush(&mut self) -> Result<(), DropReason> {
         let flush = SinkExt::<Message>::flush(&mut self.sink);
         match tokio::time::timeout(self.timeout, flush).await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(format!("send failed: {e}")),
-            Err(_) => Err("the peer stopped reading".into()),
+            Ok(Err(e)) => Err(DropReason::SendFailed(e.to_string())),
+            Err(_) => Err(DropReason::NotReading),
         }
     }
 
@@ -238,7 +239,7 @@ impl Writer {
         }
     }
 
-    async fn obey(&mut self, command: Command, queue: &mut ServeQueue) -> Result<(), String> {
+    async fn obey(&mut self, command: Command, queue: &mut ServeQueue) -> Result<(), DropReason> {
         self.queued.fetch_sub(1, Ordering::Relaxed);
         match command {
             Command::Send(message) => self.feed(message).await?,
@@ -296,9 +297,9 @@ impl Writer {
 /// Tells the torrent task that the disk failed a read (the torrent's
 /// fault, not the peer's: requests are checked before they get here), and
 /// gives the reason this connection ends. A disk stopped is a shutdown.
-async fn read_failed(error: DiskError, events: &mpsc::Sender<Event>) -> String {
+async fn read_failed(error: DiskError, events: &mpsc::Sender<Event>) -> DropReason {
     if !matches!(error, DiskError::Stopped) {
         let _ = events.send(Event::ReadFailed(error.to_string())).await;
     }
-    format!("cannot read a block to upload: {error}")
+    DropReason::DiskRead(error.to_string())
 }

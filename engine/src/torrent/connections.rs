@@ -17,6 +17,7 @@ use super::{
     DEFAULT_REQQ, Incoming, MAX_GONE, Peer, REPLACE_EVERY, RETRY_AFTER, RETRY_MAX, Running,
     SEED_RETRY, Torrent, WebSeedSlot, host, host_group,
 };
+use crate::DropReason;
 use crate::peer::{self, Link, Requests, Start};
 use crate::picker::PeerKey;
 use crate::rate::Rate;
@@ -33,8 +34,6 @@ const TURNOVER_DIALS: usize = 4;
 const MAX_CANDIDATES: usize = 2000;
 /// Why a peer is dropped for a newcomer, and how long its addresses rest
 /// before they are dialled again.
-const GAVE_WAY: &str = "idle; gave its place to a new peer";
-const DIAL_GAVE_WAY: &str = "not answered; gave its place to a peer that dialled us";
 const GAVE_WAY_RETRY: Duration = Duration::from_secs(10 * 60);
 
 /// Connections we dialled that have not finished their handshake.
@@ -257,7 +256,7 @@ impl Torrent {
 
     /// A web seed's connection ended: it is tried again later, the later
     /// the more tries in a row failed, unless the download is done.
-    fn web_seed_gone(&self, run: &mut Running, index: usize, delivered: bool, reason: &str) {
+    fn web_seed_gone(&self, run: &mut Running, index: usize, delivered: bool, reason: &DropReason) {
         let retry = self.config.web_seed_retry;
         let Some(slot) = run.web_seeds.get_mut(index) else {
             return;
@@ -281,7 +280,9 @@ impl Torrent {
             .min(RETRY_MAX);
         slot.next_try = Instant::now() + wait;
         // Said once in a row of failures, not at every retry.
-        if slot.failures == 1 && reason != crate::webseed::LACKING_IDLE_REASON {
+        if slot.failures == 1
+            && !matches!(reason, DropReason::WebSeed(r) if r == crate::webseed::LACKING_IDLE_REASON)
+        {
             tracing::warn!(url = %slot.seed.url(), "web seed failed: {reason}; trying again in {} s", wait.as_secs());
         } else {
             tracing::debug!(url = %slot.seed.url(), %reason, "web seed failed again");
@@ -349,9 +350,9 @@ impl Torrent {
         let id = handshake.peer_id;
         let host_of_key = run.peers.get(&key).map(|p| host(p.addr));
         let reason = if id == self.config.peer_id {
-            Some("that is us")
+            Some(DropReason::Ourselves)
         } else if host_of_key.is_some_and(|ip| run.banned_ids.contains(&(id, ip))) {
-            Some("banned")
+            Some(DropReason::Banned)
         } else if let Some((new_addr, new_outgoing)) =
             run.peers.get(&key).map(|p| (p.addr, p.outgoing))
             && let Some((&other, _)) = run.peers.iter().find(|(k, p)| {
@@ -374,7 +375,7 @@ impl Torrent {
                 && !old_busy
                 && dialled_by(new_outgoing).0 < dialled_by(old_outgoing).0;
             if keep_new {
-                self.drop_peer(run, other, "connected twice; keeping the other connection");
+                self.drop_peer(run, other, DropReason::Duplicate);
                 None
             } else {
                 // A connection that already carries blocks is kept, whoever
@@ -388,7 +389,7 @@ impl Torrent {
                 {
                     old.listen.get_or_insert(new_addr);
                 }
-                Some("already connected to this peer")
+                Some(DropReason::Duplicate)
             }
         } else {
             None
@@ -461,14 +462,14 @@ impl Torrent {
     }
 
     /// Closes a connection from our side.
-    pub(super) fn drop_peer(&self, run: &mut Running, key: PeerKey, reason: &str) {
+    pub(super) fn drop_peer(&self, run: &mut Running, key: PeerKey, reason: DropReason) {
         // Dropping its command channel ends the connection task.
-        self.forget_peer(run, key, reason);
+        self.forget_peer(run, key, &reason);
     }
 
     /// Removes a peer, gives its requests back to the picker and its
     /// availability up.
-    pub(super) fn forget_peer(&self, run: &mut Running, key: PeerKey, reason: &str) {
+    pub(super) fn forget_peer(&self, run: &mut Running, key: PeerKey, reason: &DropReason) {
         let Some(peer) = run.peers.remove(&key) else {
             return;
         };
@@ -538,7 +539,7 @@ impl Torrent {
             tracing::debug!(addr = %peer.addr, %reason, "peer dropped");
             let _ = self.broadcast.send(TorrentEvent::PeerDropped {
                 addr: peer.addr,
-                reason: reason.to_string(),
+                reason: reason.clone(),
             });
         }
         // Its blocks may now be asked of others.
@@ -596,7 +597,11 @@ impl Torrent {
         else {
             return false;
         };
-        let reason = if dial { DIAL_GAVE_WAY } else { GAVE_WAY };
+        let reason = if dial {
+            DropReason::DialGaveWay
+        } else {
+            DropReason::GaveWay
+        };
         self.drop_peer(run, key, reason);
         // Not dialled back soon: it was of no use.
         for addr in addrs.into_iter().flatten() {
@@ -625,7 +630,7 @@ impl Torrent {
             .min_by(|a, b| a.1.down.per_second().total_cmp(&b.1.down.per_second()))
             .map(|(k, _)| *k);
         if let Some(key) = slowest {
-            self.drop_peer(run, key, "replaced by a faster peer");
+            self.drop_peer(run, key, DropReason::Replaced);
         }
     }
 }

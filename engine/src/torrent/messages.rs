@@ -9,7 +9,8 @@ use peerwire::extension::{ExtensionHandshake, UtMetadata};
 use peerwire::{Bitfield, Message};
 
 use super::pipeline::MAX_QUEUE;
-use super::{BOTH_SEEDS, MAX_REJECTS, Running, Torrent};
+use super::{MAX_REJECTS, Running, Torrent};
+use crate::DropReason;
 use crate::peer::{self, Command};
 use crate::picker::PeerKey;
 use crate::stats::PeerSource;
@@ -21,7 +22,7 @@ impl Torrent {
         run: &mut Running,
         key: PeerKey,
         message: Message,
-    ) -> Result<(), String> {
+    ) -> Result<(), DropReason> {
         let num_pieces = run.picker.layout().num_pieces();
         let Some(peer) = run.peers.get_mut(&key) else {
             return Ok(());
@@ -76,7 +77,9 @@ impl Torrent {
             }
             Message::Have(piece) => {
                 if piece >= num_pieces {
-                    return Err(format!("have for piece {piece} of {num_pieces}"));
+                    return Err(DropReason::Protocol(format!(
+                        "have for piece {piece} of {num_pieces}"
+                    )));
                 }
                 peer.said_pieces = true;
                 if !peer.has.get(piece) {
@@ -86,8 +89,8 @@ impl Torrent {
                 }
             }
             Message::Bitfield(bytes) => {
-                let mut has =
-                    Bitfield::from_bytes(&bytes, num_pieces).map_err(|e| e.to_string())?;
+                let mut has = Bitfield::from_bytes(&bytes, num_pieces)
+                    .map_err(|e| DropReason::Protocol(e.to_string()))?;
                 if !first {
                     // BEP 3 wants it first, but some clients (aria2) send
                     // one after other messages: taken as more pieces.
@@ -99,13 +102,17 @@ impl Torrent {
             }
             Message::HaveAll => {
                 if !peer.fast {
-                    return Err("have-all without the fast extension".into());
+                    return Err(DropReason::Protocol(
+                        "have-all without the fast extension".into(),
+                    ));
                 }
                 self.set_pieces(run, key, Bitfield::full(num_pieces));
             }
             Message::HaveNone => {
                 if !peer.fast {
-                    return Err("have-none without the fast extension".into());
+                    return Err(DropReason::Protocol(
+                        "have-none without the fast extension".into(),
+                    ));
                 }
                 if first {
                     self.set_pieces(run, key, Bitfield::new(num_pieces));
@@ -117,7 +124,9 @@ impl Torrent {
             }
             Message::Reject(block) => {
                 if !peer.fast {
-                    return Err("reject without the fast extension".into());
+                    return Err(DropReason::Protocol(
+                        "reject without the fast extension".into(),
+                    ));
                 }
                 if peer::lock(&peer.requests).remove(&block) {
                     run.picker.withdrawn(key, block);
@@ -128,10 +137,9 @@ impl Torrent {
                     if !peer.peer_choking {
                         peer.rejects += 1;
                         if peer.rejects > MAX_REJECTS {
-                            return Err(format!(
-                                "rejected {} requests without sending a block",
-                                peer.rejects
-                            ));
+                            return Err(DropReason::RefusesWork {
+                                rejected: peer.rejects,
+                            });
                         }
                     }
                     let others: Vec<PeerKey> =
@@ -246,7 +254,7 @@ impl Torrent {
             return;
         };
         if run.picker.is_complete() && peer.has.is_full() {
-            self.drop_peer(run, key, BOTH_SEEDS);
+            self.drop_peer(run, key, DropReason::BothSeeds);
             return;
         }
         self.update_interest(run, key);
@@ -276,16 +284,16 @@ impl Torrent {
         run: &mut Running,
         key: PeerKey,
         block: BlockRef,
-    ) -> Result<(), String> {
+    ) -> Result<(), DropReason> {
         let layout = run.picker.layout();
         if layout
             .check_range(block.piece, block.offset, block.length)
             .is_none()
         {
-            return Err(format!(
+            return Err(DropReason::Protocol(format!(
                 "request outside the torrent: piece {} offset {} length {}",
                 block.piece, block.offset, block.length
-            ));
+            )));
         }
         let have = run.picker.has(block.piece);
         let Some(peer) = run.peers.get(&key) else {

@@ -9,7 +9,8 @@ use metainfo::BlockRef;
 use peerwire::Message;
 use storage::{AssemblyError, BlockOutcome, DiskError};
 
-use super::{BOTH_SEEDS, Running, Torrent, count, host};
+use super::{Running, Torrent, count, host};
+use crate::DropReason;
 use crate::peer::{self, Event};
 use crate::picker::{Delivered, PeerKey};
 
@@ -89,7 +90,7 @@ impl Torrent {
                 peer.waiting_since
                     .map_or(0, |since| since.elapsed().as_secs())
             );
-            self.drop_peer(run, key, &reason);
+            self.drop_peer(run, key, DropReason::WebSeed(reason));
             return;
         }
         tracing::debug!(addr = %peer.addr, "peer snubbed");
@@ -126,7 +127,7 @@ impl Torrent {
                 return;
             }
             Err(DiskError::Block(e)) => {
-                self.drop_peer(run, key, &format!("bad block: {e}"));
+                self.drop_peer(run, key, DropReason::Protocol(format!("bad block: {e}")));
                 return;
             }
             Err(e) => {
@@ -267,7 +268,7 @@ impl Torrent {
                 .map(|(k, _)| *k)
                 .collect();
             for key in seeds {
-                self.drop_peer(run, key, BOTH_SEEDS);
+                self.drop_peer(run, key, DropReason::BothSeeds);
             }
             self.publish(run);
         }
@@ -400,7 +401,7 @@ impl Torrent {
             .map(|(k, _)| *k)
             .collect();
         for key in &same {
-            self.drop_peer(run, *key, "banned: sent bad data");
+            self.drop_peer(run, *key, DropReason::Banned);
         }
         // Its blocks in pieces not yet finished are as suspect: the disk
         // drops those pieces, and they are asked for again.

@@ -89,8 +89,10 @@ fn crowded_config(max_peers: usize) -> SessionConfig {
 fn gave_way(events: &mut tokio::sync::broadcast::Receiver<TorrentEvent>) -> usize {
     let mut count = 0;
     while let Ok(event) = events.try_recv() {
-        if let TorrentEvent::PeerDropped { reason, .. } = event
-            && reason.contains("gave its place")
+        if let TorrentEvent::PeerDropped {
+            reason: engine::DropReason::GaveWay | engine::DropReason::DialGaveWay,
+            ..
+        } = event
         {
             count += 1;
         }

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use engine::DropReason;
 use futures::{SinkExt as _, StreamExt as _};
 use metainfo::{BlockRef, PeerId};
 use peerwire::{Bitfield, Handshake, Message, PeerCodec, Reserved};
@@ -27,7 +28,7 @@ async fn leecher_of_scripted_peer(
 }
 
 /// The reason given for the first peer dropped.
-async fn first_drop(events: &mut tokio::sync::broadcast::Receiver<TorrentEvent>) -> String {
+async fn first_drop(events: &mut tokio::sync::broadcast::Receiver<TorrentEvent>) -> DropReason {
     let dropped = tokio::time::timeout(Duration::from_secs(10), async {
         loop {
             match events.recv().await {
@@ -116,7 +117,7 @@ async fn a_peer_that_floods_blocks_nobody_asked_for_is_dropped() {
     .expect("the leecher hangs up on the flood");
 
     let dropped = first_drop(&mut events).await;
-    assert!(dropped.contains("did not ask"), "{dropped}");
+    assert_eq!(dropped, DropReason::Unrequested);
     assert_eq!(handle.stats().pieces_have, 0);
     leecher.shutdown().await;
 }
@@ -418,7 +419,10 @@ async fn a_peer_that_rejects_every_request_is_dropped_without_a_request_storm() 
     .await
     .expect("the leecher hangs up");
     let dropped = first_drop(&mut events).await;
-    assert!(dropped.contains("rejected"), "{dropped}");
+    assert!(
+        matches!(dropped, DropReason::RefusesWork { .. }),
+        "{dropped}"
+    );
     // Asked about once per tick, not in a loop: a little over the bound.
     assert!(rejected <= 256, "{rejected} requests");
     assert_eq!(handle.stats().pieces_have, 0);
@@ -448,9 +452,9 @@ async fn a_peer_that_answers_a_request_with_half_a_block_is_dropped() {
         .await
         .unwrap();
     let dropped = first_drop(&mut events).await;
-    assert!(
-        dropped.contains("a block of 8192 bytes for a request of 16384"),
-        "{dropped}"
+    assert_eq!(
+        dropped,
+        DropReason::Protocol("a block of 8192 bytes for a request of 16384".into())
     );
     leecher.shutdown().await;
 }
@@ -521,7 +525,7 @@ async fn a_seed_drops_a_leecher_it_unchokes_that_asks_for_nothing() {
             () = tokio::time::sleep(Duration::from_millis(300)) => {}
         }
     }
-    assert!(first_drop(&mut events).await.contains("asked for nothing"));
+    assert_eq!(first_drop(&mut events).await, DropReason::AskedForNothing);
     // The asker is still served.
     let block = BlockRef {
         piece: 15,

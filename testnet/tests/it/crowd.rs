@@ -48,7 +48,13 @@ async fn fill(session: &Session, content: &Content) -> Vec<SilentPeer> {
 /// Whether `events` told of a stranger giving its place.
 fn gave_way(events: &mut tokio::sync::broadcast::Receiver<TorrentEvent>) -> bool {
     std::iter::from_fn(|| events.try_recv().ok()).any(|e| {
-        matches!(e, TorrentEvent::PeerDropped { reason, .. } if reason.contains("gave its place"))
+        matches!(
+            e,
+            TorrentEvent::PeerDropped {
+                reason: engine::DropReason::GaveWay | engine::DropReason::DialGaveWay,
+                ..
+            }
+        )
     })
 }
 
