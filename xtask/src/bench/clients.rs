@@ -167,16 +167,37 @@ pub(crate) struct Peer {
 impl Peer {
     /// Starts `client` seeding `torrent` from `data`, the folder that holds
     /// its content.
-    pub(crate) fn seed(tools: &Tools, client: Client, torrent: &Path, data: &Path) -> Result<Peer> {
-        Peer::start(tools, client, torrent, Some(data))
+    /// With `encrypted`, it takes and makes only MSE/PE connections with
+    /// RC4.
+    pub(crate) fn seed(
+        tools: &Tools,
+        client: Client,
+        torrent: &Path,
+        data: &Path,
+        encrypted: bool,
+    ) -> Result<Peer> {
+        Peer::start(tools, client, torrent, Some(data), encrypted)
     }
 
     /// Starts `client` downloading `torrent` into a fresh folder.
-    pub(crate) fn leech(tools: &Tools, client: Client, torrent: &Path) -> Result<Peer> {
-        Peer::start(tools, client, torrent, None)
+    /// With `encrypted`, it takes and makes only MSE/PE connections with
+    /// RC4.
+    pub(crate) fn leech(
+        tools: &Tools,
+        client: Client,
+        torrent: &Path,
+        encrypted: bool,
+    ) -> Result<Peer> {
+        Peer::start(tools, client, torrent, None, encrypted)
     }
 
-    fn start(tools: &Tools, client: Client, torrent: &Path, data: Option<&Path>) -> Result<Peer> {
+    fn start(
+        tools: &Tools,
+        client: Client,
+        torrent: &Path,
+        data: Option<&Path>,
+        encrypted: bool,
+    ) -> Result<Peer> {
         let scratch = tools.scratch()?;
         let out = match data {
             Some(data) => data.to_path_buf(),
@@ -199,6 +220,7 @@ impl Peer {
                 }
                 command
                     .args(["--port", &port, "--bind", "127.0.0.1", "--no-dht"])
+                    .args(["--encryption", if encrypted { "require" } else { "prefer" }])
                     .arg(torrent)
                     .env("XDG_STATE_HOME", scratch.path());
                 command
@@ -215,6 +237,9 @@ impl Peer {
                     .arg(torrent)
                     .arg(&out)
                     .arg(&port);
+                if encrypted {
+                    command.env("LT_ENCRYPTION", "require");
+                }
                 command
             }
             Client::Aria2 => {
@@ -236,9 +261,15 @@ impl Peer {
                 if seeding {
                     command.arg("-V");
                 }
+                if encrypted {
+                    command.args(testnet::real::ARIA2_REQUIRE_CRYPTO);
+                }
                 command
             }
             Client::Rqbit => {
+                if encrypted {
+                    bail!("rqbit speaks no MSE/PE");
+                }
                 let mut command = Command::new("rqbit");
                 command
                     .args([
@@ -274,7 +305,7 @@ impl Peer {
                 std::fs::create_dir_all(&config)?;
                 std::fs::write(
                     config.join("qBittorrent.conf"),
-                    qbittorrent_config(&port, web),
+                    qbittorrent_config(&port, web, encrypted),
                 )?;
                 let mut command = Command::new("qbittorrent-nox");
                 command
@@ -371,10 +402,12 @@ impl Peer {
     }
 }
 
-/// qBittorrent's settings: the listen port on 127.0.0.1, plaintext, TCP
-/// only, several connections per IP, no DHT, LSD, PEX or UPnP, no queueing,
-/// and its web API on 127.0.0.1 without login.
-fn qbittorrent_config(port: &str, web: u16) -> String {
+/// qBittorrent's settings: the listen port on 127.0.0.1, plaintext (or,
+/// `encrypted`, encryption required), TCP only, several connections per
+/// IP, no DHT, LSD, PEX or UPnP, no queueing, and its web API on 127.0.0.1
+/// without login.
+fn qbittorrent_config(port: &str, web: u16, encrypted: bool) -> String {
+    let encryption = if encrypted { 1 } else { 2 };
     format!(
         "[LegalNotice]\nAccepted=true\n\n\
          [BitTorrent]\n\
@@ -383,7 +416,7 @@ fn qbittorrent_config(port: &str, web: u16) -> String {
          Session\\DHTEnabled=false\n\
          Session\\LSDEnabled=false\n\
          Session\\PeXEnabled=false\n\
-         Session\\Encryption=2\n\
+         Session\\Encryption={encryption}\n\
          Session\\MultiConnectionsPerIp=true\n\
          Session\\BTProtocol=TCP\n\
          Session\\QueueingSystemEnabled=false\n\n\
@@ -568,7 +601,8 @@ mod tests {
 
     #[test]
     fn qbittorrent_config_binds_loopback_and_plaintext() {
-        let config = qbittorrent_config("6881", 8080);
+        let config = qbittorrent_config("6881", 8080, false);
+        assert!(qbittorrent_config("6881", 8080, true).contains("Session\\Encryption=1\n"));
         for line in [
             "Accepted=true",
             "Session\\Port=6881",

@@ -90,14 +90,18 @@ pub(crate) enum Scenario {
     Swarm,
     /// Many small files, one seeder to one leecher.
     Files,
+    /// One seeder to one leecher, every one of them requiring encryption
+    /// (MSE/PE with RC4): from a libtorrent and from a btc seeder.
+    Encrypted,
 }
 
 impl Scenario {
-    const ALL: [Scenario; 4] = [
+    const ALL: [Scenario; 5] = [
         Scenario::One,
         Scenario::Four,
         Scenario::Swarm,
         Scenario::Files,
+        Scenario::Encrypted,
     ];
 
     fn title(self, swarm: usize) -> String {
@@ -106,6 +110,9 @@ impl Scenario {
             Scenario::Four => "four seeders → one leecher".into(),
             Scenario::Swarm => format!("one seeder → {swarm} leechers at once"),
             Scenario::Files => "many small files, one seeder → one leecher".into(),
+            Scenario::Encrypted => {
+                "encrypted (RC4 required by everyone), one seeder → one leecher".into()
+            }
         }
     }
 }
@@ -342,7 +349,14 @@ pub(crate) fn measure(btc: &Path, options: &Options, say: &mut dyn FnMut(String)
         tracker: &tracker,
         leechers: &clients,
         rounds: options.rounds,
+        encrypted: false,
     };
+    // rqbit speaks no MSE.
+    let encrypting: Vec<Client> = clients
+        .iter()
+        .copied()
+        .filter(|c| *c != Client::Rqbit)
+        .collect();
     for scenario in &options.scenarios {
         say(format!("— {}", scenario.title(options.swarm)));
         match scenario {
@@ -360,6 +374,19 @@ pub(crate) fn measure(btc: &Path, options: &Options, say: &mut dyn FnMut(String)
             Scenario::Swarm => {
                 let content = single.as_ref().context("no content")?;
                 runs.extend(setup.run(*scenario, content, &[reference], options.swarm, say)?);
+            }
+            Scenario::Encrypted => {
+                let content = single.as_ref().context("no content")?;
+                let encrypted = Setup {
+                    leechers: &encrypting,
+                    encrypted: true,
+                    ..setup
+                };
+                for seeder in [Client::Libtorrent, Client::Btc] {
+                    if encrypting.contains(&seeder) {
+                        runs.extend(encrypted.run(*scenario, content, &[seeder], 1, say)?);
+                    }
+                }
             }
             Scenario::Files => {
                 let sizes = small_files(options.size / 4, options.files);
@@ -404,6 +431,8 @@ struct Setup<'a> {
     tracker: &'a LocalTracker,
     leechers: &'a [Client],
     rounds: usize,
+    /// Whether every client requires encryption (MSE/PE with RC4).
+    encrypted: bool,
 }
 
 impl Setup<'_> {
@@ -426,7 +455,15 @@ impl Setup<'_> {
         self.tracker.reset();
         let mut running = seeders
             .iter()
-            .map(|c| Peer::seed(self.tools, *c, content.torrent_file(), &content.data_dir()))
+            .map(|c| {
+                Peer::seed(
+                    self.tools,
+                    *c,
+                    content.torrent_file(),
+                    &content.data_dir(),
+                    self.encrypted,
+                )
+            })
             .collect::<Result<Vec<_>>>()?;
         // Seeders check the data first; slow ones take a while.
         wait_until(
@@ -497,7 +534,7 @@ impl Setup<'_> {
         let seeder_cpu_before = seeder_cpu(seeders)?;
         let machine_before = clients::machine_busy_seconds()?;
         let mut leechers = (0..count)
-            .map(|_| Peer::leech(self.tools, client, content.torrent_file()))
+            .map(|_| Peer::leech(self.tools, client, content.torrent_file(), self.encrypted))
             .collect::<Result<Vec<_>>>()?;
         let mut usages: Vec<Option<Usage>> = vec![None; count];
         let timeout = Duration::from_secs(60) + Duration::from_secs(bytes / 2_000_000);

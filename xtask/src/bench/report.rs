@@ -98,6 +98,25 @@ fn comparisons(bench: &Bench) -> Vec<String> {
                 leanest_machine,
             ));
         }
+        if scenario == Scenario::Encrypted {
+            // What RC4 costs btc: its encrypted download from a btc seeder
+            // against its plaintext one in `one`, same run.
+            let one = self::cells(bench, Scenario::One);
+            let plain = one
+                .iter()
+                .find(|c| c.seeders == "btc" && c.leecher == Client::Btc);
+            let encrypted = cells
+                .iter()
+                .find(|c| c.seeders == "btc" && c.leecher == Client::Btc);
+            if let (Some(plain), Some(encrypted)) = (plain, encrypted) {
+                lines.push(format!(
+                    "- Encrypted, btc to btc: {:.0} MB/s = {:.2}× its plaintext download in `one` ({:.0} MB/s)",
+                    encrypted.mb_s(),
+                    encrypted.mb_s() / plain.mb_s(),
+                    plain.mb_s(),
+                ));
+            }
+        }
         if scenario != Scenario::One {
             continue;
         }
