@@ -499,3 +499,189 @@ impl Libtorrent {
         &mut self.process
     }
 }
+
+/// qBittorrent's settings: the listen port on 127.0.0.1, plaintext (or,
+/// `encrypted`, encryption required), TCP only, several connections per
+/// IP, no DHT, LSD, PEX or UPnP, no queueing, and its web API on 127.0.0.1
+/// without login.
+pub fn qbittorrent_config(port: &str, web: u16, encrypted: bool) -> String {
+    let encryption = if encrypted { 1 } else { 2 };
+    format!(
+        "[LegalNotice]\nAccepted=true\n\n\
+         [BitTorrent]\n\
+         Session\\Port={port}\n\
+         Session\\InterfaceAddress=127.0.0.1\n\
+         Session\\DHTEnabled=false\n\
+         Session\\LSDEnabled=false\n\
+         Session\\PeXEnabled=false\n\
+         Session\\Encryption={encryption}\n\
+         Session\\MultiConnectionsPerIp=true\n\
+         Session\\BTProtocol=TCP\n\
+         Session\\QueueingSystemEnabled=false\n\n\
+         [Preferences]\n\
+         Connection\\UPnP=false\n\
+         WebUI\\Address=127.0.0.1\n\
+         WebUI\\Port={web}\n\
+         WebUI\\LocalHostAuth=false\n\
+         WebUI\\CSRFProtection=false\n\
+         WebUI\\HostHeaderValidation=false\n"
+    )
+}
+
+/// Whether qBittorrent's (only) torrent is complete and seeding, asked of
+/// its web API on 127.0.0.1:`api`. An API that does not answer yet (still
+/// starting) means not done; a torrent in error fails.
+pub fn qbittorrent_done(api: u16) -> io::Result<bool> {
+    let Ok(body) = http_get(api, "/api/v2/torrents/info") else {
+        return Ok(false);
+    };
+    let torrents: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
+        io::Error::other(format!(
+            "qBittorrent's API answered {:?}: {e}",
+            String::from_utf8_lossy(&body)
+        ))
+    })?;
+    let Some(torrent) = torrents.get(0) else {
+        return Ok(false);
+    };
+    let state = torrent["state"].as_str().unwrap_or_default();
+    if state == "error" || state == "missingFiles" {
+        return Err(io::Error::other(format!(
+            "qBittorrent's torrent is in state {state}"
+        )));
+    }
+    let progress = torrent["progress"].as_f64().unwrap_or_default();
+    Ok(progress >= 1.0 && state.ends_with("UP") && state != "checkingUP")
+}
+
+/// A bounded GET on 127.0.0.1:`port`; the body of a 200 answer. The body
+/// ends at its `Content-Length`: qBittorrent keeps the connection open
+/// whatever the request asks.
+fn http_get(port: u16, path: &str) -> io::Result<Vec<u8>> {
+    use std::io::{Read as _, Write as _};
+    const MAX: usize = 16 << 20;
+    let fail = |what: String| Err(io::Error::other(what));
+    let timeout = Duration::from_secs(2);
+    let mut stream =
+        std::net::TcpStream::connect_timeout(&SocketAddr::from(([127, 0, 0, 1], port)), timeout)?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        if let Some(split) = answer.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&answer[..split]).to_ascii_lowercase();
+            let status = head.lines().next().unwrap_or_default().to_string();
+            if !status.starts_with("http/1.1 200") && !status.starts_with("http/1.0 200") {
+                return fail(status);
+            }
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|l| l.trim().parse::<usize>().ok());
+            let body = &answer[split + 4..];
+            match length {
+                Some(length) if length > MAX => {
+                    return fail(format!("an answer of {length} bytes"));
+                }
+                Some(length) if body.len() >= length => return Ok(body[..length].to_vec()),
+                _ => {}
+            }
+        }
+        let read = stream.read(&mut buf)?;
+        if read == 0 {
+            return fail("the connection closed before the whole answer".into());
+        }
+        answer.extend_from_slice(&buf[..read]);
+        if answer.len() > MAX {
+            return fail(format!("an answer over {MAX} bytes"));
+        }
+    }
+}
+
+/// qBittorrent (`qbittorrent-nox`) with one torrent, seeding what `dir`
+/// holds or downloading into it, watched through its web API.
+#[derive(Debug)]
+pub struct Qbittorrent {
+    process: Process,
+    /// The port it accepts peers on.
+    pub port: u16,
+    api: u16,
+    /// Its profile folder (kept until drop).
+    _profile: tempfile::TempDir,
+}
+
+impl Qbittorrent {
+    /// Starts it with `torrent`, saving into (or seeding from) `dir`; with
+    /// `encrypted`, it takes and makes only encrypted connections
+    /// (`Session\Encryption=1`).
+    pub fn start(torrent: &Path, dir: &Path, encrypted: bool) -> io::Result<Qbittorrent> {
+        let profile = tempfile::tempdir()?;
+        let port = free_port()?;
+        let api = free_port()?;
+        let config = profile.path().join("profile/qBittorrent/config");
+        std::fs::create_dir_all(&config)?;
+        std::fs::write(
+            config.join("qBittorrent.conf"),
+            qbittorrent_config(&port.to_string(), api, encrypted),
+        )?;
+        let mut command = Command::new("qbittorrent-nox");
+        command
+            .arg(format!(
+                "--profile={}",
+                profile.path().join("profile").display()
+            ))
+            .arg(format!("--save-path={}", dir.display()))
+            .arg(torrent);
+        Ok(Qbittorrent {
+            process: Process::spawn("qbittorrent-nox", &mut command)?,
+            port,
+            api,
+            _profile: profile,
+        })
+    }
+
+    /// Whether it has every piece (and seeds).
+    pub fn done(&self) -> io::Result<bool> {
+        qbittorrent_done(self.api)
+    }
+
+    /// Where peers reach it.
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// The process.
+    pub fn process(&mut self) -> &mut Process {
+        &mut self.process
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn qbittorrent_config_binds_loopback_and_says_the_encryption() {
+        let config = qbittorrent_config("6881", 8080, false);
+        for line in [
+            "Accepted=true",
+            "Session\\Port=6881",
+            "Session\\InterfaceAddress=127.0.0.1",
+            "Session\\Encryption=2",
+            "WebUI\\Address=127.0.0.1",
+            "WebUI\\Port=8080",
+        ] {
+            assert!(
+                config.lines().any(|l| l == line),
+                "{line} missing: {config}"
+            );
+        }
+        let required = qbittorrent_config("6881", 8080, true);
+        assert!(required.lines().any(|l| l == "Session\\Encryption=1"));
+    }
+}

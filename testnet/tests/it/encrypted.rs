@@ -1,4 +1,5 @@
-//! btc against real clients that take and make only encrypted connections
+//! btc against real clients (aria2, libtorrent, Transmission, qBittorrent)
+//! that take and make only encrypted connections
 //! (MSE/PE with RC4), both ways, byte-exact; btc requires encryption too,
 //! so a plaintext byte either way would have ended the connection.
 
@@ -6,7 +7,9 @@ use std::time::Duration;
 
 use engine::{Encryption, Session, SessionConfig, TorrentHandle, TorrentOptions};
 use testnet::Content;
-use testnet::real::{ARIA2_REQUIRE_CRYPTO, Aria2, Libtorrent, LtNetwork, Transmission};
+use testnet::real::{
+    ARIA2_REQUIRE_CRYPTO, Aria2, Libtorrent, LtNetwork, Qbittorrent, Transmission,
+};
 
 use super::{SIZES, SIZES_NOT_EMPTY, accepts, complete, poll, tracker, wait_seeding};
 
@@ -33,6 +36,17 @@ async fn leech_from(content: &Content, addr: std::net::SocketAddr) {
     content.verify(target.path()).unwrap();
     assert!(handle.stats().peers_ever > 0);
     leecher.shutdown().await;
+}
+
+/// Waits until the seeder's stats (published once a second) show what it
+/// sent: the copy came from it.
+async fn uploaded(handle: &TorrentHandle) {
+    let mut watch = handle.watch();
+    let sent = watch.wait_for(|s| s.uploaded > 0);
+    tokio::time::timeout(Duration::from_secs(10), sent)
+        .await
+        .expect("the btc seeder sent the data")
+        .unwrap();
 }
 
 /// A btc seeder requiring encryption, its data checked.
@@ -164,7 +178,44 @@ async fn transmission_requiring_encryption_downloads_from_a_btc_seeder() {
         Ok(transmission.percent_done()? == Some(100))
     });
     content.verify(target.path()).unwrap();
-    assert!(handle.stats().uploaded > 0);
+    uploaded(&handle).await;
+    seeder.shutdown().await;
+    tracker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn btc_downloads_from_a_qbittorrent_seeder_that_requires_encryption() {
+    let content = Content::generate("multi", &SIZES, false, 32 * 1024, &[], 97).unwrap();
+    let mut qbittorrent =
+        Qbittorrent::start(content.torrent_file(), &content.data_dir(), true).unwrap();
+    poll("qbittorrent has checked its data", 60, || {
+        qbittorrent.process().check_running()?;
+        qbittorrent.done()
+    });
+    leech_from(&content, qbittorrent.addr()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qbittorrent_requiring_encryption_downloads_from_a_btc_seeder() {
+    let tracker = tracker().await;
+    let content = Content::generate(
+        "multi",
+        &SIZES,
+        false,
+        32 * 1024,
+        &[tracker.announce_url()],
+        98,
+    )
+    .unwrap();
+    let (seeder, handle) = seeder(&content).await;
+    let target = tempfile::tempdir().unwrap();
+    let mut qbittorrent = Qbittorrent::start(content.torrent_file(), target.path(), true).unwrap();
+    poll("qbittorrent has every piece", 90, || {
+        qbittorrent.process().check_running()?;
+        qbittorrent.done()
+    });
+    content.verify(target.path()).unwrap();
+    uploaded(&handle).await;
     seeder.shutdown().await;
     tracker.stop().await;
 }

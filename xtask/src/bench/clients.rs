@@ -6,15 +6,13 @@
 //! its own fresh profile. Otherwise each keeps its defaults: the benchmark
 //! compares what users get. `../shared/LAB.md` explains the settings.
 
-use std::io::{Read as _, Write as _};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 use serde::Serialize;
-use testnet::real::{Process, free_port, installed};
+use testnet::real::{Process, free_port, installed, qbittorrent_config, qbittorrent_done};
 
 /// GNU time, for the CPU time and peak RSS of clients that exit when done.
 pub(crate) const TIME: &str = "/usr/bin/time";
@@ -402,102 +400,6 @@ impl Peer {
     }
 }
 
-/// qBittorrent's settings: the listen port on 127.0.0.1, plaintext (or,
-/// `encrypted`, encryption required), TCP only, several connections per
-/// IP, no DHT, LSD, PEX or UPnP, no queueing, and its web API on 127.0.0.1
-/// without login.
-fn qbittorrent_config(port: &str, web: u16, encrypted: bool) -> String {
-    let encryption = if encrypted { 1 } else { 2 };
-    format!(
-        "[LegalNotice]\nAccepted=true\n\n\
-         [BitTorrent]\n\
-         Session\\Port={port}\n\
-         Session\\InterfaceAddress=127.0.0.1\n\
-         Session\\DHTEnabled=false\n\
-         Session\\LSDEnabled=false\n\
-         Session\\PeXEnabled=false\n\
-         Session\\Encryption={encryption}\n\
-         Session\\MultiConnectionsPerIp=true\n\
-         Session\\BTProtocol=TCP\n\
-         Session\\QueueingSystemEnabled=false\n\n\
-         [Preferences]\n\
-         Connection\\UPnP=false\n\
-         WebUI\\Address=127.0.0.1\n\
-         WebUI\\Port={web}\n\
-         WebUI\\LocalHostAuth=false\n\
-         WebUI\\CSRFProtection=false\n\
-         WebUI\\HostHeaderValidation=false\n"
-    )
-}
-
-/// Whether qBittorrent's (only) torrent is complete and seeding. An API
-/// that does not answer yet (still starting) means not done.
-fn qbittorrent_done(api: u16) -> Result<bool> {
-    let Ok(body) = http_get(api, "/api/v2/torrents/info") else {
-        return Ok(false);
-    };
-    let torrents: serde_json::Value = serde_json::from_slice(&body).with_context(|| {
-        format!(
-            "qBittorrent's API answered {:?}",
-            String::from_utf8_lossy(&body)
-        )
-    })?;
-    let Some(torrent) = torrents.get(0) else {
-        return Ok(false);
-    };
-    let state = torrent["state"].as_str().unwrap_or_default();
-    if state == "error" || state == "missingFiles" {
-        bail!("qBittorrent's torrent is in state {state}");
-    }
-    let progress = torrent["progress"].as_f64().unwrap_or_default();
-    Ok(progress >= 1.0 && state.ends_with("UP") && state != "checkingUP")
-}
-
-/// A bounded GET on 127.0.0.1:`port`; the body of a 200 answer. The body
-/// ends at its `Content-Length`: qBittorrent keeps the connection open
-/// whatever the request asks.
-fn http_get(port: u16, path: &str) -> Result<Vec<u8>> {
-    const MAX: usize = 16 << 20;
-    let timeout = Duration::from_secs(2);
-    let mut stream =
-        TcpStream::connect_timeout(&std::net::SocketAddr::from(([127, 0, 0, 1], port)), timeout)?;
-    stream.set_read_timeout(Some(timeout))?;
-    stream.set_write_timeout(Some(timeout))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut answer = Vec::new();
-    let mut buf = [0u8; 16 * 1024];
-    loop {
-        if let Some(split) = answer.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&answer[..split]).to_ascii_lowercase();
-            let status = head.lines().next().unwrap_or_default().to_string();
-            if !status.starts_with("http/1.1 200") && !status.starts_with("http/1.0 200") {
-                bail!("{status}");
-            }
-            let length = head
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length:"))
-                .and_then(|l| l.trim().parse::<usize>().ok());
-            let body = &answer[split + 4..];
-            match length {
-                Some(length) if length > MAX => bail!("an answer of {length} bytes"),
-                Some(length) if body.len() >= length => return Ok(body[..length].to_vec()),
-                _ => {}
-            }
-        }
-        let read = stream.read(&mut buf)?;
-        if read == 0 {
-            bail!("the connection closed before the whole answer");
-        }
-        answer.extend_from_slice(&buf[..read]);
-        if answer.len() > MAX {
-            bail!("an answer over {MAX} bytes");
-        }
-    }
-}
-
 /// CPU seconds (user + system) and peak RSS in MiB of a running process,
 /// from `/proc`.
 fn proc_usage(pid: u32) -> Result<(f64, f64)> {
@@ -597,25 +499,6 @@ mod tests {
         assert_eq!(parse_proc(stat, status), Some((2.0, 50.0)));
         assert_eq!(parse_proc("4242 (x) S 1", status), None);
         assert_eq!(parse_proc(stat, "Name:\tx\n"), None);
-    }
-
-    #[test]
-    fn qbittorrent_config_binds_loopback_and_plaintext() {
-        let config = qbittorrent_config("6881", 8080, false);
-        assert!(qbittorrent_config("6881", 8080, true).contains("Session\\Encryption=1\n"));
-        for line in [
-            "Accepted=true",
-            "Session\\Port=6881",
-            "Session\\InterfaceAddress=127.0.0.1",
-            "Session\\Encryption=2",
-            "WebUI\\Address=127.0.0.1",
-            "WebUI\\Port=8080",
-        ] {
-            assert!(
-                config.lines().any(|l| l == line),
-                "{line} missing: {config}"
-            );
-        }
     }
 
     #[test]
