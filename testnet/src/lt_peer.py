@@ -12,7 +12,8 @@ given. TORRENT may be a magnet link. With LT_DHT=HOST:PORT, its DHT runs,
 bootstrapping from that node alone, with the settings loopback needs, and
 it announces the torrent there every few seconds. LT_UPLOAD_LIMIT=BYTES
 caps its upload rate. LT_ENCRYPTION=require makes it take and make only
-encrypted connections (MSE/PE with RC4). A seeder runs until it is killed. A leecher exits with status 0 once every piece is verified,
+encrypted connections (MSE/PE with RC4), LT_ENCRYPTION=default leaves
+libtorrent's own encryption settings. A seeder runs until it is killed. A leecher exits with status 0 once every piece is verified,
 or 1 on an error.
 """
 
@@ -46,6 +47,9 @@ def main():
     if os.environ.get("LT_ENCRYPTION") == "require":
         # pe_forced both ways, RC4 only.
         settings.update({"in_enc_policy": 0, "out_enc_policy": 0, "allowed_enc_level": 2})
+    elif os.environ.get("LT_ENCRYPTION") == "default":
+        # libtorrent's own: MSE tried both ways, either method.
+        del settings["out_enc_policy"]
     if os.environ.get("LT_UPLOAD_LIMIT"):
         settings["upload_rate_limit"] = int(os.environ["LT_UPLOAD_LIMIT"])
     if dht:

@@ -370,6 +370,20 @@ pub struct Libtorrent {
     _script: tempfile::TempDir,
 }
 
+/// How a real client treats encryption (MSE/PE).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Crypto {
+    /// Plaintext (libtorrent dials in plaintext and takes either;
+    /// qBittorrent has encryption off), as every peer of the benchmark's
+    /// plain scenarios.
+    #[default]
+    Plaintext,
+    /// The client's own defaults.
+    Defaults,
+    /// Encrypted connections only, with RC4.
+    Required,
+}
+
 /// Where a libtorrent peer listens and whether its DHT runs.
 #[derive(Clone, Copy, Debug)]
 pub struct LtNetwork {
@@ -379,9 +393,8 @@ pub struct LtNetwork {
     pub dht: Option<SocketAddr>,
     /// Its upload rate cap, in bytes per second.
     pub upload_limit: Option<u64>,
-    /// Whether it takes and makes only encrypted connections (MSE/PE
-    /// with RC4); else it dials in plaintext and takes either.
-    pub require_encryption: bool,
+    /// How it treats encryption.
+    pub crypto: Crypto,
 }
 
 impl Default for LtNetwork {
@@ -390,7 +403,7 @@ impl Default for LtNetwork {
             ip: std::net::Ipv4Addr::LOCALHOST.into(),
             dht: None,
             upload_limit: None,
-            require_encryption: false,
+            crypto: Crypto::Plaintext,
         }
     }
 }
@@ -429,8 +442,14 @@ impl Libtorrent {
         if let Some(limit) = network.upload_limit {
             command.env("LT_UPLOAD_LIMIT", limit.to_string());
         }
-        if network.require_encryption {
-            command.env("LT_ENCRYPTION", "require");
+        match network.crypto {
+            Crypto::Plaintext => {}
+            Crypto::Defaults => {
+                command.env("LT_ENCRYPTION", "default");
+            }
+            Crypto::Required => {
+                command.env("LT_ENCRYPTION", "require");
+            }
         }
         Ok(Libtorrent {
             process: Process::spawn("python3-libtorrent", &mut command)?,
@@ -500,12 +519,16 @@ impl Libtorrent {
     }
 }
 
-/// qBittorrent's settings: the listen port on 127.0.0.1, plaintext (or,
-/// `encrypted`, encryption required), TCP only, several connections per
-/// IP, no DHT, LSD, PEX or UPnP, no queueing, and its web API on 127.0.0.1
-/// without login.
-pub fn qbittorrent_config(port: &str, web: u16, encrypted: bool) -> String {
-    let encryption = if encrypted { 1 } else { 2 };
+/// qBittorrent's settings: the listen port on 127.0.0.1, encryption as
+/// `crypto` says (`Session\Encryption` 2 off, 1 required, else its
+/// default), TCP only, several connections per IP, no DHT, LSD, PEX or
+/// UPnP, no queueing, and its web API on 127.0.0.1 without login.
+pub fn qbittorrent_config(port: &str, web: u16, crypto: Crypto) -> String {
+    let encryption = match crypto {
+        Crypto::Plaintext => "Session\\Encryption=2\n",
+        Crypto::Required => "Session\\Encryption=1\n",
+        Crypto::Defaults => "",
+    };
     format!(
         "[LegalNotice]\nAccepted=true\n\n\
          [BitTorrent]\n\
@@ -514,7 +537,7 @@ pub fn qbittorrent_config(port: &str, web: u16, encrypted: bool) -> String {
          Session\\DHTEnabled=false\n\
          Session\\LSDEnabled=false\n\
          Session\\PeXEnabled=false\n\
-         Session\\Encryption={encryption}\n\
+         {encryption}\
          Session\\MultiConnectionsPerIp=true\n\
          Session\\BTProtocol=TCP\n\
          Session\\QueueingSystemEnabled=false\n\n\
@@ -616,10 +639,9 @@ pub struct Qbittorrent {
 }
 
 impl Qbittorrent {
-    /// Starts it with `torrent`, saving into (or seeding from) `dir`; with
-    /// `encrypted`, it takes and makes only encrypted connections
-    /// (`Session\Encryption=1`).
-    pub fn start(torrent: &Path, dir: &Path, encrypted: bool) -> io::Result<Qbittorrent> {
+    /// Starts it with `torrent`, saving into (or seeding from) `dir`,
+    /// treating encryption as `crypto` says.
+    pub fn start(torrent: &Path, dir: &Path, crypto: Crypto) -> io::Result<Qbittorrent> {
         let profile = tempfile::tempdir()?;
         let port = free_port()?;
         let api = free_port()?;
@@ -627,7 +649,7 @@ impl Qbittorrent {
         std::fs::create_dir_all(&config)?;
         std::fs::write(
             config.join("qBittorrent.conf"),
-            qbittorrent_config(&port.to_string(), api, encrypted),
+            qbittorrent_config(&port.to_string(), api, crypto),
         )?;
         let mut command = Command::new("qbittorrent-nox");
         command
@@ -667,7 +689,7 @@ mod tests {
 
     #[test]
     fn qbittorrent_config_binds_loopback_and_says_the_encryption() {
-        let config = qbittorrent_config("6881", 8080, false);
+        let config = qbittorrent_config("6881", 8080, Crypto::Plaintext);
         for line in [
             "Accepted=true",
             "Session\\Port=6881",
@@ -681,7 +703,9 @@ mod tests {
                 "{line} missing: {config}"
             );
         }
-        let required = qbittorrent_config("6881", 8080, true);
+        let required = qbittorrent_config("6881", 8080, Crypto::Required);
         assert!(required.lines().any(|l| l == "Session\\Encryption=1"));
+        let defaults = qbittorrent_config("6881", 8080, Crypto::Defaults);
+        assert!(!defaults.contains("Encryption"));
     }
 }

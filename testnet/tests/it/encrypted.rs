@@ -8,7 +8,7 @@ use std::time::Duration;
 use engine::{Encryption, Session, SessionConfig, TorrentHandle, TorrentOptions};
 use testnet::Content;
 use testnet::real::{
-    ARIA2_REQUIRE_CRYPTO, Aria2, Libtorrent, LtNetwork, Qbittorrent, Transmission,
+    ARIA2_REQUIRE_CRYPTO, Aria2, Crypto, Libtorrent, LtNetwork, Qbittorrent, Transmission,
 };
 
 use super::{SIZES, SIZES_NOT_EMPTY, accepts, complete, poll, tracker, wait_seeding};
@@ -106,7 +106,7 @@ async fn aria2_requiring_encryption_downloads_from_a_btc_seeder() {
 
 fn lt_requiring() -> LtNetwork {
     LtNetwork {
-        require_encryption: true,
+        crypto: Crypto::Required,
         ..LtNetwork::default()
     }
 }
@@ -186,8 +186,12 @@ async fn transmission_requiring_encryption_downloads_from_a_btc_seeder() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn btc_downloads_from_a_qbittorrent_seeder_that_requires_encryption() {
     let content = Content::generate("multi", &SIZES, false, 32 * 1024, &[], 97).unwrap();
-    let mut qbittorrent =
-        Qbittorrent::start(content.torrent_file(), &content.data_dir(), true).unwrap();
+    let mut qbittorrent = Qbittorrent::start(
+        content.torrent_file(),
+        &content.data_dir(),
+        Crypto::Required,
+    )
+    .unwrap();
     poll("qbittorrent has checked its data", 60, || {
         qbittorrent.process().check_running()?;
         qbittorrent.done()
@@ -209,7 +213,8 @@ async fn qbittorrent_requiring_encryption_downloads_from_a_btc_seeder() {
     .unwrap();
     let (seeder, handle) = seeder(&content).await;
     let target = tempfile::tempdir().unwrap();
-    let mut qbittorrent = Qbittorrent::start(content.torrent_file(), target.path(), true).unwrap();
+    let mut qbittorrent =
+        Qbittorrent::start(content.torrent_file(), target.path(), Crypto::Required).unwrap();
     poll("qbittorrent has every piece", 90, || {
         qbittorrent.process().check_running()?;
         qbittorrent.done()
@@ -218,4 +223,150 @@ async fn qbittorrent_requiring_encryption_downloads_from_a_btc_seeder() {
     uploaded(&handle).await;
     seeder.shutdown().await;
     tracker.stop().await;
+}
+
+/// btc's default (MSE first, plaintext if refused) against each client's
+/// own encryption defaults, both ways: libtorrent (MSE both ways, either
+/// method), Transmission (`"encryption": 1`, preferred) and qBittorrent
+/// (its default). aria2's defaults are those of the plain interop tests.
+mod defaults {
+    use super::*;
+
+    async fn btc_leech_from(content: &Content, addr: std::net::SocketAddr) {
+        let leecher = super::super::session().await;
+        let target = tempfile::tempdir().unwrap();
+        let mut options = TorrentOptions::new(target.path());
+        options.peers = vec![addr];
+        let handle = leecher
+            .add(content.torrent().clone(), options)
+            .await
+            .unwrap();
+        complete(&handle).await;
+        content.verify(target.path()).unwrap();
+        leecher.shutdown().await;
+    }
+
+    async fn btc_seeder(content: &Content) -> (Session, TorrentHandle) {
+        let seeder = super::super::session().await;
+        let handle = seeder
+            .add(
+                content.torrent().clone(),
+                TorrentOptions::new(content.data_dir()),
+            )
+            .await
+            .unwrap();
+        wait_seeding(&handle).await;
+        (seeder, handle)
+    }
+
+    fn lt_defaults() -> LtNetwork {
+        LtNetwork {
+            crypto: Crypto::Defaults,
+            ..LtNetwork::default()
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn with_libtorrent_both_ways() {
+        let content = Content::generate("multi", &SIZES, true, 32 * 1024, &[], 101).unwrap();
+        let mut lt =
+            Libtorrent::seed_in(content.torrent_file(), &content.data_dir(), lt_defaults())
+                .unwrap();
+        let addr = lt.addr();
+        poll("libtorrent listens", 30, || {
+            lt.process().check_running()?;
+            Ok(accepts(addr))
+        });
+        btc_leech_from(&content, addr).await;
+
+        let (seeder, handle) = btc_seeder(&content).await;
+        let target = tempfile::tempdir().unwrap();
+        let mut lt = Libtorrent::leech_in(
+            content.torrent_file(),
+            target.path(),
+            &[seeder.local_addr()],
+            lt_defaults(),
+        )
+        .unwrap();
+        let status =
+            tokio::task::block_in_place(|| lt.process().wait_exit(Duration::from_secs(90)));
+        let status = status.unwrap_or_else(|e| panic!("{e}; the seeder: {:?}", handle.stats()));
+        assert!(status.success(), "libtorrent failed: {status}");
+        content.verify(target.path()).unwrap();
+        seeder.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn with_transmission_both_ways() {
+        let tracker = tracker().await;
+        let content = Content::generate(
+            "multi",
+            &SIZES_NOT_EMPTY,
+            false,
+            32 * 1024,
+            &[tracker.announce_url()],
+            102,
+        )
+        .unwrap();
+        let mut seeding = Transmission::start_with_encryption(&content.data_dir(), 1).unwrap();
+        seeding.add(content.torrent_file()).unwrap();
+        poll("transmission has checked its data", 30, || {
+            seeding.process().check_running()?;
+            Ok(seeding.percent_done()? == Some(100))
+        });
+        btc_leech_from(&content, seeding.addr()).await;
+        drop(seeding);
+
+        let (seeder, handle) = btc_seeder(&content).await;
+        let target = tempfile::tempdir().unwrap();
+        let mut leeching = Transmission::start_with_encryption(target.path(), 1).unwrap();
+        leeching.add(content.torrent_file()).unwrap();
+        poll("transmission has every piece", 90, || {
+            leeching.process().check_running()?;
+            Ok(leeching.percent_done()? == Some(100))
+        });
+        content.verify(target.path()).unwrap();
+        uploaded(&handle).await;
+        seeder.shutdown().await;
+        tracker.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn with_qbittorrent_both_ways() {
+        let tracker = tracker().await;
+        let content = Content::generate(
+            "multi",
+            &SIZES,
+            false,
+            32 * 1024,
+            &[tracker.announce_url()],
+            103,
+        )
+        .unwrap();
+        let mut seeding = Qbittorrent::start(
+            content.torrent_file(),
+            &content.data_dir(),
+            Crypto::Defaults,
+        )
+        .unwrap();
+        poll("qbittorrent has checked its data", 60, || {
+            seeding.process().check_running()?;
+            seeding.done()
+        });
+        btc_leech_from(&content, seeding.addr()).await;
+        drop(seeding);
+
+        let (seeder, handle) = btc_seeder(&content).await;
+        let target = tempfile::tempdir().unwrap();
+        let mut leeching =
+            Qbittorrent::start(content.torrent_file(), target.path(), Crypto::Defaults).unwrap();
+        poll("qbittorrent has every piece", 90, || {
+            leeching.process().check_running()?;
+            leeching.done()
+        });
+        content.verify(target.path()).unwrap();
+        uploaded(&handle).await;
+        seeder.shutdown().await;
+        tracker.stop().await;
+    }
 }

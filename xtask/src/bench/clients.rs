@@ -303,7 +303,15 @@ impl Peer {
                 std::fs::create_dir_all(&config)?;
                 std::fs::write(
                     config.join("qBittorrent.conf"),
-                    qbittorrent_config(&port, web, encrypted),
+                    qbittorrent_config(
+                        &port,
+                        web,
+                        if encrypted {
+                            testnet::real::Crypto::Required
+                        } else {
+                            testnet::real::Crypto::Plaintext
+                        },
+                    ),
                 )?;
                 let mut command = Command::new("qbittorrent-nox");
                 command
