@@ -236,9 +236,7 @@ async fn from_peer(
         return Err(format!("{addr} does not speak the extension protocol"));
     }
     let mut wire = Framed::new(stream, PeerCodec::new(None));
-    let mut hello = ExtensionHandshake::default();
-    hello.m.insert("ut_metadata".into(), UT_METADATA_ID);
-    hello.v = Some(concat!("btc ", env!("CARGO_PKG_VERSION")).into());
+    let hello = crate::wire::extension_handshake(None, None, false);
     let send = |e: peerwire::WireError| format!("{addr}: {e}");
     wire.send(Message::Extended {
         id: 0,

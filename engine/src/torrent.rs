@@ -34,6 +34,7 @@ use crate::webseed::{WebClient, WebSeed};
 mod connections;
 mod messages;
 mod pex;
+pub(crate) use pex::UT_PEX_ID;
 mod pipeline;
 mod requests;
 use pipeline::{MAX_QUEUE, Unasked, pipeline_depth, web_seed_depth};

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use metainfo::InfoHash;
 use mse::{Method, Methods};
+use peerwire::extension::ExtensionHandshake;
 use peerwire::{HANDSHAKE_LEN, Handshake};
 
 use crate::DropReason;
@@ -246,6 +247,32 @@ async fn try_dial(how: &Dial<'_>, use_mse: bool) -> Result<(Wire, Handshake), Fa
             .into(),
         )),
     }
+}
+
+/// Our extension handshake (BEP 10), for a torrent's connections and the
+/// metadata fetcher's alike: `ut_metadata` always (with `metadata_size`
+/// when we have the info dictionary to serve), `ut_pex` if `pex`, and, on a
+/// torrent's connection (`listen` given), the port we listen on (a peer
+/// that we dialled can then name us in its peer exchange) and how many
+/// requests we queue (`reqq`).
+pub(crate) fn extension_handshake(
+    listen: Option<u16>,
+    metadata_size: Option<u32>,
+    pex: bool,
+) -> ExtensionHandshake {
+    let mut ours = ExtensionHandshake {
+        v: Some(concat!("btc ", env!("CARGO_PKG_VERSION")).to_string()),
+        reqq: listen.map(|_| crate::peer::MAX_SERVE_QUEUE as u32),
+        p: listen,
+        metadata_size,
+        ..ExtensionHandshake::default()
+    };
+    ours.m
+        .insert("ut_metadata".into(), crate::metadata::UT_METADATA_ID);
+    if pex {
+        ours.m.insert("ut_pex".into(), crate::torrent::UT_PEX_ID);
+    }
+    ours
 }
 
 /// Bytes read to tell a plaintext handshake from an MSE one.

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, Instant};
 
-use peerwire::extension::ExtensionHandshake;
 use peerwire::{Bitfield, Handshake, Message};
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
@@ -424,20 +423,12 @@ impl Torrent {
             peer.send(Message::Bitfield(bitfield.to_bytes()));
         }
         if peer.extended {
-            let mut ours = ExtensionHandshake {
-                v: Some(concat!("btc ", env!("CARGO_PKG_VERSION")).to_string()),
-                reqq: Some(peer::MAX_SERVE_QUEUE as u32),
-                p: Some(self.port),
-                yourip: None,
-                // We serve the info dictionary to magnet downloaders.
-                metadata_size: u32::try_from(self.metainfo.raw_info().len()).ok(),
-                ..ExtensionHandshake::default()
-            };
-            ours.m
-                .insert("ut_metadata".into(), crate::metadata::UT_METADATA_ID);
-            if self.pex_enabled() {
-                ours.m.insert("ut_pex".into(), super::pex::UT_PEX_ID);
-            }
+            // We serve the info dictionary to magnet downloaders.
+            let ours = crate::wire::extension_handshake(
+                Some(self.port),
+                u32::try_from(self.metainfo.raw_info().len()).ok(),
+                self.pex_enabled(),
+            );
             peer.send(Message::Extended {
                 id: 0,
                 payload: ours.encode(),
