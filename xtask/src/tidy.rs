@@ -4,7 +4,7 @@ use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
 /// Each workspace crate's layer. A crate may depend only on crates of a
-/// lower layer: `bencode → metainfo → tracker / peerwire / dht / mse → storage → engine
+/// lower layer: `bencode → metainfo → tracker / peerwire / dht / mse / utp → storage → engine
 /// → btc`, with `testnet` beside `btc` and `xtask` on top.
 const LAYERS: &[(&str, u8)] = &[
     ("bencode", 0),
@@ -13,6 +13,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("peerwire", 2),
     ("dht", 2),
     ("mse", 2),
+    ("utp", 2),
     ("storage", 3),
     ("engine", 4),
     ("btc", 5),
@@ -23,7 +24,7 @@ const LAYERS: &[(&str, u8)] = &[
 /// Crates that must stay free of async runtimes and sockets. An optional
 /// dependency (a shell behind a feature) is allowed: the core builds
 /// without it.
-const SANS_IO: &[&str] = &["bencode", "metainfo", "dht", "mse"];
+const SANS_IO: &[&str] = &["bencode", "metainfo", "dht", "mse", "utp"];
 const IO_CRATES: &[&str] = &[
     "tokio",
     "tokio-util",

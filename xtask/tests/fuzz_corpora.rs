@@ -38,6 +38,7 @@ targets!(
     webseed_answer,
     krpc_message,
     mse_responder,
+    utp_packet,
 );
 
 fn fuzz_dir() -> PathBuf {

@@ -1,0 +1,41 @@
+//! The Micro Transport Protocol (uTP, BEP 29): BitTorrent's reliable,
+//! ordered stream over UDP, whose LEDBAT congestion control gives way to
+//! other traffic when it sees queueing delay.
+//!
+//! The protocol is sans-IO. So far:
+//! - [`Packet`] is one uTP datagram (version 1): its [`Header`], the
+//!   selective-ACK extension ([`SelectiveAck`]) and its payload, decoded
+//!   within bounds and encoded; [`is_utp`] tells a uTP datagram from a DHT
+//!   one on a shared socket.
+//!
+//! ```
+//! use utp::{Header, Packet, PacketType, SelectiveAck};
+//!
+//! let packet = Packet {
+//!     header: Header {
+//!         kind: PacketType::State,
+//!         connection_id: 7,
+//!         timestamp_us: 1_000,
+//!         timestamp_difference_us: 250,
+//!         window: 1 << 20,
+//!         seq_nr: 1,
+//!         ack_nr: 41,
+//!     },
+//!     // Packets 43 and 50 arrived past the gap at 42.
+//!     selective_ack: Some(SelectiveAck::new(41, [43, 50])),
+//!     payload: Vec::new(),
+//! };
+//! let bytes = packet.encode();
+//! assert!(utp::is_utp(&bytes));
+//! let decoded = Packet::decode(&bytes)?;
+//! assert_eq!(decoded, packet);
+//! let sack = decoded.selective_ack.unwrap();
+//! assert_eq!(sack.acked(41).collect::<Vec<_>>(), [43, 50]);
+//! # Ok::<(), utp::PacketError>(())
+//! ```
+
+mod packet;
+
+pub use packet::{
+    HEADER_LEN, Header, MAX_SACK_BYTES, Packet, PacketError, PacketType, SelectiveAck, is_utp,
+};

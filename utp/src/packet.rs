@@ -1,0 +1,256 @@
+//! One uTP datagram: a 20-byte header, a chain of extensions, a payload.
+//!
+//! ```text
+//! 0       4       8               16              24              32
+//! +-------+-------+---------------+---------------+---------------+
+//! | type  | ver   | extension     | connection_id                 |
+//! +-------+-------+---------------+---------------+---------------+
+//! | timestamp_microseconds                                        |
+//! | timestamp_difference_microseconds                             |
+//! | wnd_size                                                      |
+//! | seq_nr                        | ack_nr                        |
+//! +---------------+---------------+---------------+---------------+
+//! ```
+//!
+//! Each extension is `next extension type, length, bytes`; type 1 is the
+//! selective ACK, a bitmask of packets received past `ack_nr + 1`.
+
+/// Bytes in the fixed header.
+pub const HEADER_LEN: usize = 20;
+
+/// The protocol version this crate speaks (BEP 29's).
+const VERSION: u8 = 1;
+
+/// The extension type of the selective ACK.
+const EXT_SACK: u8 = 1;
+
+/// The longest selective ACK this crate sends: 256 packets past the gap.
+/// Longer ones (up to 252 bytes, the most a length byte allows in steps of
+/// four) are read.
+pub const MAX_SACK_BYTES: usize = 32;
+
+/// What a packet is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PacketType {
+    /// `ST_DATA`: payload.
+    Data,
+    /// `ST_FIN`: the last packet of the sender's stream.
+    Fin,
+    /// `ST_STATE`: an acknowledgement, no payload.
+    State,
+    /// `ST_RESET`: the connection is over, at once.
+    Reset,
+    /// `ST_SYN`: opens a connection.
+    Syn,
+}
+
+impl PacketType {
+    fn code(self) -> u8 {
+        match self {
+            PacketType::Data => 0,
+            PacketType::Fin => 1,
+            PacketType::State => 2,
+            PacketType::Reset => 3,
+            PacketType::Syn => 4,
+        }
+    }
+
+    fn from_code(code: u8) -> Option<PacketType> {
+        Some(match code {
+            0 => PacketType::Data,
+            1 => PacketType::Fin,
+            2 => PacketType::State,
+            3 => PacketType::Reset,
+            4 => PacketType::Syn,
+            _ => return None,
+        })
+    }
+}
+
+/// The fixed header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Header {
+    /// What the packet is for.
+    pub kind: PacketType,
+    /// The connection: the receiving side's id for it (a SYN carries the
+    /// sender's receive id).
+    pub connection_id: u16,
+    /// The sender's clock when it sent the packet, in microseconds.
+    pub timestamp_us: u32,
+    /// The sender's last measured one-way delay (its clock minus the
+    /// timestamp of the last packet it received), in microseconds.
+    pub timestamp_difference_us: u32,
+    /// Bytes the sender can still take in (its receive window).
+    pub window: u32,
+    /// This packet's sequence number.
+    pub seq_nr: u16,
+    /// The last sequence number received in order.
+    pub ack_nr: u16,
+}
+
+/// The selective ACK extension: which packets past the first one not yet
+/// received (`ack_nr + 1`) have arrived, as a bitmask whose bit *i* (the
+/// low bit of byte *i* / 8 first) stands for `ack_nr + 2 + i`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct SelectiveAck {
+    mask: Vec<u8>,
+}
+
+impl SelectiveAck {
+    /// The selective ACK of a receiver whose `ack_nr` is `ack_nr`, for the
+    /// packets in `received` (sequence numbers past `ack_nr + 1`, with
+    /// wrap-around; others, and those past [`MAX_SACK_BYTES`] × 8, are
+    /// left out). The mask is as short as it can be, in steps of four
+    /// bytes.
+    pub fn new(ack_nr: u16, received: impl IntoIterator<Item = u16>) -> SelectiveAck {
+        let mut mask = vec![0u8; MAX_SACK_BYTES];
+        let mut last = None;
+        for seq in received {
+            let i = usize::from(seq.wrapping_sub(ack_nr).wrapping_sub(2));
+            if i < MAX_SACK_BYTES * 8 {
+                mask[i / 8] |= 1 << (i % 8);
+                last = last.max(Some(i));
+            }
+        }
+        let bytes = last.map_or(4, |i| (i / 8 + 1).div_ceil(4) * 4);
+        mask.truncate(bytes);
+        SelectiveAck { mask }
+    }
+
+    /// The sequence numbers it acknowledges, given the packet's `ack_nr`.
+    pub fn acked(&self, ack_nr: u16) -> impl Iterator<Item = u16> + '_ {
+        self.mask.iter().enumerate().flat_map(move |(byte, bits)| {
+            (0..8)
+                .filter(move |bit| bits & (1 << bit) != 0)
+                .map(move |bit| {
+                    // At most 252 × 8 bits: the index fits in a u16.
+                    let i = (byte * 8 + bit) as u16;
+                    ack_nr.wrapping_add(2).wrapping_add(i)
+                })
+        })
+    }
+
+    /// The bitmask as sent.
+    pub fn mask(&self) -> &[u8] {
+        &self.mask
+    }
+}
+
+/// One uTP datagram.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Packet {
+    /// The fixed header.
+    pub header: Header,
+    /// The selective ACK, if it carries one.
+    pub selective_ack: Option<SelectiveAck>,
+    /// The payload (for `ST_DATA`; empty for the others).
+    pub payload: Vec<u8>,
+}
+
+/// Why a datagram is not a uTP packet this crate takes.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PacketError {
+    /// Shorter than the fixed header.
+    #[error("{0} bytes, shorter than a uTP header")]
+    TooShort(usize),
+    /// Another version of the protocol.
+    #[error("uTP version {0}, not 1")]
+    Version(u8),
+    /// A packet type past `ST_SYN`.
+    #[error("packet type {0} is not a uTP type")]
+    Type(u8),
+    /// An extension runs past the end of the datagram.
+    #[error("an extension runs past the end of the packet")]
+    Truncated,
+    /// A selective ACK whose length is not a positive multiple of four.
+    #[error("a selective ACK of {0} bytes (a multiple of 4 is needed)")]
+    BadSack(usize),
+}
+
+impl Packet {
+    /// Decodes one datagram. Unknown extensions are skipped; a second
+    /// selective ACK is ignored.
+    pub fn decode(bytes: &[u8]) -> Result<Packet, PacketError> {
+        if bytes.len() < HEADER_LEN {
+            return Err(PacketError::TooShort(bytes.len()));
+        }
+        let version = bytes[0] & 0x0f;
+        if version != VERSION {
+            return Err(PacketError::Version(version));
+        }
+        let kind = PacketType::from_code(bytes[0] >> 4).ok_or(PacketError::Type(bytes[0] >> 4))?;
+        let u16_at = |at: usize| u16::from_be_bytes([bytes[at], bytes[at + 1]]);
+        let u32_at = |at: usize| {
+            u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
+        };
+        let header = Header {
+            kind,
+            connection_id: u16_at(2),
+            timestamp_us: u32_at(4),
+            timestamp_difference_us: u32_at(8),
+            window: u32_at(12),
+            seq_nr: u16_at(16),
+            ack_nr: u16_at(18),
+        };
+        let mut next = bytes[1];
+        let mut at = HEADER_LEN;
+        let mut selective_ack = None;
+        // Each extension takes at least two bytes: the chain ends.
+        while next != 0 {
+            let (Some(&following), Some(&len)) = (bytes.get(at), bytes.get(at + 1)) else {
+                return Err(PacketError::Truncated);
+            };
+            let len = usize::from(len);
+            let data = bytes
+                .get(at + 2..at + 2 + len)
+                .ok_or(PacketError::Truncated)?;
+            if next == EXT_SACK {
+                if len == 0 || len % 4 != 0 {
+                    return Err(PacketError::BadSack(len));
+                }
+                selective_ack.get_or_insert_with(|| SelectiveAck {
+                    mask: data.to_vec(),
+                });
+            }
+            next = following;
+            at += 2 + len;
+        }
+        Ok(Packet {
+            header,
+            selective_ack,
+            payload: bytes[at..].to_vec(),
+        })
+    }
+
+    /// The datagram's bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        let sack = self.selective_ack.as_ref().map(|s| s.mask());
+        let mut out =
+            Vec::with_capacity(HEADER_LEN + sack.map_or(0, |m| m.len() + 2) + self.payload.len());
+        let h = &self.header;
+        out.push(h.kind.code() << 4 | VERSION);
+        out.push(if sack.is_some() { EXT_SACK } else { 0 });
+        out.extend(h.connection_id.to_be_bytes());
+        out.extend(h.timestamp_us.to_be_bytes());
+        out.extend(h.timestamp_difference_us.to_be_bytes());
+        out.extend(h.window.to_be_bytes());
+        out.extend(h.seq_nr.to_be_bytes());
+        out.extend(h.ack_nr.to_be_bytes());
+        if let Some(mask) = sack {
+            out.push(0);
+            // A mask read from the wire is at most 252 bytes; one made here
+            // at most MAX_SACK_BYTES.
+            out.push(u8::try_from(mask.len()).unwrap_or(u8::MAX));
+            out.extend(mask);
+        }
+        out.extend(&self.payload);
+        out
+    }
+}
+
+/// Whether a datagram on a socket shared with the DHT is uTP: a DHT
+/// packet is a bencoded dictionary (`d…`), a uTP one starts with a type
+/// up to `ST_SYN` and version 1.
+pub fn is_utp(datagram: &[u8]) -> bool {
+    datagram.len() >= HEADER_LEN && datagram[0] & 0x0f == VERSION && datagram[0] >> 4 <= 4
+}
