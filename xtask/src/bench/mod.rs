@@ -1,7 +1,7 @@
 //! `cargo xtask bench`: btc against the real clients installed here, on
 //! 127.0.0.1, in one run.
 //!
-//! Four scenarios, each a set of seeders that every leecher downloads the
+//! Five scenarios, each a set of seeders that every leecher downloads the
 //! same torrent from, one leecher client after the other, round after
 //! round (btc, libtorrent, qBittorrent, aria2, btc, …) so that drift on a
 //! shared machine hits everyone alike:
@@ -11,7 +11,10 @@
 //!   leechers from the same seeder and seeders for the same leecher;
 //! - `four`: four seeders (every client, topped up with btc) to one leecher;
 //! - `swarm`: one seeder to eight leechers of the same client at once;
-//! - `files`: one seeder, one leecher, a torrent of many small files.
+//! - `files`: one seeder, one leecher, a torrent of many small files;
+//! - `encrypted`: one seeder (libtorrent, then btc), one leecher, every one
+//!   of them requiring MSE/PE with RC4 (rqbit, which has no MSE, sits it
+//!   out).
 //!
 //! Every set of seeders first serves one unmeasured download: the first
 //! download from a freshly started seeder ran 20–100% slower than the
