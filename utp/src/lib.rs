@@ -7,6 +7,9 @@
 //!   selective-ACK extension ([`SelectiveAck`]) and its payload, decoded
 //!   within bounds and encoded; [`is_utp`] tells a uTP datagram from a DHT
 //!   one on a shared socket.
+//! - [`Ledbat`] is the congestion window (BEP 29's LEDBAT: a queueing delay
+//!   of [`TARGET`] aimed at), and [`Rtt`] the round-trip estimate that
+//!   sets the retransmission timeout.
 //!
 //! ```
 //! use utp::{Header, Packet, PacketType, SelectiveAck};
@@ -34,8 +37,10 @@
 //! # Ok::<(), utp::PacketError>(())
 //! ```
 
+mod congestion;
 mod packet;
 
+pub use congestion::{Ledbat, MAX_GAIN_PER_RTT, Rtt, TARGET};
 pub use packet::{
     HEADER_LEN, Header, MAX_SACK_BYTES, Packet, PacketError, PacketType, SelectiveAck, is_utp,
 };
