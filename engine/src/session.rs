@@ -549,13 +549,15 @@ async fn accept(
             // MSE needs the torrents an initiator may ask for. (Hashed per
             // connection: cheap beside the key exchange for a few hundred
             // torrents.)
-            let torrents: Vec<InfoHash> = routes
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .keys()
-                .copied()
-                .collect();
-            let accepted = crate::wire::accept(stream, encryption, &torrents);
+            let torrents = || -> Vec<InfoHash> {
+                routes
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .keys()
+                    .copied()
+                    .collect()
+            };
+            let accepted = crate::wire::accept(stream, encryption, torrents);
             let (wire, handshake) = match tokio::time::timeout(timeout, accepted).await {
                 Ok(Ok(done)) => done,
                 Ok(Err(reason)) => {

@@ -280,13 +280,13 @@ const SNIFF: usize = 20;
 
 /// Takes an incoming connection through its first handshake: the peer's
 /// BitTorrent handshake read, in plaintext or inside MSE as the policy
-/// allows; `torrents` are the info-hashes an MSE peer may ask for. Ours is
-/// not sent: that is for whoever takes the connection, once it knows the
-/// torrent has room.
+/// allows; `torrents` gives the info-hashes an MSE peer may ask for (asked
+/// only for MSE). Ours is not sent: that is for whoever takes the
+/// connection, once it knows the torrent has room.
 pub(crate) async fn accept(
     mut stream: TcpStream,
     policy: Encryption,
-    torrents: &[InfoHash],
+    torrents: impl FnOnce() -> Vec<InfoHash>,
 ) -> Result<(Wire, Handshake), String> {
     let mut first = [0u8; SNIFF];
     stream
@@ -304,7 +304,7 @@ pub(crate) async fn accept(
             return Err("not a BitTorrent handshake (MSE, and encryption is off)".into());
         }
         let hashes: Vec<([u8; 20], [u8; 20])> =
-            torrents.iter().map(|h| (mse::req2(&h.0), h.0)).collect();
+            torrents().iter().map(|h| (mse::req2(&h.0), h.0)).collect();
         let skeys = |req2: &[u8; 20]| hashes.iter().find(|(r, _)| r == req2).map(|(_, h)| *h);
         let (accept, prefer) = policy.accept();
         let done = mse::respond(&mut stream, &first, accept, prefer, &skeys)

@@ -155,6 +155,37 @@ fn late_payload(result: Option<&mut Established>, data: &[u8]) -> Result<(), Err
     Ok(())
 }
 
+/// The end of a handshake: what else arrived is payload, deciphered if
+/// the method is RC4, whose ciphers go on; with plaintext they are
+/// dropped.
+fn establish(
+    method: Method,
+    encrypt: &mut Option<Cipher>,
+    decrypt: &mut Option<Cipher>,
+    input: &mut Input,
+    initial_payload: Vec<u8>,
+    skey: [u8; 20],
+) -> Established {
+    let mut rest = input.take_all();
+    let (encrypt, decrypt) = match method {
+        Method::Rc4 => {
+            if let Some(cipher) = decrypt {
+                cipher.apply(&mut rest);
+            }
+            (encrypt.take(), decrypt.take())
+        }
+        Method::Plaintext => (None, None),
+    };
+    Established {
+        method,
+        encrypt,
+        decrypt,
+        rest,
+        initial_payload,
+        skey,
+    }
+}
+
 fn u16_at(bytes: &[u8], at: usize) -> usize {
     usize::from(u16::from_be_bytes([bytes[at], bytes[at + 1]]))
 }
@@ -335,22 +366,14 @@ impl Initiator {
                         return Ok(());
                     };
                     self.decipher(&mut pad);
-                    let mut rest = self.input.take_all();
-                    let (encrypt, decrypt) = match method {
-                        Method::Rc4 => {
-                            self.decipher(&mut rest);
-                            (self.encrypt.take(), self.decrypt.take())
-                        }
-                        Method::Plaintext => (None, None),
-                    };
-                    self.result = Some(Established {
+                    self.result = Some(establish(
                         method,
-                        encrypt,
-                        decrypt,
-                        rest,
-                        initial_payload: Vec::new(),
-                        skey: self.skey,
-                    });
+                        &mut self.encrypt,
+                        &mut self.decrypt,
+                        &mut self.input,
+                        Vec::new(),
+                        self.skey,
+                    ));
                     self.state = InitiatorState::Done;
                 }
                 InitiatorState::Done | InitiatorState::Failed => return Ok(()),
@@ -536,22 +559,14 @@ impl Responder {
                         cipher.apply(&mut fourth);
                     }
                     self.output.extend(fourth);
-                    let mut rest = self.input.take_all();
-                    let (encrypt, decrypt) = match method {
-                        Method::Rc4 => {
-                            self.decipher(&mut rest);
-                            (self.encrypt.take(), self.decrypt.take())
-                        }
-                        Method::Plaintext => (None, None),
-                    };
-                    self.result = Some(Established {
+                    self.result = Some(establish(
                         method,
-                        encrypt,
-                        decrypt,
-                        rest,
+                        &mut self.encrypt,
+                        &mut self.decrypt,
+                        &mut self.input,
                         initial_payload,
-                        skey: self.skey,
-                    });
+                        self.skey,
+                    ));
                     self.state = ResponderState::Done;
                 }
                 ResponderState::Done | ResponderState::Failed => return Ok(()),

@@ -107,16 +107,7 @@ async fn peers_on_ipv6_learn_of_each_other_through_peer_exchange() {
 /// dialled.
 #[tokio::test]
 async fn a_tracker_on_ipv6_brings_ipv6_peers_together() {
-    let tracker = tracker::HttpTracker::bind(
-        SocketAddr::new(Ipv6Addr::LOCALHOST.into(), 0),
-        tracker::TrackerConfig {
-            interval: 1,
-            min_interval: 1,
-            ..tracker::TrackerConfig::default()
-        },
-    )
-    .await
-    .unwrap();
+    let tracker = tracker_at(SocketAddr::new(Ipv6Addr::LOCALHOST.into(), 0)).await;
     let content = content(&SIZES, 32 * 1024, &[tracker.announce_url()], 74);
     let on_ipv6 = || SessionConfig {
         listen: SocketAddr::new(Ipv6Addr::LOCALHOST.into(), 0),

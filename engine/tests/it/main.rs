@@ -133,8 +133,13 @@ async fn wait_listed(tracker: &HttpTracker, hash: &metainfo::InfoHash, who: &str
 
 /// An in-process tracker that tells peers to come back every second.
 async fn tracker() -> HttpTracker {
+    tracker_at(SocketAddr::from(([127, 0, 0, 1], 0))).await
+}
+
+/// [`tracker`] at `addr`.
+async fn tracker_at(addr: SocketAddr) -> HttpTracker {
     HttpTracker::bind(
-        SocketAddr::from(([127, 0, 0, 1], 0)),
+        addr,
         TrackerConfig {
             interval: 1,
             min_interval: 1,

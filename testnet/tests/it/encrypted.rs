@@ -1,8 +1,10 @@
 //! btc against real clients (aria2, libtorrent, Transmission, qBittorrent)
-//! that take and make only encrypted connections
-//! (MSE/PE with RC4), both ways, byte-exact; btc requires encryption too,
-//! so a plaintext byte either way would have ended the connection.
+//! that take and make only encrypted connections (MSE/PE with RC4), both
+//! ways, byte-exact; btc requires encryption too, so a plaintext byte
+//! either way would have ended the connection. Then btc's default against
+//! each client's own defaults.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use engine::{Encryption, Session, SessionConfig, TorrentHandle, TorrentOptions};
@@ -13,18 +15,18 @@ use testnet::real::{
 
 use super::{SIZES, SIZES_NOT_EMPTY, accepts, complete, poll, tracker, wait_seeding};
 
-async fn requiring() -> Session {
+async fn session(encryption: Encryption) -> Session {
     Session::start(SessionConfig {
-        encryption: Encryption::Require,
+        encryption,
         ..testnet::local_config()
     })
     .await
     .unwrap()
 }
 
-/// A btc leecher requiring encryption that dials `addr`, done and checked.
-async fn leech_from(content: &Content, addr: std::net::SocketAddr) {
-    let leecher = requiring().await;
+/// A btc leecher with `encryption` that dials `addr`, done and checked.
+async fn leech_from(content: &Content, addr: SocketAddr, encryption: Encryption) {
+    let leecher = session(encryption).await;
     let target = tempfile::tempdir().unwrap();
     let mut options = TorrentOptions::new(target.path());
     options.peers = vec![addr];
@@ -38,6 +40,20 @@ async fn leech_from(content: &Content, addr: std::net::SocketAddr) {
     leecher.shutdown().await;
 }
 
+/// A btc seeder with `encryption`, its data checked.
+async fn seeder(content: &Content, encryption: Encryption) -> (Session, TorrentHandle) {
+    let seeder = session(encryption).await;
+    let handle = seeder
+        .add(
+            content.torrent().clone(),
+            TorrentOptions::new(content.data_dir()),
+        )
+        .await
+        .unwrap();
+    wait_seeding(&handle).await;
+    (seeder, handle)
+}
+
 /// Waits until the seeder's stats (published once a second) show what it
 /// sent: the copy came from it.
 async fn uploaded(handle: &TorrentHandle) {
@@ -49,18 +65,103 @@ async fn uploaded(handle: &TorrentHandle) {
         .unwrap();
 }
 
-/// A btc seeder requiring encryption, its data checked.
-async fn seeder(content: &Content) -> (Session, TorrentHandle) {
-    let seeder = requiring().await;
-    let handle = seeder
-        .add(
-            content.torrent().clone(),
-            TorrentOptions::new(content.data_dir()),
-        )
-        .await
-        .unwrap();
-    wait_seeding(&handle).await;
-    (seeder, handle)
+/// Content whose torrent lists `tracker`.
+fn content_with(tracker: &tracker::HttpTracker, sizes: &[u64], seed: u64) -> Content {
+    Content::generate(
+        "multi",
+        sizes,
+        false,
+        32 * 1024,
+        &[tracker.announce_url()],
+        seed,
+    )
+    .unwrap()
+}
+
+/// A libtorrent seeder of `content`, listening.
+fn libtorrent_seeds(content: &Content, network: LtNetwork) -> Libtorrent {
+    let mut lt = Libtorrent::seed_in(content.torrent_file(), &content.data_dir(), network).unwrap();
+    let addr = lt.addr();
+    poll("libtorrent listens", 30, || {
+        lt.process().check_running()?;
+        Ok(accepts(addr))
+    });
+    lt
+}
+
+/// A libtorrent leecher told of the btc `seeder`, done and checked.
+fn libtorrent_leeches(
+    content: &Content,
+    seeder: &Session,
+    handle: &TorrentHandle,
+    network: LtNetwork,
+) {
+    let target = tempfile::tempdir().unwrap();
+    let mut lt = Libtorrent::leech_in(
+        content.torrent_file(),
+        target.path(),
+        &[seeder.local_addr()],
+        network,
+    )
+    .unwrap();
+    let status = tokio::task::block_in_place(|| lt.process().wait_exit(Duration::from_secs(90)));
+    let status = status.unwrap_or_else(|e| panic!("{e}; the seeder: {:?}", handle.stats()));
+    assert!(status.success(), "libtorrent failed: {status}");
+    content.verify(target.path()).unwrap();
+}
+
+/// A Transmission seeder of `content` (`encryption` its setting), its data
+/// checked.
+fn transmission_seeds(content: &Content, encryption: u8) -> Transmission {
+    let mut transmission =
+        Transmission::start_with_encryption(&content.data_dir(), encryption).unwrap();
+    transmission.add(content.torrent_file()).unwrap();
+    poll("transmission has checked its data", 30, || {
+        transmission.process().check_running()?;
+        Ok(transmission.percent_done()? == Some(100))
+    });
+    transmission
+}
+
+/// A Transmission leecher (`encryption` its setting) of the btc seeder
+/// whose torrent `handle` is, done and checked. Transmission never dials
+/// 127.0.0.1 peers from a tracker: the btc seeder finds it in its next
+/// announce and dials it.
+async fn transmission_leeches(content: &Content, handle: &TorrentHandle, encryption: u8) {
+    let target = tempfile::tempdir().unwrap();
+    let mut transmission = Transmission::start_with_encryption(target.path(), encryption).unwrap();
+    transmission.add(content.torrent_file()).unwrap();
+    poll("transmission has every piece", 90, || {
+        transmission.process().check_running()?;
+        Ok(transmission.percent_done()? == Some(100))
+    });
+    content.verify(target.path()).unwrap();
+    uploaded(handle).await;
+}
+
+/// A qBittorrent seeder of `content`, its data checked.
+fn qbittorrent_seeds(content: &Content, crypto: Crypto) -> Qbittorrent {
+    let mut qbittorrent =
+        Qbittorrent::start(content.torrent_file(), &content.data_dir(), crypto).unwrap();
+    poll("qbittorrent has checked its data", 60, || {
+        qbittorrent.process().check_running()?;
+        qbittorrent.done()
+    });
+    qbittorrent
+}
+
+/// A qBittorrent leecher of the btc seeder whose torrent `handle` is
+/// (found through the tracker), done and checked.
+async fn qbittorrent_leeches(content: &Content, handle: &TorrentHandle, crypto: Crypto) {
+    let target = tempfile::tempdir().unwrap();
+    let mut qbittorrent =
+        Qbittorrent::start(content.torrent_file(), target.path(), crypto).unwrap();
+    poll("qbittorrent has every piece", 90, || {
+        qbittorrent.process().check_running()?;
+        qbittorrent.done()
+    });
+    content.verify(target.path()).unwrap();
+    uploaded(handle).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -77,22 +178,14 @@ async fn btc_downloads_from_an_aria2_seeder_that_requires_encryption() {
         aria2.process().check_running()?;
         Ok(accepts(addr))
     });
-    leech_from(&content, addr).await;
+    leech_from(&content, addr, Encryption::Require).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aria2_requiring_encryption_downloads_from_a_btc_seeder() {
     let tracker = tracker().await;
-    let content = Content::generate(
-        "multi",
-        &SIZES,
-        false,
-        32 * 1024,
-        &[tracker.announce_url()],
-        92,
-    )
-    .unwrap();
-    let (seeder, handle) = seeder(&content).await;
+    let content = content_with(&tracker, &SIZES, 92);
+    let (seeder, handle) = seeder(&content, Encryption::Require).await;
     let target = tempfile::tempdir().unwrap();
     let mut aria2 =
         Aria2::leech_with(content.torrent_file(), target.path(), ARIA2_REQUIRE_CRYPTO).unwrap();
@@ -114,71 +207,31 @@ fn lt_requiring() -> LtNetwork {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn btc_downloads_from_a_libtorrent_seeder_that_requires_encryption() {
     let content = Content::generate("multi", &SIZES, true, 32 * 1024, &[], 93).unwrap();
-    let mut lt =
-        Libtorrent::seed_in(content.torrent_file(), &content.data_dir(), lt_requiring()).unwrap();
-    let addr = lt.addr();
-    poll("libtorrent listens", 30, || {
-        lt.process().check_running()?;
-        Ok(accepts(addr))
-    });
-    leech_from(&content, addr).await;
+    let lt = libtorrent_seeds(&content, lt_requiring());
+    leech_from(&content, lt.addr(), Encryption::Require).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn libtorrent_requiring_encryption_downloads_from_a_btc_seeder() {
     let content = Content::generate("multi", &SIZES, true, 32 * 1024, &[], 94).unwrap();
-    let (seeder, handle) = seeder(&content).await;
-    let target = tempfile::tempdir().unwrap();
-    let mut lt = Libtorrent::leech_in(
-        content.torrent_file(),
-        target.path(),
-        &[seeder.local_addr()],
-        lt_requiring(),
-    )
-    .unwrap();
-    let status = tokio::task::block_in_place(|| lt.process().wait_exit(Duration::from_secs(90)));
-    let status = status.unwrap_or_else(|e| panic!("{e}; the seeder: {:?}", handle.stats()));
-    assert!(status.success(), "libtorrent failed: {status}");
-    content.verify(target.path()).unwrap();
+    let (seeder, handle) = seeder(&content, Encryption::Require).await;
+    libtorrent_leeches(&content, &seeder, &handle, lt_requiring());
     seeder.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn btc_downloads_from_a_transmission_seeder_that_requires_encryption() {
     let content = Content::generate("multi", &SIZES, false, 32 * 1024, &[], 95).unwrap();
-    let mut transmission = Transmission::start_with_encryption(&content.data_dir(), 2).unwrap();
-    transmission.add(content.torrent_file()).unwrap();
-    poll("transmission has checked its data", 30, || {
-        transmission.process().check_running()?;
-        Ok(transmission.percent_done()? == Some(100))
-    });
-    leech_from(&content, transmission.addr()).await;
+    let transmission = transmission_seeds(&content, 2);
+    leech_from(&content, transmission.addr(), Encryption::Require).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transmission_requiring_encryption_downloads_from_a_btc_seeder() {
     let tracker = tracker().await;
-    let content = Content::generate(
-        "multi",
-        &SIZES_NOT_EMPTY,
-        false,
-        32 * 1024,
-        &[tracker.announce_url()],
-        96,
-    )
-    .unwrap();
-    let (seeder, handle) = seeder(&content).await;
-    let target = tempfile::tempdir().unwrap();
-    let mut transmission = Transmission::start_with_encryption(target.path(), 2).unwrap();
-    transmission.add(content.torrent_file()).unwrap();
-    // Transmission never dials 127.0.0.1 peers from a tracker: the btc
-    // seeder finds it in its next announce and dials it, encrypted.
-    poll("transmission has every piece", 90, || {
-        transmission.process().check_running()?;
-        Ok(transmission.percent_done()? == Some(100))
-    });
-    content.verify(target.path()).unwrap();
-    uploaded(&handle).await;
+    let content = content_with(&tracker, &SIZES_NOT_EMPTY, 96);
+    let (seeder, handle) = seeder(&content, Encryption::Require).await;
+    transmission_leeches(&content, &handle, 2).await;
     seeder.shutdown().await;
     tracker.stop().await;
 }
@@ -186,41 +239,16 @@ async fn transmission_requiring_encryption_downloads_from_a_btc_seeder() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn btc_downloads_from_a_qbittorrent_seeder_that_requires_encryption() {
     let content = Content::generate("multi", &SIZES, false, 32 * 1024, &[], 97).unwrap();
-    let mut qbittorrent = Qbittorrent::start(
-        content.torrent_file(),
-        &content.data_dir(),
-        Crypto::Required,
-    )
-    .unwrap();
-    poll("qbittorrent has checked its data", 60, || {
-        qbittorrent.process().check_running()?;
-        qbittorrent.done()
-    });
-    leech_from(&content, qbittorrent.addr()).await;
+    let qbittorrent = qbittorrent_seeds(&content, Crypto::Required);
+    leech_from(&content, qbittorrent.addr(), Encryption::Require).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn qbittorrent_requiring_encryption_downloads_from_a_btc_seeder() {
     let tracker = tracker().await;
-    let content = Content::generate(
-        "multi",
-        &SIZES,
-        false,
-        32 * 1024,
-        &[tracker.announce_url()],
-        98,
-    )
-    .unwrap();
-    let (seeder, handle) = seeder(&content).await;
-    let target = tempfile::tempdir().unwrap();
-    let mut qbittorrent =
-        Qbittorrent::start(content.torrent_file(), target.path(), Crypto::Required).unwrap();
-    poll("qbittorrent has every piece", 90, || {
-        qbittorrent.process().check_running()?;
-        qbittorrent.done()
-    });
-    content.verify(target.path()).unwrap();
-    uploaded(&handle).await;
+    let content = content_with(&tracker, &SIZES, 98);
+    let (seeder, handle) = seeder(&content, Encryption::Require).await;
+    qbittorrent_leeches(&content, &handle, Crypto::Required).await;
     seeder.shutdown().await;
     tracker.stop().await;
 }
@@ -232,101 +260,33 @@ async fn qbittorrent_requiring_encryption_downloads_from_a_btc_seeder() {
 mod defaults {
     use super::*;
 
-    async fn btc_leech_from(content: &Content, addr: std::net::SocketAddr) {
-        let leecher = super::super::session().await;
-        let target = tempfile::tempdir().unwrap();
-        let mut options = TorrentOptions::new(target.path());
-        options.peers = vec![addr];
-        let handle = leecher
-            .add(content.torrent().clone(), options)
-            .await
-            .unwrap();
-        complete(&handle).await;
-        content.verify(target.path()).unwrap();
-        leecher.shutdown().await;
-    }
-
-    async fn btc_seeder(content: &Content) -> (Session, TorrentHandle) {
-        let seeder = super::super::session().await;
-        let handle = seeder
-            .add(
-                content.torrent().clone(),
-                TorrentOptions::new(content.data_dir()),
-            )
-            .await
-            .unwrap();
-        wait_seeding(&handle).await;
-        (seeder, handle)
-    }
-
-    fn lt_defaults() -> LtNetwork {
-        LtNetwork {
-            crypto: Crypto::Defaults,
-            ..LtNetwork::default()
-        }
-    }
+    const BTC: Encryption = Encryption::Prefer;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn with_libtorrent_both_ways() {
         let content = Content::generate("multi", &SIZES, true, 32 * 1024, &[], 101).unwrap();
-        let mut lt =
-            Libtorrent::seed_in(content.torrent_file(), &content.data_dir(), lt_defaults())
-                .unwrap();
-        let addr = lt.addr();
-        poll("libtorrent listens", 30, || {
-            lt.process().check_running()?;
-            Ok(accepts(addr))
-        });
-        btc_leech_from(&content, addr).await;
+        let defaults = LtNetwork {
+            crypto: Crypto::Defaults,
+            ..LtNetwork::default()
+        };
+        let lt = libtorrent_seeds(&content, defaults);
+        leech_from(&content, lt.addr(), BTC).await;
 
-        let (seeder, handle) = btc_seeder(&content).await;
-        let target = tempfile::tempdir().unwrap();
-        let mut lt = Libtorrent::leech_in(
-            content.torrent_file(),
-            target.path(),
-            &[seeder.local_addr()],
-            lt_defaults(),
-        )
-        .unwrap();
-        let status =
-            tokio::task::block_in_place(|| lt.process().wait_exit(Duration::from_secs(90)));
-        let status = status.unwrap_or_else(|e| panic!("{e}; the seeder: {:?}", handle.stats()));
-        assert!(status.success(), "libtorrent failed: {status}");
-        content.verify(target.path()).unwrap();
+        let (seeder, handle) = seeder(&content, BTC).await;
+        libtorrent_leeches(&content, &seeder, &handle, defaults);
         seeder.shutdown().await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn with_transmission_both_ways() {
         let tracker = tracker().await;
-        let content = Content::generate(
-            "multi",
-            &SIZES_NOT_EMPTY,
-            false,
-            32 * 1024,
-            &[tracker.announce_url()],
-            102,
-        )
-        .unwrap();
-        let mut seeding = Transmission::start_with_encryption(&content.data_dir(), 1).unwrap();
-        seeding.add(content.torrent_file()).unwrap();
-        poll("transmission has checked its data", 30, || {
-            seeding.process().check_running()?;
-            Ok(seeding.percent_done()? == Some(100))
-        });
-        btc_leech_from(&content, seeding.addr()).await;
+        let content = content_with(&tracker, &SIZES_NOT_EMPTY, 102);
+        let seeding = transmission_seeds(&content, 1);
+        leech_from(&content, seeding.addr(), BTC).await;
         drop(seeding);
 
-        let (seeder, handle) = btc_seeder(&content).await;
-        let target = tempfile::tempdir().unwrap();
-        let mut leeching = Transmission::start_with_encryption(target.path(), 1).unwrap();
-        leeching.add(content.torrent_file()).unwrap();
-        poll("transmission has every piece", 90, || {
-            leeching.process().check_running()?;
-            Ok(leeching.percent_done()? == Some(100))
-        });
-        content.verify(target.path()).unwrap();
-        uploaded(&handle).await;
+        let (seeder, handle) = seeder(&content, BTC).await;
+        transmission_leeches(&content, &handle, 1).await;
         seeder.shutdown().await;
         tracker.stop().await;
     }
@@ -334,38 +294,13 @@ mod defaults {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn with_qbittorrent_both_ways() {
         let tracker = tracker().await;
-        let content = Content::generate(
-            "multi",
-            &SIZES,
-            false,
-            32 * 1024,
-            &[tracker.announce_url()],
-            103,
-        )
-        .unwrap();
-        let mut seeding = Qbittorrent::start(
-            content.torrent_file(),
-            &content.data_dir(),
-            Crypto::Defaults,
-        )
-        .unwrap();
-        poll("qbittorrent has checked its data", 60, || {
-            seeding.process().check_running()?;
-            seeding.done()
-        });
-        btc_leech_from(&content, seeding.addr()).await;
+        let content = content_with(&tracker, &SIZES, 103);
+        let seeding = qbittorrent_seeds(&content, Crypto::Defaults);
+        leech_from(&content, seeding.addr(), BTC).await;
         drop(seeding);
 
-        let (seeder, handle) = btc_seeder(&content).await;
-        let target = tempfile::tempdir().unwrap();
-        let mut leeching =
-            Qbittorrent::start(content.torrent_file(), target.path(), Crypto::Defaults).unwrap();
-        poll("qbittorrent has every piece", 90, || {
-            leeching.process().check_running()?;
-            leeching.done()
-        });
-        content.verify(target.path()).unwrap();
-        uploaded(&handle).await;
+        let (seeder, handle) = seeder(&content, BTC).await;
+        qbittorrent_leeches(&content, &handle, Crypto::Defaults).await;
         seeder.shutdown().await;
         tracker.stop().await;
     }
