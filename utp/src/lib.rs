@@ -38,9 +38,11 @@
 //! ```
 
 mod congestion;
+mod connection;
 mod packet;
 
 pub use congestion::{Ledbat, MAX_GAIN_PER_RTT, Rtt, TARGET};
+pub use connection::{Config, Connection, Error, Transmit};
 pub use packet::{
     HEADER_LEN, Header, MAX_SACK_BYTES, Packet, PacketError, PacketType, SelectiveAck, is_utp,
 };

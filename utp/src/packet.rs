@@ -224,28 +224,32 @@ impl Packet {
 
     /// The datagram's bytes.
     pub fn encode(&self) -> Vec<u8> {
-        let sack = self.selective_ack.as_ref().map(|s| s.mask());
-        let mut out =
-            Vec::with_capacity(HEADER_LEN + sack.map_or(0, |m| m.len() + 2) + self.payload.len());
-        let h = &self.header;
-        out.push(h.kind.code() << 4 | VERSION);
-        out.push(if sack.is_some() { EXT_SACK } else { 0 });
-        out.extend(h.connection_id.to_be_bytes());
-        out.extend(h.timestamp_us.to_be_bytes());
-        out.extend(h.timestamp_difference_us.to_be_bytes());
-        out.extend(h.window.to_be_bytes());
-        out.extend(h.seq_nr.to_be_bytes());
-        out.extend(h.ack_nr.to_be_bytes());
-        if let Some(mask) = sack {
-            out.push(0);
-            // A mask read from the wire is at most 252 bytes; one made here
-            // at most MAX_SACK_BYTES.
-            out.push(u8::try_from(mask.len()).unwrap_or(u8::MAX));
-            out.extend(mask);
-        }
-        out.extend(&self.payload);
-        out
+        encode(&self.header, self.selective_ack.as_ref(), &self.payload)
     }
+}
+
+/// A datagram's bytes from its parts (for a sender that keeps its payloads
+/// apart from their headers).
+pub(crate) fn encode(h: &Header, sack: Option<&SelectiveAck>, payload: &[u8]) -> Vec<u8> {
+    let sack = sack.map(|s| s.mask());
+    let mut out = Vec::with_capacity(HEADER_LEN + sack.map_or(0, |m| m.len() + 2) + payload.len());
+    out.push(h.kind.code() << 4 | VERSION);
+    out.push(if sack.is_some() { EXT_SACK } else { 0 });
+    out.extend(h.connection_id.to_be_bytes());
+    out.extend(h.timestamp_us.to_be_bytes());
+    out.extend(h.timestamp_difference_us.to_be_bytes());
+    out.extend(h.window.to_be_bytes());
+    out.extend(h.seq_nr.to_be_bytes());
+    out.extend(h.ack_nr.to_be_bytes());
+    if let Some(mask) = sack {
+        out.push(0);
+        // A mask read from the wire is at most 252 bytes; one made here
+        // at most MAX_SACK_BYTES.
+        out.push(u8::try_from(mask.len()).unwrap_or(u8::MAX));
+        out.extend(mask);
+    }
+    out.extend(payload);
+    out
 }
 
 /// Whether a datagram on a socket shared with the DHT is uTP: a DHT
