@@ -57,6 +57,21 @@ pub enum Error {
     Aborted,
 }
 
+/// What a connection has done so far.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Data packets (and SYN and FIN) sent, resends included.
+    pub packets_sent: u64,
+    /// Of them, resends.
+    pub packets_resent: u64,
+    /// Loss events that halved the window.
+    pub losses: u64,
+    /// Retransmission timeouts.
+    pub timeouts: u64,
+    /// Packets received.
+    pub packets_received: u64,
+}
+
 /// A datagram to send.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Transmit {
@@ -226,6 +241,7 @@ pub struct Connection {
     reply_micro: u32,
     /// A reset to send.
     send_reset: bool,
+    stats: Stats,
 }
 
 impl Connection {
@@ -314,6 +330,7 @@ impl Connection {
             advertised: config.receive_buffer,
             reply_micro: 0,
             send_reset: false,
+            stats: Stats::default(),
             config,
         }
     }
@@ -351,6 +368,11 @@ impl Connection {
     /// floor).
     pub fn packet_size(&self) -> u16 {
         self.mtu_floor
+    }
+
+    /// What the connection has done so far.
+    pub fn stats(&self) -> Stats {
+        self.stats
     }
 
     /// The congestion window, in bytes.
@@ -446,6 +468,7 @@ impl Connection {
     /// [`accept`](Connection::accept) took, again).
     pub fn handle(&mut self, now: Instant, packet: &Packet) {
         let h = &packet.header;
+        self.stats.packets_received += 1;
         if self.state == State::Closed {
             // A FIN resent because our ack was lost: acknowledge it again.
             if self.error.is_none() && matches!(h.kind, PacketType::Fin | PacketType::Data) {
@@ -518,6 +541,7 @@ impl Connection {
         match oldest {
             Some(s) if s.transmissions >= limit => self.fail(Error::TimedOut),
             Some(_) => {
+                self.stats.timeouts += 1;
                 self.rtt.on_timeout();
                 self.ledbat.on_timeout();
                 self.duplicate_acks = 0;
@@ -601,7 +625,12 @@ impl Connection {
         if !self.fits((HEADER_LEN + len) as u32) {
             return None;
         }
-        let payload: Vec<u8> = self.unsent.drain(..len).collect();
+        let mut payload = Vec::with_capacity(len);
+        let (front, back) = self.unsent.as_slices();
+        let from_front = front.len().min(len);
+        payload.extend_from_slice(&front[..from_front]);
+        payload.extend_from_slice(&back[..len - from_front]);
+        self.unsent.drain(..len);
         if let Some(size) = probe {
             self.mtu_probe = Some((self.seq_nr, size));
         }
@@ -636,6 +665,10 @@ impl Connection {
         sent.pending = false;
         sent.sent_at = now;
         sent.transmissions += 1;
+        self.stats.packets_sent += 1;
+        if sent.transmissions > 1 {
+            self.stats.packets_resent += 1;
+        }
         let size = sent.size();
         let datagram = encode(&header, sack.as_ref(), &sent.payload);
         let mut dont_fragment = false;
@@ -829,6 +862,7 @@ impl Connection {
         }
         let new_event = self.recovery.is_none_or(|r| !before(seq, r));
         if congestion && new_event {
+            self.stats.losses += 1;
             self.ledbat.on_loss();
             self.recovery = Some(self.seq_nr);
         }
@@ -919,6 +953,25 @@ impl Connection {
         self.rto_at = None;
         self.unsent.clear();
     }
+}
+
+/// The reset that answers a packet for no connection we know.
+pub(crate) fn reset_for(h: &Header) -> Vec<u8> {
+    let header = Header {
+        kind: PacketType::Reset,
+        connection_id: if h.kind == PacketType::Syn {
+            h.connection_id
+        } else {
+            // The peer's packets carry our id; ours to it carry its.
+            h.connection_id.wrapping_sub(1)
+        },
+        timestamp_us: 0,
+        timestamp_difference_us: 0,
+        window: 0,
+        seq_nr: 0,
+        ack_nr: h.seq_nr,
+    };
+    encode(&header, None, &[])
 }
 
 /// The round trip a packet's acknowledgement measures, if it was sent

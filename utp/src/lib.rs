@@ -40,9 +40,13 @@
 mod congestion;
 mod connection;
 mod packet;
+#[cfg(feature = "tokio")]
+mod shell;
 
 pub use congestion::{Ledbat, MAX_GAIN_PER_RTT, Rtt, TARGET};
-pub use connection::{Config, Connection, Error, Transmit};
+pub use connection::{Config, Connection, Error, Stats, Transmit};
 pub use packet::{
     HEADER_LEN, Header, MAX_SACK_BYTES, Packet, PacketError, PacketType, SelectiveAck, is_utp,
 };
+#[cfg(feature = "tokio")]
+pub use shell::{Info, SOCKET_BUFFER, Socket, SocketConfig, Stream, udp_socket};
