@@ -407,6 +407,12 @@ impl Connection {
         n
     }
 
+    /// Whether [`close`](Connection::close) was called (or the
+    /// connection is over).
+    pub fn is_write_closed(&self) -> bool {
+        self.write_closed || self.state == State::Closed
+    }
+
     /// Bytes that [`read`](Connection::read) would give now.
     pub fn readable(&self) -> usize {
         self.readable_bytes

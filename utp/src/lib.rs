@@ -49,4 +49,6 @@ pub use packet::{
     HEADER_LEN, Header, MAX_SACK_BYTES, Packet, PacketError, PacketType, SelectiveAck, is_utp,
 };
 #[cfg(feature = "tokio")]
-pub use shell::{Info, SOCKET_BUFFER, Socket, SocketConfig, Stream, udp_socket};
+pub use shell::{
+    Info, ReadHalf, SOCKET_BUFFER, Socket, SocketConfig, Stream, WriteHalf, udp_socket,
+};

@@ -216,10 +216,7 @@ impl Socket {
             key
         };
         // Dropped before it connects, the stream resets the attempt.
-        let stream = Stream {
-            shared: self.shared.clone(),
-            key,
-        };
+        let stream = Stream::new(self.shared.clone(), key);
         poll_fn(|cx| {
             let mut inner = self.shared.lock();
             let Some(entry) = inner.conns.get_mut(&key) else {
@@ -249,10 +246,7 @@ impl Socket {
                     continue;
                 };
                 entry.incoming = false;
-                let stream = Stream {
-                    shared: self.shared.clone(),
-                    key,
-                };
+                let stream = Stream::new(self.shared.clone(), key);
                 return Poll::Ready(Ok((stream, key.0)));
             }
             inner.accept_waker = Some(cx.waker().clone());
@@ -624,23 +618,87 @@ pub struct Info {
 /// within [`SocketConfig::linger`], and resets past it.
 #[derive(Debug)]
 pub struct Stream {
+    handle: Arc<Handle>,
+}
+
+/// The reading half of a [`Stream`] ([`Stream::into_split`]).
+#[derive(Debug)]
+pub struct ReadHalf {
+    handle: Arc<Handle>,
+}
+
+/// The writing half of a [`Stream`] ([`Stream::into_split`]); dropped,
+/// it closes the write side (the FIN goes after what was written).
+#[derive(Debug)]
+pub struct WriteHalf {
+    handle: Arc<Handle>,
+}
+
+/// What a stream and its halves share: the connection goes when the last
+/// of them does.
+#[derive(Debug)]
+struct Handle {
     shared: Arc<Shared>,
     key: Key,
 }
 
 impl Stream {
+    fn new(shared: Arc<Shared>, key: Key) -> Stream {
+        Stream {
+            handle: Arc::new(Handle { shared, key }),
+        }
+    }
+
     /// The peer's address.
     pub fn peer_addr(&self) -> SocketAddr {
-        self.key.0
+        self.handle.key.0
     }
 
     /// The local address (the socket's).
     pub fn local_addr(&self) -> SocketAddr {
-        self.shared.local
+        self.handle.shared.local
     }
 
     /// What the connection knows of its path and has done so far.
     pub fn info(&self) -> Option<Info> {
+        self.handle.info()
+    }
+
+    /// Resets the connection at once (nothing more is sent or read).
+    pub fn reset(&self) {
+        self.handle.reset();
+    }
+
+    /// Splits the stream into halves that can be used from two tasks.
+    pub fn into_split(self) -> (ReadHalf, WriteHalf) {
+        let read = ReadHalf {
+            handle: self.handle.clone(),
+        };
+        (
+            read,
+            WriteHalf {
+                handle: self.handle,
+            },
+        )
+    }
+}
+
+impl ReadHalf {
+    /// What the connection knows of its path and has done so far.
+    pub fn info(&self) -> Option<Info> {
+        self.handle.info()
+    }
+}
+
+impl WriteHalf {
+    /// Resets the connection at once (nothing more is sent or read).
+    pub fn reset(&self) {
+        self.handle.reset();
+    }
+}
+
+impl Handle {
+    fn info(&self) -> Option<Info> {
         let inner = self.shared.lock();
         let conn = &inner.conns.get(&self.key)?.conn;
         Some(Info {
@@ -652,8 +710,7 @@ impl Stream {
         })
     }
 
-    /// Resets the connection at once (nothing more is sent or read).
-    pub fn reset(&self) {
+    fn reset(&self) {
         let mut inner = self.shared.lock();
         if let Some(entry) = inner.conns.get_mut(&self.key) {
             entry.conn.reset();
@@ -661,14 +718,8 @@ impl Stream {
         }
         self.shared.flush(&mut inner, self.key);
     }
-}
 
-impl AsyncRead for Stream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
+    fn poll_read(&self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let mut inner = self.shared.lock();
         let Some(entry) = inner.conns.get_mut(&self.key) else {
             return Poll::Ready(Err(io::ErrorKind::ConnectionAborted.into()));
@@ -689,14 +740,8 @@ impl AsyncRead for Stream {
         entry.read = Some(cx.waker().clone());
         Poll::Pending
     }
-}
 
-impl AsyncWrite for Stream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        data: &[u8],
-    ) -> Poll<io::Result<usize>> {
+    fn poll_write(&self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
         let mut inner = self.shared.lock();
         let Some(entry) = inner.conns.get_mut(&self.key) else {
             return Poll::Ready(Err(io::ErrorKind::ConnectionAborted.into()));
@@ -709,7 +754,7 @@ impl AsyncWrite for Stream {
         }
         let n = entry.conn.write(data);
         if n == 0 {
-            if entry.conn.is_closed() {
+            if entry.conn.write_capacity() == 0 && entry.conn.is_write_closed() {
                 return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
             }
             entry.write = Some(cx.waker().clone());
@@ -719,22 +764,16 @@ impl AsyncWrite for Stream {
         Poll::Ready(Ok(n))
     }
 
-    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        // Written bytes are in the connection's hands, as with TCP.
-        Poll::Ready(Ok(()))
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    fn shutdown(&self) {
         let mut inner = self.shared.lock();
         if let Some(entry) = inner.conns.get_mut(&self.key) {
             entry.conn.close();
         }
         self.shared.flush(&mut inner, self.key);
-        Poll::Ready(Ok(()))
     }
 }
 
-impl Drop for Stream {
+impl Drop for Handle {
     fn drop(&mut self) {
         let mut inner = self.shared.lock();
         let linger = inner.config.linger;
@@ -753,3 +792,52 @@ impl Drop for Stream {
         self.shared.wake.notify_one();
     }
 }
+
+impl Drop for WriteHalf {
+    fn drop(&mut self) {
+        self.handle.shutdown();
+    }
+}
+
+macro_rules! read_impl {
+    ($t:ty) => {
+        impl AsyncRead for $t {
+            fn poll_read(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                buf: &mut ReadBuf<'_>,
+            ) -> Poll<io::Result<()>> {
+                self.handle.poll_read(cx, buf)
+            }
+        }
+    };
+}
+
+macro_rules! write_impl {
+    ($t:ty) => {
+        impl AsyncWrite for $t {
+            fn poll_write(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                data: &[u8],
+            ) -> Poll<io::Result<usize>> {
+                self.handle.poll_write(cx, data)
+            }
+
+            fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                // Written bytes are in the connection's hands, as with TCP.
+                Poll::Ready(Ok(()))
+            }
+
+            fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                self.handle.shutdown();
+                Poll::Ready(Ok(()))
+            }
+        }
+    };
+}
+
+read_impl!(Stream);
+read_impl!(ReadHalf);
+write_impl!(Stream);
+write_impl!(WriteHalf);
