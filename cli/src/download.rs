@@ -282,6 +282,20 @@ struct NetArgs {
     /// (plaintext first, MSE if a peer insists), off.
     #[arg(long, value_name = "POLICY", default_value = "prefer", value_parser = parse_encryption)]
     encryption: engine::Encryption,
+    /// Transports to peers: both (uTP first, TCP if a peer does not answer
+    /// over uTP; both accepted), tcp, utp. uTP shares the listen port's
+    /// number with the DHT, over UDP.
+    #[arg(long, value_name = "WHICH", default_value = "both", value_parser = parse_transport)]
+    transport: engine::Transport,
+}
+
+fn parse_transport(s: &str) -> Result<engine::Transport, String> {
+    match s {
+        "both" => Ok(engine::Transport::Both),
+        "tcp" => Ok(engine::Transport::Tcp),
+        "utp" => Ok(engine::Transport::Utp),
+        _ => Err(format!("{s:?}: expected both, tcp or utp")),
+    }
 }
 
 fn parse_encryption(s: &str) -> Result<engine::Encryption, String> {
@@ -366,6 +380,7 @@ async fn start_session(net: &NetArgs) -> Result<Session> {
         dht: net.dht(),
         pex: !net.no_pex,
         encryption: net.encryption,
+        transport: net.transport,
         ..SessionConfig::default()
     };
     match Session::start(config(net.port)).await {

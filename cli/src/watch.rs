@@ -235,9 +235,16 @@ fn peers(stats: &Stats) -> String {
         (true, 0) => "looking for peers".into(),
         // With -v, where they came from.
         (_, n) if n > 0 && tracing::enabled!(tracing::Level::INFO) => {
-            format!("peers {n} ({}){web}", sources(stats))
+            let utp = match stats.utp_peers {
+                0 => String::new(),
+                u => format!("; {u} over uTP"),
+            };
+            format!("peers {n} ({}{utp}){web}", sources(stats))
         }
-        (_, n) => format!("peers {n}{web}"),
+        (_, n) => match stats.utp_peers {
+            0 => format!("peers {n}{web}"),
+            u => format!("peers {n} ({u} uTP){web}"),
+        },
     }
 }
 
@@ -381,6 +388,9 @@ mod tests {
         assert!(progress_line(&s).ends_with("up 0 B/s  peers 2  web seeds 2"));
         s.web_seeds = 0;
         assert_eq!(status(&s), "down 0 B/s  up 0 B/s  peers 2");
+        s.utp_peers = 1;
+        assert_eq!(status(&s), "down 0 B/s  up 0 B/s  peers 2 (1 uTP)");
+        s.utp_peers = 0;
         s.peers = 0;
         s.state = TorrentState::Seeding;
         assert_eq!(status(&s), "seeding  down 0 B/s  up 0 B/s  peers 0");

@@ -121,11 +121,33 @@ impl Nodes {
     }
 }
 
+/// UDP sockets the DHT shares with uTP (the listen port's), each with the
+/// channel its DHT datagrams come on.
+#[derive(Debug, Default)]
+pub(crate) struct SharedUdp {
+    pub(crate) v4: Option<UdpShare>,
+    pub(crate) v6: Option<UdpShare>,
+}
+
+/// A socket shared with uTP, and the channel its DHT datagrams come on.
+pub(crate) type UdpShare = (
+    std::sync::Arc<tokio::net::UdpSocket>,
+    mpsc::Receiver<(SocketAddr, Vec<u8>)>,
+);
+
 /// Starts the session's nodes: an IPv4 one on the listen port (any free
 /// port if that one is taken) and, when listening on every address, an
 /// IPv6 one on the same port; each from the saved table.
-pub(crate) async fn start(config: &DhtConfig, listen: SocketAddr) -> std::io::Result<Nodes> {
+pub(crate) async fn start(
+    config: &DhtConfig,
+    listen: SocketAddr,
+    mut shared: SharedUdp,
+) -> std::io::Result<Nodes> {
     let mut bind = config.bind;
+    if bind.port() != 0 {
+        // A port of its own was asked for.
+        shared = SharedUdp::default();
+    }
     if bind.ip().is_unspecified() && !listen.ip().is_unspecified() {
         bind.set_ip(listen.ip());
     }
@@ -155,18 +177,28 @@ pub(crate) async fn start(config: &DhtConfig, listen: SocketAddr) -> std::io::Re
         dht::resolve(&config.bootstrap, true)
     );
     if bind.is_ipv6() {
-        let v6 = bind_at(bind, listen.port(), v6_config).await?;
+        let v6 = match shared.v6.take() {
+            Some((socket, packets)) => Dht::spawn(socket, Some(packets), v6_config)?,
+            None => bind_at(bind, listen.port(), v6_config).await?,
+        };
         return Ok(Nodes {
             v4: None,
             v6: Some(v6),
             read_only: config.node.read_only,
         });
     }
-    let v4 = bind_at(bind, listen.port(), v4_config).await?;
+    let v4 = match shared.v4.take() {
+        Some((socket, packets)) => Dht::spawn(socket, Some(packets), v4_config)?,
+        None => bind_at(bind, listen.port(), v4_config).await?,
+    };
     let mut v6 = None;
     if config.ipv6 && bind.ip().is_unspecified() {
-        match udp_v6_only(v4.local_addr().port()) {
-            Ok(socket) => match Dht::spawn(std::sync::Arc::new(socket), None, v6_config) {
+        let socket = match shared.v6.take() {
+            Some((socket, packets)) => Ok((socket, Some(packets))),
+            None => udp_v6_only(v4.local_addr().port()).map(|s| (std::sync::Arc::new(s), None)),
+        };
+        match socket {
+            Ok((socket, packets)) => match Dht::spawn(socket, packets, v6_config) {
                 Ok(node) => {
                     // One dual-stack node to the network (BEP 32's `want`).
                     v4.pair(&node, dht::PAIR_EVERY);

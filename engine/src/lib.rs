@@ -62,4 +62,4 @@ pub use stats::{
 // The storage settings `TorrentOptions::storage` holds.
 pub use storage::{Allocation, StorageConfig};
 pub use webseed::is_usable_web_seed;
-pub use wire::Encryption;
+pub use wire::{Encryption, Transport};

@@ -36,7 +36,7 @@ pub(crate) async fn fetch(
     extra: &[SocketAddr],
     dht: Option<&crate::discovery::Nodes>,
     our_id: PeerId,
-    dialling: (crate::Encryption, &crate::wire::Memory),
+    dialling: (crate::Encryption, &crate::wire::Dialer),
     port: u16,
     client: &TrackerClient,
     deadline: Duration,
@@ -214,7 +214,7 @@ async fn from_peer(
     addr: SocketAddr,
     info_hash: InfoHash,
     our_id: PeerId,
-    (policy, memory): (crate::Encryption, &crate::wire::Memory),
+    (policy, memory): (crate::Encryption, &crate::wire::Dialer),
 ) -> Result<Vec<u8>, String> {
     let ours = Handshake::new(info_hash, our_id, crate::peer::our_reserved(false));
     let (wire, theirs) = crate::wire::dial(crate::wire::Dial {

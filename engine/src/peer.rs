@@ -107,11 +107,12 @@ pub(crate) enum Command {
 #[derive(Debug)]
 pub(crate) enum Event {
     /// The handshake is done; `encrypted` if the payload is ciphered
-    /// (MSE with RC4).
+    /// (MSE with RC4), `utp` if it runs over uTP.
     Ready {
         key: PeerKey,
         handshake: Handshake,
         encrypted: bool,
+        utp: bool,
     },
     /// A message other than a block.
     Message { key: PeerKey, message: Message },
@@ -174,7 +175,7 @@ pub(crate) struct Link {
     pub(crate) faults: Faults,
     pub(crate) handshake_timeout: Duration,
     pub(crate) encryption: crate::Encryption,
-    pub(crate) dialled: Arc<crate::wire::Memory>,
+    pub(crate) dialled: Arc<crate::wire::Dialer>,
     pub(crate) idle_timeout: Duration,
     pub(crate) limits: crate::torrent::Limits,
 }
@@ -247,6 +248,7 @@ pub(crate) async fn run(mut link: Link, start: Start) {
                 key,
                 handshake,
                 encrypted: wire.encrypted,
+                utp: wire.utp,
             };
             if events.send(ready).await.is_err() {
                 return;

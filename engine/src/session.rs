@@ -20,7 +20,7 @@ use crate::discovery::DhtConfig;
 use crate::stats::{Stats, TorrentEvent, TorrentState};
 use crate::torrent::{Control, Incoming, Torrent};
 use crate::turnover::Grace;
-use crate::wire::Encryption;
+use crate::wire::{Encryption, PeerStream, Transport};
 
 /// How a [`Session`] behaves.
 #[derive(Clone, Debug)]
@@ -84,6 +84,10 @@ pub struct SessionConfig {
     /// [`Encryption`]; by default MSE first, plaintext if a peer does not
     /// speak it, as Transmission does).
     pub encryption: Encryption,
+    /// Which transports peers are dialled and accepted over (see
+    /// [`Transport`]). uTP runs on the UDP port of the listen port's
+    /// number, shared with the DHT.
+    pub transport: Transport,
 }
 
 impl Default for SessionConfig {
@@ -110,6 +114,7 @@ impl Default for SessionConfig {
             pex: true,
             pex_interval: Duration::from_secs(60),
             encryption: Encryption::default(),
+            transport: Transport::default(),
         }
     }
 }
@@ -225,7 +230,7 @@ pub struct Session {
     /// Saves the DHT's table now and then.
     dht_saver: Option<JoinHandle<()>>,
     /// What each address took when dialled (MSE or plaintext).
-    dialled: Arc<crate::wire::Memory>,
+    dialled: Arc<crate::wire::Dialer>,
 }
 
 impl Session {
@@ -236,10 +241,11 @@ impl Session {
         let routes = Routes::default();
         let config = Arc::new(config);
         let handshaking = config.max_peers.max(MIN_HANDSHAKING);
+        let (utp, shared_udp) = bind_utp(&config, local_addr);
         // A DHT that cannot start (its UDP port taken, say) leaves the
         // session without it rather than without peers at all.
         let dht = match &config.dht {
-            Some(settings) => match crate::discovery::start(settings, local_addr).await {
+            Some(settings) => match crate::discovery::start(settings, local_addr, shared_udp).await {
                 Ok(nodes) => Some(nodes),
                 Err(e) => {
                     tracing::warn!("the DHT is off: cannot bind its UDP socket: {e}");
@@ -270,8 +276,13 @@ impl Session {
             }
         }
         let permits = Arc::new(Semaphore::new(handshaking));
-        let accept = listeners
+        let dialled = Arc::new(crate::wire::Dialer::new(utp.clone(), config.transport));
+        let listeners = listeners
             .into_iter()
+            .filter(|_| config.transport != Transport::Utp)
+            .map(Listener::Tcp)
+            .chain(utp.iter().cloned().map(Listener::Utp));
+        let accept = listeners
             .map(|listener| {
                 tokio::spawn(accept(
                     listener,
@@ -299,7 +310,7 @@ impl Session {
             accept,
             dht,
             dht_saver,
-            dialled: Arc::default(),
+            dialled,
         })
     }
 
@@ -522,8 +533,79 @@ const MIN_HANDSHAKING: usize = 16;
 /// connections wait for their handshake at once; more are closed at once,
 /// so that a flood of idle connections cannot hold thousands of
 /// descriptors for the length of the timeout.
+/// Where peers' connections come from.
+enum Listener {
+    Tcp(TcpListener),
+    Utp(utp::Socket),
+}
+
+impl Listener {
+    async fn accept(&self) -> std::io::Result<(PeerStream, SocketAddr)> {
+        match self {
+            Listener::Tcp(l) => {
+                let (stream, addr) = l.accept().await?;
+                Ok((PeerStream::Tcp(stream), addr))
+            }
+            Listener::Utp(s) => {
+                let (stream, addr) = s.accept().await?;
+                Ok((PeerStream::Utp(stream), addr))
+            }
+        }
+    }
+}
+
+/// The uTP sockets, unless the transport is TCP alone: on the listen
+/// address and port, and on every IPv6 address too when listening on
+/// every IPv4 one; with their DHT shares when the DHT is on. A port that
+/// is taken leaves that family without uTP.
+fn bind_utp(
+    config: &SessionConfig,
+    local: SocketAddr,
+) -> (Vec<utp::Socket>, crate::discovery::SharedUdp) {
+    let mut sockets = Vec::new();
+    let mut shared = crate::discovery::SharedUdp::default();
+    if config.transport == Transport::Tcp {
+        return (sockets, shared);
+    }
+    let mut addrs = vec![local];
+    if local.ip() == std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED) {
+        addrs.push(SocketAddr::new(
+            std::net::Ipv6Addr::UNSPECIFIED.into(),
+            local.port(),
+        ));
+    }
+    for addr in addrs {
+        let udp = match utp::udp_socket(addr) {
+            Ok(udp) => Arc::new(udp),
+            Err(e) => {
+                if addr.is_ipv4() {
+                    tracing::warn!(%addr, "no uTP: cannot bind its UDP socket: {e}");
+                } else {
+                    tracing::debug!(%addr, "no uTP over IPv6: {e}");
+                }
+                continue;
+            }
+        };
+        let others = config.dht.as_ref().map(|_| {
+            let (tx, rx) = tokio::sync::mpsc::channel(256);
+            let share = Some((udp.clone(), rx));
+            if addr.is_ipv4() {
+                shared.v4 = share;
+            } else {
+                shared.v6 = share;
+            }
+            tx
+        });
+        match utp::Socket::with_udp(udp, utp::SocketConfig::default(), others) {
+            Ok(socket) => sockets.push(socket),
+            Err(e) => tracing::warn!(%addr, "no uTP: {e}"),
+        }
+    }
+    (sockets, shared)
+}
+
 async fn accept(
-    listener: TcpListener,
+    listener: Listener,
     routes: Routes,
     timeout: Duration,
     encryption: Encryption,
@@ -558,7 +640,7 @@ async fn accept(
                     .collect()
             };
             let accepted = crate::wire::accept(stream, encryption, torrents);
-            let (wire, handshake) = match tokio::time::timeout(timeout, accepted).await {
+        let (wire, handshake) = match tokio::time::timeout(timeout, accepted).await {
                 Ok(Ok(done)) => done,
                 Ok(Err(reason)) => {
                     tracing::debug!(%addr, %reason, "incoming connection dropped");

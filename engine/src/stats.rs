@@ -55,6 +55,8 @@ pub struct Stats {
     pub seeds: usize,
     /// Of those, the ones whose payload is ciphered (MSE/PE with RC4).
     pub encrypted_peers: usize,
+    /// Of those, the ones over uTP (the others are over TCP).
+    pub utp_peers: usize,
     /// Web seeds (BEP 19) in use now.
     pub web_seeds: usize,
     /// Addresses known and not yet tried.
@@ -148,6 +150,7 @@ impl Stats {
             peers: 0,
             seeds: 0,
             encrypted_peers: 0,
+            utp_peers: 0,
             web_seeds: 0,
             candidates: 0,
             hash_failures: 0,

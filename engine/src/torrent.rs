@@ -106,6 +106,8 @@ struct Peer {
     addr: SocketAddr,
     /// Whether its payload is ciphered (MSE with RC4).
     encrypted: bool,
+    /// Whether it runs over uTP.
+    utp: bool,
     /// Whether we dialled (and may dial again).
     outgoing: bool,
     /// Where its address came from.
@@ -234,7 +236,7 @@ pub(crate) struct Torrent {
     pub(crate) stopping: Option<tokio::task::JoinHandle<()>>,
     /// What each address took when dialled (MSE or plaintext), shared by
     /// the session's torrents.
-    pub(crate) dialled: Arc<crate::wire::Memory>,
+    pub(crate) dialled: Arc<crate::wire::Dialer>,
     /// The session's DHT node, unless the torrent is private or the
     /// session has none.
     pub(crate) dht: Option<crate::discovery::Nodes>,
@@ -530,6 +532,7 @@ impl Torrent {
         stats.peers = 0;
         stats.seeds = 0;
         stats.encrypted_peers = 0;
+        stats.utp_peers = 0;
         stats.web_seeds = 0;
         stats.download_rate = 0.0;
         stats.upload_rate = 0.0;
@@ -594,9 +597,11 @@ impl Torrent {
                 key,
                 handshake,
                 encrypted,
+                utp,
             } => {
                 if let Some(peer) = run.peers.get_mut(&key) {
                     peer.encrypted = encrypted;
+                    peer.utp = utp;
                 }
                 self.on_ready(run, key, handshake);
             }
@@ -916,6 +921,11 @@ impl Torrent {
                 .peers
                 .values()
                 .filter(|p| p.ready() && p.encrypted)
+                .count(),
+            utp_peers: run
+                .peers
+                .values()
+                .filter(|p| p.ready() && p.utp)
                 .count(),
             web_seeds: run
                 .peers

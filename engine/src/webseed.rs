@@ -430,6 +430,7 @@ pub(crate) async fn run(link: Link, seed: Arc<WebSeed>, layout: Layout, client: 
             key,
             handshake,
             encrypted: false,
+            utp: false,
         },
         Event::Message {
             key,

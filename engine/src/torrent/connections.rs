@@ -168,6 +168,7 @@ impl Torrent {
                 asked_at: None,
                 listen: None,
                 encrypted: false,
+                utp: false,
                 web,
                 last_piece: None,
                 _permit: permit,

@@ -21,6 +21,7 @@ mod ipv6;
 mod seeding;
 mod swarm;
 mod trackerless;
+mod utp;
 mod webseed;
 
 /// Generated content on disk and its torrent.
