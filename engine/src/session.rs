@@ -245,7 +245,8 @@ impl Session {
         // A DHT that cannot start (its UDP port taken, say) leaves the
         // session without it rather than without peers at all.
         let dht = match &config.dht {
-            Some(settings) => match crate::discovery::start(settings, local_addr, shared_udp).await {
+            Some(settings) => match crate::discovery::start(settings, local_addr, shared_udp).await
+            {
                 Ok(nodes) => Some(nodes),
                 Err(e) => {
                     tracing::warn!("the DHT is off: cannot bind its UDP socket: {e}");
@@ -640,7 +641,7 @@ async fn accept(
                     .collect()
             };
             let accepted = crate::wire::accept(stream, encryption, torrents);
-        let (wire, handshake) = match tokio::time::timeout(timeout, accepted).await {
+            let (wire, handshake) = match tokio::time::timeout(timeout, accepted).await {
                 Ok(Ok(done)) => done,
                 Ok(Err(reason)) => {
                     tracing::debug!(%addr, %reason, "incoming connection dropped");

@@ -922,11 +922,7 @@ impl Torrent {
                 .values()
                 .filter(|p| p.ready() && p.encrypted)
                 .count(),
-            utp_peers: run
-                .peers
-                .values()
-                .filter(|p| p.ready() && p.utp)
-                .count(),
+            utp_peers: run.peers.values().filter(|p| p.ready() && p.utp).count(),
             web_seeds: run
                 .peers
                 .values()
