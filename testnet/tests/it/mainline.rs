@@ -134,9 +134,14 @@ async fn leecher_at(
     content: &Content,
     peers: Vec<SocketAddr>,
 ) -> (Session, engine::TorrentHandle, tempfile::TempDir) {
-    let session = Session::start(testnet::local_config_at(host(i)))
-        .await
-        .unwrap();
+    // Over TCP: with btc's peers reaching it over uTP, this libtorrent
+    // named neither to the other within the test's time (issue 24's
+    // interop work looks into why).
+    let config = engine::SessionConfig {
+        transport: engine::Transport::Tcp,
+        ..testnet::local_config_at(host(i))
+    };
+    let session = Session::start(config).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut options = TorrentOptions::new(dir.path());
     options.peers = peers;
