@@ -759,7 +759,7 @@ impl Connection {
             self.in_flight_payload -= s.payload.len();
             if !s.acked {
                 acked_bytes += s.size();
-                self.acknowledged(now, &s, &mut sample);
+                self.acknowledged(Acked::of(&s, now), &mut sample);
             }
         }
         let mut newly_sacked = 0;
@@ -774,18 +774,12 @@ impl Connection {
                 if s.acked || s.transmissions == 0 {
                     continue;
                 }
+                let acked = Acked::of(s, now);
                 s.acked = true;
-                if !s.pending {
-                    self.flight_bytes -= s.size();
-                }
                 s.pending = false;
-                acked_bytes += s.size();
+                acked_bytes += acked.size;
                 newly_sacked += 1;
-                if let Some(rtt) = s_sample(s, now) {
-                    sample = Some(rtt);
-                }
-                let seq = s.seq;
-                self.probe_done(seq, true);
+                self.acknowledged(acked, &mut sample);
             }
         }
         if count == 0 && newly_sacked == 0 {
@@ -823,15 +817,16 @@ impl Connection {
         }
     }
 
-    /// A packet acknowledged cumulatively.
-    fn acknowledged(&mut self, now: Instant, s: &Sent, sample: &mut Option<Duration>) {
-        if !s.pending {
-            self.flight_bytes -= s.size();
+    /// A packet acknowledged, cumulatively or selectively: out of the
+    /// window, its round trip the latest sample.
+    fn acknowledged(&mut self, acked: Acked, sample: &mut Option<Duration>) {
+        if !acked.pending {
+            self.flight_bytes -= acked.size;
         }
-        if let Some(rtt) = s_sample(s, now) {
-            *sample = Some(rtt);
+        if acked.rtt.is_some() {
+            *sample = acked.rtt;
         }
-        self.probe_done(s.seq, true);
+        self.probe_done(acked.seq, true);
     }
 
     /// Packets with [`DUPLICATE_ACKS`] or more packets acknowledged past
@@ -980,10 +975,28 @@ pub(crate) fn reset_for(h: &Header) -> Vec<u8> {
     encode(&header, None, &[])
 }
 
-/// The round trip a packet's acknowledgement measures, if it was sent
-/// once (a resent packet's ack could answer either copy).
-fn s_sample(s: &Sent, now: Instant) -> Option<Duration> {
-    (s.transmissions == 1 && !s.pending).then(|| now.saturating_duration_since(s.sent_at))
+/// What an acknowledgement of a packet changes.
+#[derive(Clone, Copy)]
+struct Acked {
+    seq: u16,
+    size: u32,
+    /// Waiting to be resent: not counted in the window.
+    pending: bool,
+    /// The round trip it measures, if the packet was sent once (a resent
+    /// packet's ack could answer either copy).
+    rtt: Option<Duration>,
+}
+
+impl Acked {
+    fn of(s: &Sent, now: Instant) -> Acked {
+        Acked {
+            seq: s.seq,
+            size: s.size(),
+            pending: s.pending,
+            rtt: (s.transmissions == 1 && !s.pending)
+                .then(|| now.saturating_duration_since(s.sent_at)),
+        }
+    }
 }
 
 /// Whether sequence number `a` comes before `b`, with wrap-around.

@@ -29,7 +29,7 @@ use crate::{Config, Connection, Error, Packet, PacketType, Transmit, is_utp};
 #[derive(Clone, Debug)]
 pub struct SocketConfig {
     /// Each connection's buffers and packet sizes (the largest datagram
-    /// is raised for peers on loopback, whose MTU is 64 KiB).
+    /// tried is the path's: 64 KiB on loopback, Ethernet's elsewhere).
     pub connection: Config,
     /// Connections at most, in every state.
     pub max_connections: usize,
@@ -289,7 +289,7 @@ fn connection_config(config: &Config, peer: SocketAddr) -> Config {
     } else {
         ETHERNET_DATAGRAM_V6
     };
-    config.max_datagram = config.max_datagram.max(path).min(path);
+    config.max_datagram = path;
     config
 }
 

@@ -2,7 +2,7 @@
 //! policies: those that can meet connect, encrypted where both can; those
 //! that cannot (`off` and `require`) fail without a plaintext byte taken.
 
-use engine::{Encryption, Session, SessionConfig, TorrentOptions};
+use engine::{Encryption, Session, SessionConfig};
 
 use super::*;
 
@@ -37,19 +37,9 @@ async fn meet(content: &Content, leecher: Encryption, seeder: Encryption) {
         encryption,
         ..test_config()
     };
-    let seeding = Session::start(with(seeder)).await.unwrap();
-    let mut options = content.seed_options();
-    // Slow enough that the connection is seen in the once-a-second stats.
-    options.faults.upload_rate = Some(256 * 1024);
-    seeding.add(content.torrent.clone(), options).await.unwrap();
+    let seeding = slow_seeder(content, with(seeder), 256 * 1024).await;
     let leeching = Session::start(with(leecher)).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let mut options = TorrentOptions::new(dir.path());
-    options.peers = vec![seeding.local_addr()];
-    let handle = leeching
-        .add(content.torrent.clone(), options)
-        .await
-        .unwrap();
+    let (handle, dir) = leech_from(&leeching, content, vec![seeding.local_addr()]).await;
     let pair = format!("leecher {leecher:?}, seeder {seeder:?}");
     let mut watch = handle.watch();
     let seen = tokio::time::timeout(

@@ -119,6 +119,30 @@ async fn seeder_of(content: &Content, config: SessionConfig) -> Session {
     seeder
 }
 
+/// A session started with `config`, seeding `content` at `rate` bytes a
+/// second: slow enough that its connections are seen in the once-a-second
+/// stats.
+async fn slow_seeder(content: &Content, config: SessionConfig, rate: u64) -> Session {
+    let seeder = Session::start(config).await.unwrap();
+    let mut options = content.seed_options();
+    options.faults.upload_rate = Some(rate);
+    seeder.add(content.torrent.clone(), options).await.unwrap();
+    seeder
+}
+
+/// `session` downloads `content` into a new folder from `peers` alone.
+async fn leech_from(
+    session: &Session,
+    content: &Content,
+    peers: Vec<SocketAddr>,
+) -> (TorrentHandle, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = engine::TorrentOptions::new(dir.path());
+    options.peers = peers;
+    let handle = session.add(content.torrent.clone(), options).await.unwrap();
+    (handle, dir)
+}
+
 /// Waits (at most 30 s) until `tracker` lists a peer of `hash`; `who` says
 /// whose announce that is, for the failure message.
 async fn wait_listed(tracker: &HttpTracker, hash: &metainfo::InfoHash, who: &str) {

@@ -1,7 +1,7 @@
 //! btc sessions over uTP: only uTP both ways, uTP preferred where both
 //! sides have it, and TCP when the other side has no uTP.
 
-use engine::{Session, SessionConfig, TorrentOptions, Transport};
+use engine::{Session, SessionConfig, Transport};
 
 use super::*;
 
@@ -15,21 +15,11 @@ fn over(transport: Transport) -> SessionConfig {
 /// A leecher with `leecher`'s transport downloads `content` from a seeder
 /// with `seeder`'s; returns whether the connection ran over uTP.
 async fn fetch(content: &Content, leecher: Transport, seeder: Transport) -> bool {
-    let seeding = Session::start(over(seeder)).await.unwrap();
-    let mut options = content.seed_options();
-    // Two seconds or so: slow enough that the connection is seen in the
-    // once-a-second stats.
+    // Two seconds or so.
     let total: u64 = content.files.iter().map(|(_, f)| f.len() as u64).sum();
-    options.faults.upload_rate = Some(total / 2);
-    seeding.add(content.torrent.clone(), options).await.unwrap();
+    let seeding = slow_seeder(content, over(seeder), total / 2).await;
     let leeching = Session::start(over(leecher)).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let mut options = TorrentOptions::new(dir.path());
-    options.peers = vec![seeding.local_addr()];
-    let handle = leeching
-        .add(content.torrent.clone(), options)
-        .await
-        .unwrap();
+    let (handle, dir) = leech_from(&leeching, content, vec![seeding.local_addr()]).await;
     let mut watch = handle.watch();
     let seen = tokio::time::timeout(Duration::from_secs(30), watch.wait_for(|s| s.peers > 0))
         .await
