@@ -11,7 +11,7 @@ It finds peers through the torrent's tracker and dials any HOST:PORT
 given. TORRENT may be a magnet link. With LT_DHT=HOST:PORT, its DHT runs,
 bootstrapping from that node alone, with the settings loopback needs, and
 it announces the torrent there every few seconds. LT_UPLOAD_LIMIT=BYTES
-caps its upload rate. LT_ENCRYPTION=require makes it take and make only
+caps its upload rate, loopback peers included. LT_ENCRYPTION=require makes it take and make only
 encrypted connections (MSE/PE with RC4), LT_ENCRYPTION=default leaves
 libtorrent's own encryption settings. A seeder runs until it is killed. A leecher exits with status 0 once every piece is verified,
 or 1 on an error.
@@ -50,7 +50,8 @@ def main():
     elif os.environ.get("LT_ENCRYPTION") == "default":
         # libtorrent's own: MSE tried both ways, either method.
         del settings["out_enc_policy"]
-    if os.environ.get("LT_UPLOAD_LIMIT"):
+    limited = bool(os.environ.get("LT_UPLOAD_LIMIT"))
+    if limited:
         settings["upload_rate_limit"] = int(os.environ["LT_UPLOAD_LIMIT"])
     if dht:
         # Its defaults refuse loopback nodes and block an address that
@@ -62,6 +63,15 @@ def main():
             "dht_block_ratelimit": 1000,
         })
     session = lt.session(settings)
+    if limited:
+        # libtorrent puts peers on local networks (every peer here) in a
+        # class of their own that no rate limit applies to: put everyone in
+        # the global class, which the limit does.
+        everyone = lt.ip_filter()
+        every = 1 << lt.session.global_peer_class_id
+        everyone.add_rule("0.0.0.0", "255.255.255.255", every)
+        everyone.add_rule("::", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", every)
+        session.set_peer_class_filter(everyone)
     if dht:
         host, _, dht_port = dht.rpartition(":")
         session.add_dht_node((host, int(dht_port)))

@@ -134,13 +134,7 @@ async fn leecher_at(
     content: &Content,
     peers: Vec<SocketAddr>,
 ) -> (Session, engine::TorrentHandle, tempfile::TempDir) {
-    // Over TCP: with btc's peers reaching it over uTP, this libtorrent
-    // named neither to the other within the test's time (issue 24's
-    // interop work looks into why).
-    let config = engine::SessionConfig {
-        transport: engine::Transport::Tcp,
-        ..testnet::local_config_at(host(i))
-    };
+    let config = testnet::local_config_at(host(i));
     let session = Session::start(config).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut options = TorrentOptions::new(dir.path());
@@ -153,9 +147,9 @@ async fn leecher_at(
 }
 
 /// libtorrent's `ut_pex` names one btc peer to the other: both know only
-/// the libtorrent seeder (no tracker, no DHT), which sends its first peer
-/// list a minute or so after it has two peers. The seeder is slow, so they
-/// still download when it does.
+/// the libtorrent seeder (no tracker, no DHT). Its first peer list to the
+/// second names the first; the seeder is slow, so both are still
+/// downloading from it then.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_libtorrent_seeder_tells_btc_peers_of_each_other_through_pex() {
     let content = Content::generate("multi", &[8 << 20], true, 64 * 1024, &[], 43).unwrap();
@@ -172,23 +166,30 @@ async fn a_libtorrent_seeder_tells_btc_peers_of_each_other_through_pex() {
     });
     let (_a, a_handle, _a_dir) = leecher_at(22, &content, vec![addr]).await;
     let (_b, b_handle, _b_dir) = leecher_at(23, &content, vec![addr]).await;
-    let met = |h: &engine::TorrentHandle| h.stats().peers_ever >= 2;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(150);
-    while !(met(&a_handle) && met(&b_handle)) {
+    // Nothing but libtorrent's ut_pex could have named one to the other:
+    // no tracker, no DHT. (Which connection each keeps when both dial at
+    // once decides which of them counts the other as found through PEX.)
+    let met = || a_handle.stats().sources_ever.pex + b_handle.stats().sources_ever.pex > 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    while !met() {
+        let (a, b) = (a_handle.stats(), b_handle.stats());
         assert!(
             tokio::time::Instant::now() < deadline,
             "the btc peers never met: {:?} / {:?}",
-            a_handle.stats().sources_ever,
-            b_handle.stats().sources_ever
+            a.sources_ever,
+            b.sources_ever,
+        );
+        // Met while still downloading: the seeder was not yet done with
+        // either, or the test proves nothing of PEX among leechers.
+        assert!(
+            a.bytes_left > 0 && b.bytes_left > 0,
+            "a btc peer finished before they met: the seeder is not slow"
         );
         if let Err(e) = lt.process().check_running() {
             panic!("{e}");
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    // Nothing else could have named them to each other: no tracker, no
-    // DHT. (Which connection each keeps, when both dial at once, decides
-    // whether it counts the other as found through PEX or as incoming.)
 }
 
 /// A btc seeder's `ut_pex` names a btc leecher to a libtorrent leecher,
