@@ -4,17 +4,23 @@ python3-libtorrent.
 usage: lt_peer.py seed|leech TORRENT SAVE_PATH PORT [HOST:PORT...]
 
 It binds 127.0.0.1:PORT (LT_IP=ADDRESS for another loopback address, which
-its dials also come from) with
-DHT, local discovery, UPnP, NAT-PMP and uTP off, speaks plaintext (as
-every peer in the benchmark does), and keeps libtorrent's other defaults.
-It finds peers through the torrent's tracker and dials any HOST:PORT
-given. TORRENT may be a magnet link. With LT_DHT=HOST:PORT, its DHT runs,
-bootstrapping from that node alone, with the settings loopback needs, and
-it announces the torrent there every few seconds. LT_UPLOAD_LIMIT=BYTES
-caps its upload rate, loopback peers included. LT_ENCRYPTION=require makes it take and make only
-encrypted connections (MSE/PE with RC4), LT_ENCRYPTION=default leaves
-libtorrent's own encryption settings. A seeder runs until it is killed. A leecher exits with status 0 once every piece is verified,
-or 1 on an error.
+its dials also come from) with DHT, local discovery, UPnP, NAT-PMP and uTP
+off, speaks plaintext (as every peer in the benchmark does), and keeps
+libtorrent's other defaults. It finds peers through the torrent's tracker
+and dials any HOST:PORT given. TORRENT may be a magnet link.
+
+- LT_DHT=HOST:PORT: its DHT runs, bootstrapping from that node alone, with
+  the settings loopback needs, and it announces the torrent there every few
+  seconds.
+- LT_UPLOAD_LIMIT=BYTES caps its upload rate, loopback peers included.
+- LT_ENCRYPTION=require: it takes and makes only encrypted connections
+  (MSE/PE with RC4); LT_ENCRYPTION=default leaves libtorrent's own
+  encryption settings.
+- LT_TRANSPORT=utp: it dials and accepts over uTP alone; LT_TRANSPORT=both
+  over uTP and TCP.
+
+A seeder runs until it is killed. A leecher exits with status 0 once every
+piece is verified, or 1 on an error.
 """
 
 import os
@@ -44,6 +50,11 @@ def main():
         "out_enc_policy": 2,
         "alert_mask": 0,
     }
+    transport = os.environ.get("LT_TRANSPORT", "tcp")
+    if transport in ("utp", "both"):
+        settings.update({"enable_outgoing_utp": True, "enable_incoming_utp": True})
+    if transport == "utp":
+        settings.update({"enable_outgoing_tcp": False, "enable_incoming_tcp": False})
     if os.environ.get("LT_ENCRYPTION") == "require":
         # pe_forced both ways, RC4 only.
         settings.update({"in_enc_policy": 0, "out_enc_policy": 0, "allowed_enc_level": 2})

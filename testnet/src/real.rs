@@ -251,12 +251,13 @@ pub struct Transmission {
 impl Transmission {
     /// Starts a daemon that downloads into (and seeds from) `dir`.
     pub fn start(dir: &Path) -> io::Result<Transmission> {
-        Transmission::start_with_encryption(dir, 0)
+        Transmission::start_with(dir, 0, false)
     }
 
-    /// [`Transmission::start`] with its `encryption` setting: 0 prefers
-    /// plaintext, 1 prefers encryption, 2 requires it.
-    pub fn start_with_encryption(dir: &Path, encryption: u8) -> io::Result<Transmission> {
+    /// [`Transmission::start`] with its `encryption` setting (0 prefers
+    /// plaintext, 1 prefers encryption, 2 requires it) and uTP on or off
+    /// (on, it takes uTP connections beside TCP ones).
+    pub fn start_with(dir: &Path, encryption: u8, utp: bool) -> io::Result<Transmission> {
         let profile = tempfile::tempdir()?;
         let port = free_port()?;
         let rpc_port = free_port()?;
@@ -264,7 +265,7 @@ impl Transmission {
             "dht-enabled": false,
             "lpd-enabled": false,
             "pex-enabled": false,
-            "utp-enabled": false,
+            "utp-enabled": utp,
             "port-forwarding-enabled": false,
             "bind-address-ipv4": "127.0.0.1",
             "bind-address-ipv6": "::1",
@@ -395,6 +396,8 @@ pub struct LtNetwork {
     pub upload_limit: Option<u64>,
     /// How it treats encryption.
     pub crypto: Crypto,
+    /// What it dials and accepts over: TCP, uTP or both.
+    pub transport: engine::Transport,
 }
 
 impl Default for LtNetwork {
@@ -404,6 +407,7 @@ impl Default for LtNetwork {
             dht: None,
             upload_limit: None,
             crypto: Crypto::Plaintext,
+            transport: engine::Transport::Tcp,
         }
     }
 }
@@ -441,6 +445,15 @@ impl Libtorrent {
         }
         if let Some(limit) = network.upload_limit {
             command.env("LT_UPLOAD_LIMIT", limit.to_string());
+        }
+        match network.transport {
+            engine::Transport::Tcp => {}
+            engine::Transport::Utp => {
+                command.env("LT_TRANSPORT", "utp");
+            }
+            engine::Transport::Both => {
+                command.env("LT_TRANSPORT", "both");
+            }
         }
         match network.crypto {
             Crypto::Plaintext => {}
@@ -521,13 +534,23 @@ impl Libtorrent {
 
 /// qBittorrent's settings: the listen port on 127.0.0.1, encryption as
 /// `crypto` says (`Session\Encryption` 2 off, 1 required, else its
-/// default), TCP only, several connections per IP, no DHT, LSD, PEX or
+/// default), over `transport` (`Session\BTProtocol`), several connections per IP, no DHT, LSD, PEX or
 /// UPnP, no queueing, and its web API on 127.0.0.1 without login.
-pub fn qbittorrent_config(port: &str, web: u16, crypto: Crypto) -> String {
+pub fn qbittorrent_config(
+    port: &str,
+    web: u16,
+    crypto: Crypto,
+    transport: engine::Transport,
+) -> String {
     let encryption = match crypto {
         Crypto::Plaintext => "Session\\Encryption=2\n",
         Crypto::Required => "Session\\Encryption=1\n",
         Crypto::Defaults => "",
+    };
+    let protocol = match transport {
+        engine::Transport::Tcp => "TCP",
+        engine::Transport::Utp => "UTP",
+        engine::Transport::Both => "Both",
     };
     format!(
         "[LegalNotice]\nAccepted=true\n\n\
@@ -539,7 +562,7 @@ pub fn qbittorrent_config(port: &str, web: u16, crypto: Crypto) -> String {
          Session\\PeXEnabled=false\n\
          {encryption}\
          Session\\MultiConnectionsPerIp=true\n\
-         Session\\BTProtocol=TCP\n\
+         Session\\BTProtocol={protocol}\n\
          Session\\QueueingSystemEnabled=false\n\n\
          [Preferences]\n\
          Connection\\UPnP=false\n\
@@ -640,8 +663,13 @@ pub struct Qbittorrent {
 
 impl Qbittorrent {
     /// Starts it with `torrent`, saving into (or seeding from) `dir`,
-    /// treating encryption as `crypto` says.
-    pub fn start(torrent: &Path, dir: &Path, crypto: Crypto) -> io::Result<Qbittorrent> {
+    /// treating encryption as `crypto` says, over `transport`.
+    pub fn start(
+        torrent: &Path,
+        dir: &Path,
+        crypto: Crypto,
+        transport: engine::Transport,
+    ) -> io::Result<Qbittorrent> {
         let profile = tempfile::tempdir()?;
         let port = free_port()?;
         let api = free_port()?;
@@ -649,7 +677,7 @@ impl Qbittorrent {
         std::fs::create_dir_all(&config)?;
         std::fs::write(
             config.join("qBittorrent.conf"),
-            qbittorrent_config(&port.to_string(), api, crypto),
+            qbittorrent_config(&port.to_string(), api, crypto, transport),
         )?;
         let mut command = Command::new("qbittorrent-nox");
         command
@@ -688,13 +716,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn qbittorrent_config_binds_loopback_and_says_the_encryption() {
-        let config = qbittorrent_config("6881", 8080, Crypto::Plaintext);
+    fn qbittorrent_config_binds_loopback_and_says_the_encryption_and_transport() {
+        let config = qbittorrent_config("6881", 8080, Crypto::Plaintext, engine::Transport::Tcp);
         for line in [
             "Accepted=true",
             "Session\\Port=6881",
             "Session\\InterfaceAddress=127.0.0.1",
             "Session\\Encryption=2",
+            "Session\\BTProtocol=TCP",
             "WebUI\\Address=127.0.0.1",
             "WebUI\\Port=8080",
         ] {
@@ -703,9 +732,10 @@ mod tests {
                 "{line} missing: {config}"
             );
         }
-        let required = qbittorrent_config("6881", 8080, Crypto::Required);
+        let required = qbittorrent_config("6881", 8080, Crypto::Required, engine::Transport::Tcp);
         assert!(required.lines().any(|l| l == "Session\\Encryption=1"));
-        let defaults = qbittorrent_config("6881", 8080, Crypto::Defaults);
+        let defaults = qbittorrent_config("6881", 8080, Crypto::Defaults, engine::Transport::Utp);
         assert!(!defaults.contains("Encryption"));
+        assert!(defaults.lines().any(|l| l == "Session\\BTProtocol=UTP"));
     }
 }

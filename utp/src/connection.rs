@@ -7,7 +7,10 @@ use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use crate::packet::encode;
-use crate::{HEADER_LEN, Header, Ledbat, MAX_SACK_BYTES, Packet, PacketType, Rtt, SelectiveAck};
+use crate::{
+    HEADER_LEN, Header, Ledbat, MAX_SACK_BYTES, Packet, PacketType, Rtt, SelectiveAck,
+    UNANNOUNCED_DATAGRAM,
+};
 
 /// What a connection may hold and how large its packets may be.
 #[derive(Clone, Debug)]
@@ -21,8 +24,12 @@ pub struct Config {
     /// The datagram every path is assumed to carry. 1,232 bytes, IPv6's
     /// minimum MTU less its header and UDP's, unless told otherwise.
     pub min_datagram: u16,
-    /// The largest datagram the path MTU probe tries (the interface's MTU
-    /// less the IP and UDP headers, when the caller knows it).
+    /// The largest datagram the path carries and we read whole (the
+    /// interface's MTU less the IP and UDP headers, when the caller knows
+    /// it): the path MTU probe goes no further, nor past
+    /// [`UNANNOUNCED_DATAGRAM`] unless the peer announced it takes more
+    /// (see [`Packet::largest_datagram`]). Past that, our SYN and our
+    /// answer to one announce it.
     pub max_datagram: u16,
     /// Sends of one packet before the connection gives up on the peer.
     pub max_transmissions: u32,
@@ -281,7 +288,22 @@ impl Connection {
         conn.peer_window = h.window;
         conn.reply_micro = conn.timestamp(now).wrapping_sub(h.timestamp_us);
         conn.need_ack = true;
+        if let Some(largest) = syn.largest_datagram {
+            conn.peer_takes(largest);
+        }
         conn
+    }
+
+    /// The peer announced the largest datagram it reads whole: the path
+    /// MTU probe may go that far (and no further than the path).
+    fn peer_takes(&mut self, largest: u16) {
+        self.mtu_ceiling = self.config.max_datagram.min(largest).max(self.mtu_floor);
+    }
+
+    /// What our SYN and our answer to one announce: the largest datagram
+    /// we read whole, if past what every peer takes.
+    fn announcement(&self) -> Option<u16> {
+        (self.config.max_datagram > UNANNOUNCED_DATAGRAM).then_some(self.config.max_datagram)
     }
 
     fn new(now: Instant, config: Config, state: State, recv_id: u16, send_id: u16) -> Connection {
@@ -317,7 +339,8 @@ impl Connection {
             duplicate_acks: 0,
             recovery: None,
             mtu_floor: min_datagram,
-            mtu_ceiling: max_datagram,
+            // Past this only once the peer says it takes more.
+            mtu_ceiling: max_datagram.min(UNANNOUNCED_DATAGRAM).max(min_datagram),
             mtu_probe: None,
             ack_nr: 0,
             readable: VecDeque::new(),
@@ -506,6 +529,9 @@ impl Connection {
             self.ack_nr = h.seq_nr.wrapping_sub(1);
             self.last_ack = h.ack_nr;
             self.state = State::Connected;
+            if let Some(largest) = packet.largest_datagram {
+                self.peer_takes(largest);
+            }
         }
         if self.state == State::SynReceived {
             self.state = State::Connected;
@@ -568,7 +594,7 @@ impl Connection {
             self.send_reset = false;
             let header = self.header(now, PacketType::Reset, self.seq_nr);
             return Some(Transmit {
-                datagram: encode(&header, None, &[]),
+                datagram: encode(&header, None, None, &[]),
                 dont_fragment: false,
             });
         }
@@ -664,8 +690,10 @@ impl Connection {
     fn send(&mut self, now: Instant, i: usize) -> Transmit {
         let sack = self.selective_ack();
         let mut header = self.header(now, self.in_flight[i].kind, self.in_flight[i].seq);
+        let mut announce = None;
         if header.kind == PacketType::Syn {
             header.connection_id = self.recv_id;
+            announce = self.announcement();
         }
         let sent = &mut self.in_flight[i];
         sent.pending = false;
@@ -676,7 +704,7 @@ impl Connection {
             self.stats.packets_resent += 1;
         }
         let size = sent.size();
-        let datagram = encode(&header, sack.as_ref(), &sent.payload);
+        let datagram = encode(&header, sack.as_ref(), announce, &sent.payload);
         let mut dont_fragment = false;
         if let Some((seq, size)) = &mut self.mtu_probe
             && *seq == sent.seq
@@ -702,8 +730,14 @@ impl Connection {
         self.need_ack = false;
         let sack = self.selective_ack();
         let header = self.header(now, PacketType::State, self.seq_nr);
+        // The answer to a SYN that announced it takes large datagrams
+        // says whether we do.
+        let announce = (self.state == State::SynReceived
+            && self.mtu_ceiling > UNANNOUNCED_DATAGRAM)
+            .then(|| self.announcement())
+            .flatten();
         Transmit {
-            datagram: encode(&header, sack.as_ref(), &[]),
+            datagram: encode(&header, sack.as_ref(), announce, &[]),
             dont_fragment: false,
         }
     }
@@ -972,7 +1006,7 @@ pub(crate) fn reset_for(h: &Header) -> Vec<u8> {
         seq_nr: 0,
         ack_nr: h.seq_nr,
     };
-    encode(&header, None, &[])
+    encode(&header, None, None, &[])
 }
 
 /// What an acknowledgement of a packet changes.

@@ -26,6 +26,7 @@
 //!     },
 //!     // Packets 43 and 50 arrived past the gap at 42.
 //!     selective_ack: Some(SelectiveAck::new(41, [43, 50])),
+//!     largest_datagram: None,
 //!     payload: Vec::new(),
 //! };
 //! let bytes = packet.encode();
@@ -46,7 +47,8 @@ mod shell;
 pub use congestion::{Ledbat, MAX_GAIN_PER_RTT, Rtt, TARGET};
 pub use connection::{Config, Connection, Error, Stats, Transmit};
 pub use packet::{
-    HEADER_LEN, Header, MAX_SACK_BYTES, Packet, PacketError, PacketType, SelectiveAck, is_utp,
+    HEADER_LEN, Header, MAX_SACK_BYTES, Packet, PacketError, PacketType, SelectiveAck,
+    UNANNOUNCED_DATAGRAM, is_utp,
 };
 #[cfg(feature = "tokio")]
 pub use shell::{

@@ -13,7 +13,15 @@
 //! ```
 //!
 //! Each extension is `next extension type, length, bytes`; type 1 is the
-//! selective ACK, a bitmask of packets received past `ack_nr + 1`.
+//! selective ACK, a bitmask of packets received past `ack_nr + 1`. Type
+//! 0x42 is this crate's own: in a SYN or the answer to one, the largest
+//! datagram the sender reads whole (two bytes, big-endian), after empty
+//! extension bits (type 2, libutp's), as libutp reads a packet whose first
+//! extension is past 2 as another version of the protocol. Other
+//! implementations skip an extension they do not know, as BEP 29's chain
+//! allows, and read datagrams into buffers of about 1,500 bytes, silently
+//! cutting longer ones short; so datagrams past [`UNANNOUNCED_DATAGRAM`]
+//! go only to a peer that announced it takes them.
 
 /// Bytes in the fixed header.
 pub const HEADER_LEN: usize = 20;
@@ -23,6 +31,16 @@ const VERSION: u8 = 1;
 
 /// The extension type of the selective ACK.
 const EXT_SACK: u8 = 1;
+
+/// The extension type of libutp's (and µTorrent's) extension bits.
+const EXT_BITS: u8 = 2;
+
+/// The extension type of the largest datagram the sender reads whole.
+const EXT_LARGEST_DATAGRAM: u8 = 0x42;
+
+/// The largest datagram sent to a peer that did not announce more:
+/// Ethernet's 1,500 bytes less the IPv4 and UDP headers.
+pub const UNANNOUNCED_DATAGRAM: u16 = 1472;
 
 /// The longest selective ACK this crate sends: 256 packets past the gap.
 /// Longer ones (up to 252 bytes, the most a length byte allows in steps of
@@ -143,6 +161,9 @@ pub struct Packet {
     pub header: Header,
     /// The selective ACK, if it carries one.
     pub selective_ack: Option<SelectiveAck>,
+    /// The largest datagram the sender reads whole, if it says (this
+    /// crate's extension, in a SYN and its answer).
+    pub largest_datagram: Option<u16>,
     /// The payload (for `ST_DATA`; empty for the others).
     pub payload: Vec<u8>,
 }
@@ -195,6 +216,7 @@ impl Packet {
         let mut next = bytes[1];
         let mut at = HEADER_LEN;
         let mut selective_ack = None;
+        let mut largest_datagram = None;
         // Each extension takes at least two bytes: the chain ends.
         while next != 0 {
             let (Some(&following), Some(&len)) = (bytes.get(at), bytes.get(at + 1)) else {
@@ -211,6 +233,10 @@ impl Packet {
                 selective_ack.get_or_insert_with(|| SelectiveAck {
                     mask: data.to_vec(),
                 });
+            } else if next == EXT_LARGEST_DATAGRAM
+                && let [high, low] = *data
+            {
+                largest_datagram.get_or_insert(u16::from_be_bytes([high, low]));
             }
             next = following;
             at += 2 + len;
@@ -218,35 +244,61 @@ impl Packet {
         Ok(Packet {
             header,
             selective_ack,
+            largest_datagram,
             payload: bytes[at..].to_vec(),
         })
     }
 
     /// The datagram's bytes.
     pub fn encode(&self) -> Vec<u8> {
-        encode(&self.header, self.selective_ack.as_ref(), &self.payload)
+        encode(
+            &self.header,
+            self.selective_ack.as_ref(),
+            self.largest_datagram,
+            &self.payload,
+        )
     }
 }
 
 /// A datagram's bytes from its parts (for a sender that keeps its payloads
 /// apart from their headers).
-pub(crate) fn encode(h: &Header, sack: Option<&SelectiveAck>, payload: &[u8]) -> Vec<u8> {
-    let sack = sack.map(|s| s.mask());
-    let mut out = Vec::with_capacity(HEADER_LEN + sack.map_or(0, |m| m.len() + 2) + payload.len());
+pub(crate) fn encode(
+    h: &Header,
+    sack: Option<&SelectiveAck>,
+    largest_datagram: Option<u16>,
+    payload: &[u8],
+) -> Vec<u8> {
+    // Each extension: the type of the next, its length, its bytes.
+    let mut extensions: Vec<(u8, &[u8])> = Vec::with_capacity(3);
+    if let Some(sack) = sack {
+        extensions.push((EXT_SACK, sack.mask()));
+    }
+    let largest = largest_datagram.map(u16::to_be_bytes);
+    if let Some(largest) = &largest {
+        // libutp (Transmission's) takes a packet whose first extension is
+        // past 2 for another version of the protocol: empty extension
+        // bits lead, as µTorrent's SYN carries them.
+        if sack.is_none() {
+            extensions.push((EXT_BITS, &[0; 8]));
+        }
+        extensions.push((EXT_LARGEST_DATAGRAM, largest));
+    }
+    let room: usize = extensions.iter().map(|(_, data)| 2 + data.len()).sum();
+    let mut out = Vec::with_capacity(HEADER_LEN + room + payload.len());
     out.push(h.kind.code() << 4 | VERSION);
-    out.push(if sack.is_some() { EXT_SACK } else { 0 });
+    out.push(extensions.first().map_or(0, |(kind, _)| *kind));
     out.extend(h.connection_id.to_be_bytes());
     out.extend(h.timestamp_us.to_be_bytes());
     out.extend(h.timestamp_difference_us.to_be_bytes());
     out.extend(h.window.to_be_bytes());
     out.extend(h.seq_nr.to_be_bytes());
     out.extend(h.ack_nr.to_be_bytes());
-    if let Some(mask) = sack {
-        out.push(0);
+    for (i, (_, data)) in extensions.iter().enumerate() {
+        out.push(extensions.get(i + 1).map_or(0, |(kind, _)| *kind));
         // A mask read from the wire is at most 252 bytes; one made here
         // at most MAX_SACK_BYTES.
-        out.push(u8::try_from(mask.len()).unwrap_or(u8::MAX));
-        out.extend(mask);
+        out.push(u8::try_from(data.len()).unwrap_or(u8::MAX));
+        out.extend(*data);
     }
     out.extend(payload);
     out

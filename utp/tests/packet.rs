@@ -23,6 +23,7 @@ fn the_header_is_laid_out_as_bep_29_says() {
     let packet = Packet {
         header: header(PacketType::Syn),
         selective_ack: None,
+        largest_datagram: None,
         payload: b"xy".to_vec(),
     };
     let expected: Vec<u8> = [
@@ -49,6 +50,7 @@ fn a_selective_ack_is_an_extension_with_its_bits_low_first() {
             ..header(PacketType::State)
         },
         selective_ack: Some(sack),
+        largest_datagram: None,
         payload: Vec::new(),
     };
     let bytes = packet.encode();
@@ -80,6 +82,7 @@ fn unknown_extensions_are_skipped() {
     let mut bytes = Packet {
         header: header(PacketType::Data),
         selective_ack: None,
+        largest_datagram: None,
         payload: b"data".to_vec(),
     }
     .encode();
@@ -98,6 +101,7 @@ fn malformed_packets_are_refused() {
     let good = Packet {
         header: header(PacketType::Data),
         selective_ack: None,
+        largest_datagram: None,
         payload: Vec::new(),
     }
     .encode();
@@ -130,9 +134,50 @@ fn a_dht_datagram_is_not_utp() {
     let syn = Packet {
         header: header(PacketType::Syn),
         selective_ack: None,
+        largest_datagram: None,
         payload: Vec::new(),
     };
     assert!(utp::is_utp(&syn.encode()));
+}
+
+#[test]
+fn the_largest_datagram_is_an_extension_after_the_selective_ack() {
+    let header = Header {
+        kind: PacketType::State,
+        connection_id: 1,
+        timestamp_us: 0,
+        timestamp_difference_us: 0,
+        window: 0,
+        seq_nr: 5,
+        ack_nr: 100,
+    };
+    let alone = Packet {
+        header,
+        selective_ack: None,
+        largest_datagram: Some(65_487),
+        payload: Vec::new(),
+    };
+    let bytes = alone.encode();
+    // Empty extension bits lead (libutp reads a first extension past 2 as
+    // another version of the protocol).
+    assert_eq!(bytes[1], 2);
+    assert_eq!(
+        &bytes[20..],
+        &[0x42, 8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0xff, 0xcf]
+    );
+    let both = Packet {
+        selective_ack: Some(SelectiveAck::new(100, [102])),
+        ..alone.clone()
+    };
+    let bytes = both.encode();
+    assert_eq!(bytes[1], 1);
+    assert_eq!(&bytes[20..], &[0x42, 4, 1, 0, 0, 0, 0, 2, 0xff, 0xcf]);
+    assert_eq!(Packet::decode(&bytes), Ok(both));
+    // One of another length is skipped as unknown.
+    let mut odd = alone.encode();
+    odd[31] = 3;
+    odd.push(0);
+    assert_eq!(Packet::decode(&odd).unwrap().largest_datagram, None);
 }
 
 fn kind() -> impl Strategy<Value = PacketType> {
@@ -151,12 +196,14 @@ proptest! {
         kind in kind(),
         fields in any::<(u16, u32, u32, u32, u16, u16)>(),
         received in prop::option::of(prop::collection::vec(any::<u16>(), 0..40)),
+        largest in prop::option::of(any::<u16>()),
         payload in prop::collection::vec(any::<u8>(), 0..300),
     ) {
         let (connection_id, timestamp_us, timestamp_difference_us, window, seq_nr, ack_nr) = fields;
         let packet = Packet {
             header: Header { kind, connection_id, timestamp_us, timestamp_difference_us, window, seq_nr, ack_nr },
             selective_ack: received.map(|r| SelectiveAck::new(ack_nr, r)),
+            largest_datagram: largest,
             payload,
         };
         prop_assert_eq!(Packet::decode(&packet.encode()), Ok(packet));

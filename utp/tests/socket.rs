@@ -210,6 +210,7 @@ async fn a_syn_flood_costs_bounded_state_and_real_peers_still_connect() {
                 ack_nr: 0,
             },
             selective_ack: None,
+            largest_datagram: None,
             payload: Vec::new(),
         };
         let _ = flood.send_to(&syn.encode(), server.local_addr()).await;

@@ -7,161 +7,45 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use engine::{Encryption, Session, SessionConfig, TorrentHandle, TorrentOptions};
+use engine::{Encryption, Session, SessionConfig, TorrentHandle, Transport};
 use testnet::Content;
-use testnet::real::{
-    ARIA2_REQUIRE_CRYPTO, Aria2, Crypto, Libtorrent, LtNetwork, Qbittorrent, Transmission,
-};
+use testnet::real::{ARIA2_REQUIRE_CRYPTO, Aria2, Crypto, LtNetwork, Qbittorrent, Transmission};
 
-use super::{SIZES, SIZES_NOT_EMPTY, accepts, complete, poll, tracker, wait_seeding};
+use super::clients::{self, content_with, libtorrent_leeches, libtorrent_seeds};
+use super::{SIZES, SIZES_NOT_EMPTY, accepts, poll, tracker};
 
-async fn session(encryption: Encryption) -> Session {
-    Session::start(SessionConfig {
+/// A btc session set up with `encryption`.
+fn config(encryption: Encryption) -> SessionConfig {
+    SessionConfig {
         encryption,
         ..testnet::local_config()
-    })
-    .await
-    .unwrap()
+    }
 }
 
 /// A btc leecher with `encryption` that dials `addr`, done and checked.
 async fn leech_from(content: &Content, addr: SocketAddr, encryption: Encryption) {
-    let leecher = session(encryption).await;
-    let target = tempfile::tempdir().unwrap();
-    let mut options = TorrentOptions::new(target.path());
-    options.peers = vec![addr];
-    let handle = leecher
-        .add(content.torrent().clone(), options)
-        .await
-        .unwrap();
-    complete(&handle).await;
-    content.verify(target.path()).unwrap();
-    assert!(handle.stats().peers_ever > 0);
-    leecher.shutdown().await;
+    clients::leech_from(content, addr, config(encryption)).await;
 }
 
 /// A btc seeder with `encryption`, its data checked.
 async fn seeder(content: &Content, encryption: Encryption) -> (Session, TorrentHandle) {
-    let seeder = session(encryption).await;
-    let handle = seeder
-        .add(
-            content.torrent().clone(),
-            TorrentOptions::new(content.data_dir()),
-        )
-        .await
-        .unwrap();
-    wait_seeding(&handle).await;
-    (seeder, handle)
+    clients::seeder(content, config(encryption)).await
 }
 
-/// Waits until the seeder's stats (published once a second) show what it
-/// sent: the copy came from it.
-async fn uploaded(handle: &TorrentHandle) {
-    let mut watch = handle.watch();
-    let sent = watch.wait_for(|s| s.uploaded > 0);
-    tokio::time::timeout(Duration::from_secs(10), sent)
-        .await
-        .expect("the btc seeder sent the data")
-        .unwrap();
-}
-
-/// Content whose torrent lists `tracker`.
-fn content_with(tracker: &tracker::HttpTracker, sizes: &[u64], seed: u64) -> Content {
-    Content::generate(
-        "multi",
-        sizes,
-        false,
-        32 * 1024,
-        &[tracker.announce_url()],
-        seed,
-    )
-    .unwrap()
-}
-
-/// A libtorrent seeder of `content`, listening.
-fn libtorrent_seeds(content: &Content, network: LtNetwork) -> Libtorrent {
-    let mut lt = Libtorrent::seed_in(content.torrent_file(), &content.data_dir(), network).unwrap();
-    let addr = lt.addr();
-    poll("libtorrent listens", 30, || {
-        lt.process().check_running()?;
-        Ok(accepts(addr))
-    });
-    lt
-}
-
-/// A libtorrent leecher told of the btc `seeder`, done and checked.
-fn libtorrent_leeches(
-    content: &Content,
-    seeder: &Session,
-    handle: &TorrentHandle,
-    network: LtNetwork,
-) {
-    let target = tempfile::tempdir().unwrap();
-    let mut lt = Libtorrent::leech_in(
-        content.torrent_file(),
-        target.path(),
-        &[seeder.local_addr()],
-        network,
-    )
-    .unwrap();
-    let status = tokio::task::block_in_place(|| lt.process().wait_exit(Duration::from_secs(90)));
-    let status = status.unwrap_or_else(|e| panic!("{e}; the seeder: {:?}", handle.stats()));
-    assert!(status.success(), "libtorrent failed: {status}");
-    content.verify(target.path()).unwrap();
-}
-
-/// A Transmission seeder of `content` (`encryption` its setting), its data
-/// checked.
 fn transmission_seeds(content: &Content, encryption: u8) -> Transmission {
-    let mut transmission =
-        Transmission::start_with_encryption(&content.data_dir(), encryption).unwrap();
-    transmission.add(content.torrent_file()).unwrap();
-    poll("transmission has checked its data", 30, || {
-        transmission.process().check_running()?;
-        Ok(transmission.percent_done()? == Some(100))
-    });
-    transmission
+    clients::transmission_seeds(content, encryption, false)
 }
 
-/// A Transmission leecher (`encryption` its setting) of the btc seeder
-/// whose torrent `handle` is, done and checked. Transmission never dials
-/// 127.0.0.1 peers from a tracker: the btc seeder finds it in its next
-/// announce and dials it.
 async fn transmission_leeches(content: &Content, handle: &TorrentHandle, encryption: u8) {
-    let target = tempfile::tempdir().unwrap();
-    let mut transmission = Transmission::start_with_encryption(target.path(), encryption).unwrap();
-    transmission.add(content.torrent_file()).unwrap();
-    poll("transmission has every piece", 90, || {
-        transmission.process().check_running()?;
-        Ok(transmission.percent_done()? == Some(100))
-    });
-    content.verify(target.path()).unwrap();
-    uploaded(handle).await;
+    clients::transmission_leeches(content, handle, encryption, false).await;
 }
 
-/// A qBittorrent seeder of `content`, its data checked.
 fn qbittorrent_seeds(content: &Content, crypto: Crypto) -> Qbittorrent {
-    let mut qbittorrent =
-        Qbittorrent::start(content.torrent_file(), &content.data_dir(), crypto).unwrap();
-    poll("qbittorrent has checked its data", 60, || {
-        qbittorrent.process().check_running()?;
-        qbittorrent.done()
-    });
-    qbittorrent
+    clients::qbittorrent_seeds(content, crypto, Transport::Tcp)
 }
 
-/// A qBittorrent leecher of the btc seeder whose torrent `handle` is
-/// (found through the tracker), done and checked.
 async fn qbittorrent_leeches(content: &Content, handle: &TorrentHandle, crypto: Crypto) {
-    let target = tempfile::tempdir().unwrap();
-    let mut qbittorrent =
-        Qbittorrent::start(content.torrent_file(), target.path(), crypto).unwrap();
-    poll("qbittorrent has every piece", 90, || {
-        qbittorrent.process().check_running()?;
-        qbittorrent.done()
-    });
-    content.verify(target.path()).unwrap();
-    uploaded(handle).await;
+    clients::qbittorrent_leeches(content, handle, crypto, Transport::Tcp).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,10 +13,12 @@ use testnet::Content;
 use testnet::real::{Aria2, Transmission, wait_until};
 use tracker::HttpTracker;
 
+mod clients;
 mod crowd;
 mod encrypted;
 mod mainline;
 mod scenarios;
+mod utp;
 
 /// Several files, one of them empty, one a byte, across pieces.
 const SIZES: [u64; 5] = [0, 1, 300_000, 1 << 20, 500_001];

@@ -66,6 +66,10 @@ struct Sim {
     /// Datagrams larger than the MTU sent without don't-fragment.
     fragmented: usize,
     datagrams: usize,
+    /// A side that reads datagrams into a buffer of this many bytes and
+    /// loses the rest of longer ones (as implementations that read into
+    /// 1,500-byte buffers do).
+    truncate: [Option<usize>; 2],
 }
 
 impl Sim {
@@ -91,6 +95,7 @@ impl Sim {
             queueing: Vec::new(),
             fragmented: 0,
             datagrams: 0,
+            truncate: [None; 2],
         }
     }
 
@@ -139,6 +144,7 @@ impl Sim {
     }
 
     fn deliver(&mut self, to: usize, datagram: &[u8]) {
+        let datagram = &datagram[..self.truncate[to].unwrap_or(usize::MAX).min(datagram.len())];
         let packet = Packet::decode(datagram).expect("a connection sends valid packets");
         if self.sides[to].is_none() {
             assert_eq!(packet.header.kind, PacketType::Syn);
@@ -380,6 +386,39 @@ fn the_path_mtu_probe_finds_the_largest_datagram_that_gets_through() {
     }
 }
 
+/// A peer that announces nothing (every other implementation) gets no
+/// datagram past 1,472 bytes, whichever side it is and however large a
+/// datagram the path carries: it would cut one short and take the
+/// truncated payload as the whole.
+#[test]
+fn large_datagrams_go_only_to_a_peer_that_announced_it_takes_them() {
+    let large = Config {
+        max_datagram: 65_000,
+        ..Config::default()
+    };
+    let small = Config::default();
+    for (connects, accepts) in [(&large, &small), (&small, &large)] {
+        let link = Link {
+            mtu: 65_000,
+            ..Link::default()
+        };
+        let mut sim = Sim::new(link, 8, connects.clone(), (1, 1, 1));
+        sim.accept.0 = accepts.clone();
+        let small_side = usize::from(connects.max_datagram > accepts.max_datagram);
+        sim.truncate[small_side] = Some(1500);
+        let mut rng = SmallRng::seed_from_u64(8);
+        sim.out[0] = random_bytes(&mut rng, 1 << 20);
+        sim.out[1] = random_bytes(&mut rng, 1 << 20);
+        sim.run(Duration::from_secs(600));
+        assert!(sim.done());
+        assert!(sim.received[1] == sim.out[0] && sim.received[0] == sim.out[1]);
+        for i in 0..2 {
+            let size = sim.side(i).packet_size();
+            assert!(size <= 1472, "side {i} sends {size}-byte datagrams");
+        }
+    }
+}
+
 #[test]
 fn a_reader_that_stops_stops_the_sender_at_the_receive_window() {
     let config = Config {
@@ -517,6 +556,7 @@ fn hostile_packets_do_not_break_a_connection() {
             selective_ack: rng
                 .random_bool(0.5)
                 .then(|| SelectiveAck::new(rng.random(), (0..20).map(|_| rng.random()))),
+            largest_datagram: rng.random_bool(0.2).then(|| rng.random()),
             payload: random_bytes(&mut rng, len),
         };
         let now = sim.now;

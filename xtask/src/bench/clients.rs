@@ -311,6 +311,7 @@ impl Peer {
                         } else {
                             testnet::real::Crypto::Plaintext
                         },
+                        engine::Transport::Tcp,
                     ),
                 )?;
                 let mut command = Command::new("qbittorrent-nox");
