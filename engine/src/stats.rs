@@ -74,6 +74,8 @@ pub struct Stats {
     pub connections: usize,
     /// Peers that completed a handshake since the start.
     pub peers_ever: u32,
+    /// Of those (web seeds aside), the ones over uTP.
+    pub utp_peers_ever: u32,
     /// Dials that ended before a handshake (refused, timed out, …).
     pub dial_failures: u32,
     /// The last tracker error, until a tracker answers again.
@@ -162,6 +164,7 @@ impl Stats {
             announces: 0,
             connections: 0,
             peers_ever: 0,
+            utp_peers_ever: 0,
             dial_failures: 0,
             tracker_error: None,
         }

@@ -282,6 +282,8 @@ struct Running {
     /// that nobody can be found.
     tiers: TierStatus,
     peers_ever: u32,
+    /// Of those, the ones over uTP.
+    utp_peers_ever: u32,
     /// Peers ever connected, by where their address came from.
     sources_ever: PeerSources,
     dial_failures: u32,
@@ -371,6 +373,7 @@ impl Torrent {
             saving: None,
             tiers: TierStatus::default(),
             peers_ever: 0,
+            utp_peers_ever: 0,
             sources_ever: PeerSources::default(),
             dial_failures: 0,
             gone: HashMap::new(),
@@ -936,6 +939,7 @@ impl Torrent {
             announces: run.tiers.rounds(),
             connections: run.peers.values().filter(|p| p.web.is_none()).count(),
             peers_ever: run.peers_ever,
+            utp_peers_ever: run.utp_peers_ever,
             sources_ever: run.sources_ever,
             dial_failures: run.dial_failures,
             tracker_error: run.tiers.error(),

@@ -15,7 +15,8 @@
 //! leechers gave each other; as a table, JSON, and an SVG chart.
 //!
 //! `cargo xtask testnet` is the front door; [`Content`] and [`real`] are
-//! also used by the interoperability tests, and [`crowd`] (silent peers
+//! also used by the interoperability tests, [`relay`] (delay, jitter and
+//! loss on a UDP path) by the tests of uTP, and [`crowd`] (silent peers
 //! and bursts of handshakes, each from a loopback address of its own) by
 //! the tests of full peer tables.
 //!
@@ -32,6 +33,7 @@
 mod content;
 pub mod crowd;
 pub mod real;
+pub mod relay;
 mod report;
 mod run;
 mod scenario;

@@ -38,6 +38,9 @@ pub struct MemberReport {
     /// Peers it connected to, by where it learnt of them (`tracker`,
     /// `dht`, `pex`, `given`, `incoming`), for btc peers.
     pub learnt: BTreeMap<String, usize>,
+    /// Of those, the connections over uTP (the rest were over TCP), for
+    /// btc peers.
+    pub over_utp: usize,
     /// Connections that ended, by kind of reason (see
     /// [`engine::DropReason::kind`]), for btc peers.
     pub dropped: BTreeMap<String, usize>,
@@ -191,6 +194,15 @@ impl Report {
             for (kind, n) in &m.dropped {
                 *dropped.entry(kind).or_default() += n;
             }
+        }
+        let connections: usize = self.members.iter().flat_map(|m| m.learnt.values()).sum();
+        if connections > 0 {
+            let utp: usize = self.members.iter().map(|m| m.over_utp).sum();
+            let _ = writeln!(
+                out,
+                "btc peers' connections: {utp} over uTP, {} over TCP",
+                connections.saturating_sub(utp)
+            );
         }
         if !dropped.is_empty() {
             let kinds: Vec<String> = dropped.iter().map(|(k, n)| format!("{k} {n}")).collect();

@@ -107,6 +107,8 @@ struct BtcMember {
     verified: HashSet<u32>,
     /// The most peers connected at once from each source.
     learnt: BTreeMap<String, usize>,
+    /// Of those, the most over uTP.
+    over_utp: usize,
     /// Where its copy lives (the shared source for seeders).
     dir: PathBuf,
     _dir_guard: Option<tempfile::TempDir>,
@@ -244,6 +246,7 @@ pub async fn run(
             ip: swarm_ip(i),
             verified: HashSet::new(),
             learnt: BTreeMap::new(),
+            over_utp: 0,
             dropped: BTreeMap::new(),
             dir,
             _dir_guard: guard,
@@ -347,6 +350,7 @@ pub async fn run(
                     let most = member.learnt.entry(source.into()).or_default();
                     *most = (*most).max(count);
                 }
+                member.over_utp = member.over_utp.max(stats.utp_peers_ever as usize);
                 let have = (stats.pieces_have as usize).max(member.verified.len());
                 let fraction = have as f64 / f64::from(stats.pieces_total.max(1));
                 member.samples.push((t, fraction));
@@ -686,6 +690,7 @@ fn report(
             received_from,
             progress: m.samples.clone(),
             learnt: m.learnt.clone(),
+            over_utp: m.over_utp,
             dropped: m.dropped.clone(),
         });
     }
@@ -708,6 +713,7 @@ fn report(
             received_from: BTreeMap::new(),
             progress: m.samples.clone(),
             learnt: BTreeMap::new(),
+            over_utp: 0,
             dropped: BTreeMap::new(),
         });
     }
@@ -727,6 +733,7 @@ fn report(
             received_from: BTreeMap::new(),
             progress: Vec::new(),
             learnt: BTreeMap::new(),
+            over_utp: 0,
             dropped: BTreeMap::new(),
         });
     }

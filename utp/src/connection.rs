@@ -990,8 +990,9 @@ impl Connection {
     }
 }
 
-/// The reset that answers a packet for no connection we know.
-pub(crate) fn reset_for(h: &Header) -> Vec<u8> {
+/// The reset (a datagram) that answers a packet for no connection we
+/// know, so that its sender gives up at once.
+pub fn reset_for(h: &Header) -> Vec<u8> {
     let header = Header {
         kind: PacketType::Reset,
         connection_id: if h.kind == PacketType::Syn {

@@ -45,7 +45,7 @@ mod packet;
 mod shell;
 
 pub use congestion::{Ledbat, MAX_GAIN_PER_RTT, Rtt, TARGET};
-pub use connection::{Config, Connection, Error, Stats, Transmit};
+pub use connection::{Config, Connection, Error, Stats, Transmit, reset_for};
 pub use packet::{
     HEADER_LEN, Header, MAX_SACK_BYTES, Packet, PacketError, PacketType, SelectiveAck,
     UNANNOUNCED_DATAGRAM, is_utp,

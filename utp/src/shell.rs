@@ -316,12 +316,18 @@ impl Shared {
             return;
         };
         let mut waiting = !inner.outbox.is_empty();
-        while let Some(Transmit { datagram, .. }) = entry.conn.poll_transmit(now) {
-            // A path MTU probe would want don't-fragment; Linux's default
-            // for UDP sets it on any datagram within the path MTU it knows,
-            // so a probe past the real path is lost, as it must be.
+        while let Some(Transmit {
+            datagram,
+            dont_fragment,
+        }) = entry.conn.poll_transmit(now)
+        {
             if !waiting {
-                match self.udp.try_send_to(&datagram, key.0) {
+                let sent = if dont_fragment {
+                    send_unfragmented(&self.udp, &datagram, key.0)
+                } else {
+                    self.udp.try_send_to(&datagram, key.0)
+                };
+                match sent {
                     Ok(_) => continue,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => waiting = true,
                     // Unreachable, too large: as good as lost on the way.
@@ -578,10 +584,44 @@ fn receive(
         }
     }
     for (to, h) in refuse {
-        let _ = shared
-            .udp
-            .try_send_to(&crate::connection::reset_for(&h), to);
+        let _ = shared.udp.try_send_to(&crate::reset_for(&h), to);
     }
+}
+
+/// Sends a path MTU probe with don't-fragment: past the path's MTU (the
+/// interface's first) it is lost, not cut in pieces and delivered, which
+/// would tell the probe it fits. Everything else may be fragmented: the
+/// resend of a probe that did not fit gets through, and IP fragments a
+/// datagram the route's MTU has shrunk under.
+fn send_unfragmented(udp: &UdpSocket, datagram: &[u8], to: SocketAddr) -> io::Result<usize> {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::net::sockopt;
+        let probe = |on: bool| {
+            // Best effort: without it a probe may pass in fragments.
+            let _ = if to.is_ipv4() {
+                let mode = if on {
+                    sockopt::Ipv4PathMtuDiscovery::PROBE
+                } else {
+                    sockopt::Ipv4PathMtuDiscovery::WANT
+                };
+                sockopt::set_ip_mtu_discover(udp, mode)
+            } else {
+                let mode = if on {
+                    sockopt::Ipv6PathMtuDiscovery::PROBE
+                } else {
+                    sockopt::Ipv6PathMtuDiscovery::WANT
+                };
+                sockopt::set_ipv6_mtu_discover(udp, mode)
+            };
+        };
+        probe(true);
+        let sent = udp.try_send_to(datagram, to);
+        probe(false);
+        sent
+    }
+    #[cfg(not(target_os = "linux"))]
+    udp.try_send_to(datagram, to)
 }
 
 /// Sends the datagrams the socket would not take before, while it takes

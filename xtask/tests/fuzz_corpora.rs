@@ -39,6 +39,7 @@ targets!(
     krpc_message,
     mse_responder,
     utp_packet,
+    utp_connection,
 );
 
 fn fuzz_dir() -> PathBuf {

@@ -443,13 +443,21 @@ impl Torrent {
         }
         let addr = peer.addr;
         let source = peer.source;
+        let (utp, encrypted) = (peer.utp, peer.encrypted);
         run.peers_ever += 1;
         if peer.web.is_some() {
             return;
         }
         run.sources_ever.add(source);
+        run.utp_peers_ever += u32::from(utp);
         run.failures.remove(&addr);
-        tracing::debug!(%addr, "peer connected");
+        tracing::info!(
+            %addr,
+            over = if utp { "uTP" } else { "TCP" },
+            encrypted,
+            from = ?source,
+            "peer connected"
+        );
         let _ = self.broadcast.send(TorrentEvent::PeerConnected { addr });
     }
 
@@ -528,7 +536,7 @@ impl Torrent {
             run.cooling.insert(peer.addr, now + rest);
         }
         if peer.ready() {
-            tracing::debug!(addr = %peer.addr, %reason, "peer dropped");
+            tracing::info!(addr = %peer.addr, %reason, "peer dropped");
             let _ = self.broadcast.send(TorrentEvent::PeerDropped {
                 addr: peer.addr,
                 reason: reason.clone(),

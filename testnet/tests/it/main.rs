@@ -17,6 +17,7 @@ mod clients;
 mod crowd;
 mod encrypted;
 mod mainline;
+mod paths;
 mod scenarios;
 mod utp;
 

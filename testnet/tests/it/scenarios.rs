@@ -65,6 +65,12 @@ async fn default_scenario_trades_bans_the_liar_and_nobody_else() {
         "leechers give each other a real share\n{}",
         report.table()
     );
+    // Both transports are the default: btc peers meet over uTP.
+    assert!(
+        report.members.iter().map(|m| m.over_utp).sum::<usize>() > 0,
+        "no connection over uTP\n{}",
+        report.table()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,0 +1,247 @@
+//! uTP on paths loopback lacks: a distant, lossy one (through the relay
+//! of `testnet::relay`), and a bottleneck shared with TCP (a `tbf` rate
+//! limit on the loopback of a private network namespace, as root).
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use engine::{Session, SessionConfig, TorrentOptions, Transport};
+use testnet::Content;
+use testnet::relay::{Conditions, Relay};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::complete;
+
+fn host(i: u8) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(127, 0, 6, i))
+}
+
+/// btc over uTP alone through 25 ms each way (50 ms round trips), up to
+/// 10 ms of jitter (which reorders) and 1% loss each way: byte-exact, and
+/// every byte went through the relay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn btc_over_utp_through_a_lossy_distant_path_is_byte_exact() {
+    let content =
+        Content::generate("multi", &[3 << 20, 700_001, 1], false, 64 * 1024, &[], 121).unwrap();
+    let config = |i| SessionConfig {
+        transport: Transport::Utp,
+        pex: false,
+        ..testnet::local_config_at(host(i))
+    };
+    let seeder = Session::start(config(1)).await.unwrap();
+    let seeding = seeder
+        .add(
+            content.torrent().clone(),
+            TorrentOptions::new(content.data_dir()),
+        )
+        .await
+        .unwrap();
+    super::wait_seeding(&seeding).await;
+    let conditions = Conditions {
+        delay: Duration::from_millis(25),
+        jitter: Duration::from_millis(10),
+        loss: 0.01,
+    };
+    let relay = Relay::start(host(2), seeder.local_addr(), conditions)
+        .await
+        .unwrap();
+    let leecher = Session::start(config(3)).await.unwrap();
+    let target = tempfile::tempdir().unwrap();
+    let mut options = TorrentOptions::new(target.path());
+    options.peers = vec![relay.addr()];
+    let handle = leecher
+        .add(content.torrent().clone(), options)
+        .await
+        .unwrap();
+    complete(&handle).await;
+    content.verify(target.path()).unwrap();
+    let (passed, lost) = relay.counts();
+    assert!(lost > 0, "the relay lost nothing of {passed} datagrams");
+    assert!(
+        relay.bytes() >= content.torrent().info().total_length(),
+        "the data did not all go through the relay: {} bytes did",
+        relay.bytes()
+    );
+    assert_eq!(handle.stats().utp_peers_ever, 1);
+    leecher.shutdown().await;
+    seeder.shutdown().await;
+}
+
+/// Set in the copy of the test binary that runs in a network namespace.
+const IN_NETNS: &str = "BTC_TEST_IN_NETNS";
+
+/// Runs one test of this binary again in a network namespace of its own
+/// (`unshare --net`, which needs root: `.ci/run` runs as root), where it
+/// may rate-limit its loopback without touching the machine's.
+fn in_netns(test: &str) {
+    let exe = std::env::current_exe().unwrap();
+    let status = Command::new("unshare")
+        .arg("--net")
+        .arg(exe)
+        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .env(IN_NETNS, "1")
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run unshare (util-linux): {e}"));
+    assert!(
+        status.success(),
+        "{test} in a network namespace failed ({status}); it needs root, unshare and tc (iproute2)"
+    );
+}
+
+fn run(program: &str, args: &[&str]) {
+    let status = Command::new(program)
+        .args(args)
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+    assert!(status.success(), "{program} {args:?}: {status}");
+}
+
+/// Bytes a reader has taken so far.
+type Counter = Arc<AtomicU64>;
+
+async fn drain(mut from: impl tokio::io::AsyncRead + Unpin, counter: Counter) {
+    let mut buf = vec![0u8; 64 * 1024];
+    while let Ok(n) = from.read(&mut buf).await {
+        if n == 0 {
+            break;
+        }
+        counter.fetch_add(n as u64, Ordering::Relaxed);
+    }
+}
+
+async fn flood(mut to: impl tokio::io::AsyncWrite + Unpin) {
+    let block = vec![0x5a_u8; 64 * 1024];
+    while to.write_all(&block).await.is_ok() {}
+}
+
+/// LEDBAT yields: over a 20 Mbit/s bottleneck (with a queue of up to
+/// 300 ms), a uTP transfer that had the link to itself gives way to a TCP
+/// (CUBIC) transfer that joins it, which then gets most of the link; the
+/// uTP one goes on.
+#[test]
+fn utp_yields_to_tcp_on_a_shared_bottleneck() {
+    if std::env::var_os(IN_NETNS).is_none() {
+        in_netns("paths::utp_yields_to_tcp_on_a_shared_bottleneck");
+        return;
+    }
+    // An Ethernet-sized MTU, as on the paths LEDBAT shares with TCP
+    // (loopback's 64 KiB packets would leave LEDBAT a floor of a few of
+    // them per round trip).
+    run("ip", &["link", "set", "lo", "mtu", "1500", "up"]);
+    // The bottleneck is on the way in, not in the senders' own queue,
+    // where Linux holds a TCP sender to a couple of packets at a time (TCP
+    // small queues) and so starves it behind a standing queue of UDP: what
+    // loopback delivers goes through an ifb device rate-limited by tbf.
+    run("ip", &["link", "add", "ifb0", "type", "ifb"]);
+    run("ip", &["link", "set", "ifb0", "up"]);
+    run(
+        "tc",
+        &["qdisc", "add", "dev", "lo", "handle", "ffff:", "ingress"],
+    );
+    run(
+        "tc",
+        &[
+            "filter", "add", "dev", "lo", "parent", "ffff:", "protocol", "all", "u32", "match",
+            "u32", "0", "0", "action", "mirred", "egress", "redirect", "dev", "ifb0",
+        ],
+    );
+    run(
+        "tc",
+        &[
+            "qdisc", "add", "dev", "ifb0", "root", "tbf", "rate", "20mbit", "burst", "32kb",
+            "latency", "300ms",
+        ],
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let localhost = SocketAddr::from(([127, 0, 0, 1], 0));
+        let utp_bytes = Counter::default();
+        let tcp_bytes = Counter::default();
+
+        let server = utp::Socket::bind(localhost, utp::SocketConfig::default())
+            .await
+            .unwrap();
+        let client = utp::Socket::bind(localhost, utp::SocketConfig::default())
+            .await
+            .unwrap();
+        let ten = Duration::from_secs(10);
+        // Accepting from the start (a socket refuses SYNs until then); the
+        // accepting side hears of a connection once its peer speaks.
+        let accepting = tokio::spawn({
+            let server = server.clone();
+            async move { tokio::time::timeout(ten, server.accept()).await }
+        });
+        let connecting = tokio::time::timeout(ten, client.connect(server.local_addr()));
+        let sending = connecting.await.expect("uTP connects within 10 s").unwrap();
+        let utp_sender = tokio::spawn(flood(sending));
+        let accepted = accepting.await.unwrap();
+        let (receiving, _) = accepted.expect("uTP accepts within 10 s").unwrap();
+        tokio::spawn(drain(receiving, utp_bytes.clone()));
+
+        let wait = |seconds| tokio::time::sleep(Duration::from_secs(seconds));
+        wait(3).await;
+        let alone = utp_bytes.load(Ordering::Relaxed);
+
+        let listener = tokio::net::TcpListener::bind(localhost).await.unwrap();
+        let tcp_addr = listener.local_addr().unwrap();
+        let (connected, accepted) = tokio::time::timeout(ten, async {
+            tokio::join!(tokio::net::TcpStream::connect(tcp_addr), listener.accept())
+        })
+        .await
+        .expect("TCP connects within 10 s");
+        let connected = connected.unwrap();
+        // CUBIC, Linux's default, which fills the queue until it loses a
+        // packet: this machine's may be BBR, which keeps no queue for
+        // LEDBAT to see (and which LEDBAT therefore never yields to).
+        socket2::SockRef::from(&connected)
+            .set_tcp_congestion(b"cubic")
+            .expect("CUBIC is available");
+        tokio::spawn(drain(accepted.unwrap().0, tcp_bytes.clone()));
+        tokio::spawn(flood(connected));
+        // LEDBAT gives way a little each round trip (as BEP 29 and RFC
+        // 6817 have it, not at once): TCP has most of the link after ten
+        // seconds or so.
+        let mut last = (0, 0);
+        let mut shared = (0, 0);
+        for second in 0..20 {
+            wait(1).await;
+            let now = (
+                utp_bytes.load(Ordering::Relaxed),
+                tcp_bytes.load(Ordering::Relaxed),
+            );
+            println!(
+                "{second:2} s with TCP: uTP {:7} B/s, TCP {:7} B/s",
+                now.0 - last.0,
+                now.1 - last.1
+            );
+            if second == 11 {
+                shared = now;
+            }
+            last = now;
+        }
+        let (utp, tcp) = (last.0 - shared.0, last.1 - shared.1);
+        let share = tcp as f64 / (tcp + utp).max(1) as f64;
+        println!(
+            "uTP alone: {alone} bytes in 3 s; from 12 to 20 s with TCP: TCP {tcp}, uTP {utp} \
+             (TCP's share {:.0}%)",
+            share * 100.0
+        );
+        assert!(alone > 0, "uTP moved nothing alone");
+        assert!(
+            share >= 0.75,
+            "TCP kept only {:.0}% of the bottleneck",
+            share * 100.0
+        );
+        assert!(
+            utp > 0 && !utp_sender.is_finished(),
+            "the uTP transfer stopped"
+        );
+    });
+}
