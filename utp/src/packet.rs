@@ -43,8 +43,9 @@ const EXT_LARGEST_DATAGRAM: u8 = 0x42;
 pub const UNANNOUNCED_DATAGRAM: u16 = 1472;
 
 /// The longest selective ACK this crate sends: 256 packets past the gap.
-/// Longer ones (up to 252 bytes, the most a length byte allows in steps of
-/// four) are read.
+/// Longer ones (up to 255 bytes, the most a length byte allows) are read,
+/// and shorter ones of any length: BEP 29 asks for a multiple of four
+/// bytes, but libtorrent sends as many as its bits need.
 pub const MAX_SACK_BYTES: usize = 32;
 
 /// What a packet is for.
@@ -141,7 +142,7 @@ impl SelectiveAck {
             (0..8)
                 .filter(move |bit| bits & (1 << bit) != 0)
                 .map(move |bit| {
-                    // At most 252 × 8 bits: the index fits in a u16.
+                    // At most 255 × 8 bits: the index fits in a u16.
                     let i = (byte * 8 + bit) as u16;
                     ack_nr.wrapping_add(2).wrapping_add(i)
                 })
@@ -183,9 +184,6 @@ pub enum PacketError {
     /// An extension runs past the end of the datagram.
     #[error("an extension runs past the end of the packet")]
     Truncated,
-    /// A selective ACK whose length is not a positive multiple of four.
-    #[error("a selective ACK of {0} bytes (a multiple of 4 is needed)")]
-    BadSack(usize),
 }
 
 impl Packet {
@@ -226,10 +224,8 @@ impl Packet {
             let data = bytes
                 .get(at + 2..at + 2 + len)
                 .ok_or(PacketError::Truncated)?;
-            if next == EXT_SACK {
-                if len == 0 || len % 4 != 0 {
-                    return Err(PacketError::BadSack(len));
-                }
+            // An empty selective ACK says nothing.
+            if next == EXT_SACK && len > 0 {
                 selective_ack.get_or_insert_with(|| SelectiveAck {
                     mask: data.to_vec(),
                 });
@@ -295,7 +291,7 @@ pub(crate) fn encode(
     out.extend(h.ack_nr.to_be_bytes());
     for (i, (_, data)) in extensions.iter().enumerate() {
         out.push(extensions.get(i + 1).map_or(0, |(kind, _)| *kind));
-        // A mask read from the wire is at most 252 bytes; one made here
+        // A mask read from the wire is at most 255 bytes; one made here
         // at most MAX_SACK_BYTES.
         out.push(u8::try_from(data.len()).unwrap_or(u8::MAX));
         out.extend(*data);

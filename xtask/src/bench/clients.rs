@@ -64,6 +64,12 @@ impl Client {
         Client::ALL.into_iter().find(|c| c.name() == name)
     }
 
+    /// Whether the bench runs it over uTP alone (rqbit's uTP is
+    /// experimental and aria2 has none).
+    pub(crate) fn speaks_utp(self) -> bool {
+        matches!(self, Client::Btc | Client::Libtorrent | Client::Qbittorrent)
+    }
+
     /// How to install it.
     pub(crate) fn install(self) -> &'static str {
         match self {
@@ -162,31 +168,45 @@ pub(crate) struct Peer {
     _scratch: tempfile::TempDir,
 }
 
+/// What every peer of a run connects over.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum Transport {
+    /// Each client's own default (btc's: uTP first, TCP if it fails; the
+    /// others here: TCP).
+    #[default]
+    Default,
+    /// TCP alone.
+    Tcp,
+    /// uTP alone, for the clients that speak it.
+    Utp,
+}
+
+/// How every peer of a run connects.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct How {
+    /// Only MSE/PE connections with RC4, both ways.
+    pub(crate) encrypted: bool,
+    /// Over what.
+    pub(crate) transport: Transport,
+}
+
 impl Peer {
     /// Starts `client` seeding `torrent` from `data`, the folder that holds
-    /// its content.
-    /// With `encrypted`, it takes and makes only MSE/PE connections with
-    /// RC4.
+    /// its content, connecting as `how` says.
     pub(crate) fn seed(
         tools: &Tools,
         client: Client,
         torrent: &Path,
         data: &Path,
-        encrypted: bool,
+        how: How,
     ) -> Result<Peer> {
-        Peer::start(tools, client, torrent, Some(data), encrypted)
+        Peer::start(tools, client, torrent, Some(data), how)
     }
 
-    /// Starts `client` downloading `torrent` into a fresh folder.
-    /// With `encrypted`, it takes and makes only MSE/PE connections with
-    /// RC4.
-    pub(crate) fn leech(
-        tools: &Tools,
-        client: Client,
-        torrent: &Path,
-        encrypted: bool,
-    ) -> Result<Peer> {
-        Peer::start(tools, client, torrent, None, encrypted)
+    /// Starts `client` downloading `torrent` into a fresh folder,
+    /// connecting as `how` says.
+    pub(crate) fn leech(tools: &Tools, client: Client, torrent: &Path, how: How) -> Result<Peer> {
+        Peer::start(tools, client, torrent, None, how)
     }
 
     fn start(
@@ -194,8 +214,12 @@ impl Peer {
         client: Client,
         torrent: &Path,
         data: Option<&Path>,
-        encrypted: bool,
+        how: How,
     ) -> Result<Peer> {
+        let encrypted = how.encrypted;
+        if how.transport == Transport::Utp && !client.speaks_utp() {
+            bail!("{} speaks no uTP", client.name());
+        }
         let scratch = tools.scratch()?;
         let out = match data {
             Some(data) => data.to_path_buf(),
@@ -219,6 +243,11 @@ impl Peer {
                 command
                     .args(["--port", &port, "--bind", "127.0.0.1", "--no-dht"])
                     .args(["--encryption", if encrypted { "require" } else { "prefer" }])
+                    .args(match how.transport {
+                        Transport::Default => &[][..],
+                        Transport::Tcp => &["--transport", "tcp"],
+                        Transport::Utp => &["--transport", "utp"],
+                    })
                     .arg(torrent)
                     .env("XDG_STATE_HOME", scratch.path());
                 command
@@ -237,6 +266,9 @@ impl Peer {
                     .arg(&port);
                 if encrypted {
                     command.env("LT_ENCRYPTION", "require");
+                }
+                if how.transport == Transport::Utp {
+                    command.env("LT_TRANSPORT", "utp");
                 }
                 command
             }
@@ -311,7 +343,11 @@ impl Peer {
                         } else {
                             testnet::real::Crypto::Plaintext
                         },
-                        engine::Transport::Tcp,
+                        if how.transport == Transport::Utp {
+                            engine::Transport::Utp
+                        } else {
+                            engine::Transport::Tcp
+                        },
                     ),
                 )?;
                 let mut command = Command::new("qbittorrent-nox");

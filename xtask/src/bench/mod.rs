@@ -1,7 +1,7 @@
 //! `cargo xtask bench`: btc against the real clients installed here, on
 //! 127.0.0.1, in one run.
 //!
-//! Five scenarios, each a set of seeders that every leecher downloads the
+//! Six scenarios, each a set of seeders that every leecher downloads the
 //! same torrent from, one leecher client after the other, round after
 //! round (btc, libtorrent, qBittorrent, aria2, btc, …) so that drift on a
 //! shared machine hits everyone alike:
@@ -14,7 +14,10 @@
 //! - `files`: one seeder, one leecher, a torrent of many small files;
 //! - `encrypted`: one seeder (libtorrent, then btc), one leecher, every one
 //!   of them requiring MSE/PE with RC4 (rqbit, which has no MSE, sits it
-//!   out).
+//!   out);
+//! - `utp`: one seeder (btc, then libtorrent), one leecher, everyone over
+//!   TCP alone and then over uTP alone (the clients that speak it: btc,
+//!   libtorrent, qBittorrent).
 //!
 //! Every set of seeders first serves one unmeasured download: the first
 //! download from a freshly started seeder ran 20–100% slower than the
@@ -43,7 +46,7 @@ use testnet::real::wait_until;
 use tracker::{HttpTracker, Tracker};
 
 use bounds::Bounds;
-use clients::{Client, Peer, TIME, Tools, Usage};
+use clients::{Client, How, Peer, TIME, Tools, Transport, Usage};
 use report::table;
 
 /// Benchmark btc against the real clients installed here.
@@ -96,15 +99,19 @@ pub(crate) enum Scenario {
     /// One seeder to one leecher, every one of them requiring encryption
     /// (MSE/PE with RC4): from a libtorrent and from a btc seeder.
     Encrypted,
+    /// One seeder to one leecher over TCP alone, then over uTP alone: from
+    /// a btc and from a libtorrent seeder.
+    Utp,
 }
 
 impl Scenario {
-    const ALL: [Scenario; 5] = [
+    const ALL: [Scenario; 6] = [
         Scenario::One,
         Scenario::Four,
         Scenario::Swarm,
         Scenario::Files,
         Scenario::Encrypted,
+        Scenario::Utp,
     ];
 
     fn title(self, swarm: usize) -> String {
@@ -116,6 +123,7 @@ impl Scenario {
             Scenario::Encrypted => {
                 "encrypted (RC4 required by everyone), one seeder → one leecher".into()
             }
+            Scenario::Utp => "TCP alone, then uTP alone, one seeder → one leecher".into(),
         }
     }
 }
@@ -352,7 +360,7 @@ pub(crate) fn measure(btc: &Path, options: &Options, say: &mut dyn FnMut(String)
         tracker: &tracker,
         leechers: &clients,
         rounds: options.rounds,
-        encrypted: false,
+        how: How::default(),
     };
     // rqbit speaks no MSE.
     let encrypting: Vec<Client> = clients
@@ -382,12 +390,36 @@ pub(crate) fn measure(btc: &Path, options: &Options, say: &mut dyn FnMut(String)
                 let content = single.as_ref().context("no content")?;
                 let encrypted = Setup {
                     leechers: &encrypting,
-                    encrypted: true,
+                    how: How {
+                        encrypted: true,
+                        ..How::default()
+                    },
                     ..setup
                 };
                 for seeder in [Client::Libtorrent, Client::Btc] {
                     if encrypting.contains(&seeder) {
                         runs.extend(encrypted.run(*scenario, content, &[seeder], 1, say)?);
+                    }
+                }
+            }
+            Scenario::Utp => {
+                let content = single.as_ref().context("no content")?;
+                let utp_clients: Vec<Client> =
+                    clients.iter().copied().filter(|c| c.speaks_utp()).collect();
+                for seeder in [Client::Btc, Client::Libtorrent] {
+                    if !utp_clients.contains(&seeder) {
+                        continue;
+                    }
+                    for transport in [Transport::Tcp, Transport::Utp] {
+                        let over = Setup {
+                            leechers: &utp_clients,
+                            how: How {
+                                transport,
+                                ..How::default()
+                            },
+                            ..setup
+                        };
+                        runs.extend(over.run(*scenario, content, &[seeder], 1, say)?);
                     }
                 }
             }
@@ -434,8 +466,8 @@ struct Setup<'a> {
     tracker: &'a LocalTracker,
     leechers: &'a [Client],
     rounds: usize,
-    /// Whether every client requires encryption (MSE/PE with RC4).
-    encrypted: bool,
+    /// How every peer connects.
+    how: How,
 }
 
 impl Setup<'_> {
@@ -452,7 +484,12 @@ impl Setup<'_> {
         say: &mut dyn FnMut(String),
     ) -> Result<Vec<Run>> {
         let names: Vec<&str> = seeders.iter().map(|c| c.name()).collect();
-        let seeder_names = names.join("+");
+        let seeder_names = names.join("+")
+            + match self.how.transport {
+                Transport::Default => "",
+                Transport::Tcp => " (TCP)",
+                Transport::Utp => " (uTP)",
+            };
         let bytes = content.torrent().info().total_length();
         let info_hash = content.torrent().info_hash();
         self.tracker.reset();
@@ -464,7 +501,7 @@ impl Setup<'_> {
                     *c,
                     content.torrent_file(),
                     &content.data_dir(),
-                    self.encrypted,
+                    self.how,
                 )
             })
             .collect::<Result<Vec<_>>>()?;
@@ -537,7 +574,7 @@ impl Setup<'_> {
         let seeder_cpu_before = seeder_cpu(seeders)?;
         let machine_before = clients::machine_busy_seconds()?;
         let mut leechers = (0..count)
-            .map(|_| Peer::leech(self.tools, client, content.torrent_file(), self.encrypted))
+            .map(|_| Peer::leech(self.tools, client, content.torrent_file(), self.how))
             .collect::<Result<Vec<_>>>()?;
         let mut usages: Vec<Option<Usage>> = vec![None; count];
         let timeout = Duration::from_secs(60) + Duration::from_secs(bytes / 2_000_000);
@@ -723,6 +760,12 @@ mod tests {
         assert_eq!(per_scenario(Scenario::Four), n);
         assert_eq!(per_scenario(Scenario::Swarm), 2 * n);
         assert_eq!(per_scenario(Scenario::Files), n);
+        let utp = ran.iter().filter(|c| c.speaks_utp()).count();
+        let utp_seeders = [Client::Btc, Client::Libtorrent]
+            .iter()
+            .filter(|c| ran.contains(c))
+            .count();
+        assert_eq!(per_scenario(Scenario::Utp), utp_seeders * 2 * utp);
         assert!(
             bench.runs.iter().all(|r| r.seconds > 0.0
                 && r.peak_rss_mib > 0.0

@@ -117,6 +117,26 @@ fn comparisons(bench: &Bench) -> Vec<String> {
                 ));
             }
         }
+        if scenario == Scenario::Utp {
+            // What uTP costs btc against TCP, from the same seeder, same run.
+            for seeder in ["btc", "libtorrent"] {
+                let btc_from = |label: String| {
+                    cells
+                        .iter()
+                        .find(|c| c.seeders == label && c.leecher == Client::Btc)
+                };
+                let tcp = btc_from(format!("{seeder} (TCP)"));
+                let utp = btc_from(format!("{seeder} (uTP)"));
+                if let (Some(tcp), Some(utp)) = (tcp, utp) {
+                    lines.push(format!(
+                        "- Utp, from {seeder}: btc leecher over uTP {:.0} MB/s = {:.2}× over TCP ({:.0} MB/s)",
+                        utp.mb_s(),
+                        utp.mb_s() / tcp.mb_s(),
+                        tcp.mb_s(),
+                    ));
+                }
+            }
+        }
         if scenario != Scenario::One {
             continue;
         }
