@@ -22,6 +22,13 @@ const BASE_HISTORY: usize = 10;
 /// delay is below the base delay plus [`TARGET`] and shrinks above it, in
 /// proportion to how far off it is; a loss halves it, a timeout takes it
 /// down to one packet.
+///
+/// A connection starts in slow start, as libtorrent's does and RFC 6817
+/// allows: the window grows by what is acknowledged (doubling each round
+/// trip) until the queue reaches half the target (the window then halves,
+/// back to before the round trip that built it), a packet is lost or the
+/// timer fires. At 3,000 bytes a round trip alone, filling a 20 Mbit/s
+/// path 100 ms away would take forty seconds.
 #[derive(Clone, Debug)]
 pub struct Ledbat {
     window: f64,
@@ -33,6 +40,8 @@ pub struct Ledbat {
     bucket_started: Instant,
     /// The last delay sample above the base, for reporting.
     queueing: Duration,
+    /// Whether the window still grows by what is acknowledged.
+    slow_start: bool,
 }
 
 impl Ledbat {
@@ -49,7 +58,14 @@ impl Ledbat {
             base: [None; BASE_HISTORY],
             bucket_started: now,
             queueing: Duration::ZERO,
+            slow_start: true,
         }
+    }
+
+    /// Whether the window still grows by what is acknowledged (until the
+    /// first queue, loss or timeout).
+    pub fn in_slow_start(&self) -> bool {
+        self.slow_start
     }
 
     /// The bytes that may be in flight now.
@@ -67,8 +83,19 @@ impl Ledbat {
     /// An acknowledgement of `acked` bytes arrived, with the one-way delay
     /// the peer measured for our packets (`timestamp_difference`, in
     /// microseconds; its clock is not ours, so only differences between
-    /// samples count).
-    pub fn on_ack(&mut self, now: Instant, delay_us: u32, acked: u32) {
+    /// samples count), if it gave one: without, the queue is taken to be
+    /// as the last sample showed.
+    pub fn on_ack(&mut self, now: Instant, delay_us: Option<u32>, acked: u32) {
+        let queueing_us = match delay_us {
+            Some(delay_us) => self.sample(now, delay_us),
+            None => self.queueing.as_micros() as f64,
+        };
+        self.grow(queueing_us, acked);
+    }
+
+    /// Takes a delay sample into the base history; the queueing delay it
+    /// shows, in microseconds.
+    fn sample(&mut self, now: Instant, delay_us: u32) -> f64 {
         if now.duration_since(self.bucket_started) >= BASE_DELAY_BUCKET {
             self.base.rotate_right(1);
             self.base[0] = None;
@@ -90,7 +117,24 @@ impl Ledbat {
         let above = delay_us.wrapping_sub(base) as i32;
         let queueing_us = f64::from(above.max(0));
         self.queueing = Duration::from_micros(queueing_us as u64);
+        queueing_us
+    }
+
+    /// The window after `acked` bytes acknowledged with `queueing_us` of
+    /// queue.
+    fn grow(&mut self, queueing_us: f64, acked: u32) {
         let target_us = TARGET.as_micros() as f64;
+        if self.slow_start {
+            if queueing_us < target_us / 2.0 {
+                self.window = (self.window + f64::from(acked)).min(self.max_window);
+                return;
+            }
+            // The last round trip doubled the window into the queue seen:
+            // back to what it was, and LEDBAT from there.
+            self.slow_start = false;
+            self.window = (self.window / 2.0).max(self.min_window);
+            return;
+        }
         let off_target = (target_us - queueing_us) / target_us;
         let gain = MAX_GAIN_PER_RTT * off_target * f64::from(acked) / self.window;
         self.window = (self.window + gain).clamp(self.min_window, self.max_window);
@@ -99,12 +143,14 @@ impl Ledbat {
     /// A packet was lost (three duplicate acks, or a selective ACK past
     /// it): the window halves.
     pub fn on_loss(&mut self) {
+        self.slow_start = false;
         self.window = (self.window / 2.0).max(self.min_window);
     }
 
     /// The retransmission timer fired: nothing got through for a whole
     /// timeout, and the window starts again from one packet.
     pub fn on_timeout(&mut self) {
+        self.slow_start = false;
         self.window = self.min_window;
     }
 

@@ -569,9 +569,15 @@ impl Connection {
         } else {
             self.config.max_transmissions
         };
-        let oldest = self.in_flight.iter().find(|s| !s.acked);
-        match oldest {
-            Some(s) if s.transmissions >= limit => self.fail(Error::TimedOut),
+        let oldest = self.in_flight.iter().position(|s| !s.acked);
+        let unacked = self.in_flight.iter().filter(|s| !s.acked).count();
+        match oldest.map(|i| (i, &self.in_flight[i])) {
+            Some((_, s)) if s.transmissions >= limit => self.fail(Error::TimedOut),
+            // The path MTU probe, alone unanswered: too large for the path,
+            // not congestion. It goes again within the packet size known.
+            Some((i, s)) if unacked == 1 && self.mtu_probe.is_some_and(|(p, _)| p == s.seq) => {
+                self.lose(i, false);
+            }
             Some(_) => {
                 self.stats.timeouts += 1;
                 self.rtt.on_timeout();
@@ -649,7 +655,11 @@ impl Connection {
             let size = self.mtu_floor + (self.mtu_ceiling - self.mtu_floor) / 2;
             let sack = self.selective_ack().map_or(0, |s| 2 + s.mask().len());
             let probe_len = usize::from(size) - HEADER_LEN - sack;
-            if self.unsent.len() >= probe_len {
+            // Not larger than the window, not to go as the one packet that
+            // may always go: a probe lost alone is found only at the
+            // timeout.
+            let window = self.ledbat.window().min(self.peer_window);
+            if self.unsent.len() >= probe_len && u32::from(size) <= window {
                 len = probe_len;
                 probe = Some(size);
             }
@@ -838,10 +848,9 @@ impl Connection {
             self.rtt.on_sample(rtt);
         }
         if acked_bytes > 0 {
-            if h.timestamp_difference_us != 0 {
-                self.ledbat
-                    .on_ack(now, h.timestamp_difference_us, acked_bytes);
-            }
+            // Zero: the peer has no measurement to give (yet).
+            let delay = (h.timestamp_difference_us != 0).then_some(h.timestamp_difference_us);
+            self.ledbat.on_ack(now, delay, acked_bytes);
             // Progress: the timer restarts for what is still in flight.
             self.rto_at = self
                 .in_flight

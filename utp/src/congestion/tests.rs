@@ -29,7 +29,7 @@ fn simulate(
         let sample = offset.wrapping_add(one_way.as_micros() as u32);
         let packets = (window as u32).div_ceil(PACKET);
         for _ in 0..packets {
-            ledbat.on_ack(now, sample, PACKET);
+            ledbat.on_ack(now, Some(sample), PACKET);
         }
         delays.push(queue);
         now += base * 2 + queue;
@@ -68,9 +68,10 @@ fn the_queueing_delay_settles_near_the_target() {
 }
 
 #[test]
-fn without_a_queue_the_window_grows_by_at_most_3000_bytes_a_round_trip() {
+fn past_slow_start_without_a_queue_the_window_grows_by_at_most_3000_bytes_a_round_trip() {
     let start = Instant::now();
-    let mut ledbat = Ledbat::new(start, 10 * PACKET, PACKET, 4 << 20);
+    let mut ledbat = Ledbat::new(start, 20 * PACKET, PACKET, 4 << 20);
+    ledbat.on_loss();
     let before = ledbat.window();
     // A fast path: no queue at this window.
     let (_, _) = simulate(&mut ledbat, start, 10, 1e9, Duration::from_millis(10), 0);
@@ -161,4 +162,42 @@ fn the_timeout_follows_the_round_trip_and_backs_off() {
         rtt.timeout() < Duration::from_secs(1),
         "a sample ends the backoff"
     );
+}
+
+#[test]
+fn slow_start_fills_a_distant_path_in_a_few_round_trips_then_keeps_the_target() {
+    let start = Instant::now();
+    let mut ledbat = Ledbat::new(start, 2 * PACKET, PACKET, 4 << 20);
+    // 20 Mbit/s, 50 ms each way: a bandwidth-delay product of 250 KB.
+    let rate = 2_500_000.0;
+    let base = Duration::from_millis(50);
+    let (delays, now) = simulate(&mut ledbat, start, 12, rate, base, 7);
+    assert!(!ledbat.in_slow_start(), "still in slow start: {delays:?}");
+    // Out once the queue passed half the target (the round trip that
+    // overshot it is undone at once), with the path's worth in flight.
+    let window = ledbat.window();
+    assert!(window > 250_000, "window {window} after {:?}", now - start);
+    let over = delays.iter().filter(|d| **d > TARGET).count();
+    assert!(over <= 1, "{delays:?}");
+    // Then LEDBAT keeps the queue near the target.
+    let (delays, _) = simulate(&mut ledbat, now, 400, rate, base, 7);
+    let settled = mean(&delays[300..]);
+    assert!(
+        settled > Duration::from_millis(85) && settled < Duration::from_millis(115),
+        "queueing delay {settled:?}"
+    );
+}
+
+#[test]
+fn a_loss_or_a_timeout_ends_slow_start() {
+    for end in [Ledbat::on_loss, Ledbat::on_timeout] {
+        let start = Instant::now();
+        let mut ledbat = Ledbat::new(start, 20 * PACKET, PACKET, 4 << 20);
+        assert!(ledbat.in_slow_start());
+        end(&mut ledbat);
+        assert!(!ledbat.in_slow_start());
+        let before = ledbat.window();
+        let (_, _) = simulate(&mut ledbat, start, 1, 1e9, Duration::from_millis(10), 0);
+        assert!(ledbat.window() - before <= 3000);
+    }
 }

@@ -371,7 +371,8 @@ fn the_path_mtu_probe_finds_the_largest_datagram_that_gets_through() {
         };
         let mut sim = Sim::new(link, 5, config, (1, 1, 1));
         let mut rng = SmallRng::seed_from_u64(5);
-        sim.out[0] = random_bytes(&mut rng, 2 << 20);
+        // Enough round trips for the probe to close in.
+        sim.out[0] = random_bytes(&mut rng, 8 << 20);
         sim.run(Duration::from_secs(600));
         assert!(sim.done(), "mtu {mtu}");
         assert!(sim.received[1] == sim.out[0], "mtu {mtu}");
@@ -383,6 +384,9 @@ fn the_path_mtu_probe_finds_the_largest_datagram_that_gets_through() {
         );
         // Only the resends of probes that did not fit were fragmented.
         assert!(sim.fragmented <= 10, "{} fragmented", sim.fragmented);
+        // Probes are sent within the window, beside other packets: none
+        // lost was found by the timer.
+        assert_eq!(sim.side(0).stats().timeouts, 0, "mtu {mtu}");
     }
 }
 
