@@ -61,17 +61,7 @@ async fn btc_downloads_from_an_aria2_seeder() {
         aria2.process().check_running()?;
         Ok(accepts(addr))
     });
-    let leecher = session().await;
-    let target = tempfile::tempdir().unwrap();
-    let mut options = TorrentOptions::new(target.path());
-    options.peers = vec![addr];
-    let handle = leecher
-        .add(content.torrent().clone(), options)
-        .await
-        .unwrap();
-    complete(&handle).await;
-    content.verify(target.path()).unwrap();
-    leecher.shutdown().await;
+    clients::leech_from(&content, addr, testnet::local_config()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -83,31 +73,12 @@ async fn btc_downloads_from_a_transmission_seeder() {
         transmission.process().check_running()?;
         Ok(transmission.percent_done()? == Some(100))
     });
-    let leecher = session().await;
-    let target = tempfile::tempdir().unwrap();
-    let mut options = TorrentOptions::new(target.path());
-    options.peers = vec![transmission.addr()];
-    let handle = leecher
-        .add(content.torrent().clone(), options)
-        .await
-        .unwrap();
-    complete(&handle).await;
-    content.verify(target.path()).unwrap();
-    leecher.shutdown().await;
+    clients::leech_from(&content, transmission.addr(), testnet::local_config()).await;
 }
 
 /// A btc seeder, announced to an in-process tracker, with its data checked.
 async fn btc_seeder(content: &Content) -> (Session, TorrentHandle) {
-    let seeder = session().await;
-    let handle = seeder
-        .add(
-            content.torrent().clone(),
-            TorrentOptions::new(content.data_dir()),
-        )
-        .await
-        .unwrap();
-    wait_seeding(&handle).await;
-    (seeder, handle)
+    clients::seeder(content, testnet::local_config()).await
 }
 
 /// Waits (at most 30 s) until `handle` has checked its data and seeds.

@@ -8,13 +8,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use engine::{Session, SessionConfig, TorrentOptions, Transport};
+use engine::{SessionConfig, Transport};
 use testnet::Content;
 use testnet::real::{Libtorrent, LtNetwork};
 use testnet::relay::{Conditions, Relay};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::complete;
+use super::clients;
 
 fn host(i: u8) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(127, 0, 6, i))
@@ -32,15 +32,7 @@ async fn btc_over_utp_through_a_lossy_distant_path_is_byte_exact() {
         pex: false,
         ..testnet::local_config_at(host(i))
     };
-    let seeder = Session::start(config(1)).await.unwrap();
-    let seeding = seeder
-        .add(
-            content.torrent().clone(),
-            TorrentOptions::new(content.data_dir()),
-        )
-        .await
-        .unwrap();
-    super::wait_seeding(&seeding).await;
+    let (seeder, _) = clients::seeder(&content, config(1)).await;
     let conditions = Conditions {
         delay: Duration::from_millis(25),
         jitter: Duration::from_millis(10),
@@ -49,16 +41,7 @@ async fn btc_over_utp_through_a_lossy_distant_path_is_byte_exact() {
     let relay = Relay::start(host(2), seeder.local_addr(), conditions)
         .await
         .unwrap();
-    let leecher = Session::start(config(3)).await.unwrap();
-    let target = tempfile::tempdir().unwrap();
-    let mut options = TorrentOptions::new(target.path());
-    options.peers = vec![relay.addr()];
-    let handle = leecher
-        .add(content.torrent().clone(), options)
-        .await
-        .unwrap();
-    complete(&handle).await;
-    content.verify(target.path()).unwrap();
+    let stats = clients::leech_from(&content, relay.addr(), config(3)).await;
     let (passed, lost) = relay.counts();
     assert!(lost > 0, "the relay lost nothing of {passed} datagrams");
     assert!(
@@ -66,8 +49,7 @@ async fn btc_over_utp_through_a_lossy_distant_path_is_byte_exact() {
         "the data did not all go through the relay: {} bytes did",
         relay.bytes()
     );
-    assert_eq!(handle.stats().utp_peers_ever, 1);
-    leecher.shutdown().await;
+    assert_eq!(stats.utp_peers_ever, 1);
     seeder.shutdown().await;
 }
 
@@ -94,14 +76,14 @@ async fn btc_and_libtorrent_over_utp_through_a_lossy_path_both_ways() {
         transport: Transport::Utp,
         ..LtNetwork::default()
     };
-    let lt = super::clients::libtorrent_seeds(&content, network);
+    let lt = clients::libtorrent_seeds(&content, network);
     let relay = Relay::start(host(13), lt.addr(), conditions).await.unwrap();
-    let stats = super::clients::leech_from(&content, relay.addr(), utp_only.clone()).await;
+    let stats = clients::leech_from(&content, relay.addr(), utp_only.clone()).await;
     assert_eq!(stats.utp_peers_ever, stats.peers_ever);
     assert!(relay.counts().1 > 0, "the relay lost nothing");
     drop(lt);
 
-    let (seeder, handle) = super::clients::seeder(&content, utp_only).await;
+    let (seeder, handle) = clients::seeder(&content, utp_only).await;
     let relay = Relay::start(host(14), seeder.local_addr(), conditions)
         .await
         .unwrap();
